@@ -1,0 +1,1 @@
+//! Shared pieces of the inference server and the load generator.
