@@ -1,0 +1,611 @@
+//! Open-loop HTTP load generator.
+//!
+//! Requests leave on the [`Schedule`], whatever the responses do; latency runs from the
+//! moment a request was *due*, so a slow target cannot hide its slowness by slowing the
+//! sender down (no coordinated omission). A concurrency cap bounds open connections: when
+//! it is reached the sender waits, and the wait counts in the latency of the late requests.
+//! Every run is bounded by a duration and a request count and stops by itself.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+
+use crate::schedule::{Schedule, ScheduleError};
+
+/// Flags of the `loadgen` binary; each can also come from the environment (for Jobs).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "loadgen", version, about = "Open-loop HTTP load generator")]
+pub struct LoadgenArgs {
+    /// Target URL (http only), e.g. http://127.0.0.1:8080/predict.
+    #[arg(long, env = "LOADGEN_URL")]
+    pub url: String,
+    /// Constant rate in requests per second (needs --duration or --max-requests).
+    #[arg(long, env = "LOADGEN_RATE", conflicts_with = "stages")]
+    pub rate: Option<f64>,
+    /// Stages instead of a constant rate: `30s@50,60s@200,1m@200->400` (DURATION@RPS or
+    /// DURATION@FROM->TO for a linear ramp).
+    #[arg(long, env = "LOADGEN_STAGES")]
+    pub stages: Option<String>,
+    /// How long to send (humantime: 60s, 2m, 1m30s). With --stages, cuts the stages short.
+    #[arg(long, env = "LOADGEN_DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Most requests to send; defaults to what the schedule plans (rate × duration).
+    #[arg(long, env = "LOADGEN_MAX_REQUESTS")]
+    pub max_requests: Option<u64>,
+    /// Most requests open at once (one keep-alive connection each).
+    #[arg(long, env = "LOADGEN_CONCURRENCY", default_value_t = 256)]
+    pub concurrency: u32,
+    /// HTTP method.
+    #[arg(long, env = "LOADGEN_METHOD", default_value = "POST")]
+    pub method: String,
+    /// Request body (sent as application/json).
+    #[arg(long, env = "LOADGEN_BODY")]
+    pub body: Option<String>,
+    /// Per-request timeout, from the moment it is sent.
+    #[arg(long, env = "LOADGEN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Print the summary as JSON on stdout.
+    #[arg(long, env = "LOADGEN_JSON")]
+    pub json: bool,
+}
+
+/// Why a run cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "refusing to start without bounds: give --rate with --duration (or --max-requests), or --stages"
+    )]
+    Unbounded,
+    #[error("--rate must be a positive number of requests per second, not {0}")]
+    Rate(f64),
+    #[error("invalid schedule: {0}")]
+    Schedule(#[from] ScheduleError),
+    #[error("--max-requests must be at least 1")]
+    MaxRequests,
+    #[error("--concurrency must be at least 1")]
+    Concurrency,
+    #[error("invalid --url `{url}`: {reason}")]
+    Url { url: String, reason: String },
+    #[error("invalid --method `{0}`")]
+    Method(String),
+}
+
+/// A validated run: what to send, on which schedule, within which bounds.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub url: Uri,
+    pub method: Method,
+    pub body: Option<Bytes>,
+    pub schedule: Schedule,
+    pub max_requests: u64,
+    pub concurrency: u32,
+    pub timeout: Duration,
+}
+
+impl LoadgenArgs {
+    /// Checks the flags and derives the bounds.
+    pub fn plan(&self) -> Result<Plan, PlanError> {
+        let schedule = match (&self.stages, self.rate) {
+            (Some(stages), _) => {
+                let schedule = Schedule::parse(stages)?;
+                match self.duration {
+                    Some(limit) => schedule.truncated(limit)?,
+                    None => schedule,
+                }
+            }
+            (None, Some(rate)) => {
+                if !rate.is_finite() || rate <= 0.0 {
+                    return Err(PlanError::Rate(rate));
+                }
+                let duration = match (self.duration, self.max_requests) {
+                    (Some(duration), _) => duration,
+                    // Just long enough for the requested count at the requested rate.
+                    (None, Some(count)) => Duration::from_secs_f64(count as f64 / rate),
+                    (None, None) => return Err(PlanError::Unbounded),
+                };
+                Schedule::constant(rate, duration)?
+            }
+            (None, None) => return Err(PlanError::Unbounded),
+        };
+        let max_requests = self.max_requests.unwrap_or(schedule.total_requests());
+        if max_requests == 0 {
+            return Err(PlanError::MaxRequests);
+        }
+        if self.concurrency == 0 {
+            return Err(PlanError::Concurrency);
+        }
+        let url = parse_url(&self.url)?;
+        let method = Method::from_bytes(self.method.to_uppercase().as_bytes())
+            .map_err(|_| PlanError::Method(self.method.clone()))?;
+        Ok(Plan {
+            url,
+            method,
+            body: self.body.clone().map(Bytes::from),
+            schedule,
+            max_requests,
+            concurrency: self.concurrency,
+            timeout: self.timeout,
+        })
+    }
+}
+
+fn parse_url(url: &str) -> Result<Uri, PlanError> {
+    let invalid = |reason: &str| PlanError::Url {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|error: hyper::http::uri::InvalidUri| invalid(&error.to_string()))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(invalid("only http:// URLs are supported"));
+    }
+    if uri.host().is_none() {
+        return Err(invalid("no host"));
+    }
+    Ok(uri)
+}
+
+/// Why the sender stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The schedule ran to its end (the duration bound).
+    Schedule,
+    /// `--max-requests` were sent.
+    MaxRequests,
+    /// SIGTERM or SIGINT.
+    Signal,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Percentiles {
+    fn from_micros(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        let ms = |micros: u64| micros as f64 / 1e3;
+        Self {
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p90: ms(histogram.value_at_quantile(0.90)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            max: ms(histogram.max()),
+            mean: histogram.mean() / 1e3,
+        }
+    }
+}
+
+/// The result of a run (printed with `--json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub url: String,
+    pub method: String,
+    pub schedule: String,
+    /// Requests due before the sender stopped (capped by `max_requests`).
+    pub scheduled: u64,
+    /// Requests actually sent.
+    pub sent: u64,
+    /// Responses with a 2xx status.
+    pub ok: u64,
+    /// Failures by kind: `connect`, `timeout`, `io`, `status_<code>`, `not_sent` (due but
+    /// not sent: the concurrency cap held it past the end) and `cancelled` (no answer when
+    /// the run ended). `ok` plus these add up to `scheduled`.
+    pub errors: BTreeMap<String, u64>,
+    pub error_total: u64,
+    pub stopped_by: StopReason,
+    /// Mean rate the schedule planned.
+    pub target_rate_rps: f64,
+    /// Requests sent per second of sending (never above plan: nothing leaves early).
+    pub achieved_rate_rps: f64,
+    /// 2xx responses per second over the whole run.
+    pub ok_throughput_rps: f64,
+    /// Seconds spent sending.
+    pub send_seconds: f64,
+    /// Seconds for the whole run, draining included.
+    pub elapsed_seconds: f64,
+    /// Latency of 2xx responses, from the moment each request was due.
+    pub latency_ms: Percentiles,
+    /// How late requests left compared to the schedule.
+    pub send_lag_ms: Percentiles,
+}
+
+#[derive(Debug)]
+struct Tally {
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    latency_micros: Histogram<u64>,
+}
+
+impl Tally {
+    fn record(&mut self, outcome: Result<Duration, String>) {
+        match outcome {
+            Ok(latency) => {
+                self.ok += 1;
+                self.latency_micros
+                    .saturating_record(latency.as_micros() as u64);
+            }
+            Err(kind) => *self.errors.entry(kind).or_default() += 1,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    tally: Mutex<Tally>,
+    completed: AtomicU64,
+}
+
+impl Shared {
+    fn tally(&self) -> MutexGuard<'_, Tally> {
+        self.tally
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn micros_histogram() -> Histogram<u64> {
+    // 1 µs to 1 h at 3 significant digits; saturating_record clamps anything beyond.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Runs `plan` until its schedule ends, `max_requests` are sent, or `stop` turns true.
+/// `progress`, when given, is updated a few times a second.
+pub async fn run(
+    plan: &Plan,
+    mut stop: watch::Receiver<bool>,
+    progress: Option<ProgressBar>,
+) -> Summary {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(plan.timeout));
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(plan.concurrency as usize)
+        .build(connector);
+    let shared = Arc::new(Shared {
+        tally: Mutex::new(Tally {
+            ok: 0,
+            errors: BTreeMap::new(),
+            latency_micros: micros_histogram(),
+        }),
+        completed: AtomicU64::new(0),
+    });
+    let permits = Arc::new(Semaphore::new(plan.concurrency as usize));
+    let planned = plan.schedule.total_requests();
+    let total = planned.min(plan.max_requests);
+    let sent_counter = Arc::new(AtomicU64::new(0));
+    let ticker = progress.map(|bar| {
+        bar.set_length(total);
+        spawn_progress(bar, Arc::clone(&sent_counter), Arc::clone(&shared))
+    });
+
+    let mut send_lag = micros_histogram();
+    let start = Instant::now();
+    let end = start + plan.schedule.duration();
+    let mut sent = 0u64;
+    let mut stopped_by = StopReason::Schedule;
+    loop {
+        if sent >= total {
+            if total < planned {
+                stopped_by = StopReason::MaxRequests;
+            }
+            break;
+        }
+        if *stop.borrow() {
+            stopped_by = StopReason::Signal;
+            break;
+        }
+        let Some(offset) = plan.schedule.due_at(sent) else {
+            break;
+        };
+        let due = start + offset;
+        if due >= end {
+            break;
+        }
+        if due > Instant::now() {
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                () = stop_requested(&mut stop) => {
+                    stopped_by = StopReason::Signal;
+                    break;
+                }
+            }
+        } else if Instant::now() >= end {
+            // Behind schedule at the end of the run: the duration bound wins.
+            break;
+        }
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => {
+                    permit.expect("the semaphore is never closed")
+                }
+                () = tokio::time::sleep_until(end) => break,
+                () = stop_requested(&mut stop) => {
+                    stopped_by = StopReason::Signal;
+                    break;
+                }
+            },
+        };
+        send_lag.saturating_record(due.elapsed().as_micros() as u64);
+        sent += 1;
+        sent_counter.store(sent, Ordering::Relaxed);
+        let request = build_request(plan);
+        let client = client.clone();
+        let shared = Arc::clone(&shared);
+        let timeout = plan.timeout;
+        tokio::spawn(async move {
+            let outcome = send(&client, request, due, timeout).await;
+            shared.tally().record(outcome);
+            shared.completed.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+    let send_elapsed = start.elapsed();
+    let scheduled = match stopped_by {
+        StopReason::Signal => plan.schedule.due_by(send_elapsed).min(total).max(sent),
+        StopReason::Schedule | StopReason::MaxRequests => total,
+    };
+
+    // Every request has its own timeout, so holding all permits happens within one timeout.
+    let all = plan.concurrency;
+    let drained = tokio::time::timeout(
+        plan.timeout + Duration::from_secs(1),
+        permits.acquire_many(all),
+    )
+    .await;
+    drop(drained);
+    let elapsed = start.elapsed();
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+
+    let mut tally = shared.tally();
+    let answered = tally.ok + tally.errors.values().sum::<u64>();
+    let cancelled = sent.saturating_sub(answered);
+    if cancelled > 0 {
+        *tally.errors.entry("cancelled".to_owned()).or_default() += cancelled;
+    }
+    let not_sent = scheduled.saturating_sub(sent);
+    if not_sent > 0 {
+        *tally.errors.entry("not_sent".to_owned()).or_default() += not_sent;
+    }
+    // Nothing leaves before it is due, so sending the first `sent` requests takes at least
+    // until the next one is due (or the schedule ends); only lateness lowers the rate.
+    let planned_window = plan
+        .schedule
+        .due_at(sent)
+        .unwrap_or_else(|| plan.schedule.duration())
+        .min(plan.schedule.duration());
+    let send_window = send_elapsed.max(planned_window);
+    let per_second = |count: u64, window: Duration| {
+        if window.is_zero() {
+            0.0
+        } else {
+            count as f64 / window.as_secs_f64()
+        }
+    };
+    Summary {
+        url: plan.url.to_string(),
+        method: plan.method.to_string(),
+        schedule: plan.schedule.to_string(),
+        scheduled,
+        sent,
+        ok: tally.ok,
+        error_total: tally.errors.values().sum(),
+        errors: tally.errors.clone(),
+        stopped_by,
+        target_rate_rps: plan.schedule.mean_rps(),
+        achieved_rate_rps: per_second(sent, send_window),
+        ok_throughput_rps: per_second(tally.ok, elapsed),
+        send_seconds: send_window.as_secs_f64(),
+        elapsed_seconds: elapsed.as_secs_f64(),
+        latency_ms: Percentiles::from_micros(&tally.latency_micros),
+        send_lag_ms: Percentiles::from_micros(&send_lag),
+    }
+}
+
+/// Resolves once `stop` is true; never if its sender is gone.
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stopped| *stopped).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn build_request(plan: &Plan) -> Request<Full<Bytes>> {
+    let mut request = Request::new(Full::new(plan.body.clone().unwrap_or_default()));
+    *request.method_mut() = plan.method.clone();
+    *request.uri_mut() = plan.url.clone();
+    if plan.body.is_some() {
+        request
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    request
+}
+
+/// Sends one request and reads the whole response (so the connection can be reused).
+/// Ok carries the latency from `due`; Err the error kind.
+async fn send(
+    client: &HttpClient,
+    request: Request<Full<Bytes>>,
+    due: Instant,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let exchange = async {
+        let response = client.request(request).await.map_err(|error| {
+            if error.is_connect() {
+                "connect".to_owned()
+            } else {
+                "io".to_owned()
+            }
+        })?;
+        let status = response.status();
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| "io".to_owned())?;
+        Ok(status)
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Err("timeout".to_owned()),
+        Ok(Err(kind)) => Err(kind),
+        Ok(Ok(status)) if status.is_success() => Ok(due.elapsed()),
+        Ok(Ok(status)) => Err(format!("status_{}", status.as_u16())),
+    }
+}
+
+fn spawn_progress(
+    bar: ProgressBar,
+    sent: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let (ok, errors) = {
+                let tally = shared.tally();
+                (tally.ok, tally.errors.values().sum::<u64>())
+            };
+            bar.set_position(sent.load(Ordering::Relaxed));
+            bar.set_message(format!("ok {ok}  errors {errors}"));
+        }
+    })
+}
+
+impl Summary {
+    /// Human-readable lines for a terminal.
+    pub fn to_text(&self) -> String {
+        let errors = if self.errors.is_empty() {
+            "none".to_owned()
+        } else {
+            self.errors
+                .iter()
+                .map(|(kind, count)| format!("{kind}={count}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        format!(
+            "{method} {url}  schedule {schedule}  stopped by {stopped:?}\n\
+             sent {sent}/{scheduled}  ok {ok}  errors {error_total} ({errors})\n\
+             rate: target {target:.1}/s  achieved {achieved:.1}/s  ok throughput {throughput:.1}/s\n\
+             latency ms: p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  max {max:.2}\n",
+            method = self.method,
+            url = self.url,
+            schedule = self.schedule,
+            stopped = self.stopped_by,
+            sent = self.sent,
+            scheduled = self.scheduled,
+            ok = self.ok,
+            error_total = self.error_total,
+            target = self.target_rate_rps,
+            achieved = self.achieved_rate_rps,
+            throughput = self.ok_throughput_rps,
+            p50 = self.latency_ms.p50,
+            p90 = self.latency_ms.p90,
+            p99 = self.latency_ms.p99,
+            max = self.latency_ms.max,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> LoadgenArgs {
+        let mut argv = vec!["loadgen", "--url", "http://127.0.0.1:9/predict"];
+        argv.extend_from_slice(extra);
+        LoadgenArgs::try_parse_from(argv).expect("flags parse")
+    }
+
+    #[test]
+    fn refuses_to_start_without_bounds() {
+        assert!(matches!(args(&[]).plan(), Err(PlanError::Unbounded)));
+        assert!(matches!(
+            args(&["--rate", "10"]).plan(),
+            Err(PlanError::Unbounded)
+        ));
+    }
+
+    #[test]
+    fn max_requests_defaults_to_rate_times_duration() {
+        let plan = args(&["--rate", "50", "--duration", "3s"]).plan().unwrap();
+        assert_eq!(plan.max_requests, 150);
+        let plan = args(&["--rate", "50", "--max-requests", "20"])
+            .plan()
+            .unwrap();
+        assert_eq!(plan.schedule.duration(), Duration::from_millis(400));
+        assert_eq!(plan.max_requests, 20);
+    }
+
+    #[test]
+    fn stages_are_cut_by_duration() {
+        let plan = args(&["--stages", "2s@10,2s@20", "--duration", "3s"])
+            .plan()
+            .unwrap();
+        assert_eq!(plan.max_requests, 40);
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(matches!(
+            args(&["--rate", "0", "--duration", "1s"]).plan(),
+            Err(PlanError::Rate(_))
+        ));
+        let https = LoadgenArgs::try_parse_from([
+            "loadgen",
+            "--url",
+            "https://example.invalid/",
+            "--rate",
+            "1",
+            "--duration",
+            "1s",
+        ])
+        .unwrap();
+        assert!(matches!(https.plan(), Err(PlanError::Url { .. })));
+        assert!(matches!(
+            args(&["--rate", "1", "--duration", "1s", "--max-requests", "0"]).plan(),
+            Err(PlanError::MaxRequests)
+        ));
+        assert!(
+            LoadgenArgs::try_parse_from([
+                "loadgen",
+                "--url",
+                "http://x/",
+                "--rate",
+                "1",
+                "--stages",
+                "1s@1"
+            ])
+            .is_err()
+        );
+    }
+}
