@@ -1,2 +1,8 @@
 //! The grading harness: submission → checks → verdicts → report, and
 //! cluster → probes → timelines → verdicts. See `ARCHITECTURE.md` for the data flow.
+
+pub mod checks;
+pub mod criteria;
+pub mod report;
+pub mod submission;
+pub mod verdict;

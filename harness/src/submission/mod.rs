@@ -1,0 +1,1115 @@
+//! A student's submission: every file found by content, loaded into typed
+//! objects that remember where they were written.
+//!
+//! Loading never panics and never stops at a bad file: each problem becomes an
+//! `input.*` finding with its path, and the other files are still loaded.
+
+pub mod crds;
+pub mod quantity;
+pub mod yaml;
+
+use crate::verdict::{Finding, Location, Severity};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, Pod, PodSpec, ResourceQuota, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use yaml::{Document, Position, YamlLimits, YamlProblemKind};
+
+/// What loading may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    pub max_file_bytes: u64,
+    pub max_files: usize,
+    pub max_dir_depth: usize,
+    pub yaml: YamlLimits,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { max_file_bytes: 2 * 1024 * 1024, max_files: 5_000, max_dir_depth: 32, yaml: YamlLimits::default() }
+    }
+}
+
+/// A text file kept whole (scripts, docs, other source such as a k6 script).
+#[derive(Debug, Clone)]
+pub struct TextFile {
+    /// Relative to the submission root, `/`-separated.
+    pub path: String,
+    pub text: String,
+}
+
+/// A Kubernetes object and where it was written.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub file: String,
+    pub typed: Typed,
+    document: Arc<Document>,
+    /// Where this object sits inside its document (non-empty for `List` items).
+    pointer: String,
+}
+
+impl Object {
+    /// The object as loaded (apiVersion as written, before any conversion).
+    pub fn value(&self) -> &Value {
+        self.document.value.pointer(&self.pointer).unwrap_or(&Value::Null)
+    }
+
+    /// Where a field (JSON pointer relative to the object) is written, or the
+    /// nearest written ancestor.
+    pub fn locate(&self, pointer: &str) -> Location {
+        let position = self.document.locate(&format!("{}{pointer}", self.pointer));
+        Location::at(self.file.clone(), position.line, position.column)
+    }
+
+    pub fn location(&self) -> Location {
+        self.locate("")
+    }
+
+    /// `Kind/namespace/name` for messages.
+    pub fn describe(&self) -> String {
+        match &self.namespace {
+            Some(namespace) => format!("{} {namespace}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+
+    /// Namespaces match when equal, or when either is unset (a kustomization or
+    /// `kubectl -n` supplies it).
+    pub fn same_namespace(&self, other: Option<&str>) -> bool {
+        match (self.namespace.as_deref(), other) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+    }
+
+    /// The pod spec and pod labels of a workload, with the pointer to the pod spec.
+    pub fn pod_template(&self) -> Option<PodTemplate<'_>> {
+        let (spec, labels, pointer) = match &self.typed {
+            Typed::Deployment(d) => {
+                let t = &d.spec.template;
+                (t.spec.as_ref()?, t.metadata.as_ref().and_then(|m| m.labels.as_ref()), "/spec/template/spec")
+            }
+            Typed::StatefulSet(d) => {
+                let t = &d.spec.template;
+                (t.spec.as_ref()?, t.metadata.as_ref().and_then(|m| m.labels.as_ref()), "/spec/template/spec")
+            }
+            Typed::ReplicaSet(d) => {
+                let t = d.spec.template.as_ref()?;
+                (t.spec.as_ref()?, t.metadata.as_ref().and_then(|m| m.labels.as_ref()), "/spec/template/spec")
+            }
+            Typed::DaemonSet(d) => {
+                let t = &d.spec.template;
+                (t.spec.as_ref()?, t.metadata.as_ref().and_then(|m| m.labels.as_ref()), "/spec/template/spec")
+            }
+            Typed::Job(d) => {
+                let t = &d.spec.as_ref()?.template;
+                (t.spec.as_ref()?, t.metadata.as_ref().and_then(|m| m.labels.as_ref()), "/spec/template/spec")
+            }
+            Typed::CronJob(d) => {
+                let t = &d.spec.job_template.spec.as_ref()?.template;
+                (
+                    t.spec.as_ref()?,
+                    t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                    "/spec/jobTemplate/spec/template/spec",
+                )
+            }
+            Typed::Pod(d) => (d.spec.as_ref()?, d.metadata.labels.as_ref(), "/spec"),
+            _ => return None,
+        };
+        Some(PodTemplate { spec, labels, pointer })
+    }
+
+    /// Labels on the object's own metadata.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.value()
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|map| {
+                map.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Desired replicas written in the spec (Deployment, StatefulSet, ReplicaSet).
+    pub fn spec_replicas(&self) -> Option<i32> {
+        match &self.typed {
+            Typed::Deployment(d) => Some(d.spec.replicas.unwrap_or(1)),
+            Typed::StatefulSet(d) => Some(d.spec.replicas.unwrap_or(1)),
+            Typed::ReplicaSet(d) => Some(d.spec.replicas.unwrap_or(1)),
+            _ => None,
+        }
+    }
+
+    /// Kinds an HPA, VPA or ScaledObject can scale.
+    pub fn is_scalable(&self) -> bool {
+        matches!(self.typed, Typed::Deployment(_) | Typed::StatefulSet(_) | Typed::ReplicaSet(_))
+    }
+}
+
+/// A pod spec inside a workload.
+#[derive(Debug, Clone, Copy)]
+pub struct PodTemplate<'a> {
+    pub spec: &'a PodSpec,
+    pub labels: Option<&'a BTreeMap<String, String>>,
+    /// JSON pointer of the pod spec inside the object, for locations.
+    pub pointer: &'static str,
+}
+
+/// The typed form of an object. Boxed: the k8s-openapi types are large.
+#[derive(Debug, Clone)]
+pub enum Typed {
+    Namespace(Box<Namespace>),
+    ResourceQuota(Box<ResourceQuota>),
+    LimitRange(Box<LimitRange>),
+    Deployment(Box<Deployment>),
+    StatefulSet(Box<StatefulSet>),
+    ReplicaSet(Box<ReplicaSet>),
+    DaemonSet(Box<DaemonSet>),
+    Job(Box<Job>),
+    CronJob(Box<CronJob>),
+    Pod(Box<Pod>),
+    Service(Box<Service>),
+    HorizontalPodAutoscaler(Box<HorizontalPodAutoscaler>),
+    PodDisruptionBudget(Box<PodDisruptionBudget>),
+    PriorityClass(Box<PriorityClass>),
+    ConfigMap(Box<ConfigMap>),
+    VerticalPodAutoscaler(Box<crds::VerticalPodAutoscaler>),
+    ScaledObject(Box<crds::ScaledObject>),
+    ScaledJob(Box<crds::ScaledJob>),
+    TriggerAuthentication(Box<crds::TriggerAuthentication>),
+    ServiceMonitor(Box<crds::ServiceMonitor>),
+    PodMonitor(Box<crds::PodMonitor>),
+    PrometheusRule(Box<crds::PrometheusRule>),
+    /// A standard kind this grader does not need to read (RBAC, ServiceAccount, …).
+    Other,
+    /// A kind nobody here knows (reported as information).
+    Unknown,
+    /// Failed to deserialize (reported as `input.parse-error`).
+    Invalid,
+}
+
+/// Prometheus rule groups, raw in a file or embedded in a ConfigMap or PrometheusRule.
+#[derive(Debug, Clone)]
+pub struct RuleSource {
+    pub location: Location,
+    /// The raw file to hand to promtool, when the groups are the whole file.
+    pub raw_file: Option<String>,
+    /// `{"groups": [...]}` as loaded.
+    pub content: Value,
+    /// What wraps it, for messages ("PrometheusRule ml-platform/autoscaling").
+    pub origin: String,
+}
+
+/// One panel query of a dashboard.
+#[derive(Debug, Clone)]
+pub struct PanelQuery {
+    pub panel: String,
+    pub expr: String,
+    pub location: Location,
+}
+
+/// A Grafana dashboard, raw or embedded, or the text that was meant to be one.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub location: Location,
+    pub title: String,
+    pub origin: String,
+    pub panel_count: usize,
+    pub queries: Vec<PanelQuery>,
+    /// The JSON did not parse: message and where.
+    pub invalid: Option<(String, Location)>,
+}
+
+/// One prometheus-adapter discovery rule.
+#[derive(Debug, Clone)]
+pub struct AdapterRule {
+    /// `rules`/`custom` or `externalRules`/`external` or `resourceRules`.
+    pub external: bool,
+    pub series_query: String,
+    pub name_matches: Option<String>,
+    pub name_as: Option<String>,
+    pub location: Location,
+}
+
+/// Everything found in a submission directory.
+#[derive(Debug, Default)]
+pub struct Submission {
+    pub root: PathBuf,
+    pub objects: Vec<Object>,
+    pub scripts: Vec<TextFile>,
+    pub docs: Vec<TextFile>,
+    /// Text files of other kinds (a k6 or locust script, a Dockerfile).
+    pub other_text: Vec<TextFile>,
+    pub rule_sources: Vec<RuleSource>,
+    pub dashboards: Vec<Dashboard>,
+    pub adapter_rules: Vec<AdapterRule>,
+    /// Where adapter configurations were found (even with no rules).
+    pub adapter_configs: Vec<Location>,
+    /// Problems found while loading (`input.*`, `api.removed-version`).
+    pub findings: Vec<Finding>,
+    pub files_read: usize,
+}
+
+/// Extensions of files a submission may legitimately carry that are not text
+/// (architecture diagrams, screenshots): skipped without a finding.
+const MEDIA_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "webp", "ico", "bmp", "pdf", "svgz", "mp4", "mov", "webm", "woff", "woff2", "ttf",
+    "otf", "zip", "gz", "tgz", "xz", "zst",
+];
+
+fn input_finding(check: &str, location: Location, message: String, hint: &str) -> Finding {
+    let severity = if check == "input.unknown-kind" { Severity::Info } else { Severity::Error };
+    Finding { check: check.to_string(), severity, location, message, hint: hint.to_string(), evidence: Vec::new() }
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+/// A resolved apiVersion that the API server no longer serves, and what replaces it.
+struct Removal {
+    replacement: &'static str,
+    /// The object's shape is the same in the replacement (only apiVersion changes).
+    convertible: bool,
+}
+
+fn removed_api(api_version: &str, kind: &str) -> Option<Removal> {
+    let same = |replacement| Some(Removal { replacement, convertible: true });
+    let other = |replacement| Some(Removal { replacement, convertible: false });
+    match (api_version, kind) {
+        ("autoscaling/v2beta1" | "autoscaling/v2beta2", "HorizontalPodAutoscaler") => same("autoscaling/v2"),
+        ("policy/v1beta1", "PodDisruptionBudget") => same("policy/v1"),
+        ("policy/v1beta1", "PodSecurityPolicy") => other("Pod Security Admission (namespace labels)"),
+        ("batch/v1beta1" | "batch/v2alpha1", "CronJob") => same("batch/v1"),
+        ("extensions/v1beta1" | "apps/v1beta1" | "apps/v1beta2", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
+            same("apps/v1")
+        }
+        ("extensions/v1beta1" | "networking.k8s.io/v1beta1", "Ingress" | "IngressClass") => same("networking.k8s.io/v1"),
+        ("extensions/v1beta1", "NetworkPolicy") => same("networking.k8s.io/v1"),
+        ("scheduling.k8s.io/v1beta1" | "scheduling.k8s.io/v1alpha1", "PriorityClass") => same("scheduling.k8s.io/v1"),
+        ("rbac.authorization.k8s.io/v1beta1" | "rbac.authorization.k8s.io/v1alpha1", _) => {
+            same("rbac.authorization.k8s.io/v1")
+        }
+        ("apiextensions.k8s.io/v1beta1", _) => other("apiextensions.k8s.io/v1"),
+        ("apiregistration.k8s.io/v1beta1", _) => same("apiregistration.k8s.io/v1"),
+        ("admissionregistration.k8s.io/v1beta1", _) => other("admissionregistration.k8s.io/v1"),
+        ("storage.k8s.io/v1beta1", _) => same("storage.k8s.io/v1"),
+        ("discovery.k8s.io/v1beta1", _) => same("discovery.k8s.io/v1"),
+        ("events.k8s.io/v1beta1", _) => same("events.k8s.io/v1"),
+        ("node.k8s.io/v1beta1", _) => same("node.k8s.io/v1"),
+        ("certificates.k8s.io/v1beta1", _) => other("certificates.k8s.io/v1"),
+        ("coordination.k8s.io/v1beta1", _) => same("coordination.k8s.io/v1"),
+        (
+            "flowcontrol.apiserver.k8s.io/v1alpha1"
+            | "flowcontrol.apiserver.k8s.io/v1beta1"
+            | "flowcontrol.apiserver.k8s.io/v1beta2"
+            | "flowcontrol.apiserver.k8s.io/v1beta3",
+            _,
+        ) => same("flowcontrol.apiserver.k8s.io/v1"),
+        ("autoscaling.k8s.io/v1beta1" | "autoscaling.k8s.io/v1beta2", "VerticalPodAutoscaler") => {
+            same("autoscaling.k8s.io/v1")
+        }
+        ("keda.k8s.io/v1alpha1", _) => other("keda.sh/v1alpha1"),
+        _ => None,
+    }
+}
+
+/// Rewrites an `autoscaling/v2beta1` HPA's metrics into the v2 shape so the
+/// rest of the grading sees what the student meant (the removal is reported).
+fn convert_hpa_v2beta1(value: &mut Value) {
+    let Some(metrics) = value.pointer_mut("/spec/metrics").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for metric in metrics {
+        let Some(metric_type) = metric.get("type").and_then(Value::as_str).map(str::to_lowercase) else {
+            continue;
+        };
+        let Some(source) = metric.get_mut(metric_type.as_str()).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let mut target = serde_json::Map::new();
+        if let Some(v) = source.remove("targetAverageUtilization") {
+            target.insert("type".into(), "Utilization".into());
+            target.insert("averageUtilization".into(), v);
+        } else if let Some(v) = source.remove("targetAverageValue") {
+            target.insert("type".into(), "AverageValue".into());
+            target.insert("averageValue".into(), v);
+        } else if let Some(v) = source.remove("targetValue") {
+            target.insert("type".into(), "Value".into());
+            target.insert("value".into(), v);
+        }
+        if let Some(name) = source.remove("metricName") {
+            let mut identifier = serde_json::Map::new();
+            identifier.insert("name".into(), name);
+            if let Some(selector) = source.remove("selector").or_else(|| source.remove("metricSelector")) {
+                identifier.insert("selector".into(), selector);
+            }
+            source.insert("metric".into(), Value::Object(identifier));
+        }
+        if let Some(target_object) = source.remove("target") {
+            source.insert("describedObject".into(), target_object);
+        }
+        if !target.is_empty() {
+            source.insert("target".into(), Value::Object(target));
+        }
+    }
+}
+
+fn is_known_untyped(api_version: &str, kind: &str) -> bool {
+    let group = api_version.rsplit_once('/').map(|(group, _)| group).unwrap_or("");
+    matches!(
+        kind,
+        "ServiceAccount"
+            | "Secret"
+            | "Role"
+            | "RoleBinding"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "APIService"
+            | "CustomResourceDefinition"
+            | "Ingress"
+            | "IngressClass"
+            | "NetworkPolicy"
+            | "PersistentVolumeClaim"
+            | "PersistentVolume"
+            | "StorageClass"
+            | "Endpoints"
+            | "EndpointSlice"
+            | "PodTemplate"
+            | "RuntimeClass"
+            | "Lease"
+            | "MutatingWebhookConfiguration"
+            | "ValidatingWebhookConfiguration"
+            | "PodSecurityPolicy"
+            | "Node"
+    ) || matches!(group, "kustomize.config.k8s.io")
+        || (group == "keda.sh" && matches!(kind, "ClusterTriggerAuthentication"))
+        || (group == "monitoring.coreos.com"
+            && matches!(kind, "Prometheus" | "Alertmanager" | "AlertmanagerConfig" | "Probe" | "ScrapeConfig" | "PrometheusAgent"))
+}
+
+struct Loader<'a> {
+    options: &'a LoadOptions,
+    submission: Submission,
+}
+
+/// Loads a submission directory. Problems with individual files are findings;
+/// only an unreadable root is an error.
+pub fn load(root: &Path, options: &LoadOptions) -> std::io::Result<Submission> {
+    let root = root.canonicalize()?;
+    if !root.is_dir() {
+        return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, format!("{} is not a directory", root.display())));
+    }
+    let mut loader = Loader { options, submission: Submission { root: root.clone(), ..Submission::default() } };
+    let mut files = Vec::new();
+    loader.walk(&root, 0, &mut files);
+    for path in files {
+        loader.load_file(&path);
+    }
+    loader.report_duplicates();
+    Ok(loader.submission)
+}
+
+impl Loader<'_> {
+    fn finding(&mut self, check: &str, location: Location, message: String, hint: &str) {
+        self.submission.findings.push(input_finding(check, location, message, hint));
+    }
+
+    /// Collects regular files, sorted, without following symlinks.
+    fn walk(&mut self, dir: &Path, depth: usize, files: &mut Vec<PathBuf>) {
+        let root = self.submission.root.clone();
+        if depth > self.options.max_dir_depth {
+            self.finding(
+                "input.too-large",
+                Location::file(relative(&root, dir)),
+                format!("directory nesting deeper than {} levels; not read", self.options.max_dir_depth),
+                "flatten the repository layout",
+            );
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        entries.sort();
+        for path in entries {
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            if matches!(name.as_str(), ".git" | "node_modules" | "target") {
+                continue;
+            }
+            let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if metadata.file_type().is_symlink() {
+                // Never followed. One that leaves the submission is worth telling.
+                let target = std::fs::read_link(&path).unwrap_or_default();
+                let resolved = if target.is_absolute() { target.clone() } else { path.parent().unwrap_or(dir).join(&target) };
+                let inside = resolved.canonicalize().map(|p| p.starts_with(&root)).unwrap_or_else(|_| {
+                    // Dangling: judge lexically.
+                    !target.is_absolute() && !target.components().any(|c| c == std::path::Component::ParentDir)
+                });
+                if !inside {
+                    self.finding(
+                        "input.symlink-outside",
+                        Location::file(relative(&root, &path)),
+                        format!("symbolic link points outside the submission ({}); not read", target.display()),
+                        "commit the file itself instead of a link to a path outside the repository",
+                    );
+                }
+                continue;
+            }
+            if metadata.is_dir() {
+                self.walk(&path, depth + 1, files);
+            } else if metadata.is_file() {
+                if files.len() >= self.options.max_files {
+                    self.finding(
+                        "input.too-large",
+                        Location::file(relative(&root, &path)),
+                        format!("more than {} files; the rest are not read", self.options.max_files),
+                        "remove generated or vendored files from the submission",
+                    );
+                    return;
+                }
+                files.push(path);
+            }
+        }
+    }
+
+    fn load_file(&mut self, path: &Path) {
+        let rel = relative(&self.submission.root, path);
+        let extension = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+        if MEDIA_EXTENSIONS.contains(&extension.as_str()) {
+            return;
+        }
+        let size = std::fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0);
+        if size > self.options.max_file_bytes {
+            self.finding(
+                "input.too-large",
+                Location::file(rel),
+                format!("{size} bytes is over the {} byte limit per file; not read", self.options.max_file_bytes),
+                "split the file or remove generated content",
+            );
+            return;
+        }
+        let Ok(bytes) = std::fs::read(path) else {
+            self.finding(
+                "input.parse-error",
+                Location::file(rel),
+                "cannot read the file".to_string(),
+                "check file permissions",
+            );
+            return;
+        };
+        self.submission.files_read += 1;
+        if bytes.contains(&0) {
+            self.finding(
+                "input.binary",
+                Location::file(rel),
+                "binary content (NUL bytes) where text was expected; not read".to_string(),
+                "commit manifests, scripts and docs as text; remove build artifacts",
+            );
+            return;
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => {
+                let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+                let line = u32::try_from(valid.iter().filter(|&&b| b == b'\n').count() + 1).unwrap_or(u32::MAX);
+                let column = u32::try_from(valid.iter().rev().take_while(|&&b| b != b'\n').count() + 1).unwrap_or(u32::MAX);
+                self.finding(
+                    "input.not-utf8",
+                    Location::at(rel, line, column),
+                    "not valid UTF-8; not read".to_string(),
+                    "save the file as UTF-8",
+                );
+                return;
+            }
+        };
+        let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+        let shebang = text.lines().next().filter(|l| l.starts_with("#!")).map(str::to_string);
+        let is_shell_shebang = shebang
+            .as_deref()
+            .is_some_and(|s| ["sh", "bash", "zsh", "ksh", "dash"].iter().any(|shell| s.split(['/', ' ']).any(|w| w == *shell)));
+        match extension.as_str() {
+            "md" | "markdown" | "txt" | "rst" => self.submission.docs.push(TextFile { path: rel, text }),
+            "sh" | "bash" => self.submission.scripts.push(TextFile { path: rel, text }),
+            "yaml" | "yml" | "json" => self.load_structured(&rel, &text, extension == "json"),
+            _ if is_shell_shebang => self.submission.scripts.push(TextFile { path: rel, text }),
+            _ => self.submission.other_text.push(TextFile { path: rel, text }),
+        }
+    }
+
+    fn load_structured(&mut self, rel: &str, text: &str, is_json: bool) {
+        let loaded = yaml::load(text, self.options.yaml);
+        let mut documents = loaded.documents;
+        let mut problems = loaded.problems;
+        if is_json && problems.iter().any(|p| p.fatal) {
+            // JSON that YAML rejects (tabs in odd places): serde_json is the judge.
+            match serde_json::from_str::<Value>(text) {
+                Ok(value) => {
+                    documents = vec![Document {
+                        value,
+                        start: Position { line: 1, column: 1 },
+                        positions: Default::default(),
+                    }];
+                    problems.clear();
+                }
+                Err(error) => {
+                    if text.contains("\"panels\"") {
+                        let location = Location::at(rel, error.line() as u32, error.column() as u32);
+                        self.submission.dashboards.push(Dashboard {
+                            location: Location::file(rel),
+                            title: String::new(),
+                            origin: rel.to_string(),
+                            panel_count: 0,
+                            queries: Vec::new(),
+                            invalid: Some((format!("dashboard JSON does not parse: {error}"), location)),
+                        });
+                        return;
+                    }
+                }
+            }
+        }
+        for problem in problems {
+            let location = Location::at(rel, problem.position.line, problem.position.column);
+            match problem.kind {
+                YamlProblemKind::AliasBomb => self.finding(
+                    "input.alias-bomb",
+                    location,
+                    format!("{}; the rest of the file is not read", problem.message),
+                    "write the values out; do not nest aliases of aliases",
+                ),
+                _ => self.finding(
+                    "input.parse-error",
+                    location,
+                    if problem.fatal {
+                        format!("{}; the rest of the file is not read", problem.message)
+                    } else {
+                        problem.message
+                    },
+                    "fix the YAML syntax (`kubectl apply --dry-run=client -f <file>` shows the same error)",
+                ),
+            }
+        }
+        for document in documents {
+            let document = Arc::new(document);
+            self.classify_document(rel, &document, "");
+        }
+    }
+
+    fn classify_document(&mut self, rel: &str, document: &Arc<Document>, pointer: &str) {
+        let Some(value) = document.value.pointer(pointer) else {
+            return;
+        };
+        let api_version = value.get("apiVersion").and_then(Value::as_str);
+        let kind = value.get("kind").and_then(Value::as_str);
+        if let (Some(api_version), Some(kind)) = (api_version, kind) {
+            if kind == "List" || (kind.ends_with("List") && value.get("items").is_some_and(Value::is_array)) {
+                let count = value["items"].as_array().map_or(0, Vec::len);
+                for index in 0..count {
+                    self.classify_document(rel, document, &format!("{pointer}/items/{index}"));
+                }
+                return;
+            }
+            let (api_version, kind) = (api_version.to_string(), kind.to_string());
+            self.load_object(rel, document, pointer, api_version, kind);
+            return;
+        }
+        let position = document.locate(pointer);
+        let location = Location::at(rel, position.line, position.column);
+        self.classify_data(value, location, rel, Some(rel.to_string()), |p| document.locate(&format!("{pointer}{p}")));
+    }
+
+    /// Monitoring and adapter content that is not a Kubernetes object.
+    fn classify_data(
+        &mut self,
+        value: &Value,
+        location: Location,
+        origin: &str,
+        raw_file: Option<String>,
+        locate: impl Fn(&str) -> Position,
+    ) {
+        let file = location.file.clone();
+        let at = |pointer: &str| {
+            let p = locate(pointer);
+            Location::at(file.clone(), p.line, p.column)
+        };
+        if let Some(groups) = value.get("groups").and_then(Value::as_array) {
+            if groups.iter().any(|g| g.get("rules").is_some()) {
+                self.submission.rule_sources.push(RuleSource {
+                    location,
+                    raw_file,
+                    content: value.clone(),
+                    origin: origin.to_string(),
+                });
+                return;
+            }
+        }
+        let dashboard = if value.get("panels").is_some_and(Value::is_array) || value.get("rows").is_some_and(Value::is_array)
+        {
+            Some((value, ""))
+        } else {
+            value.get("dashboard").filter(|d| d.get("panels").is_some_and(Value::is_array)).map(|d| (d, "/dashboard"))
+        };
+        if let Some((dashboard, prefix)) = dashboard {
+            let title = dashboard.get("title").and_then(Value::as_str).unwrap_or("").to_string();
+            let mut queries = Vec::new();
+            let mut panel_count = 0;
+            collect_panels(dashboard, prefix, &at, &mut queries, &mut panel_count);
+            self.submission.dashboards.push(Dashboard {
+                location,
+                title,
+                origin: origin.to_string(),
+                panel_count,
+                queries,
+                invalid: None,
+            });
+            return;
+        }
+        let mut adapter_rules = Vec::new();
+        let mut found_adapter = false;
+        for (key, external) in [("rules", false), ("externalRules", true), ("resourceRules", false)] {
+            let Some(rules) = value.get(key) else { continue };
+            // Helm values shape: rules: {custom: [...], external: [...]}
+            let lists: Vec<(&Value, String, bool)> = match rules {
+                Value::Array(_) => vec![(rules, format!("/{key}"), external)],
+                Value::Object(map) => map
+                    .iter()
+                    .filter(|(_, v)| v.is_array())
+                    .map(|(k, v)| (v, format!("/{key}/{k}"), k == "external"))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (list, pointer, external) in lists {
+                for (index, rule) in list.as_array().into_iter().flatten().enumerate() {
+                    let Some(series_query) = rule.get("seriesQuery").and_then(Value::as_str) else { continue };
+                    if rule.get("metricsQuery").is_none() && key != "resourceRules" {
+                        continue;
+                    }
+                    found_adapter = true;
+                    adapter_rules.push(AdapterRule {
+                        external,
+                        series_query: series_query.to_string(),
+                        name_matches: rule.pointer("/name/matches").and_then(Value::as_str).map(str::to_string),
+                        name_as: rule.pointer("/name/as").and_then(Value::as_str).map(str::to_string),
+                        location: at(&format!("{pointer}/{index}")),
+                    });
+                }
+            }
+        }
+        if found_adapter {
+            self.submission.adapter_configs.push(location);
+            self.submission.adapter_rules.extend(adapter_rules);
+        }
+    }
+
+    fn load_object(&mut self, rel: &str, document: &Arc<Document>, pointer: &str, api_version: String, kind: String) {
+        let value = document.value.pointer(pointer).cloned().unwrap_or(Value::Null);
+        let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let namespace = value.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+        let mut object = Object {
+            api_version: api_version.clone(),
+            kind: kind.clone(),
+            name,
+            namespace,
+            file: rel.to_string(),
+            typed: Typed::Unknown,
+            document: Arc::clone(document),
+            pointer: pointer.to_string(),
+        };
+        let mut effective = value;
+        let mut effective_version = api_version.clone();
+        if let Some(removal) = removed_api(&api_version, &kind) {
+            self.submission.findings.push(Finding {
+                check: "api.removed-version".into(),
+                severity: Severity::Error,
+                location: object.locate("/apiVersion"),
+                message: format!(
+                    "{} uses {api_version}, which Kubernetes no longer serves; use {}",
+                    object.describe(),
+                    removal.replacement
+                ),
+                hint: format!("change `apiVersion: {api_version}` to `{}` and adjust the fields that changed", removal.replacement),
+                evidence: Vec::new(),
+            });
+            if removal.convertible || api_version == "keda.k8s.io/v1alpha1" {
+                effective_version = removal.replacement.to_string();
+                if api_version == "autoscaling/v2beta1" {
+                    convert_hpa_v2beta1(&mut effective);
+                }
+                if api_version == "keda.k8s.io/v1alpha1" {
+                    effective_version = "keda.sh/v1alpha1".into();
+                    if let Some(target) = effective.pointer_mut("/spec/scaleTargetRef").and_then(Value::as_object_mut) {
+                        if let Some(name) = target.remove("deploymentName") {
+                            target.insert("name".into(), name);
+                        }
+                    }
+                }
+                if let Some(map) = effective.as_object_mut() {
+                    map.insert("apiVersion".into(), Value::String(effective_version.clone()));
+                }
+            } else {
+                object.typed = Typed::Other;
+                self.submission.objects.push(object);
+                return;
+            }
+        }
+        let group = effective_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let typed = match (group, kind.as_str()) {
+            ("", "Namespace") => self.typed(&object, &effective, |v| Typed::Namespace(Box::new(v))),
+            ("", "ResourceQuota") => self.typed(&object, &effective, |v| Typed::ResourceQuota(Box::new(v))),
+            ("", "LimitRange") => self.typed(&object, &effective, |v| Typed::LimitRange(Box::new(v))),
+            ("", "Service") => self.typed(&object, &effective, |v| Typed::Service(Box::new(v))),
+            ("", "ConfigMap") => self.typed(&object, &effective, |v| Typed::ConfigMap(Box::new(v))),
+            ("", "Pod") => self.typed(&object, &effective, |v| Typed::Pod(Box::new(v))),
+            ("apps", "Deployment") => self.typed(&object, &effective, |v| Typed::Deployment(Box::new(v))),
+            ("apps", "StatefulSet") => self.typed(&object, &effective, |v| Typed::StatefulSet(Box::new(v))),
+            ("apps", "ReplicaSet") => self.typed(&object, &effective, |v| Typed::ReplicaSet(Box::new(v))),
+            ("apps", "DaemonSet") => self.typed(&object, &effective, |v| Typed::DaemonSet(Box::new(v))),
+            ("batch", "Job") => self.typed(&object, &effective, |v| Typed::Job(Box::new(v))),
+            ("batch", "CronJob") => self.typed(&object, &effective, |v| Typed::CronJob(Box::new(v))),
+            ("autoscaling", "HorizontalPodAutoscaler") if effective_version == "autoscaling/v2" => {
+                self.typed(&object, &effective, |v| Typed::HorizontalPodAutoscaler(Box::new(v)))
+            }
+            ("policy", "PodDisruptionBudget") => {
+                self.typed(&object, &effective, |v| Typed::PodDisruptionBudget(Box::new(v)))
+            }
+            ("scheduling.k8s.io", "PriorityClass") => self.typed(&object, &effective, |v| Typed::PriorityClass(Box::new(v))),
+            ("autoscaling.k8s.io", "VerticalPodAutoscaler") => {
+                self.typed(&object, &effective, |v| Typed::VerticalPodAutoscaler(Box::new(v)))
+            }
+            ("keda.sh", "ScaledObject") => self.typed(&object, &effective, |v| Typed::ScaledObject(Box::new(v))),
+            ("keda.sh", "ScaledJob") => self.typed(&object, &effective, |v| Typed::ScaledJob(Box::new(v))),
+            ("keda.sh", "TriggerAuthentication") => {
+                self.typed(&object, &effective, |v| Typed::TriggerAuthentication(Box::new(v)))
+            }
+            ("monitoring.coreos.com", "ServiceMonitor") => {
+                self.typed(&object, &effective, |v| Typed::ServiceMonitor(Box::new(v)))
+            }
+            ("monitoring.coreos.com", "PodMonitor") => self.typed(&object, &effective, |v| Typed::PodMonitor(Box::new(v))),
+            ("monitoring.coreos.com", "PrometheusRule") => {
+                self.typed(&object, &effective, |v| Typed::PrometheusRule(Box::new(v)))
+            }
+            _ if is_known_untyped(&effective_version, &kind) => Typed::Other,
+            _ => {
+                self.finding(
+                    "input.unknown-kind",
+                    object.location(),
+                    format!("{} ({api_version}) is not a kind this grader reads; kept but not checked", object.describe()),
+                    "nothing to do if the kind is intended",
+                );
+                Typed::Unknown
+            }
+        };
+        object.typed = typed;
+        // Monitoring content wrapped in objects.
+        match &object.typed {
+            Typed::ConfigMap(config_map) => {
+                for (key, text) in config_map.data.iter().flatten() {
+                    self.load_embedded(&object, key, text);
+                }
+            }
+            Typed::PrometheusRule(_) => {
+                let spec = object.value().get("spec").cloned().unwrap_or(Value::Null);
+                self.submission.rule_sources.push(RuleSource {
+                    location: object.location(),
+                    raw_file: None,
+                    content: spec,
+                    origin: object.describe(),
+                });
+            }
+            _ => {}
+        }
+        self.submission.objects.push(object);
+    }
+
+    fn typed<T: DeserializeOwned>(&mut self, object: &Object, value: &Value, wrap: impl FnOnce(T) -> Typed) -> Typed {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(typed) => wrap(typed),
+            Err(error) => {
+                let pointer: String = error
+                    .path()
+                    .iter()
+                    .filter_map(|segment| match segment {
+                        serde_path_to_error::Segment::Map { key } => Some(format!("/{}", key.replace('~', "~0").replace('/', "~1"))),
+                        serde_path_to_error::Segment::Seq { index } => Some(format!("/{index}")),
+                        _ => None,
+                    })
+                    .collect();
+                let path = error.path().to_string();
+                let location = object.locate(&pointer);
+                self.finding(
+                    "input.parse-error",
+                    location,
+                    format!("{} does not match the {} schema at `{path}`: {}", object.describe(), object.kind, error.inner()),
+                    "compare the field with the API reference (`kubectl explain <kind>.<field>`)",
+                );
+                Typed::Invalid
+            }
+        }
+    }
+
+    /// A ConfigMap value holding a dashboard, rule file or adapter config.
+    fn load_embedded(&mut self, object: &Object, key: &str, text: &str) {
+        let key_pointer = format!("/data/{}", key.replace('~', "~0").replace('/', "~1"));
+        let key_location = object.locate(&key_pointer);
+        let origin = format!("{} key {key}", object.describe());
+        let looks_structured = key.ends_with(".json")
+            || key.ends_with(".yaml")
+            || key.ends_with(".yml")
+            || key.ends_with(".rules")
+            || text.trim_start().starts_with('{');
+        if !looks_structured {
+            return;
+        }
+        let loaded = yaml::load(text, self.options.yaml);
+        let fatal = loaded.problems.iter().find(|p| p.fatal).cloned();
+        // Block scalars start on the line after the key.
+        let base_line = key_location.line.unwrap_or(1);
+        let file = object.file.clone();
+        let shift = move |p: Position| Location::at(file.clone(), base_line + p.line, p.column);
+        if let Some(problem) = fatal {
+            let parsed_json = serde_json::from_str::<Value>(text);
+            match parsed_json {
+                Ok(value) => {
+                    let location = key_location.clone();
+                    let locate = |_: &str| Position { line: base_line, column: 1 };
+                    self.classify_data(&value, location, &origin, None, locate);
+                }
+                Err(error) => {
+                    let location = Location::at(object.file.clone(), base_line + error.line() as u32, error.column() as u32);
+                    if text.contains("\"panels\"") {
+                        self.submission.dashboards.push(Dashboard {
+                            location: key_location,
+                            title: String::new(),
+                            origin,
+                            panel_count: 0,
+                            queries: Vec::new(),
+                            invalid: Some((format!("dashboard JSON does not parse: {error}"), location)),
+                        });
+                    } else {
+                        let kind = if problem.kind == YamlProblemKind::AliasBomb { "input.alias-bomb" } else { "input.parse-error" };
+                        self.finding(
+                            kind,
+                            shift(problem.position),
+                            format!("{origin}: {}", problem.message),
+                            "fix the embedded file's syntax",
+                        );
+                    }
+                }
+            }
+            return;
+        }
+        for document in loaded.documents {
+            let start = shift(document.start);
+            let positions = document.positions.clone();
+            let document_start = document.start;
+            let locate = move |pointer: &str| {
+                let mut current = pointer;
+                loop {
+                    if let Some(p) = positions.get(current) {
+                        return Position { line: base_line + p.line, column: p.column };
+                    }
+                    match current.rfind('/') {
+                        Some(cut) => current = &current[..cut],
+                        None => return Position { line: base_line + document_start.line, column: document_start.column },
+                    }
+                }
+            };
+            self.classify_data(&document.value, start, &origin, None, locate);
+        }
+    }
+
+    fn report_duplicates(&mut self) {
+        let mut seen: BTreeMap<(String, String, String, String), Location> = BTreeMap::new();
+        let mut findings = Vec::new();
+        for object in &self.submission.objects {
+            if object.name.is_empty() {
+                continue;
+            }
+            let group = object.api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("").to_string();
+            let key = (group, object.kind.clone(), object.namespace.clone().unwrap_or_default(), object.name.clone());
+            if let Some(first) = seen.get(&key) {
+                findings.push(input_finding(
+                    "input.duplicate-object",
+                    object.location(),
+                    format!("{} is defined twice; the first definition is at {first}", object.describe()),
+                    "keep one definition (the later one silently replaces the earlier on apply)",
+                ));
+            } else {
+                seen.insert(key, object.location());
+            }
+        }
+        self.submission.findings.extend(findings);
+    }
+}
+
+fn collect_panels(
+    container: &Value,
+    pointer: &str,
+    at: &dyn Fn(&str) -> Location,
+    queries: &mut Vec<PanelQuery>,
+    panel_count: &mut usize,
+) {
+    for list_key in ["panels", "rows"] {
+        let Some(panels) = container.get(list_key).and_then(Value::as_array) else { continue };
+        for (index, panel) in panels.iter().enumerate() {
+            let panel_pointer = format!("{pointer}/{list_key}/{index}");
+            if list_key == "panels" {
+                *panel_count += 1;
+            }
+            let title = panel.get("title").and_then(Value::as_str).unwrap_or("(untitled)").to_string();
+            for (target_index, target) in panel.get("targets").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                if let Some(expr) = target.get("expr").and_then(Value::as_str) {
+                    queries.push(PanelQuery {
+                        panel: title.clone(),
+                        expr: expr.to_string(),
+                        location: at(&format!("{panel_pointer}/targets/{target_index}/expr")),
+                    });
+                }
+            }
+            // Row panels nest their panels.
+            collect_panels(panel, &panel_pointer, at, queries, panel_count);
+        }
+    }
+}
+
+impl Submission {
+    pub fn objects_of<'a>(&'a self, filter: impl Fn(&Typed) -> bool + 'a) -> impl Iterator<Item = &'a Object> + 'a {
+        self.objects.iter().filter(move |o| filter(&o.typed))
+    }
+
+    /// The scalable workload an HPA/VPA/ScaledObject reference names.
+    pub fn find_workload(&self, kind: Option<&str>, name: &str, namespace: Option<&str>) -> Option<&Object> {
+        let kind = kind.unwrap_or("Deployment");
+        self.objects.iter().find(|o| o.kind == kind && o.name == name && o.same_namespace(namespace) && o.pod_template().is_some())
+    }
+
+    /// Workloads whose pod labels a selector matches.
+    pub fn workloads_selected_by<'a>(
+        &'a self,
+        namespace: Option<&'a str>,
+        selector: &'a dyn Fn(&BTreeMap<String, String>) -> bool,
+    ) -> impl Iterator<Item = &'a Object> + 'a {
+        self.objects.iter().filter(move |o| {
+            o.same_namespace(namespace)
+                && o.pod_template().is_some_and(|t| t.labels.is_some_and(|labels| selector(labels)))
+        })
+    }
+
+    /// Every text of a shell script or a container command, for content searches.
+    pub fn script_texts(&self) -> impl Iterator<Item = (Location, String)> + '_ {
+        let scripts = self.scripts.iter().map(|s| (Location::file(s.path.clone()), s.text.clone()));
+        let containers = self.objects.iter().filter_map(|o| o.pod_template().map(|t| (o, t))).flat_map(|(object, template)| {
+            template.spec.containers.iter().chain(template.spec.init_containers.iter().flatten()).enumerate().map(
+                move |(index, container)| {
+                    let mut text = container.command.clone().unwrap_or_default().join(" ");
+                    text.push(' ');
+                    text.push_str(&container.args.clone().unwrap_or_default().join(" "));
+                    (object.locate(&format!("{}/containers/{index}", template.pointer)), text)
+                },
+            )
+        });
+        scripts.chain(containers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        let path = dir.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn loads_objects_with_locations_and_classifies_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "k8s/all.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ml\n---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: h\n  namespace: ml\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: d}\n  minReplicas: 2\n  maxReplicas: 5\n",
+        );
+        write(dir.path(), "alerts.yml", "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up == 0\n");
+        write(dir.path(), "dash.json", "{\"title\": \"D\", \"panels\": [{\"title\": \"p\", \"targets\": [{\"expr\": \"up\"}]}]}");
+        write(dir.path(), "run-tests", "#!/usr/bin/env bash\necho hi\n");
+        write(dir.path(), "GUIDE.md", "# Guide\n");
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert!(submission.findings.is_empty(), "{:?}", submission.findings);
+        assert_eq!(submission.objects.len(), 2);
+        let hpa = &submission.objects[1];
+        assert!(matches!(hpa.typed, Typed::HorizontalPodAutoscaler(_)));
+        assert_eq!(hpa.location().to_string(), "k8s/all.yaml:6:1");
+        assert_eq!(hpa.locate("/spec/minReplicas").to_string(), "k8s/all.yaml:13:3");
+        assert_eq!(submission.rule_sources.len(), 1);
+        assert_eq!(submission.dashboards.len(), 1);
+        assert_eq!(submission.dashboards[0].queries[0].expr, "up");
+        assert_eq!(submission.scripts.len(), 1);
+        assert_eq!(submission.docs.len(), 1);
+    }
+
+    #[test]
+    fn removed_versions_are_reported_and_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "hpa.yaml",
+            "apiVersion: autoscaling/v2beta1\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec:\n  scaleTargetRef: {kind: Deployment, name: d}\n  maxReplicas: 3\n  metrics:\n  - type: Resource\n    resource: {name: cpu, targetAverageUtilization: 50}\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(submission.findings.len(), 1);
+        assert_eq!(submission.findings[0].check, "api.removed-version");
+        assert!(submission.findings[0].message.contains("autoscaling/v2"));
+        let Typed::HorizontalPodAutoscaler(hpa) = &submission.objects[0].typed else { panic!("not converted") };
+        let metric = &hpa.spec.metrics.as_ref().unwrap()[0];
+        assert_eq!(metric.resource.as_ref().unwrap().target.average_utilization, Some(50));
+    }
+
+    #[test]
+    fn schema_errors_point_at_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "d.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: two\n  selector: {}\n  template: {}\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(submission.findings.len(), 1, "{:?}", submission.findings);
+        assert_eq!(submission.findings[0].check, "input.parse-error");
+        assert_eq!(submission.findings[0].location.line, Some(5));
+        assert!(matches!(submission.objects[0].typed, Typed::Invalid));
+    }
+
+    #[test]
+    fn embedded_dashboards_rules_and_adapter_config_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  dashboard.json: |\n    {\"panels\": [{\"targets\": [{\"expr\": \"rate(x[5m])\"}]}]}\n  config.yaml: |\n    rules:\n    - seriesQuery: 'http_requests_total{pod!=\"\"}'\n      name: {matches: \"^(.*)_total$\", as: \"${1}_per_second\"}\n      metricsQuery: sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert!(submission.findings.is_empty(), "{:?}", submission.findings);
+        assert_eq!(submission.dashboards.len(), 1);
+        assert_eq!(submission.dashboards[0].queries[0].location.line, Some(6));
+        assert_eq!(submission.adapter_rules.len(), 1);
+        assert_eq!(submission.adapter_rules[0].location.line, Some(9));
+    }
+}
