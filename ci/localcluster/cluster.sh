@@ -1,0 +1,490 @@
+#!/usr/bin/env bash
+# The Docker-free local cluster: genuine Kubernetes binaries (built by build.sh from their
+# Go modules), containerd and runc from Debian, run as host processes the way Kubernetes'
+# hack/local-up-cluster.sh does. One real node (real pods, cgroups, kubelet metrics) and a
+# simulated GPU pool of kwok nodes.
+#
+#   ci/cluster up | down | status | logs [component] | kubeconfig | env | images
+#
+# Isolation: pods sit on bridge asc0 (10.244.0.0/24) with routes only to the pod and
+# service ranges, no default route and no masquerade; a FORWARD rule drops anything from
+# the bridge that would leave by another interface. containerd's registry traffic goes
+# to a dead proxy on loopback, every image is imported from archives the project builds,
+# and CoreDNS answers only for cluster.local.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${AUTOSCALE_CACHE:-$HOME/.cache/autoscale-conformance}
+state=${AUTOSCALE_CLUSTER_STATE:-/var/lib/autoscale-conformance/cluster}
+run=${AUTOSCALE_CLUSTER_RUN:-/run/autoscale-conformance}
+pki=$state/pki
+logs=$state/logs
+pids=$run/pids
+
+node_name=localcluster-node
+bridge=asc0
+node_ip=10.244.0.1
+pod_subnet=10.244.0.0/24
+cluster_cidr=10.244.0.0/16
+service_cidr=10.96.0.0/16
+kubernetes_service_ip=10.96.0.1
+dns_ip=10.96.0.10
+apiserver_port=6443
+gpu_nodes=${AUTOSCALE_GPU_NODES:-2}
+containerd_sock=$run/containerd/containerd.sock
+kubeconfig=$state/admin.kubeconfig
+iptables_chain=ASC-ISOLATION
+
+log() { printf '[cluster %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- binaries and images
+binaries() {
+  local dirs
+  mapfile -t dirs < <("$here/build.sh" k8s metrics-server coredns kwok)
+  k8s_bin=${dirs[0]}; metrics_server_bin=${dirs[1]}; coredns_bin=${dirs[2]}; kwok_bin=${dirs[3]}
+  kubectl_bin=$k8s_bin/kubectl
+}
+
+kubectl() { "$kubectl_bin" --kubeconfig "$kubeconfig" "$@"; }
+
+# Image archives: the cluster's own images (sandbox, metrics-server, CoreDNS) from the Go
+# builds, and the project's workloads. All under their upstream names, so ci/addons/ is
+# the same for kind and for this cluster.
+images() {
+  local out=$cache/images
+  mkdir -p "$out"
+  "$repo/workloads/image/build.sh" >&2
+  oci_image=$repo/target/release/oci-image
+  [ -x "$oci_image" ] || cargo build -q --release -p oci-image --manifest-path "$repo/Cargo.toml"
+  image_archive registry.k8s.io/pause:3.10.2 "$out/pause.oci.tar" \
+    --file "$k8s_bin/pause:/pause:0755" --entrypoint /pause --user 65535
+  image_archive registry.k8s.io/metrics-server/metrics-server:v0.8.0 "$out/metrics-server.oci.tar" \
+    --file "$metrics_server_bin/metrics-server:/metrics-server:0755" --entrypoint /metrics-server --user 65534
+  image_archive registry.k8s.io/coredns/coredns:v1.14.6 "$out/coredns.oci.tar" \
+    --file "$coredns_bin/coredns:/coredns:0755" --entrypoint /coredns --user 65532
+}
+
+image_archive() {
+  local name=$1 archive=$2; shift 2
+  if [ -f "$archive" ] && [ "$archive" -nt "$oci_image" ] && [ "$archive" -nt "$k8s_bin/.complete" ] \
+     && [ "$archive" -nt "$coredns_bin/.complete" ] && [ "$archive" -nt "$metrics_server_bin/.complete" ]; then
+    return
+  fi
+  "$oci_image" build --name "$name" "$@" --out "$archive" >&2
+}
+
+import_images() {
+  local a
+  for a in "$cache"/images/*.oci.tar; do
+    ctr --address "$containerd_sock" -n k8s.io images import --no-unpack=false "$a" >/dev/null \
+      || die "importing $a into containerd failed"
+  done
+  log "images: $(ctr --address "$containerd_sock" -n k8s.io images ls -q | grep -vc '^sha256' || true) imported"
+}
+
+# ---------------------------------------------------------------- PKI and kubeconfigs
+pki() {
+  [ -f "$pki/.complete" ] && return
+  rm -rf "$pki"; mkdir -p "$pki"; cd "$pki"
+  openssl_ca ca "localcluster-ca"
+  openssl_ca front-proxy-ca "localcluster-front-proxy-ca"
+  openssl genrsa -out sa.key 2048 2>/dev/null
+  openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+  cert ca apiserver kube-apiserver "" server \
+    "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:$node_ip,IP:$kubernetes_service_ip"
+  cert ca apiserver-kubelet-client kube-apiserver-kubelet-client system:masters client
+  cert front-proxy-ca front-proxy-client front-proxy-client "" client
+  cert ca admin kubernetes-admin system:masters client
+  cert ca controller-manager system:kube-controller-manager "" client
+  cert ca scheduler system:kube-scheduler "" client
+  cert ca kube-proxy system:kube-proxy "" client
+  cert ca kwok kwok-controller system:masters client
+  cert ca kubelet "system:node:$node_name" system:nodes client
+  cert ca kubelet-serving "$node_name" "" server "DNS:$node_name,DNS:localhost,IP:$node_ip,IP:127.0.0.1"
+  chmod 600 ./*.key
+  touch .complete
+  cd - >/dev/null
+}
+
+openssl_ca() {
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$2" \
+    -keyout "$1.key" -out "$1.crt" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
+}
+
+cert() {
+  local ca=$1 name=$2 cn=$3 org=$4 usage=$5 san=${6:-} subj="/CN=$cn" ext
+  [ -n "$org" ] && subj="/O=$org/CN=$cn"
+  ext="basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=$([ "$usage" = server ] && echo serverAuth || echo clientAuth)"
+  [ -n "$san" ] && ext+=$'\n'"subjectAltName=$san"
+  openssl req -newkey rsa:2048 -nodes -subj "$subj" -keyout "$name.key" -out "$name.csr" 2>/dev/null
+  openssl x509 -req -in "$name.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial -days 3650 \
+    -extfile <(echo "$ext") -out "$name.crt" 2>/dev/null
+  rm -f "$name.csr"
+}
+
+write_kubeconfig() {
+  local file=$1 user=$2 server=${3:-https://127.0.0.1:$apiserver_port}
+  cat >"$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: localcluster
+  cluster:
+    certificate-authority: $pki/ca.crt
+    server: $server
+users:
+- name: $user
+  user:
+    client-certificate: $pki/$user.crt
+    client-key: $pki/$user.key
+contexts:
+- name: localcluster
+  context: {cluster: localcluster, user: $user}
+current-context: localcluster
+EOF
+}
+
+# ---------------------------------------------------------------- processes
+start() {
+  local name=$1; shift
+  if running "$name"; then return; fi
+  mkdir -p "$logs" "$pids"
+  # setsid: its own session, so `down` can end the whole process group.
+  setsid "$@" >>"$logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$pids/$name.pid"
+}
+
+running() { [ -f "$pids/$1.pid" ] && kill -0 "$(cat "$pids/$1.pid")" 2>/dev/null; }
+
+stop() {
+  local name=$1 pid i
+  [ -f "$pids/$name.pid" ] || return 0
+  pid=$(cat "$pids/$name.pid")
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$pids/$name.pid"
+}
+
+wait_for() {
+  local what=$1 seconds=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "$what: not ready within ${seconds}s (see $logs)"
+    sleep 0.5
+  done
+  log "$what: ready"
+}
+
+# ---------------------------------------------------------------- network
+network_up() {
+  if ! ip link show "$bridge" >/dev/null 2>&1; then
+    ip link add "$bridge" type bridge
+    ip addr add "$node_ip/24" dev "$bridge"
+  fi
+  ip link set "$bridge" up
+  mkdir -p "$state"
+  [ -f "$state/ip_forward.orig" ] || cat /proc/sys/net/ipv4/ip_forward >"$state/ip_forward.orig"
+  echo 1 >/proc/sys/net/ipv4/ip_forward
+  echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
+  # Nothing from the pod bridge may leave by another interface.
+  iptables -N "$iptables_chain" 2>/dev/null || true
+  iptables -F "$iptables_chain"
+  iptables -A "$iptables_chain" -i "$bridge" ! -o "$bridge" -j DROP
+  iptables -C FORWARD -j "$iptables_chain" 2>/dev/null || iptables -I FORWARD 1 -j "$iptables_chain"
+  mkdir -p "$state/cni"
+  cat >"$state/cni/10-localcluster.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "localcluster",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$bridge",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "$pod_subnet", "gateway": "$node_ip"}]],
+        "routes": [{"dst": "$cluster_cidr"}, {"dst": "$service_cidr"}],
+        "dataDir": "$state/cni/ipam"
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+}
+
+network_down() {
+  if iptables -C FORWARD -j "$iptables_chain" 2>/dev/null; then iptables -D FORWARD -j "$iptables_chain"; fi
+  iptables -F "$iptables_chain" 2>/dev/null && iptables -X "$iptables_chain" 2>/dev/null || true
+  # kube-proxy's own chains, so no rule of this cluster survives it.
+  local table chain
+  for table in filter nat mangle; do
+    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do
+      iptables -t "$table" -S 2>/dev/null | grep -E -- "-j $chain( |$)" | grep -v "^-A $chain " | sed 's/^-A/-D/' \
+        | while read -r rule; do eval "iptables -t $table $rule" 2>/dev/null || true; done
+    done
+    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do
+      iptables -t "$table" -F "$chain" 2>/dev/null || true
+    done
+    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do
+      iptables -t "$table" -X "$chain" 2>/dev/null || true
+    done
+  done
+  ip link del "$bridge" 2>/dev/null || true
+  local veth
+  for veth in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^veth' || true); do
+    ip link del "$veth" 2>/dev/null || true
+  done
+  if [ -f "$state/ip_forward.orig" ]; then cat "$state/ip_forward.orig" >/proc/sys/net/ipv4/ip_forward; fi
+}
+
+# ---------------------------------------------------------------- components
+containerd_up() {
+  mkdir -p "$run/containerd" "$state/containerd"
+  cat >"$state/containerd.toml" <<EOF
+version = 2
+root = "$state/containerd"
+state = "$run/containerd"
+[grpc]
+  address = "$containerd_sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$state/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.10.2"
+  disable_apparmor = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$state/cni"
+  # Any pull would go to loopback and fail at once: every image is imported beforehand.
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."*"]
+    endpoint = ["http://127.0.0.1:9"]
+EOF
+  start containerd env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= \
+    containerd --config "$state/containerd.toml"
+  wait_for containerd 30 ctr --address "$containerd_sock" version
+}
+
+etcd_up() {
+  start etcd "$k8s_bin/etcd" -data-dir "$state/etcd"
+  wait_for etcd 30 curl -fsS http://127.0.0.1:2379/health
+}
+
+apiserver_up() {
+  start kube-apiserver "$k8s_bin/kube-apiserver" \
+    --etcd-servers=http://127.0.0.1:2379 \
+    --bind-address=0.0.0.0 --secure-port=$apiserver_port --advertise-address=$node_ip \
+    --service-cluster-ip-range=$service_cidr \
+    --client-ca-file="$pki/ca.crt" \
+    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+    --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="$pki/ca.crt" \
+    --kubelet-preferred-address-types=InternalIP \
+    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+    --allow-privileged=true \
+    --requestheader-client-ca-file="$pki/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --requestheader-group-headers=X-Remote-Group --requestheader-username-headers=X-Remote-User \
+    --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
+    --enable-aggregator-routing=true \
+    --profiling=false --v=1
+  wait_for kube-apiserver 90 kubectl get --raw /readyz
+}
+
+controllers_up() {
+  write_kubeconfig "$state/controller-manager.kubeconfig" controller-manager
+  write_kubeconfig "$state/scheduler.kubeconfig" scheduler
+  start kube-controller-manager "$k8s_bin/kube-controller-manager" \
+    --kubeconfig="$state/controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$state/controller-manager.kubeconfig" \
+    --authorization-kubeconfig="$state/controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 --leader-elect=false \
+    --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
+    --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
+    --use-service-account-credentials=true --controllers='*' \
+    --service-cluster-ip-range=$service_cidr --allocate-node-cidrs=false \
+    --profiling=false --v=1
+  start kube-scheduler "$k8s_bin/kube-scheduler" \
+    --kubeconfig="$state/scheduler.kubeconfig" \
+    --authentication-kubeconfig="$state/scheduler.kubeconfig" \
+    --authorization-kubeconfig="$state/scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --leader-elect=false --profiling=false --v=1
+}
+
+kubelet_up() {
+  write_kubeconfig "$state/kubelet.kubeconfig" kubelet
+  # Pods get no host resolvers: CoreDNS is their only DNS and it answers for cluster.local only.
+  echo "# local cluster: no upstream resolvers" >"$state/resolv.conf"
+  cat >"$state/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: "$pki/ca.crt"}
+authorization: {mode: Webhook}
+tlsCertFile: "$pki/kubelet-serving.crt"
+tlsPrivateKeyFile: "$pki/kubelet-serving.key"
+containerRuntimeEndpoint: "unix://$containerd_sock"
+cgroupDriver: cgroupfs
+# This machine runs cgroup v1; kubelet 1.35+ refuses it unless told otherwise.
+failCgroupV1: false
+failSwapOn: false
+clusterDNS: ["$dns_ip"]
+clusterDomain: cluster.local
+resolvConf: "$state/resolv.conf"
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+rotateCertificates: false
+serverTLSBootstrap: false
+# Images are imported, never pulled: image garbage collection must never delete them.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+imageMinimumGCAge: 8760h
+evictionHard: {memory.available: "200Mi", nodefs.available: "2%", imagefs.available: "2%"}
+maxPods: 110
+podPidsLimit: 4096
+EOF
+  start kubelet "$k8s_bin/kubelet" --config="$state/kubelet.yaml" --kubeconfig="$state/kubelet.kubeconfig" \
+    --hostname-override=$node_name --node-ip=$node_ip --root-dir="$state/kubelet" \
+    --node-labels=autoscale-conformance/node-role=worker --v=1
+  wait_for "node $node_name Ready" 120 \
+    bash -c "'$kubectl_bin' --kubeconfig '$kubeconfig' get node $node_name -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+}
+
+proxy_up() {
+  write_kubeconfig "$state/kube-proxy.kubeconfig" kube-proxy
+  cat >"$state/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: "$state/kube-proxy.kubeconfig"}
+hostnameOverride: $node_name
+mode: iptables
+clusterCIDR: $cluster_cidr
+nodePortAddresses: ["$node_ip/32"]
+iptables: {localhostNodePorts: false}
+conntrack: {maxPerCore: 0}
+metricsBindAddress: 127.0.0.1:10249
+healthzBindAddress: 127.0.0.1:10256
+EOF
+  start kube-proxy "$k8s_bin/kube-proxy" --config="$state/kube-proxy.yaml" --v=1
+}
+
+kwok_up() {
+  write_kubeconfig "$state/kwok.kubeconfig" kwok
+  # Fake node and pod addresses stay on loopback: nothing ever tries to reach them.
+  start kwok "$kwok_bin/kwok" --kubeconfig="$state/kwok.kubeconfig" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --node-ip=127.0.0.2 --cidr=127.1.0.0/16 --node-port=0 --server-address=127.0.0.1:10247
+  local i
+  for i in $(seq 1 "$gpu_nodes"); do
+    kubectl apply --server-side --field-manager=localcluster -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: gpu-pool-$i
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  labels:
+    type: kwok
+    kubernetes.io/hostname: gpu-pool-$i
+    kubernetes.io/os: linux
+    node-pool: gpu
+    nvidia.com/gpu.present: "true"
+    accelerator: nvidia-tesla-t4
+spec:
+  taints: [{key: nvidia.com/gpu, value: present, effect: NoSchedule}]
+status:
+  allocatable: {cpu: "8", memory: 30Gi, pods: "110", nvidia.com/gpu: "1"}
+  capacity: {cpu: "8", memory: 30Gi, pods: "110", nvidia.com/gpu: "1"}
+EOF
+  done
+  wait_for "GPU pool Ready" 60 bash -c "[ \$('$kubectl_bin' --kubeconfig '$kubeconfig' get nodes -l node-pool=gpu \
+    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}' | grep -cx True) -eq $gpu_nodes ]"
+}
+
+addons_up() {
+  "$repo/ci/addons/apply.sh" "$kubectl_bin" "$kubeconfig"
+}
+
+# ---------------------------------------------------------------- commands
+cmd_up() {
+  [ "$(id -u)" -eq 0 ] || die "the local cluster runs kubelet and containerd: run as root"
+  local started=$SECONDS
+  binaries
+  images
+  pki
+  write_kubeconfig "$kubeconfig" admin
+  network_up
+  containerd_up
+  import_images
+  etcd_up
+  apiserver_up
+  controllers_up
+  kubelet_up
+  proxy_up
+  kwok_up
+  addons_up
+  log "up in $((SECONDS - started)) s; KUBECONFIG=$kubeconfig"
+  echo "$kubeconfig"
+}
+
+cmd_down() {
+  local started=$SECONDS c
+  # Pods first, so their sandboxes, mounts and veths go with them.
+  if running kubelet && [ -f "$kubeconfig" ] && [ -x "${kubectl_bin:-/nonexistent}" ]; then :; fi
+  for c in kwok kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$c"; done
+  if running containerd; then
+    local ctr_="ctr --address $containerd_sock"
+    for t in $($ctr_ -n k8s.io tasks ls -q 2>/dev/null); do $ctr_ -n k8s.io tasks kill -s KILL "$t" 2>/dev/null || true; done
+    sleep 1
+    for t in $($ctr_ -n k8s.io tasks ls -q 2>/dev/null); do $ctr_ -n k8s.io tasks delete -f "$t" >/dev/null 2>&1 || true; done
+  fi
+  stop containerd
+  # Leftover shims and containers of this cluster (their cgroups name the containerd state dir).
+  pkill -f "containerd-shim-runc-v2 -namespace k8s.io -address $containerd_sock" 2>/dev/null || true
+  local m
+  for m in $(awk '{print $2}' /proc/mounts | grep -E "^($state|$run)/" | sort -r); do umount -l "$m" 2>/dev/null || true; done
+  for m in $(awk '{print $2}' /proc/mounts | grep -E '^/run/netns/cni-' | sort -r); do umount -l "$m" 2>/dev/null || true; done
+  rm -f /run/netns/cni-* 2>/dev/null || true
+  network_down
+  rm -rf "$run" "$state/etcd" "$state/kubelet" "$state/containerd" "$state/cni"
+  log "down in $((SECONDS - started)) s"
+}
+
+cmd_status() {
+  local c
+  for c in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kwok; do
+    if running "$c"; then echo "$c: running (pid $(cat "$pids/$c.pid"))"; else echo "$c: stopped"; fi
+  done
+  if running kube-apiserver; then binaries >/dev/null 2>&1 && kubectl get nodes -o wide; fi
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  images) binaries; images; ls "$cache"/images/*.oci.tar ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  logs) shift; if [ -n "${1:-}" ]; then tail -n 200 "$logs/$1.log"; else tail -n 20 "$logs"/*.log; fi ;;
+  kubeconfig) echo "$kubeconfig" ;;
+  env) echo "export KUBECONFIG=$kubeconfig" ;;
+  *) echo "usage: ci/cluster up|down|status|logs [component]|kubeconfig|env|images" >&2; exit 2 ;;
+esac
