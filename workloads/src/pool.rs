@@ -30,6 +30,8 @@ pub enum Rejected {
 struct State {
     requests: VecDeque<oneshot::Sender<()>>,
     pending_batch_jobs: u64,
+    /// Workers running an inference right now.
+    busy_workers: usize,
     stopping: bool,
 }
 
@@ -40,6 +42,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     burner: Burner,
     cost: Duration,
+    workers: usize,
     queue_capacity: usize,
 }
 
@@ -85,9 +88,10 @@ impl Pool {
             metrics,
             burner,
             cost,
+            workers: workers.max(1),
             queue_capacity,
         });
-        for index in 0..workers.max(1) {
+        for index in 0..shared.workers {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
                 .name(format!("inference-worker-{index}"))
@@ -102,7 +106,9 @@ impl Pool {
         if state.stopping {
             return Err(Rejected::ShuttingDown);
         }
-        if state.requests.len() >= self.shared.queue_capacity {
+        // A request just queued for an idle worker is not waiting: count idle workers in.
+        let idle_workers = self.shared.workers.saturating_sub(state.busy_workers);
+        if state.requests.len() >= self.shared.queue_capacity + idle_workers {
             return Err(Rejected::QueueFull);
         }
         let (done, receiver) = oneshot::channel();
@@ -164,12 +170,17 @@ fn worker_loop(shared: &Shared) {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
             };
             // Move the job from the queue gauge to the in-flight gauge in one step.
+            state.busy_workers += 1;
             shared.publish_queue_length(&state);
             shared.metrics.in_flight.inc();
             work
         };
         shared.burner.burn(shared.cost);
-        shared.metrics.in_flight.dec();
+        {
+            let mut state = shared.lock();
+            state.busy_workers -= 1;
+            shared.metrics.in_flight.dec();
+        }
         if let Work::Request(done) = work {
             // The client may have gone away; the work is done either way.
             let _ = done.send(());

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the two workload images as OCI archives, without Docker:
+#   1. static release binaries (glibc, +crt-static: the image holds nothing but the binary),
+#   2. oci-image packs each one into a reproducible archive (same inputs, same digest),
+#   3. oci-image verify checks every digest.
+# Output: ${AUTOSCALE_CACHE:-$HOME/.cache/autoscale-conformance}/images/<name>.oci.tar
+# Import: ctr -n k8s.io images import <archive>   or   kind load image-archive <archive>
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+tag=${IMAGE_TAG:-0.1.0}
+registry=localhost/autoscale-conformance
+target=x86_64-unknown-linux-gnu
+out_dir=${AUTOSCALE_CACHE:-$HOME/.cache/autoscale-conformance}/images
+mkdir -p "$out_dir"
+
+# Remapped source paths keep the build directory and $HOME out of the binaries, so another
+# checkout of the same commit gives the same bytes.
+export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$root=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+# --target keeps these flags off build scripts and away from the normal target/release.
+cargo build --release --locked --target "$target" -p workloads --bins
+unset RUSTFLAGS
+cargo build --release --locked -p oci-image
+oci_image=$root/target/release/oci-image
+bin_dir=$root/target/$target/release
+
+for name in inference-server loadgen; do
+  binary=$bin_dir/$name
+  if ldd "$binary" >/dev/null 2>&1; then
+    echo "error: $binary is dynamically linked; the image would not run" >&2
+    exit 1
+  fi
+  expose=()
+  if [[ $name == inference-server ]]; then expose=(--expose 8080/tcp); fi
+  "$oci_image" build \
+    --name "$registry/$name:$tag" \
+    --file "$binary:/$name:0755" \
+    --entrypoint "/$name" \
+    --user 65532:65532 \
+    --workdir / \
+    "${expose[@]}" \
+    --label org.opencontainers.image.title="$name" \
+    --label org.opencontainers.image.version="$tag" \
+    --out "$out_dir/$name.oci.tar" >/dev/null
+  "$oci_image" verify "$out_dir/$name.oci.tar" | head -1 | cut -f2,3 | sed "s|^|$out_dir/$name.oci.tar\t|"
+done
