@@ -1,8 +1,11 @@
 //! The grading harness: submission → checks → verdicts → report, and
 //! cluster → probes → timelines → verdicts. See `ARCHITECTURE.md` for the data flow.
 
+pub mod budget;
 pub mod checks;
 pub mod criteria;
+pub mod judge;
 pub mod report;
 pub mod submission;
+pub mod timeline;
 pub mod verdict;

@@ -1,0 +1,295 @@
+//! What a live probe observed, in order: the input of [`crate::judge`].
+//!
+//! A timeline is plain data (serde), so judges are pure functions that unit
+//! tests feed with synthetic timelines, and a recorded one can be judged again.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything one probe saw. `t` of every sample is seconds since `started_at`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// The test or criterion that recorded it.
+    pub name: String,
+    /// RFC 3339 wall-clock time of `t = 0`.
+    pub started_at: String,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub t: f64,
+    #[serde(flatten)]
+    pub what: Observation,
+}
+
+/// One observation. Watches produce most of them; the probe adds markers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Observation {
+    /// A scale target (Deployment, StatefulSet) changed.
+    Scale {
+        target: String,
+        /// `spec.replicas`: what was asked for.
+        replicas: i32,
+        ready_replicas: i32,
+        /// Field manager that last wrote `spec.replicas` (managedFields), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        manager: Option<String>,
+    },
+    /// An autoscaler's status changed.
+    Hpa {
+        name: String,
+        current_replicas: i32,
+        desired_replicas: i32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        metrics: Vec<MetricReading>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        conditions: Vec<ConditionState>,
+    },
+    /// A pod changed phase, readiness or node.
+    Pod {
+        name: String,
+        phase: String,
+        ready: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A Kubernetes event in the test's namespace.
+    Event {
+        object: String,
+        reason: String,
+        message: String,
+        #[serde(rename = "type")]
+        type_: String,
+    },
+    /// Something the probe did or decided (`baseline`, `load-start`, `load-stop`).
+    Marker { label: String },
+}
+
+/// One of the HPA's current metric values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricReading {
+    /// `cpu`, `memory`, or a custom metric name.
+    pub name: String,
+    /// Current average utilization in percent of requests, for Resource metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utilization: Option<i32>,
+    /// Current value as written by the HPA (a quantity), for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConditionState {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A change of a scale target's `spec.replicas`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaStep {
+    pub t: f64,
+    pub from: i32,
+    pub to: i32,
+    pub manager: Option<String>,
+}
+
+impl Timeline {
+    pub fn new(name: impl Into<String>, started_at: impl Into<String>) -> Self {
+        Timeline {
+            name: name.into(),
+            started_at: started_at.into(),
+            samples: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, t: f64, what: Observation) {
+        self.samples.push(Sample { t, what });
+    }
+
+    /// Time of the first marker with this label.
+    pub fn marker(&self, label: &str) -> Option<f64> {
+        self.samples.iter().find_map(|s| match &s.what {
+            Observation::Marker { label: l } if l == label => Some(s.t),
+            _ => None,
+        })
+    }
+
+    /// `spec.replicas` of `target` as (t, replicas, manager), one entry per observation.
+    pub fn replicas(&self, target: &str) -> Vec<(f64, i32, Option<String>)> {
+        self.samples
+            .iter()
+            .filter_map(|s| match &s.what {
+                Observation::Scale {
+                    target: name,
+                    replicas,
+                    manager,
+                    ..
+                } if name == target => Some((s.t, *replicas, manager.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The replica count of `target` just before or at `t`.
+    pub fn replicas_at(&self, target: &str, t: f64) -> Option<i32> {
+        self.replicas(target)
+            .into_iter()
+            .take_while(|(at, _, _)| *at <= t)
+            .last()
+            .map(|(_, r, _)| r)
+    }
+
+    /// Changes of `spec.replicas` of `target` at or after `since` (repeated values collapse).
+    pub fn steps(&self, target: &str, since: f64) -> Vec<ReplicaStep> {
+        let mut steps = Vec::new();
+        let mut last: Option<i32> = None;
+        for (t, replicas, manager) in self.replicas(target) {
+            if let Some(previous) = last
+                && previous != replicas
+                && t >= since
+            {
+                steps.push(ReplicaStep {
+                    t,
+                    from: previous,
+                    to: replicas,
+                    manager,
+                });
+            }
+            last = Some(replicas);
+        }
+        steps
+    }
+
+    /// HPA status observations of `name`: (t, current, desired, metrics).
+    pub fn hpa_states(&self, name: &str) -> Vec<(f64, i32, i32, &[MetricReading])> {
+        self.samples
+            .iter()
+            .filter_map(|s| match &s.what {
+                Observation::Hpa {
+                    name: n,
+                    current_replicas,
+                    desired_replicas,
+                    metrics,
+                    ..
+                } if n == name => Some((
+                    s.t,
+                    *current_replicas,
+                    *desired_replicas,
+                    metrics.as_slice(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A short human excerpt of the replica history around `[from, to]`, for evidence.
+    pub fn replica_excerpt(
+        &self,
+        target: &str,
+        from: f64,
+        to: f64,
+    ) -> Vec<crate::verdict::TimelinePoint> {
+        let mut points = Vec::new();
+        let mut last: Option<i32> = None;
+        for sample in &self.samples {
+            let what = match &sample.what {
+                Observation::Scale {
+                    target: name,
+                    replicas,
+                    ready_replicas,
+                    manager,
+                } if name == target => {
+                    if last == Some(*replicas) {
+                        continue;
+                    }
+                    last = Some(*replicas);
+                    match manager {
+                        Some(m) => {
+                            format!("{target} replicas={replicas} ready={ready_replicas} (by {m})")
+                        }
+                        None => format!("{target} replicas={replicas} ready={ready_replicas}"),
+                    }
+                }
+                Observation::Marker { label } => format!("[{label}]"),
+                _ => continue,
+            };
+            if sample.t >= from && sample.t <= to {
+                points.push(crate::verdict::TimelinePoint {
+                    seconds: (sample.t * 10.0).round() / 10.0,
+                    what,
+                });
+            }
+        }
+        points
+    }
+
+    /// Events of the namespace with their reason, in order, for evidence.
+    pub fn event_lines(&self) -> Vec<String> {
+        self.samples
+            .iter()
+            .filter_map(|s| match &s.what {
+                Observation::Event {
+                    object,
+                    reason,
+                    message,
+                    type_,
+                } => Some(format!("{:.1}s {type_} {object} {reason}: {message}", s.t)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scale(replicas: i32) -> Observation {
+        Observation::Scale {
+            target: "d".into(),
+            replicas,
+            ready_replicas: replicas,
+            manager: None,
+        }
+    }
+
+    #[test]
+    fn steps_collapse_repeats_and_respect_since() {
+        let mut timeline = Timeline::new("t", "2026-01-01T00:00:00Z");
+        for (t, r) in [(0.0, 2), (1.0, 2), (5.0, 4), (6.0, 4), (9.0, 3)] {
+            timeline.push(t, scale(r));
+        }
+        let steps = timeline.steps("d", 0.0);
+        assert_eq!(
+            steps.iter().map(|s| (s.from, s.to)).collect::<Vec<_>>(),
+            vec![(2, 4), (4, 3)]
+        );
+        assert_eq!(timeline.steps("d", 6.0).len(), 1);
+        assert_eq!(timeline.replicas_at("d", 5.5), Some(4));
+        assert_eq!(timeline.replicas_at("d", -1.0), None);
+    }
+
+    #[test]
+    fn round_trips_through_json_with_kind_tags() {
+        let mut timeline = Timeline::new("t", "2026-01-01T00:00:00Z");
+        timeline.push(
+            0.0,
+            Observation::Marker {
+                label: "load-start".into(),
+            },
+        );
+        timeline.push(1.0, scale(3));
+        let json = serde_json::to_value(&timeline).unwrap();
+        assert_eq!(json["samples"][0]["kind"], "marker");
+        assert_eq!(json["samples"][1]["kind"], "scale");
+        let back: Timeline = serde_json::from_value(json).unwrap();
+        assert_eq!(back, timeline);
+        assert_eq!(back.marker("load-start"), Some(0.0));
+    }
+}
