@@ -1,5 +1,111 @@
 //! `autoscale-conformance`: grades a student submission against the exercise's rubric.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use harness::checks::Tools;
+use harness::report::{Report, grade_offline};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "autoscale-conformance",
+    version,
+    about = "Conformance suite and grader for Kubernetes autoscaling of ML workloads"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Grade a submission directory (a student's repository).
+    Grade(GradeArgs),
+}
+
+#[derive(clap::Args)]
+struct GradeArgs {
+    /// The submission directory.
+    submission: PathBuf,
+    /// Only static checks: no cluster needed. Live points are reported as "not run".
+    #[arg(long)]
+    offline: bool,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Also write every format into this directory (report.txt, report.json,
+    /// junit.xml, summary.md, classroom.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Exit with status 2 when the score is below this many points.
+    #[arg(long)]
+    min_score: Option<f64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Junit,
+    Markdown,
+    Classroom,
+}
+
+fn render(report: &Report, format: Format) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Text => report.to_text(),
+        Format::Json => report.to_json()?,
+        Format::Junit => report.to_junit()?,
+        Format::Markdown => report.to_markdown(),
+        Format::Classroom => report.to_classroom()?,
+    })
+}
+
+fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
+    if !args.offline {
+        bail!(
+            "live grading needs the live suite (not available in this build); run with --offline for the static checks"
+        );
+    }
+    let report = grade_offline(&args.submission, &Tools::discover())?;
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (format, name) in [
+            (Format::Text, "report.txt"),
+            (Format::Json, "report.json"),
+            (Format::Junit, "junit.xml"),
+            (Format::Markdown, "summary.md"),
+            (Format::Classroom, "classroom.json"),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, render(&report, format)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    print!("{}", render(&report, args.format)?);
+    if let Some(minimum) = args.min_score {
+        if report.score.earned < minimum {
+            eprintln!(
+                "score {} is below --min-score {minimum}",
+                report.score.earned
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Grade(args) => grade(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

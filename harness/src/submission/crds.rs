@@ -14,7 +14,13 @@ use std::collections::BTreeMap;
 
 /// `autoscaling.k8s.io/v1` VerticalPodAutoscaler.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "autoscaling.k8s.io", version = "v1", kind = "VerticalPodAutoscaler", namespaced, schema = "disabled")]
+#[kube(
+    group = "autoscaling.k8s.io",
+    version = "v1",
+    kind = "VerticalPodAutoscaler",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct VerticalPodAutoscalerSpec {
     pub target_ref: Option<TargetRef>,
@@ -58,7 +64,13 @@ pub struct VpaContainerPolicy {
 
 /// `keda.sh/v1alpha1` ScaledObject.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "keda.sh", version = "v1alpha1", kind = "ScaledObject", namespaced, schema = "disabled")]
+#[kube(
+    group = "keda.sh",
+    version = "v1alpha1",
+    kind = "ScaledObject",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ScaledObjectSpec {
     pub scale_target_ref: Option<TargetRef>,
@@ -88,7 +100,13 @@ pub struct KedaTrigger {
 
 /// `keda.sh/v1alpha1` ScaledJob.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "keda.sh", version = "v1alpha1", kind = "ScaledJob", namespaced, schema = "disabled")]
+#[kube(
+    group = "keda.sh",
+    version = "v1alpha1",
+    kind = "ScaledJob",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ScaledJobSpec {
     pub job_target_ref: Option<Value>,
@@ -101,7 +119,13 @@ pub struct ScaledJobSpec {
 
 /// `keda.sh/v1alpha1` TriggerAuthentication.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "keda.sh", version = "v1alpha1", kind = "TriggerAuthentication", namespaced, schema = "disabled")]
+#[kube(
+    group = "keda.sh",
+    version = "v1alpha1",
+    kind = "TriggerAuthentication",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerAuthenticationSpec {
     pub secret_target_ref: Option<Vec<Value>>,
@@ -111,7 +135,13 @@ pub struct TriggerAuthenticationSpec {
 
 /// `monitoring.coreos.com/v1` ServiceMonitor.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "monitoring.coreos.com", version = "v1", kind = "ServiceMonitor", namespaced, schema = "disabled")]
+#[kube(
+    group = "monitoring.coreos.com",
+    version = "v1",
+    kind = "ServiceMonitor",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceMonitorSpec {
     #[serde(default)]
@@ -132,7 +162,13 @@ pub struct ScrapeEndpoint {
 
 /// `monitoring.coreos.com/v1` PodMonitor.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "monitoring.coreos.com", version = "v1", kind = "PodMonitor", namespaced, schema = "disabled")]
+#[kube(
+    group = "monitoring.coreos.com",
+    version = "v1",
+    kind = "PodMonitor",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PodMonitorSpec {
     #[serde(default)]
@@ -144,7 +180,13 @@ pub struct PodMonitorSpec {
 /// `monitoring.coreos.com/v1` PrometheusRule: the rule groups are kept as JSON
 /// and checked by `promtool`, which knows the format best.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "monitoring.coreos.com", version = "v1", kind = "PrometheusRule", namespaced, schema = "disabled")]
+#[kube(
+    group = "monitoring.coreos.com",
+    version = "v1",
+    kind = "PrometheusRule",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusRuleSpec {
     #[serde(default)]

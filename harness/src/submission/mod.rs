@@ -12,7 +12,9 @@ use crate::verdict::{Finding, Location, Severity};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, Pod, PodSpec, ResourceQuota, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, Namespace, Pod, PodSpec, ResourceQuota, Service,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde::de::DeserializeOwned;
@@ -33,7 +35,12 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_file_bytes: 2 * 1024 * 1024, max_files: 5_000, max_dir_depth: 32, yaml: YamlLimits::default() }
+        LoadOptions {
+            max_file_bytes: 2 * 1024 * 1024,
+            max_files: 5_000,
+            max_dir_depth: 32,
+            yaml: YamlLimits::default(),
+        }
     }
 }
 
@@ -62,7 +69,10 @@ pub struct Object {
 impl Object {
     /// The object as loaded (apiVersion as written, before any conversion).
     pub fn value(&self) -> &Value {
-        self.document.value.pointer(&self.pointer).unwrap_or(&Value::Null)
+        self.document
+            .value
+            .pointer(&self.pointer)
+            .unwrap_or(&Value::Null)
     }
 
     /// Where a field (JSON pointer relative to the object) is written, or the
@@ -98,23 +108,43 @@ impl Object {
         let (spec, labels, pointer) = match &self.typed {
             Typed::Deployment(d) => {
                 let t = &d.spec.template;
-                (t.spec.as_ref()?, t.metadata.as_ref().and_then(|m| m.labels.as_ref()), "/spec/template/spec")
+                (
+                    t.spec.as_ref()?,
+                    t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                    "/spec/template/spec",
+                )
             }
             Typed::StatefulSet(d) => {
                 let t = &d.spec.template;
-                (t.spec.as_ref()?, t.metadata.as_ref().and_then(|m| m.labels.as_ref()), "/spec/template/spec")
+                (
+                    t.spec.as_ref()?,
+                    t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                    "/spec/template/spec",
+                )
             }
             Typed::ReplicaSet(d) => {
                 let t = d.spec.template.as_ref()?;
-                (t.spec.as_ref()?, t.metadata.as_ref().and_then(|m| m.labels.as_ref()), "/spec/template/spec")
+                (
+                    t.spec.as_ref()?,
+                    t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                    "/spec/template/spec",
+                )
             }
             Typed::DaemonSet(d) => {
                 let t = &d.spec.template;
-                (t.spec.as_ref()?, t.metadata.as_ref().and_then(|m| m.labels.as_ref()), "/spec/template/spec")
+                (
+                    t.spec.as_ref()?,
+                    t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                    "/spec/template/spec",
+                )
             }
             Typed::Job(d) => {
                 let t = &d.spec.as_ref()?.template;
-                (t.spec.as_ref()?, t.metadata.as_ref().and_then(|m| m.labels.as_ref()), "/spec/template/spec")
+                (
+                    t.spec.as_ref()?,
+                    t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                    "/spec/template/spec",
+                )
             }
             Typed::CronJob(d) => {
                 let t = &d.spec.job_template.spec.as_ref()?.template;
@@ -127,7 +157,11 @@ impl Object {
             Typed::Pod(d) => (d.spec.as_ref()?, d.metadata.labels.as_ref(), "/spec"),
             _ => return None,
         };
-        Some(PodTemplate { spec, labels, pointer })
+        Some(PodTemplate {
+            spec,
+            labels,
+            pointer,
+        })
     }
 
     /// Labels on the object's own metadata.
@@ -137,7 +171,14 @@ impl Object {
             .and_then(Value::as_object)
             .map(|map| {
                 map.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string()),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -155,7 +196,10 @@ impl Object {
 
     /// Kinds an HPA, VPA or ScaledObject can scale.
     pub fn is_scalable(&self) -> bool {
-        matches!(self.typed, Typed::Deployment(_) | Typed::StatefulSet(_) | Typed::ReplicaSet(_))
+        matches!(
+            self.typed,
+            Typed::Deployment(_) | Typed::StatefulSet(_) | Typed::ReplicaSet(_)
+        )
     }
 }
 
@@ -266,18 +310,33 @@ pub struct Submission {
 /// Extensions of files a submission may legitimately carry that are not text
 /// (architecture diagrams, screenshots): skipped without a finding.
 const MEDIA_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "gif", "webp", "ico", "bmp", "pdf", "svgz", "mp4", "mov", "webm", "woff", "woff2", "ttf",
-    "otf", "zip", "gz", "tgz", "xz", "zst",
+    "png", "jpg", "jpeg", "gif", "webp", "ico", "bmp", "pdf", "svgz", "mp4", "mov", "webm", "woff",
+    "woff2", "ttf", "otf", "zip", "gz", "tgz", "xz", "zst",
 ];
 
 fn input_finding(check: &str, location: Location, message: String, hint: &str) -> Finding {
-    let severity = if check == "input.unknown-kind" { Severity::Info } else { Severity::Error };
-    Finding { check: check.to_string(), severity, location, message, hint: hint.to_string(), evidence: Vec::new() }
+    let severity = if check == "input.unknown-kind" {
+        Severity::Info
+    } else {
+        Severity::Error
+    };
+    Finding {
+        check: check.to_string(),
+        severity,
+        location,
+        message,
+        hint: hint.to_string(),
+        evidence: Vec::new(),
+    }
 }
 
 fn relative(root: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(root).unwrap_or(path);
-    relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// A resolved apiVersion that the API server no longer serves, and what replaces it.
@@ -288,19 +347,38 @@ struct Removal {
 }
 
 fn removed_api(api_version: &str, kind: &str) -> Option<Removal> {
-    let same = |replacement| Some(Removal { replacement, convertible: true });
-    let other = |replacement| Some(Removal { replacement, convertible: false });
+    let same = |replacement| {
+        Some(Removal {
+            replacement,
+            convertible: true,
+        })
+    };
+    let other = |replacement| {
+        Some(Removal {
+            replacement,
+            convertible: false,
+        })
+    };
     match (api_version, kind) {
-        ("autoscaling/v2beta1" | "autoscaling/v2beta2", "HorizontalPodAutoscaler") => same("autoscaling/v2"),
-        ("policy/v1beta1", "PodDisruptionBudget") => same("policy/v1"),
-        ("policy/v1beta1", "PodSecurityPolicy") => other("Pod Security Admission (namespace labels)"),
-        ("batch/v1beta1" | "batch/v2alpha1", "CronJob") => same("batch/v1"),
-        ("extensions/v1beta1" | "apps/v1beta1" | "apps/v1beta2", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
-            same("apps/v1")
+        ("autoscaling/v2beta1" | "autoscaling/v2beta2", "HorizontalPodAutoscaler") => {
+            same("autoscaling/v2")
         }
-        ("extensions/v1beta1" | "networking.k8s.io/v1beta1", "Ingress" | "IngressClass") => same("networking.k8s.io/v1"),
+        ("policy/v1beta1", "PodDisruptionBudget") => same("policy/v1"),
+        ("policy/v1beta1", "PodSecurityPolicy") => {
+            other("Pod Security Admission (namespace labels)")
+        }
+        ("batch/v1beta1" | "batch/v2alpha1", "CronJob") => same("batch/v1"),
+        (
+            "extensions/v1beta1" | "apps/v1beta1" | "apps/v1beta2",
+            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet",
+        ) => same("apps/v1"),
+        ("extensions/v1beta1" | "networking.k8s.io/v1beta1", "Ingress" | "IngressClass") => {
+            same("networking.k8s.io/v1")
+        }
         ("extensions/v1beta1", "NetworkPolicy") => same("networking.k8s.io/v1"),
-        ("scheduling.k8s.io/v1beta1" | "scheduling.k8s.io/v1alpha1", "PriorityClass") => same("scheduling.k8s.io/v1"),
+        ("scheduling.k8s.io/v1beta1" | "scheduling.k8s.io/v1alpha1", "PriorityClass") => {
+            same("scheduling.k8s.io/v1")
+        }
         ("rbac.authorization.k8s.io/v1beta1" | "rbac.authorization.k8s.io/v1alpha1", _) => {
             same("rbac.authorization.k8s.io/v1")
         }
@@ -331,14 +409,24 @@ fn removed_api(api_version: &str, kind: &str) -> Option<Removal> {
 /// Rewrites an `autoscaling/v2beta1` HPA's metrics into the v2 shape so the
 /// rest of the grading sees what the student meant (the removal is reported).
 fn convert_hpa_v2beta1(value: &mut Value) {
-    let Some(metrics) = value.pointer_mut("/spec/metrics").and_then(Value::as_array_mut) else {
+    let Some(metrics) = value
+        .pointer_mut("/spec/metrics")
+        .and_then(Value::as_array_mut)
+    else {
         return;
     };
     for metric in metrics {
-        let Some(metric_type) = metric.get("type").and_then(Value::as_str).map(str::to_lowercase) else {
+        let Some(metric_type) = metric
+            .get("type")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase)
+        else {
             continue;
         };
-        let Some(source) = metric.get_mut(metric_type.as_str()).and_then(Value::as_object_mut) else {
+        let Some(source) = metric
+            .get_mut(metric_type.as_str())
+            .and_then(Value::as_object_mut)
+        else {
             continue;
         };
         let mut target = serde_json::Map::new();
@@ -355,7 +443,10 @@ fn convert_hpa_v2beta1(value: &mut Value) {
         if let Some(name) = source.remove("metricName") {
             let mut identifier = serde_json::Map::new();
             identifier.insert("name".into(), name);
-            if let Some(selector) = source.remove("selector").or_else(|| source.remove("metricSelector")) {
+            if let Some(selector) = source
+                .remove("selector")
+                .or_else(|| source.remove("metricSelector"))
+            {
                 identifier.insert("selector".into(), selector);
             }
             source.insert("metric".into(), Value::Object(identifier));
@@ -370,7 +461,10 @@ fn convert_hpa_v2beta1(value: &mut Value) {
 }
 
 fn is_known_untyped(api_version: &str, kind: &str) -> bool {
-    let group = api_version.rsplit_once('/').map(|(group, _)| group).unwrap_or("");
+    let group = api_version
+        .rsplit_once('/')
+        .map(|(group, _)| group)
+        .unwrap_or("");
     matches!(
         kind,
         "ServiceAccount"
@@ -399,7 +493,15 @@ fn is_known_untyped(api_version: &str, kind: &str) -> bool {
     ) || matches!(group, "kustomize.config.k8s.io")
         || (group == "keda.sh" && matches!(kind, "ClusterTriggerAuthentication"))
         || (group == "monitoring.coreos.com"
-            && matches!(kind, "Prometheus" | "Alertmanager" | "AlertmanagerConfig" | "Probe" | "ScrapeConfig" | "PrometheusAgent"))
+            && matches!(
+                kind,
+                "Prometheus"
+                    | "Alertmanager"
+                    | "AlertmanagerConfig"
+                    | "Probe"
+                    | "ScrapeConfig"
+                    | "PrometheusAgent"
+            ))
 }
 
 struct Loader<'a> {
@@ -412,9 +514,18 @@ struct Loader<'a> {
 pub fn load(root: &Path, options: &LoadOptions) -> std::io::Result<Submission> {
     let root = root.canonicalize()?;
     if !root.is_dir() {
-        return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, format!("{} is not a directory", root.display())));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", root.display()),
+        ));
     }
-    let mut loader = Loader { options, submission: Submission { root: root.clone(), ..Submission::default() } };
+    let mut loader = Loader {
+        options,
+        submission: Submission {
+            root: root.clone(),
+            ..Submission::default()
+        },
+    };
     let mut files = Vec::new();
     loader.walk(&root, 0, &mut files);
     for path in files {
@@ -426,7 +537,9 @@ pub fn load(root: &Path, options: &LoadOptions) -> std::io::Result<Submission> {
 
 impl Loader<'_> {
     fn finding(&mut self, check: &str, location: Location, message: String, hint: &str) {
-        self.submission.findings.push(input_finding(check, location, message, hint));
+        self.submission
+            .findings
+            .push(input_finding(check, location, message, hint));
     }
 
     /// Collects regular files, sorted, without following symlinks.
@@ -436,7 +549,10 @@ impl Loader<'_> {
             self.finding(
                 "input.too-large",
                 Location::file(relative(&root, dir)),
-                format!("directory nesting deeper than {} levels; not read", self.options.max_dir_depth),
+                format!(
+                    "directory nesting deeper than {} levels; not read",
+                    self.options.max_dir_depth
+                ),
                 "flatten the repository layout",
             );
             return;
@@ -447,7 +563,10 @@ impl Loader<'_> {
         let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
         entries.sort();
         for path in entries {
-            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             if matches!(name.as_str(), ".git" | "node_modules" | "target") {
                 continue;
             }
@@ -457,16 +576,29 @@ impl Loader<'_> {
             if metadata.file_type().is_symlink() {
                 // Never followed. One that leaves the submission is worth telling.
                 let target = std::fs::read_link(&path).unwrap_or_default();
-                let resolved = if target.is_absolute() { target.clone() } else { path.parent().unwrap_or(dir).join(&target) };
-                let inside = resolved.canonicalize().map(|p| p.starts_with(&root)).unwrap_or_else(|_| {
-                    // Dangling: judge lexically.
-                    !target.is_absolute() && !target.components().any(|c| c == std::path::Component::ParentDir)
-                });
+                let resolved = if target.is_absolute() {
+                    target.clone()
+                } else {
+                    path.parent().unwrap_or(dir).join(&target)
+                };
+                let inside = resolved
+                    .canonicalize()
+                    .map(|p| p.starts_with(&root))
+                    .unwrap_or_else(|_| {
+                        // Dangling: judge lexically.
+                        !target.is_absolute()
+                            && !target
+                                .components()
+                                .any(|c| c == std::path::Component::ParentDir)
+                    });
                 if !inside {
                     self.finding(
                         "input.symlink-outside",
                         Location::file(relative(&root, &path)),
-                        format!("symbolic link points outside the submission ({}); not read", target.display()),
+                        format!(
+                            "symbolic link points outside the submission ({}); not read",
+                            target.display()
+                        ),
                         "commit the file itself instead of a link to a path outside the repository",
                     );
                 }
@@ -479,7 +611,10 @@ impl Loader<'_> {
                     self.finding(
                         "input.too-large",
                         Location::file(relative(&root, &path)),
-                        format!("more than {} files; the rest are not read", self.options.max_files),
+                        format!(
+                            "more than {} files; the rest are not read",
+                            self.options.max_files
+                        ),
                         "remove generated or vendored files from the submission",
                     );
                     return;
@@ -491,16 +626,24 @@ impl Loader<'_> {
 
     fn load_file(&mut self, path: &Path) {
         let rel = relative(&self.submission.root, path);
-        let extension = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let extension = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
         if MEDIA_EXTENSIONS.contains(&extension.as_str()) {
             return;
         }
-        let size = std::fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::symlink_metadata(path)
+            .map(|m| m.len())
+            .unwrap_or(0);
         if size > self.options.max_file_bytes {
             self.finding(
                 "input.too-large",
                 Location::file(rel),
-                format!("{size} bytes is over the {} byte limit per file; not read", self.options.max_file_bytes),
+                format!(
+                    "{size} bytes is over the {} byte limit per file; not read",
+                    self.options.max_file_bytes
+                ),
                 "split the file or remove generated content",
             );
             return;
@@ -528,8 +671,11 @@ impl Loader<'_> {
             Ok(text) => text,
             Err(error) => {
                 let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
-                let line = u32::try_from(valid.iter().filter(|&&b| b == b'\n').count() + 1).unwrap_or(u32::MAX);
-                let column = u32::try_from(valid.iter().rev().take_while(|&&b| b != b'\n').count() + 1).unwrap_or(u32::MAX);
+                let line = u32::try_from(valid.iter().filter(|&&b| b == b'\n').count() + 1)
+                    .unwrap_or(u32::MAX);
+                let column =
+                    u32::try_from(valid.iter().rev().take_while(|&&b| b != b'\n').count() + 1)
+                        .unwrap_or(u32::MAX);
                 self.finding(
                     "input.not-utf8",
                     Location::at(rel, line, column),
@@ -539,51 +685,89 @@ impl Loader<'_> {
                 return;
             }
         };
-        let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
-        let shebang = text.lines().next().filter(|l| l.starts_with("#!")).map(str::to_string);
-        let is_shell_shebang = shebang
-            .as_deref()
-            .is_some_and(|s| ["sh", "bash", "zsh", "ksh", "dash"].iter().any(|shell| s.split(['/', ' ']).any(|w| w == *shell)));
+        let text = text
+            .strip_prefix('\u{feff}')
+            .map(str::to_string)
+            .unwrap_or(text);
+        let shebang = text
+            .lines()
+            .next()
+            .filter(|l| l.starts_with("#!"))
+            .map(str::to_string);
+        let is_shell_shebang = shebang.as_deref().is_some_and(|s| {
+            ["sh", "bash", "zsh", "ksh", "dash"]
+                .iter()
+                .any(|shell| s.split(['/', ' ']).any(|w| w == *shell))
+        });
         match extension.as_str() {
-            "md" | "markdown" | "txt" | "rst" => self.submission.docs.push(TextFile { path: rel, text }),
+            "md" | "markdown" | "txt" | "rst" => {
+                self.submission.docs.push(TextFile { path: rel, text })
+            }
             "sh" | "bash" => self.submission.scripts.push(TextFile { path: rel, text }),
             "yaml" | "yml" | "json" => self.load_structured(&rel, &text, extension == "json"),
             _ if is_shell_shebang => self.submission.scripts.push(TextFile { path: rel, text }),
-            _ => self.submission.other_text.push(TextFile { path: rel, text }),
+            _ => self
+                .submission
+                .other_text
+                .push(TextFile { path: rel, text }),
         }
     }
 
     fn load_structured(&mut self, rel: &str, text: &str, is_json: bool) {
-        let loaded = yaml::load(text, self.options.yaml);
-        let mut documents = loaded.documents;
-        let mut problems = loaded.problems;
-        if is_json && problems.iter().any(|p| p.fatal) {
-            // JSON that YAML rejects (tabs in odd places): serde_json is the judge.
+        // kubectl decodes a document that starts with `{` as JSON, and so do we:
+        // YAML would accept JSON mistakes such as a trailing comma.
+        let as_json = is_json || text.trim_start().starts_with('{');
+        let (documents, problems) = if as_json {
             match serde_json::from_str::<Value>(text) {
-                Ok(value) => {
-                    documents = vec![Document {
-                        value,
-                        start: Position { line: 1, column: 1 },
-                        positions: Default::default(),
-                    }];
-                    problems.clear();
-                }
                 Err(error) => {
+                    let location = Location::at(rel, error.line() as u32, error.column() as u32);
                     if text.contains("\"panels\"") {
-                        let location = Location::at(rel, error.line() as u32, error.column() as u32);
                         self.submission.dashboards.push(Dashboard {
                             location: Location::file(rel),
                             title: String::new(),
                             origin: rel.to_string(),
                             panel_count: 0,
                             queries: Vec::new(),
-                            invalid: Some((format!("dashboard JSON does not parse: {error}"), location)),
+                            invalid: Some((
+                                format!("dashboard JSON does not parse: {error}"),
+                                location,
+                            )),
                         });
-                        return;
+                    } else {
+                        self.finding(
+                            "input.parse-error",
+                            location,
+                            format!("not valid JSON: {error}"),
+                            "fix the JSON syntax (`jq . <file>` shows the same error)",
+                        );
+                    }
+                    return;
+                }
+                Ok(value) => {
+                    // Positions come from the YAML reading of the same text when it agrees.
+                    let loaded = yaml::load(text, self.options.yaml);
+                    if loaded.problems.is_empty()
+                        && loaded.documents.len() == 1
+                        && loaded.documents[0].value == value
+                    {
+                        (loaded.documents, Vec::new())
+                    } else {
+                        let start = Position { line: 1, column: 1 };
+                        (
+                            vec![Document {
+                                value,
+                                start,
+                                positions: Default::default(),
+                            }],
+                            Vec::new(),
+                        )
                     }
                 }
             }
-        }
+        } else {
+            let loaded = yaml::load(text, self.options.yaml);
+            (loaded.documents, loaded.problems)
+        };
         for problem in problems {
             let location = Location::at(rel, problem.position.line, problem.position.column);
             match problem.kind {
@@ -618,7 +802,9 @@ impl Loader<'_> {
         let api_version = value.get("apiVersion").and_then(Value::as_str);
         let kind = value.get("kind").and_then(Value::as_str);
         if let (Some(api_version), Some(kind)) = (api_version, kind) {
-            if kind == "List" || (kind.ends_with("List") && value.get("items").is_some_and(Value::is_array)) {
+            if kind == "List"
+                || (kind.ends_with("List") && value.get("items").is_some_and(Value::is_array))
+            {
                 let count = value["items"].as_array().map_or(0, Vec::len);
                 for index in 0..count {
                     self.classify_document(rel, document, &format!("{pointer}/items/{index}"));
@@ -631,7 +817,9 @@ impl Loader<'_> {
         }
         let position = document.locate(pointer);
         let location = Location::at(rel, position.line, position.column);
-        self.classify_data(value, location, rel, Some(rel.to_string()), |p| document.locate(&format!("{pointer}{p}")));
+        self.classify_data(value, location, rel, Some(rel.to_string()), |p| {
+            document.locate(&format!("{pointer}{p}"))
+        });
     }
 
     /// Monitoring and adapter content that is not a Kubernetes object.
@@ -659,14 +847,22 @@ impl Loader<'_> {
                 return;
             }
         }
-        let dashboard = if value.get("panels").is_some_and(Value::is_array) || value.get("rows").is_some_and(Value::is_array)
+        let dashboard = if value.get("panels").is_some_and(Value::is_array)
+            || value.get("rows").is_some_and(Value::is_array)
         {
             Some((value, ""))
         } else {
-            value.get("dashboard").filter(|d| d.get("panels").is_some_and(Value::is_array)).map(|d| (d, "/dashboard"))
+            value
+                .get("dashboard")
+                .filter(|d| d.get("panels").is_some_and(Value::is_array))
+                .map(|d| (d, "/dashboard"))
         };
         if let Some((dashboard, prefix)) = dashboard {
-            let title = dashboard.get("title").and_then(Value::as_str).unwrap_or("").to_string();
+            let title = dashboard
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let mut queries = Vec::new();
             let mut panel_count = 0;
             collect_panels(dashboard, prefix, &at, &mut queries, &mut panel_count);
@@ -682,8 +878,14 @@ impl Loader<'_> {
         }
         let mut adapter_rules = Vec::new();
         let mut found_adapter = false;
-        for (key, external) in [("rules", false), ("externalRules", true), ("resourceRules", false)] {
-            let Some(rules) = value.get(key) else { continue };
+        for (key, external) in [
+            ("rules", false),
+            ("externalRules", true),
+            ("resourceRules", false),
+        ] {
+            let Some(rules) = value.get(key) else {
+                continue;
+            };
             // Helm values shape: rules: {custom: [...], external: [...]}
             let lists: Vec<(&Value, String, bool)> = match rules {
                 Value::Array(_) => vec![(rules, format!("/{key}"), external)],
@@ -696,7 +898,9 @@ impl Loader<'_> {
             };
             for (list, pointer, external) in lists {
                 for (index, rule) in list.as_array().into_iter().flatten().enumerate() {
-                    let Some(series_query) = rule.get("seriesQuery").and_then(Value::as_str) else { continue };
+                    let Some(series_query) = rule.get("seriesQuery").and_then(Value::as_str) else {
+                        continue;
+                    };
                     if rule.get("metricsQuery").is_none() && key != "resourceRules" {
                         continue;
                     }
@@ -704,8 +908,14 @@ impl Loader<'_> {
                     adapter_rules.push(AdapterRule {
                         external,
                         series_query: series_query.to_string(),
-                        name_matches: rule.pointer("/name/matches").and_then(Value::as_str).map(str::to_string),
-                        name_as: rule.pointer("/name/as").and_then(Value::as_str).map(str::to_string),
+                        name_matches: rule
+                            .pointer("/name/matches")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        name_as: rule
+                            .pointer("/name/as")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
                         location: at(&format!("{pointer}/{index}")),
                     });
                 }
@@ -717,10 +927,28 @@ impl Loader<'_> {
         }
     }
 
-    fn load_object(&mut self, rel: &str, document: &Arc<Document>, pointer: &str, api_version: String, kind: String) {
-        let value = document.value.pointer(pointer).cloned().unwrap_or(Value::Null);
-        let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-        let namespace = value.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+    fn load_object(
+        &mut self,
+        rel: &str,
+        document: &Arc<Document>,
+        pointer: &str,
+        api_version: String,
+        kind: String,
+    ) {
+        let value = document
+            .value
+            .pointer(pointer)
+            .cloned()
+            .unwrap_or(Value::Null);
+        let name = value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let namespace = value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let mut object = Object {
             api_version: api_version.clone(),
             kind: kind.clone(),
@@ -743,7 +971,10 @@ impl Loader<'_> {
                     object.describe(),
                     removal.replacement
                 ),
-                hint: format!("change `apiVersion: {api_version}` to `{}` and adjust the fields that changed", removal.replacement),
+                hint: format!(
+                    "change `apiVersion: {api_version}` to `{}` and adjust the fields that changed",
+                    removal.replacement
+                ),
                 evidence: Vec::new(),
             });
             if removal.convertible || api_version == "keda.k8s.io/v1alpha1" {
@@ -753,14 +984,20 @@ impl Loader<'_> {
                 }
                 if api_version == "keda.k8s.io/v1alpha1" {
                     effective_version = "keda.sh/v1alpha1".into();
-                    if let Some(target) = effective.pointer_mut("/spec/scaleTargetRef").and_then(Value::as_object_mut) {
+                    if let Some(target) = effective
+                        .pointer_mut("/spec/scaleTargetRef")
+                        .and_then(Value::as_object_mut)
+                    {
                         if let Some(name) = target.remove("deploymentName") {
                             target.insert("name".into(), name);
                         }
                     }
                 }
                 if let Some(map) = effective.as_object_mut() {
-                    map.insert("apiVersion".into(), Value::String(effective_version.clone()));
+                    map.insert(
+                        "apiVersion".into(),
+                        Value::String(effective_version.clone()),
+                    );
                 }
             } else {
                 object.typed = Typed::Other;
@@ -768,39 +1005,68 @@ impl Loader<'_> {
                 return;
             }
         }
-        let group = effective_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let group = effective_version
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or("");
         let typed = match (group, kind.as_str()) {
             ("", "Namespace") => self.typed(&object, &effective, |v| Typed::Namespace(Box::new(v))),
-            ("", "ResourceQuota") => self.typed(&object, &effective, |v| Typed::ResourceQuota(Box::new(v))),
-            ("", "LimitRange") => self.typed(&object, &effective, |v| Typed::LimitRange(Box::new(v))),
+            ("", "ResourceQuota") => {
+                self.typed(&object, &effective, |v| Typed::ResourceQuota(Box::new(v)))
+            }
+            ("", "LimitRange") => {
+                self.typed(&object, &effective, |v| Typed::LimitRange(Box::new(v)))
+            }
             ("", "Service") => self.typed(&object, &effective, |v| Typed::Service(Box::new(v))),
             ("", "ConfigMap") => self.typed(&object, &effective, |v| Typed::ConfigMap(Box::new(v))),
             ("", "Pod") => self.typed(&object, &effective, |v| Typed::Pod(Box::new(v))),
-            ("apps", "Deployment") => self.typed(&object, &effective, |v| Typed::Deployment(Box::new(v))),
-            ("apps", "StatefulSet") => self.typed(&object, &effective, |v| Typed::StatefulSet(Box::new(v))),
-            ("apps", "ReplicaSet") => self.typed(&object, &effective, |v| Typed::ReplicaSet(Box::new(v))),
-            ("apps", "DaemonSet") => self.typed(&object, &effective, |v| Typed::DaemonSet(Box::new(v))),
+            ("apps", "Deployment") => {
+                self.typed(&object, &effective, |v| Typed::Deployment(Box::new(v)))
+            }
+            ("apps", "StatefulSet") => {
+                self.typed(&object, &effective, |v| Typed::StatefulSet(Box::new(v)))
+            }
+            ("apps", "ReplicaSet") => {
+                self.typed(&object, &effective, |v| Typed::ReplicaSet(Box::new(v)))
+            }
+            ("apps", "DaemonSet") => {
+                self.typed(&object, &effective, |v| Typed::DaemonSet(Box::new(v)))
+            }
             ("batch", "Job") => self.typed(&object, &effective, |v| Typed::Job(Box::new(v))),
-            ("batch", "CronJob") => self.typed(&object, &effective, |v| Typed::CronJob(Box::new(v))),
+            ("batch", "CronJob") => {
+                self.typed(&object, &effective, |v| Typed::CronJob(Box::new(v)))
+            }
             ("autoscaling", "HorizontalPodAutoscaler") if effective_version == "autoscaling/v2" => {
-                self.typed(&object, &effective, |v| Typed::HorizontalPodAutoscaler(Box::new(v)))
+                self.typed(&object, &effective, |v| {
+                    Typed::HorizontalPodAutoscaler(Box::new(v))
+                })
             }
-            ("policy", "PodDisruptionBudget") => {
-                self.typed(&object, &effective, |v| Typed::PodDisruptionBudget(Box::new(v)))
+            ("policy", "PodDisruptionBudget") => self.typed(&object, &effective, |v| {
+                Typed::PodDisruptionBudget(Box::new(v))
+            }),
+            ("scheduling.k8s.io", "PriorityClass") => {
+                self.typed(&object, &effective, |v| Typed::PriorityClass(Box::new(v)))
             }
-            ("scheduling.k8s.io", "PriorityClass") => self.typed(&object, &effective, |v| Typed::PriorityClass(Box::new(v))),
             ("autoscaling.k8s.io", "VerticalPodAutoscaler") => {
-                self.typed(&object, &effective, |v| Typed::VerticalPodAutoscaler(Box::new(v)))
+                self.typed(&object, &effective, |v| {
+                    Typed::VerticalPodAutoscaler(Box::new(v))
+                })
             }
-            ("keda.sh", "ScaledObject") => self.typed(&object, &effective, |v| Typed::ScaledObject(Box::new(v))),
-            ("keda.sh", "ScaledJob") => self.typed(&object, &effective, |v| Typed::ScaledJob(Box::new(v))),
-            ("keda.sh", "TriggerAuthentication") => {
-                self.typed(&object, &effective, |v| Typed::TriggerAuthentication(Box::new(v)))
+            ("keda.sh", "ScaledObject") => {
+                self.typed(&object, &effective, |v| Typed::ScaledObject(Box::new(v)))
             }
+            ("keda.sh", "ScaledJob") => {
+                self.typed(&object, &effective, |v| Typed::ScaledJob(Box::new(v)))
+            }
+            ("keda.sh", "TriggerAuthentication") => self.typed(&object, &effective, |v| {
+                Typed::TriggerAuthentication(Box::new(v))
+            }),
             ("monitoring.coreos.com", "ServiceMonitor") => {
                 self.typed(&object, &effective, |v| Typed::ServiceMonitor(Box::new(v)))
             }
-            ("monitoring.coreos.com", "PodMonitor") => self.typed(&object, &effective, |v| Typed::PodMonitor(Box::new(v))),
+            ("monitoring.coreos.com", "PodMonitor") => {
+                self.typed(&object, &effective, |v| Typed::PodMonitor(Box::new(v)))
+            }
             ("monitoring.coreos.com", "PrometheusRule") => {
                 self.typed(&object, &effective, |v| Typed::PrometheusRule(Box::new(v)))
             }
@@ -809,7 +1075,10 @@ impl Loader<'_> {
                 self.finding(
                     "input.unknown-kind",
                     object.location(),
-                    format!("{} ({api_version}) is not a kind this grader reads; kept but not checked", object.describe()),
+                    format!(
+                        "{} ({api_version}) is not a kind this grader reads; kept but not checked",
+                        object.describe()
+                    ),
                     "nothing to do if the kind is intended",
                 );
                 Typed::Unknown
@@ -837,7 +1106,12 @@ impl Loader<'_> {
         self.submission.objects.push(object);
     }
 
-    fn typed<T: DeserializeOwned>(&mut self, object: &Object, value: &Value, wrap: impl FnOnce(T) -> Typed) -> Typed {
+    fn typed<T: DeserializeOwned>(
+        &mut self,
+        object: &Object,
+        value: &Value,
+        wrap: impl FnOnce(T) -> Typed,
+    ) -> Typed {
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(typed) => wrap(typed),
             Err(error) => {
@@ -845,7 +1119,9 @@ impl Loader<'_> {
                     .path()
                     .iter()
                     .filter_map(|segment| match segment {
-                        serde_path_to_error::Segment::Map { key } => Some(format!("/{}", key.replace('~', "~0").replace('/', "~1"))),
+                        serde_path_to_error::Segment::Map { key } => {
+                            Some(format!("/{}", key.replace('~', "~0").replace('/', "~1")))
+                        }
                         serde_path_to_error::Segment::Seq { index } => Some(format!("/{index}")),
                         _ => None,
                     })
@@ -855,7 +1131,12 @@ impl Loader<'_> {
                 self.finding(
                     "input.parse-error",
                     location,
-                    format!("{} does not match the {} schema at `{path}`: {}", object.describe(), object.kind, error.inner()),
+                    format!(
+                        "{} does not match the {} schema at `{path}`: {}",
+                        object.describe(),
+                        object.kind,
+                        error.inner()
+                    ),
                     "compare the field with the API reference (`kubectl explain <kind>.<field>`)",
                 );
                 Typed::Invalid
@@ -887,11 +1168,18 @@ impl Loader<'_> {
             match parsed_json {
                 Ok(value) => {
                     let location = key_location.clone();
-                    let locate = |_: &str| Position { line: base_line, column: 1 };
+                    let locate = |_: &str| Position {
+                        line: base_line,
+                        column: 1,
+                    };
                     self.classify_data(&value, location, &origin, None, locate);
                 }
                 Err(error) => {
-                    let location = Location::at(object.file.clone(), base_line + error.line() as u32, error.column() as u32);
+                    let location = Location::at(
+                        object.file.clone(),
+                        base_line + error.line() as u32,
+                        error.column() as u32,
+                    );
                     if text.contains("\"panels\"") {
                         self.submission.dashboards.push(Dashboard {
                             location: key_location,
@@ -899,10 +1187,17 @@ impl Loader<'_> {
                             origin,
                             panel_count: 0,
                             queries: Vec::new(),
-                            invalid: Some((format!("dashboard JSON does not parse: {error}"), location)),
+                            invalid: Some((
+                                format!("dashboard JSON does not parse: {error}"),
+                                location,
+                            )),
                         });
                     } else {
-                        let kind = if problem.kind == YamlProblemKind::AliasBomb { "input.alias-bomb" } else { "input.parse-error" };
+                        let kind = if problem.kind == YamlProblemKind::AliasBomb {
+                            "input.alias-bomb"
+                        } else {
+                            "input.parse-error"
+                        };
                         self.finding(
                             kind,
                             shift(problem.position),
@@ -922,11 +1217,19 @@ impl Loader<'_> {
                 let mut current = pointer;
                 loop {
                     if let Some(p) = positions.get(current) {
-                        return Position { line: base_line + p.line, column: p.column };
+                        return Position {
+                            line: base_line + p.line,
+                            column: p.column,
+                        };
                     }
                     match current.rfind('/') {
                         Some(cut) => current = &current[..cut],
-                        None => return Position { line: base_line + document_start.line, column: document_start.column },
+                        None => {
+                            return Position {
+                                line: base_line + document_start.line,
+                                column: document_start.column,
+                            };
+                        }
                     }
                 }
             };
@@ -941,13 +1244,26 @@ impl Loader<'_> {
             if object.name.is_empty() {
                 continue;
             }
-            let group = object.api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("").to_string();
-            let key = (group, object.kind.clone(), object.namespace.clone().unwrap_or_default(), object.name.clone());
+            let group = object
+                .api_version
+                .rsplit_once('/')
+                .map(|(g, _)| g)
+                .unwrap_or("")
+                .to_string();
+            let key = (
+                group,
+                object.kind.clone(),
+                object.namespace.clone().unwrap_or_default(),
+                object.name.clone(),
+            );
             if let Some(first) = seen.get(&key) {
                 findings.push(input_finding(
                     "input.duplicate-object",
                     object.location(),
-                    format!("{} is defined twice; the first definition is at {first}", object.describe()),
+                    format!(
+                        "{} is defined twice; the first definition is at {first}",
+                        object.describe()
+                    ),
                     "keep one definition (the later one silently replaces the earlier on apply)",
                 ));
             } else {
@@ -966,14 +1282,26 @@ fn collect_panels(
     panel_count: &mut usize,
 ) {
     for list_key in ["panels", "rows"] {
-        let Some(panels) = container.get(list_key).and_then(Value::as_array) else { continue };
+        let Some(panels) = container.get(list_key).and_then(Value::as_array) else {
+            continue;
+        };
         for (index, panel) in panels.iter().enumerate() {
             let panel_pointer = format!("{pointer}/{list_key}/{index}");
             if list_key == "panels" {
                 *panel_count += 1;
             }
-            let title = panel.get("title").and_then(Value::as_str).unwrap_or("(untitled)").to_string();
-            for (target_index, target) in panel.get("targets").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let title = panel
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or("(untitled)")
+                .to_string();
+            for (target_index, target) in panel
+                .get("targets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 if let Some(expr) = target.get("expr").and_then(Value::as_str) {
                     queries.push(PanelQuery {
                         panel: title.clone(),
@@ -989,14 +1317,27 @@ fn collect_panels(
 }
 
 impl Submission {
-    pub fn objects_of<'a>(&'a self, filter: impl Fn(&Typed) -> bool + 'a) -> impl Iterator<Item = &'a Object> + 'a {
+    pub fn objects_of<'a>(
+        &'a self,
+        filter: impl Fn(&Typed) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a Object> + 'a {
         self.objects.iter().filter(move |o| filter(&o.typed))
     }
 
     /// The scalable workload an HPA/VPA/ScaledObject reference names.
-    pub fn find_workload(&self, kind: Option<&str>, name: &str, namespace: Option<&str>) -> Option<&Object> {
+    pub fn find_workload(
+        &self,
+        kind: Option<&str>,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Option<&Object> {
         let kind = kind.unwrap_or("Deployment");
-        self.objects.iter().find(|o| o.kind == kind && o.name == name && o.same_namespace(namespace) && o.pod_template().is_some())
+        self.objects.iter().find(|o| {
+            o.kind == kind
+                && o.name == name
+                && o.same_namespace(namespace)
+                && o.pod_template().is_some()
+        })
     }
 
     /// Workloads whose pod labels a selector matches.
@@ -1007,23 +1348,38 @@ impl Submission {
     ) -> impl Iterator<Item = &'a Object> + 'a {
         self.objects.iter().filter(move |o| {
             o.same_namespace(namespace)
-                && o.pod_template().is_some_and(|t| t.labels.is_some_and(|labels| selector(labels)))
+                && o.pod_template()
+                    .is_some_and(|t| t.labels.is_some_and(|labels| selector(labels)))
         })
     }
 
     /// Every text of a shell script or a container command, for content searches.
     pub fn script_texts(&self) -> impl Iterator<Item = (Location, String)> + '_ {
-        let scripts = self.scripts.iter().map(|s| (Location::file(s.path.clone()), s.text.clone()));
-        let containers = self.objects.iter().filter_map(|o| o.pod_template().map(|t| (o, t))).flat_map(|(object, template)| {
-            template.spec.containers.iter().chain(template.spec.init_containers.iter().flatten()).enumerate().map(
-                move |(index, container)| {
-                    let mut text = container.command.clone().unwrap_or_default().join(" ");
-                    text.push(' ');
-                    text.push_str(&container.args.clone().unwrap_or_default().join(" "));
-                    (object.locate(&format!("{}/containers/{index}", template.pointer)), text)
-                },
-            )
-        });
+        let scripts = self
+            .scripts
+            .iter()
+            .map(|s| (Location::file(s.path.clone()), s.text.clone()));
+        let containers = self
+            .objects
+            .iter()
+            .filter_map(|o| o.pod_template().map(|t| (o, t)))
+            .flat_map(|(object, template)| {
+                template
+                    .spec
+                    .containers
+                    .iter()
+                    .chain(template.spec.init_containers.iter().flatten())
+                    .enumerate()
+                    .map(move |(index, container)| {
+                        let mut text = container.command.clone().unwrap_or_default().join(" ");
+                        text.push(' ');
+                        text.push_str(&container.args.clone().unwrap_or_default().join(" "));
+                        (
+                            object.locate(&format!("{}/containers/{index}", template.pointer)),
+                            text,
+                        )
+                    })
+            });
         scripts.chain(containers)
     }
 }
@@ -1047,8 +1403,16 @@ mod tests {
             "k8s/all.yaml",
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ml\n---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: h\n  namespace: ml\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: d}\n  minReplicas: 2\n  maxReplicas: 5\n",
         );
-        write(dir.path(), "alerts.yml", "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up == 0\n");
-        write(dir.path(), "dash.json", "{\"title\": \"D\", \"panels\": [{\"title\": \"p\", \"targets\": [{\"expr\": \"up\"}]}]}");
+        write(
+            dir.path(),
+            "alerts.yml",
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up == 0\n",
+        );
+        write(
+            dir.path(),
+            "dash.json",
+            "{\"title\": \"D\", \"panels\": [{\"title\": \"p\", \"targets\": [{\"expr\": \"up\"}]}]}",
+        );
         write(dir.path(), "run-tests", "#!/usr/bin/env bash\necho hi\n");
         write(dir.path(), "GUIDE.md", "# Guide\n");
         let submission = load(dir.path(), &LoadOptions::default()).unwrap();
@@ -1057,7 +1421,10 @@ mod tests {
         let hpa = &submission.objects[1];
         assert!(matches!(hpa.typed, Typed::HorizontalPodAutoscaler(_)));
         assert_eq!(hpa.location().to_string(), "k8s/all.yaml:6:1");
-        assert_eq!(hpa.locate("/spec/minReplicas").to_string(), "k8s/all.yaml:13:3");
+        assert_eq!(
+            hpa.locate("/spec/minReplicas").to_string(),
+            "k8s/all.yaml:13:3"
+        );
         assert_eq!(submission.rule_sources.len(), 1);
         assert_eq!(submission.dashboards.len(), 1);
         assert_eq!(submission.dashboards[0].queries[0].expr, "up");
@@ -1077,9 +1444,14 @@ mod tests {
         assert_eq!(submission.findings.len(), 1);
         assert_eq!(submission.findings[0].check, "api.removed-version");
         assert!(submission.findings[0].message.contains("autoscaling/v2"));
-        let Typed::HorizontalPodAutoscaler(hpa) = &submission.objects[0].typed else { panic!("not converted") };
+        let Typed::HorizontalPodAutoscaler(hpa) = &submission.objects[0].typed else {
+            panic!("not converted")
+        };
         let metric = &hpa.spec.metrics.as_ref().unwrap()[0];
-        assert_eq!(metric.resource.as_ref().unwrap().target.average_utilization, Some(50));
+        assert_eq!(
+            metric.resource.as_ref().unwrap().target.average_utilization,
+            Some(50)
+        );
     }
 
     #[test]

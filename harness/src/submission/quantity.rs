@@ -16,7 +16,10 @@ pub struct QuantityError {
 
 /// Parses a quantity into its value in base units (cores, bytes, count).
 pub fn parse_quantity(text: &str) -> Result<f64, QuantityError> {
-    let error = |reason| QuantityError { text: text.to_string(), reason };
+    let error = |reason| QuantityError {
+        text: text.to_string(),
+        reason,
+    };
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(error("empty"));
@@ -52,7 +55,9 @@ pub fn parse_quantity(text: &str) -> Result<f64, QuantityError> {
         "Pi" => 1024f64.powi(5),
         "Ei" => 1024f64.powi(6),
         exponent if exponent.starts_with(['e', 'E']) => {
-            let power: i32 = exponent[1..].parse().map_err(|_| error("malformed exponent"))?;
+            let power: i32 = exponent[1..]
+                .parse()
+                .map_err(|_| error("malformed exponent"))?;
             if !(-30..=30).contains(&power) {
                 return Err(error("exponent out of range"));
             }
@@ -67,7 +72,11 @@ pub fn parse_quantity(text: &str) -> Result<f64, QuantityError> {
 /// fractional, bytes in the largest whole binary unit.
 pub fn format_quantity(resource: &str, value: f64) -> String {
     if resource.contains("memory") || resource.contains("storage") {
-        for (unit, size) in [("Gi", 1024f64.powi(3)), ("Mi", 1024f64.powi(2)), ("Ki", 1024.0)] {
+        for (unit, size) in [
+            ("Gi", 1024f64.powi(3)),
+            ("Mi", 1024f64.powi(2)),
+            ("Ki", 1024.0),
+        ] {
             if value.abs() >= size {
                 let scaled = value / size;
                 return if scaled.fract().abs() < 1e-9 {
@@ -104,7 +113,10 @@ mod tests {
     #[case(".5", 0.5)]
     fn parses_quantities(#[case] text: &str, #[case] expected: f64) {
         let value = parse_quantity(text).unwrap();
-        assert!((value - expected).abs() < 1e-9 * expected.abs().max(1.0), "{text} → {value}");
+        assert!(
+            (value - expected).abs() < 1e-9 * expected.abs().max(1.0),
+            "{text} → {value}"
+        );
     }
 
     #[rstest]

@@ -25,7 +25,10 @@ pub struct YamlLimits {
 impl Default for YamlLimits {
     fn default() -> Self {
         // A large Grafana dashboard is ~20k nodes; a billion-laughs bomb is 10^9.
-        YamlLimits { max_nodes: 250_000, max_depth: 128 }
+        YamlLimits {
+            max_nodes: 250_000,
+            max_depth: 128,
+        }
     }
 }
 
@@ -207,7 +210,12 @@ fn key_text(value: &Value) -> Option<String> {
 
 impl Builder {
     fn problem(&mut self, kind: YamlProblemKind, position: Position, message: String, fatal: bool) {
-        self.loaded.problems.push(YamlProblem { kind, position, message, fatal });
+        self.loaded.problems.push(YamlProblem {
+            kind,
+            position,
+            message,
+            fatal,
+        });
     }
 
     /// The pointer a new child node gets, and records where it is written.
@@ -215,18 +223,30 @@ impl Builder {
         let pointer = match self.stack.last() {
             None => String::new(),
             Some(Frame::Sequence { items, pointer, .. }) => format!("{pointer}/{}", items.len()),
-            Some(Frame::Mapping { pending_key: Some((key, _)), pointer, .. }) => {
+            Some(Frame::Mapping {
+                pending_key: Some((key, _)),
+                pointer,
+                ..
+            }) => {
                 format!("{pointer}/{}", escape_pointer(key))
             }
             // A mapping key itself: not addressable.
-            Some(Frame::Mapping { pending_key: None, .. }) => return String::new(),
+            Some(Frame::Mapping {
+                pending_key: None, ..
+            }) => return String::new(),
         };
         let recorded = match self.stack.last() {
-            Some(Frame::Mapping { pending_key: Some((_, key_position)), .. }) => *key_position,
+            Some(Frame::Mapping {
+                pending_key: Some((_, key_position)),
+                ..
+            }) => *key_position,
             _ => position,
         };
         if let Some(document) = self.document.as_mut() {
-            document.positions.entry(pointer.clone()).or_insert(recorded);
+            document
+                .positions
+                .entry(pointer.clone())
+                .or_insert(recorded);
         }
         pointer
     }
@@ -253,7 +273,12 @@ impl Builder {
                 }
             }
             Some(Frame::Sequence { items, .. }) => items.push(value),
-            Some(Frame::Mapping { entries, pending_key, merges, .. }) => match pending_key.take() {
+            Some(Frame::Mapping {
+                entries,
+                pending_key,
+                merges,
+                ..
+            }) => match pending_key.take() {
                 None => match key_text(&value) {
                     Some(key) => *pending_key = Some((key, position)),
                     None => {
@@ -296,7 +321,11 @@ impl Builder {
         match event {
             Event::DocumentStart(_) => {
                 self.stack.clear();
-                self.document = Some(Document { value: Value::Null, start: position, positions: HashMap::new() });
+                self.document = Some(Document {
+                    value: Value::Null,
+                    start: position,
+                    positions: HashMap::new(),
+                });
             }
             Event::DocumentEnd => {
                 if let Some(document) = self.document.take() {
@@ -306,7 +335,13 @@ impl Builder {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1, position)?;
-                if matches!(self.stack.last(), Some(Frame::Mapping { pending_key: None, .. })) {
+                if matches!(
+                    self.stack.last(),
+                    Some(Frame::Mapping {
+                        pending_key: None,
+                        ..
+                    })
+                ) {
                     // A mapping key: positions are recorded for its value.
                     self.push_value(Value::String(text.to_string()), position);
                     return Ok(());
@@ -335,7 +370,13 @@ impl Builder {
                 };
                 // Count before cloning: a bomb is refused before it is built.
                 self.count(size, position)?;
-                if !matches!(self.stack.last(), Some(Frame::Mapping { pending_key: None, .. })) {
+                if !matches!(
+                    self.stack.last(),
+                    Some(Frame::Mapping {
+                        pending_key: None,
+                        ..
+                    })
+                ) {
                     self.child_pointer(position);
                 }
                 self.push_value(value, position);
@@ -355,7 +396,12 @@ impl Builder {
                 let pointer = self.child_pointer(position);
                 let nodes_before = self.nodes - 1;
                 let frame = if matches!(event, Event::SequenceStart(..)) {
-                    Frame::Sequence { items: Vec::new(), anchor, pointer, nodes_before }
+                    Frame::Sequence {
+                        items: Vec::new(),
+                        anchor,
+                        pointer,
+                        nodes_before,
+                    }
                 } else {
                     Frame::Mapping {
                         entries: Map::new(),
@@ -373,8 +419,19 @@ impl Builder {
                     return Ok(());
                 };
                 let (value, anchor, nodes_before) = match frame {
-                    Frame::Sequence { items, anchor, nodes_before, .. } => (Value::Array(items), anchor, nodes_before),
-                    Frame::Mapping { mut entries, merges, anchor, nodes_before, .. } => {
+                    Frame::Sequence {
+                        items,
+                        anchor,
+                        nodes_before,
+                        ..
+                    } => (Value::Array(items), anchor, nodes_before),
+                    Frame::Mapping {
+                        mut entries,
+                        merges,
+                        anchor,
+                        nodes_before,
+                        ..
+                    } => {
                         // `<<` merge keys: explicit keys win, earlier merges win over later ones.
                         for merge in merges {
                             let sources = match merge {
@@ -426,13 +483,21 @@ pub fn load(text: &str, limits: YamlLimits) -> Loaded {
                     line: u32::try_from(marker.line()).unwrap_or(u32::MAX),
                     column: u32::try_from(marker.col() + 1).unwrap_or(u32::MAX),
                 };
-                builder.problem(YamlProblemKind::Syntax, position, error.info().to_string(), true);
+                builder.problem(
+                    YamlProblemKind::Syntax,
+                    position,
+                    error.info().to_string(),
+                    true,
+                );
                 break;
             }
         }
     }
     // Empty documents (`---` with nothing, or only comments) are not objects.
-    builder.loaded.documents.retain(|document| !document.value.is_null());
+    builder
+        .loaded
+        .documents
+        .retain(|document| !document.value.is_null());
     builder.loaded
 }
 
@@ -463,7 +528,10 @@ mod tests {
     #[case("a: [1, x]", json!({"a": [1, "x"]}))]
     #[case("{\"a\": {\"b\": [1, 2]}}", json!({"a": {"b": [1, 2]}}))]
     #[case("a: |\n  line1\n  line2\n", json!({"a": "line1\nline2\n"}))]
-    fn resolves_scalars_like_kubernetes_authors_expect(#[case] text: &str, #[case] expected: Value) {
+    fn resolves_scalars_like_kubernetes_authors_expect(
+        #[case] text: &str,
+        #[case] expected: Value,
+    ) {
         assert_eq!(only(text).value, expected);
     }
 
@@ -471,15 +539,27 @@ mod tests {
     fn records_positions_of_keys_and_items() {
         let document = only("kind: X\nspec:\n  minReplicas: 2\n  list:\n  - a\n  - b\n");
         assert_eq!(document.start, Position { line: 1, column: 1 });
-        assert_eq!(document.positions["/spec/minReplicas"], Position { line: 3, column: 3 });
-        assert_eq!(document.positions["/spec/list/1"], Position { line: 6, column: 5 });
-        assert_eq!(document.locate("/spec/minReplicas/deeper"), Position { line: 3, column: 3 });
+        assert_eq!(
+            document.positions["/spec/minReplicas"],
+            Position { line: 3, column: 3 }
+        );
+        assert_eq!(
+            document.positions["/spec/list/1"],
+            Position { line: 6, column: 5 }
+        );
+        assert_eq!(
+            document.locate("/spec/minReplicas/deeper"),
+            Position { line: 3, column: 3 }
+        );
         assert_eq!(document.locate("/nothing"), Position { line: 1, column: 1 });
     }
 
     #[test]
     fn splits_multi_document_streams_and_drops_empty_ones() {
-        let loaded = load("a: 1\n---\n# only a comment\n---\nb: 2\n", YamlLimits::default());
+        let loaded = load(
+            "a: 1\n---\n# only a comment\n---\nb: 2\n",
+            YamlLimits::default(),
+        );
         assert!(loaded.problems.is_empty());
         let values: Vec<_> = loaded.documents.iter().map(|d| d.value.clone()).collect();
         assert_eq!(values, vec![json!({"a": 1}), json!({"b": 2})]);
@@ -506,7 +586,11 @@ mod tests {
         let started = std::time::Instant::now();
         let loaded = load(&text, YamlLimits::default());
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
-        let problem = loaded.problems.iter().find(|p| p.kind == YamlProblemKind::AliasBomb).unwrap();
+        let problem = loaded
+            .problems
+            .iter()
+            .find(|p| p.kind == YamlProblemKind::AliasBomb)
+            .unwrap();
         assert!(problem.fatal);
         assert!(problem.position.line >= 5, "{problem:?}");
         assert!(loaded.documents.is_empty());
@@ -535,10 +619,23 @@ mod tests {
     fn bounds_nesting_depth() {
         // Flow nesting: the parser's own recursion limit answers first.
         let loaded = load(&"[".repeat(5000), YamlLimits::default());
-        assert!(loaded.problems.iter().any(|p| p.fatal), "{:?}", loaded.problems);
+        assert!(
+            loaded.problems.iter().any(|p| p.fatal),
+            "{:?}",
+            loaded.problems
+        );
         // Block nesting: ours.
-        let text: String = (0..300).map(|depth| format!("{}k{depth}:\n", " ".repeat(depth))).collect();
+        let text: String = (0..300)
+            .map(|depth| format!("{}k{depth}:\n", " ".repeat(depth)))
+            .collect();
         let loaded = load(&text, YamlLimits::default());
-        assert!(loaded.problems.iter().any(|p| p.kind == YamlProblemKind::TooDeep), "{:?}", loaded.problems);
+        assert!(
+            loaded
+                .problems
+                .iter()
+                .any(|p| p.kind == YamlProblemKind::TooDeep),
+            "{:?}",
+            loaded.problems
+        );
     }
 }

@@ -1,0 +1,1647 @@
+//! Checks over Kubernetes objects: references, HPA, VPA, KEDA, PDB, quota, GPU pool.
+
+use super::Collector;
+use crate::submission::crds::{KedaTrigger, ScaledObject, VerticalPodAutoscaler};
+use crate::submission::quantity::{format_quantity, parse_quantity};
+use crate::submission::{Object, PodTemplate, Submission, Typed};
+use crate::verdict::{Evidence, Location};
+use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, MetricSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use regex::Regex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+pub(super) fn check(submission: &Submission, out: &mut Collector) {
+    let index = Index::new(submission);
+    references(&index, out);
+    hpa(&index, out);
+    vpa(&index, out);
+    keda(&index, out);
+    pdb(&index, out);
+    quota(&index, out);
+    gpu(&index, out);
+}
+
+/// The objects checks look at, typed, with their targets resolved once.
+struct Index<'a> {
+    submission: &'a Submission,
+    hpas: Vec<(&'a Object, &'a HorizontalPodAutoscaler)>,
+    vpas: Vec<(&'a Object, &'a VerticalPodAutoscaler)>,
+    scaled_objects: Vec<(&'a Object, &'a ScaledObject)>,
+    workloads: Vec<&'a Object>,
+}
+
+impl<'a> Index<'a> {
+    fn new(submission: &'a Submission) -> Self {
+        let mut index = Index {
+            submission,
+            hpas: vec![],
+            vpas: vec![],
+            scaled_objects: vec![],
+            workloads: vec![],
+        };
+        for object in &submission.objects {
+            match &object.typed {
+                Typed::HorizontalPodAutoscaler(h) => index.hpas.push((object, h)),
+                Typed::VerticalPodAutoscaler(v) => index.vpas.push((object, v)),
+                Typed::ScaledObject(s) => index.scaled_objects.push((object, s)),
+                _ => {}
+            }
+            if object.pod_template().is_some() {
+                index.workloads.push(object);
+            }
+        }
+        index
+    }
+
+    fn target(&self, owner: &Object, kind: Option<&str>, name: &str) -> Option<&'a Object> {
+        self.submission
+            .find_workload(kind, name, owner.namespace.as_deref())
+    }
+
+    fn hpa_target(&self, object: &Object, hpa: &HorizontalPodAutoscaler) -> Option<&'a Object> {
+        let target = &hpa.spec.scale_target_ref;
+        self.target(object, Some(&target.kind), &target.name)
+    }
+
+    fn scaled_object_target(&self, object: &Object, scaled: &ScaledObject) -> Option<&'a Object> {
+        let target = scaled.spec.scale_target_ref.as_ref()?;
+        self.target(
+            object,
+            Some(target.kind.as_deref().unwrap_or("Deployment")),
+            &target.name,
+        )
+    }
+
+    fn vpa_target(&self, object: &Object, vpa: &VerticalPodAutoscaler) -> Option<&'a Object> {
+        let target = vpa.spec.target_ref.as_ref()?;
+        self.target(object, target.kind.as_deref(), &target.name)
+    }
+
+    fn hpas_on(
+        &self,
+        workload: &Object,
+    ) -> impl Iterator<Item = &(&'a Object, &'a HorizontalPodAutoscaler)> + '_ {
+        let key = identity(workload);
+        self.hpas
+            .iter()
+            .filter(move |(o, h)| self.hpa_target(o, h).map(identity) == Some(key.clone()))
+    }
+
+    fn scaled_objects_on(
+        &self,
+        workload: &Object,
+    ) -> impl Iterator<Item = &(&'a Object, &'a ScaledObject)> + '_ {
+        let key = identity(workload);
+        self.scaled_objects.iter().filter(move |(o, s)| {
+            self.scaled_object_target(o, s).map(identity) == Some(key.clone())
+        })
+    }
+
+    /// The fewest replicas a workload runs with (autoscaler minimum, or spec.replicas).
+    fn min_replicas(&self, workload: &Object) -> Option<i32> {
+        let from_hpa = self
+            .hpas_on(workload)
+            .map(|(_, h)| h.spec.min_replicas.unwrap_or(1))
+            .min();
+        let from_keda = self
+            .scaled_objects_on(workload)
+            .map(|(_, s)| s.spec.min_replica_count.unwrap_or(0))
+            .min();
+        match (from_hpa, from_keda) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (Some(a), None) | (None, Some(a)) => Some(a),
+            (None, None) => workload.spec_replicas(),
+        }
+    }
+
+    /// The most replicas a workload can reach (autoscaler maximum, or what it runs).
+    fn max_replicas(&self, workload: &Object) -> i64 {
+        let from_hpa = self
+            .hpas_on(workload)
+            .map(|(_, h)| i64::from(h.spec.max_replicas))
+            .max();
+        let from_keda = self
+            .scaled_objects_on(workload)
+            .map(|(_, s)| i64::from(s.spec.max_replica_count.unwrap_or(100)))
+            .max();
+        if from_hpa.is_some() || from_keda.is_some() {
+            return from_hpa.unwrap_or(0).max(from_keda.unwrap_or(0));
+        }
+        match &workload.typed {
+            Typed::Job(job) => job
+                .spec
+                .as_ref()
+                .and_then(|s| s.parallelism)
+                .map_or(1, i64::from),
+            Typed::CronJob(cron) => cron
+                .spec
+                .job_template
+                .spec
+                .as_ref()
+                .and_then(|s| s.parallelism)
+                .map_or(1, i64::from),
+            Typed::DaemonSet(_) => 0,
+            Typed::Pod(_) => 1,
+            _ => i64::from(workload.spec_replicas().unwrap_or(1)),
+        }
+    }
+}
+
+fn identity(object: &Object) -> (String, String, Option<String>) {
+    (
+        object.kind.clone(),
+        object.name.clone(),
+        object.namespace.clone(),
+    )
+}
+
+fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Label selector semantics of `metav1.LabelSelector`.
+pub(super) fn selector_matches(
+    selector: &LabelSelector,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let by_labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expressions = selector
+        .match_expressions
+        .iter()
+        .flatten()
+        .all(|requirement| {
+            let value = labels.get(&requirement.key);
+            let values = requirement.values.clone().unwrap_or_default();
+            match requirement.operator.as_str() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                _ => false,
+            }
+        });
+    by_labels && by_expressions
+}
+
+fn label_values(object: &Object) -> Vec<String> {
+    let mut values: Vec<String> = object.labels().into_values().collect();
+    if let Some(template) = object.pod_template() {
+        values.extend(
+            template
+                .labels
+                .into_iter()
+                .flatten()
+                .map(|(_, v)| v.clone()),
+        );
+    }
+    values.into_iter().map(|v| v.to_lowercase()).collect()
+}
+
+/// Serving = labelled as serving (tier/component), or named like an API server.
+fn is_serving(object: &Object) -> bool {
+    label_values(object).iter().any(|v| v.contains("serving"))
+        || object.name.contains("serving")
+        || object.name.ends_with("-api")
+}
+
+fn is_training(object: &Object) -> bool {
+    label_values(object).iter().any(|v| v.contains("train")) || object.name.contains("train")
+}
+
+fn is_gpu_resource(name: &str) -> bool {
+    name.ends_with("/gpu") || name.contains("nvidia.com/")
+}
+
+fn requests_gpu(spec: &PodSpec) -> bool {
+    spec.containers.iter().any(|c| {
+        c.resources.as_ref().is_some_and(|r| {
+            r.requests
+                .iter()
+                .chain(r.limits.iter())
+                .flatten()
+                .any(|(name, _)| is_gpu_resource(name))
+        })
+    })
+}
+
+fn tolerates_gpu(spec: &PodSpec) -> bool {
+    spec.tolerations.iter().flatten().any(|t| {
+        let key = t.key.as_deref().unwrap_or("");
+        let exists = t.operator.as_deref() == Some("Exists");
+        (key.is_empty() && exists) || key == "nvidia.com/gpu" || key.contains("gpu")
+    })
+}
+
+fn mentions_gpu(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    lower.contains("gpu") || lower.contains("accelerator")
+}
+
+fn selects_gpu_pool(spec: &PodSpec) -> bool {
+    let by_selector = spec
+        .node_selector
+        .iter()
+        .flatten()
+        .any(|(k, v)| mentions_gpu(k) || mentions_gpu(v));
+    let by_affinity = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_some_and(|required| {
+            required.node_selector_terms.iter().any(|term| {
+                term.match_expressions.iter().flatten().any(|e| {
+                    matches!(e.operator.as_str(), "In" | "Exists")
+                        && (mentions_gpu(&e.key)
+                            || e.values.iter().flatten().any(|v| mentions_gpu(v)))
+                })
+            })
+        });
+    by_selector || by_affinity
+}
+
+fn references(index: &Index<'_>, out: &mut Collector) {
+    for (object, hpa) in &index.hpas {
+        if index.hpa_target(object, hpa).is_none() {
+            let target = &hpa.spec.scale_target_ref;
+            out.fire(
+                "ref.hpa-target-missing",
+                object.locate("/spec/scaleTargetRef/name"),
+                format!(
+                    "{} targets {} {}, which is not in the submission",
+                    object.describe(),
+                    target.kind,
+                    target.name
+                ),
+            );
+        }
+    }
+    for (object, vpa) in &index.vpas {
+        if index.vpa_target(object, vpa).is_none() {
+            let (kind, name) = vpa
+                .spec
+                .target_ref
+                .as_ref()
+                .map_or(("(none)".to_string(), String::new()), |t| {
+                    (t.kind.clone().unwrap_or_default(), t.name.clone())
+                });
+            out.fire(
+                "ref.vpa-target-missing",
+                object.locate("/spec/targetRef/name"),
+                format!(
+                    "{} targets {kind} {name}, which is not in the submission",
+                    object.describe()
+                ),
+            );
+        }
+    }
+    for (object, scaled) in &index.scaled_objects {
+        if index.scaled_object_target(object, scaled).is_none() {
+            let name = scaled
+                .spec
+                .scale_target_ref
+                .as_ref()
+                .map_or("(none)", |t| t.name.as_str());
+            out.fire(
+                "ref.scaledobject-target-missing",
+                object.locate("/spec/scaleTargetRef/name"),
+                format!(
+                    "{} scales {name}, which is not a workload in the submission",
+                    object.describe()
+                ),
+            );
+        }
+    }
+    for object in &index.submission.objects {
+        match &object.typed {
+            Typed::PodDisruptionBudget(pdb) => {
+                let selector = pdb.spec.as_ref().and_then(|s| s.selector.as_ref());
+                let matched = selector.is_some_and(|selector| {
+                    index.workloads.iter().any(|w| {
+                        w.same_namespace(object.namespace.as_deref())
+                            && w.pod_template()
+                                .and_then(|t| t.labels)
+                                .is_some_and(|labels| selector_matches(selector, labels))
+                    })
+                });
+                if !matched {
+                    out.fire(
+                        "ref.pdb-selector-unmatched",
+                        object.locate("/spec/selector"),
+                        format!(
+                            "{} selects no pods of any workload in the submission",
+                            object.describe()
+                        ),
+                    );
+                }
+            }
+            Typed::Service(service) => {
+                let Some(selector) = service
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.selector.as_ref())
+                    .filter(|s| !s.is_empty())
+                else {
+                    continue;
+                };
+                let matched = index.workloads.iter().any(|w| {
+                    w.same_namespace(object.namespace.as_deref())
+                        && w.pod_template()
+                            .and_then(|t| t.labels)
+                            .is_some_and(|labels| {
+                                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+                            })
+                });
+                if !matched {
+                    let wanted: Vec<String> =
+                        selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    out.fire(
+                        "ref.service-selector-unmatched",
+                        object.locate("/spec/selector"),
+                        format!(
+                            "{} selects {} but no pod template carries those labels",
+                            object.describe(),
+                            wanted.join(",")
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// (resource name, container for ContainerResource, target type, pointer)
+fn resource_metrics(
+    hpa: &HorizontalPodAutoscaler,
+) -> Vec<(String, Option<String>, String, String)> {
+    hpa.spec
+        .metrics
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, metric)| {
+            if let Some(resource) = &metric.resource {
+                Some((
+                    resource.name.clone(),
+                    None,
+                    resource.target.type_.clone(),
+                    format!("/spec/metrics/{i}/resource"),
+                ))
+            } else {
+                metric.container_resource.as_ref().map(|resource| {
+                    (
+                        resource.name.clone(),
+                        Some(resource.container.clone()),
+                        resource.target.type_.clone(),
+                        format!("/spec/metrics/{i}/containerResource"),
+                    )
+                })
+            }
+        })
+        .collect()
+}
+
+/// (metric name, external?, pointer of the name)
+fn custom_metrics(metric: &MetricSpec, i: usize) -> Option<(String, bool, String)> {
+    if let Some(pods) = &metric.pods {
+        return Some((
+            pods.metric.name.clone(),
+            false,
+            format!("/spec/metrics/{i}/pods/metric/name"),
+        ));
+    }
+    if let Some(object) = &metric.object {
+        return Some((
+            object.metric.name.clone(),
+            false,
+            format!("/spec/metrics/{i}/object/metric/name"),
+        ));
+    }
+    metric.external.as_ref().map(|e| {
+        (
+            e.metric.name.clone(),
+            true,
+            format!("/spec/metrics/{i}/external/metric/name"),
+        )
+    })
+}
+
+fn container_request(container: &Container, resource: &str) -> bool {
+    container
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .is_some_and(|r| r.contains_key(resource))
+}
+
+fn hpa(index: &Index<'_>, out: &mut Collector) {
+    let first_hpa = index.hpas.first().map(|(o, _)| o.location());
+    let anywhere = || Location::file("");
+    if !index
+        .hpas
+        .iter()
+        .any(|(_, h)| resource_metrics(h).iter().any(|(name, ..)| name == "cpu"))
+    {
+        out.fire(
+            "hpa.cpu-missing",
+            first_hpa.clone().unwrap_or_else(anywhere),
+            "no HorizontalPodAutoscaler scales on CPU utilization",
+        );
+    }
+    if !index.hpas.iter().any(|(_, h)| {
+        h.spec
+            .metrics
+            .iter()
+            .flatten()
+            .enumerate()
+            .any(|(i, m)| custom_metrics(m, i).is_some())
+    }) {
+        out.fire(
+            "hpa.custom-missing",
+            first_hpa.unwrap_or_else(anywhere),
+            "no HorizontalPodAutoscaler scales on a custom (Pods/Object/External) metric",
+        );
+    }
+    let exposure = Exposure::new(index.submission);
+    for (object, hpa) in &index.hpas {
+        let spec = &hpa.spec;
+        let min = spec.min_replicas.unwrap_or(1);
+        if min > spec.max_replicas || spec.max_replicas < 1 {
+            out.fire(
+                "hpa.min-exceeds-max",
+                object.locate(if spec.min_replicas.is_some() {
+                    "/spec/minReplicas"
+                } else {
+                    "/spec/maxReplicas"
+                }),
+                format!(
+                    "{} has minReplicas {min} and maxReplicas {}",
+                    object.describe(),
+                    spec.max_replicas
+                ),
+            );
+        }
+        let scale_down = spec.behavior.as_ref().and_then(|b| b.scale_down.as_ref());
+        if let Some(window) = scale_down.and_then(|s| s.stabilization_window_seconds) {
+            if window < 60 {
+                out.fire(
+                    "hpa.scale-down-unstable",
+                    object.locate("/spec/behavior/scaleDown/stabilizationWindowSeconds"),
+                    format!("{} scales down after a {window} s stabilization window (at least 60 s, the exercise uses 300 s)", object.describe()),
+                );
+            }
+        }
+        let select = scale_down
+            .and_then(|s| s.select_policy.as_deref())
+            .unwrap_or("Max");
+        let policies = scale_down
+            .and_then(|s| s.policies.as_ref())
+            .filter(|p| !p.is_empty());
+        let unbounded = match (select, policies) {
+            ("Disabled", _) => None,
+            (_, None) => Some("has no scaleDown policies, so the default (remove 100 % of surplus pods every 15 s) applies".to_string()),
+            ("Min", Some(policies)) => {
+                let bounded = policies.iter().any(|p| p.type_ != "Percent" || p.value < 100);
+                (!bounded).then(|| "only has Percent scaleDown policies of 100 % or more".to_string())
+            }
+            (_, Some(policies)) => policies
+                .iter()
+                .find(|p| p.type_ == "Percent" && p.value >= 100)
+                .map(|p| format!("has a scaleDown policy allowing {} % per {} s, which with selectPolicy {select} removes every surplus pod at once", p.value, p.period_seconds)),
+        };
+        if let Some(why) = unbounded {
+            let pointer = if policies.is_some() {
+                "/spec/behavior/scaleDown/policies"
+            } else {
+                "/spec/behavior"
+            };
+            out.fire(
+                "hpa.scale-down-policy-unbounded",
+                object.locate(pointer),
+                format!("{} {why}", object.describe()),
+            );
+        }
+        for (i, metric) in spec.metrics.iter().flatten().enumerate() {
+            let Some((name, external, pointer)) = custom_metrics(metric, i) else {
+                continue;
+            };
+            if let Some(problem) = exposure.problem(&name, external) {
+                out.fire(
+                    "hpa.custom-metric-unexposed",
+                    object.locate(&pointer),
+                    format!(
+                        "{} scales on {} metric `{name}`, but {problem}",
+                        object.describe(),
+                        if external { "external" } else { "custom" }
+                    ),
+                );
+            }
+        }
+        let Some(target) = index.hpa_target(object, hpa) else {
+            continue;
+        };
+        if is_serving(target) && min < 2 {
+            out.fire(
+                "hpa.serving-min-replicas",
+                object.locate("/spec/minReplicas"),
+                format!(
+                    "{} lets serving workload {} scale down to {min} replica(s)",
+                    object.describe(),
+                    target.describe()
+                ),
+            );
+        }
+        let Some(template) = target.pod_template() else {
+            continue;
+        };
+        for (resource, container_name, target_type, _) in resource_metrics(hpa) {
+            if target_type != "Utilization" {
+                continue;
+            }
+            for (c, container) in template.spec.containers.iter().enumerate() {
+                if container_name
+                    .as_ref()
+                    .is_some_and(|n| n != &container.name)
+                {
+                    continue;
+                }
+                if !container_request(container, &resource) {
+                    out.fire(
+                        "hpa.requests-missing",
+                        target.locate(&format!("{}/containers/{c}", template.pointer)),
+                        format!(
+                            "{} scales {} on {resource} utilization, but container `{}` sets no {resource} request",
+                            object.describe(),
+                            target.describe(),
+                            container.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What the submission's prometheus-adapter rules expose.
+struct Exposure {
+    rules: Vec<(bool, SeriesName, Regex, String)>,
+    any_config: bool,
+}
+
+enum SeriesName {
+    Literal(String),
+    Pattern(Regex),
+    Unknown,
+}
+
+impl Exposure {
+    fn new(submission: &Submission) -> Self {
+        let literal = Regex::new(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)").expect("static regex");
+        let name_pattern =
+            Regex::new(r#"__name__\s*=~?\s*["']([^"']*)["']"#).expect("static regex");
+        let rules = submission
+            .adapter_rules
+            .iter()
+            .filter_map(|rule| {
+                let series = if let Some(c) = literal.captures(&rule.series_query) {
+                    SeriesName::Literal(c[1].to_string())
+                } else if let Some(c) = name_pattern.captures(&rule.series_query) {
+                    Regex::new(&format!("^(?:{})$", &c[1]))
+                        .map_or(SeriesName::Unknown, SeriesName::Pattern)
+                } else {
+                    SeriesName::Unknown
+                };
+                let matches = rule
+                    .name_matches
+                    .clone()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| ".*".to_string());
+                let regex = Regex::new(&matches).ok()?;
+                let default_as = if regex.captures_len() > 1 { "$1" } else { "$0" };
+                let name_as = rule
+                    .name_as
+                    .clone()
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or_else(|| default_as.to_string());
+                Some((rule.external, series, regex, name_as))
+            })
+            .collect();
+        Exposure {
+            rules,
+            any_config: !submission.adapter_configs.is_empty(),
+        }
+    }
+
+    fn exposes(&self, metric: &str, external: bool) -> bool {
+        self.rules
+            .iter()
+            .filter(|(e, ..)| *e == external)
+            .any(|(_, series, regex, name_as)| {
+                let produces = |series_name: &str| {
+                    regex.is_match(series_name)
+                        && regex.replace(series_name, name_as.as_str()) == metric
+                };
+                match series {
+                    SeriesName::Literal(name) => produces(name),
+                    SeriesName::Pattern(pattern) => {
+                        ["", "_total", "_seconds_total", "_bucket", "_count", "_sum"]
+                            .iter()
+                            .map(|suffix| format!("{metric}{suffix}"))
+                            .any(|candidate| pattern.is_match(&candidate) && produces(&candidate))
+                    }
+                    SeriesName::Unknown => true,
+                }
+            })
+    }
+
+    fn problem(&self, metric: &str, external: bool) -> Option<String> {
+        if !self.any_config {
+            return Some("the submission has no prometheus-adapter rules exposing it".to_string());
+        }
+        if self.exposes(metric, external) {
+            return None;
+        }
+        let exposed: Vec<String> = self
+            .rules
+            .iter()
+            .filter(|(e, ..)| *e == external)
+            .filter_map(|(_, series, regex, name_as)| match series {
+                SeriesName::Literal(name) if regex.is_match(name) => {
+                    Some(regex.replace(name, name_as.as_str()).to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        Some(if exposed.is_empty() {
+            "no prometheus-adapter rule exposes it".to_string()
+        } else {
+            format!(
+                "the prometheus-adapter rules expose only {}",
+                exposed.join(", ")
+            )
+        })
+    }
+}
+
+const VPA_MODES: &[&str] = &["Off", "Initial", "Recreate", "InPlaceOrRecreate", "Auto"];
+
+fn vpa_controlled_resources(vpa: &VerticalPodAutoscaler) -> BTreeSet<String> {
+    let policies = vpa
+        .spec
+        .resource_policy
+        .as_ref()
+        .map(|p| p.container_policies.as_slice())
+        .unwrap_or_default();
+    let active: Vec<_> = policies
+        .iter()
+        .filter(|p| p.mode.as_deref() != Some("Off"))
+        .collect();
+    let defaults = || {
+        ["cpu".to_string(), "memory".to_string()]
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+    };
+    if policies.is_empty()
+        || active
+            .iter()
+            .any(|p| p.container_name.as_deref() == Some("*"))
+            && active.iter().all(|p| p.controlled_resources.is_none())
+    {
+        return defaults();
+    }
+    if active.is_empty() {
+        // Every named container is Off; others still get the defaults.
+        return defaults();
+    }
+    let mut resources = BTreeSet::new();
+    for policy in active {
+        match &policy.controlled_resources {
+            Some(list) => resources.extend(list.iter().cloned()),
+            None => resources.extend(defaults()),
+        }
+    }
+    resources
+}
+
+fn vpa(index: &Index<'_>, out: &mut Collector) {
+    if index.vpas.is_empty() {
+        out.fire(
+            "vpa.missing",
+            Location::file(""),
+            "no VerticalPodAutoscaler in the submission",
+        );
+    }
+    let mut by_target: BTreeMap<(String, String, Option<String>), &Object> = BTreeMap::new();
+    for (object, vpa) in &index.vpas {
+        let mode = vpa
+            .spec
+            .update_policy
+            .as_ref()
+            .and_then(|p| p.update_mode.clone());
+        if let Some(mode) = &mode {
+            if !VPA_MODES.contains(&mode.as_str()) {
+                out.fire(
+                    "vpa.update-mode-invalid",
+                    object.locate("/spec/updatePolicy/updateMode"),
+                    format!(
+                        "{} has updateMode \"{mode}\"; valid modes are {}",
+                        object.describe(),
+                        VPA_MODES.join(", ")
+                    ),
+                );
+            }
+        }
+        let policies = vpa
+            .spec
+            .resource_policy
+            .as_ref()
+            .map(|p| p.container_policies.as_slice())
+            .unwrap_or_default();
+        for (i, policy) in policies.iter().enumerate() {
+            let container = policy.container_name.as_deref().unwrap_or("*");
+            let base = format!("/spec/resourcePolicy/containerPolicies/{i}");
+            if let (Some(min), Some(max)) = (&policy.min_allowed, &policy.max_allowed) {
+                for (resource, low) in min {
+                    let Some(high) = max.get(resource) else {
+                        continue;
+                    };
+                    match (parse_quantity(&low.0), parse_quantity(&high.0)) {
+                        (Ok(l), Ok(h)) if l > h => out.fire(
+                            "vpa.min-exceeds-max",
+                            object.locate(&format!("{base}/minAllowed/{}", pointer_escape(resource))),
+                            format!(
+                                "{} container {container}: minAllowed {resource} {} is above maxAllowed {}",
+                                object.describe(),
+                                low.0,
+                                high.0
+                            ),
+                        ),
+                        (Err(e), _) | (_, Err(e)) => out.fire(
+                            "vpa.min-exceeds-max",
+                            object.locate(&format!("{base}/minAllowed/{}", pointer_escape(resource))),
+                            format!("{} container {container}: {e}", object.describe()),
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+            for (j, resource) in policy.controlled_resources.iter().flatten().enumerate() {
+                if resource != "cpu" && resource != "memory" {
+                    out.fire(
+                        "vpa.controlled-resources-invalid",
+                        object.locate(&format!("{base}/controlledResources/{j}")),
+                        format!("{} container {container} lists `{resource}` in controlledResources; VPA controls only cpu and memory", object.describe()),
+                    );
+                }
+            }
+            if let Some(values) = &policy.controlled_values {
+                if values != "RequestsAndLimits" && values != "RequestsOnly" {
+                    out.fire(
+                        "vpa.controlled-resources-invalid",
+                        object.locate(&format!("{base}/controlledValues")),
+                        format!("{} container {container} has controlledValues \"{values}\" (RequestsAndLimits or RequestsOnly)", object.describe()),
+                    );
+                }
+            }
+            if let Some(container_mode) = &policy.mode {
+                if container_mode != "Auto" && container_mode != "Off" {
+                    out.fire(
+                        "vpa.controlled-resources-invalid",
+                        object.locate(&format!("{base}/mode")),
+                        format!(
+                            "{} container {container} has mode \"{container_mode}\" (Auto or Off)",
+                            object.describe()
+                        ),
+                    );
+                }
+            }
+        }
+        let Some(target) = index.vpa_target(object, vpa) else {
+            continue;
+        };
+        if let Some(first) = by_target.get(&identity(target)) {
+            out.fire(
+                "vpa.duplicate-target",
+                object.locate("/spec/targetRef"),
+                format!(
+                    "{} and {} (at {}) both target {}",
+                    object.describe(),
+                    first.describe(),
+                    first.location(),
+                    target.describe()
+                ),
+            );
+        } else {
+            by_target.insert(identity(target), object);
+        }
+        let effective_mode = mode.unwrap_or_else(|| "Auto".to_string());
+        if effective_mode == "Off" || !VPA_MODES.contains(&effective_mode.as_str()) {
+            continue;
+        }
+        let controlled = vpa_controlled_resources(vpa);
+        for (hpa_object, hpa) in index.hpas_on(target) {
+            let shared: BTreeSet<String> = resource_metrics(hpa)
+                .into_iter()
+                .map(|(name, ..)| name)
+                .filter(|name| controlled.contains(name))
+                .collect();
+            if !shared.is_empty() {
+                out.fire(
+                    "vpa.hpa-conflict",
+                    object.locate("/spec/updatePolicy/updateMode"),
+                    format!(
+                        "{} ({effective_mode}) changes {} requests of {} while {} scales it on {} utilization: the two fight",
+                        object.describe(),
+                        shared.iter().cloned().collect::<Vec<_>>().join("/"),
+                        target.describe(),
+                        hpa_object.describe(),
+                        shared.iter().cloned().collect::<Vec<_>>().join("/"),
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn keda_event_driven(trigger: &KedaTrigger) -> bool {
+    !matches!(trigger.type_.as_str(), "cpu" | "memory" | "cron")
+}
+
+fn cron_problem(expression: &str) -> Option<String> {
+    use croner::parser::{CronParser, Seconds, Year};
+    if expression.trim().starts_with('@') {
+        return None;
+    }
+    let fields = expression.split_whitespace().count();
+    if fields != 5 {
+        return Some(format!(
+            "`{expression}` has {fields} fields; KEDA's cron scaler takes five (minute hour day month weekday)"
+        ));
+    }
+    let parser = CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build();
+    parser
+        .parse(expression)
+        .err()
+        .map(|e| format!("`{expression}` is not a valid cron expression: {e}"))
+}
+
+fn keda(index: &Index<'_>, out: &mut Collector) {
+    let scaled_jobs = index
+        .submission
+        .objects
+        .iter()
+        .filter(|o| matches!(o.typed, Typed::ScaledJob(_)))
+        .count();
+    if index.scaled_objects.is_empty() && scaled_jobs == 0 {
+        out.fire(
+            "keda.missing",
+            Location::file(""),
+            "no KEDA ScaledObject or ScaledJob in the submission",
+        );
+    }
+    let mut trigger_sets: Vec<(&Object, &[KedaTrigger])> = index
+        .scaled_objects
+        .iter()
+        .map(|(o, s)| (*o, s.spec.triggers.as_slice()))
+        .collect();
+    for object in &index.submission.objects {
+        if let Typed::ScaledJob(job) = &object.typed {
+            trigger_sets.push((object, job.spec.triggers.as_slice()));
+        }
+    }
+    for (object, triggers) in trigger_sets {
+        for (i, trigger) in triggers.iter().enumerate() {
+            let base = format!("/spec/triggers/{i}");
+            let field = |name: &str| {
+                trigger
+                    .metadata
+                    .get(name)
+                    .map(|v| v.trim())
+                    .filter(|v| !v.is_empty())
+            };
+            match trigger.type_.as_str() {
+                "prometheus" => {
+                    let mut missing: Vec<&str> = ["serverAddress", "query", "threshold"]
+                        .into_iter()
+                        .filter(|f| field(f).is_none())
+                        .collect();
+                    if let Some(threshold) = field("threshold") {
+                        if threshold.parse::<f64>().is_err() {
+                            missing.push("a numeric threshold");
+                        }
+                    }
+                    if !missing.is_empty() {
+                        out.fire(
+                            "keda.prometheus-trigger-incomplete",
+                            object.locate(&format!("{base}/metadata")),
+                            format!(
+                                "{} prometheus trigger {i} lacks {}",
+                                object.describe(),
+                                missing.join(", ")
+                            ),
+                        );
+                    }
+                }
+                "cron" => {
+                    let mut problems = Vec::new();
+                    match field("timezone") {
+                        None => problems.push(("timezone", "has no timezone".to_string())),
+                        Some(zone) if chrono_tz::Tz::from_str(zone).is_err() => problems.push((
+                            "timezone",
+                            format!("timezone `{zone}` is not an IANA time zone name"),
+                        )),
+                        _ => {}
+                    }
+                    for key in ["start", "end"] {
+                        match field(key) {
+                            None => problems.push((key, format!("has no {key} expression"))),
+                            Some(expression) => {
+                                if let Some(problem) = cron_problem(expression) {
+                                    problems.push((key, format!("{key}: {problem}")));
+                                }
+                            }
+                        }
+                    }
+                    match field("desiredReplicas") {
+                        None => {
+                            problems.push(("desiredReplicas", "has no desiredReplicas".to_string()))
+                        }
+                        Some(n) if n.parse::<u32>().is_err() => problems.push((
+                            "desiredReplicas",
+                            format!("desiredReplicas `{n}` is not a non-negative integer"),
+                        )),
+                        _ => {}
+                    }
+                    for (key, problem) in problems {
+                        out.fire(
+                            "keda.cron-invalid",
+                            object.locate(&format!("{base}/metadata/{key}")),
+                            format!("{} cron trigger {i} {problem}", object.describe()),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for (object, scaled) in &index.scaled_objects {
+        let min = scaled.spec.min_replica_count.unwrap_or(0);
+        if min > 0 && scaled.spec.triggers.iter().any(keda_event_driven) {
+            out.fire(
+                "keda.scale-to-zero-missing",
+                object.locate("/spec/minReplicaCount"),
+                format!("{} is event-driven but keeps minReplicaCount {min}, so the idle workload never scales to zero", object.describe()),
+            );
+        }
+        let Some(target) = index.scaled_object_target(object, scaled) else {
+            continue;
+        };
+        for (hpa_object, _) in index.hpas_on(target) {
+            out.fire(
+                "keda.hpa-conflict",
+                hpa_object.location(),
+                format!(
+                    "{} targets {}, which {} (at {}) already scales through the HPA KEDA creates",
+                    hpa_object.describe(),
+                    target.describe(),
+                    object.describe(),
+                    object.location()
+                ),
+            );
+        }
+    }
+}
+
+enum Budget {
+    Count(i64),
+    Percent(i64),
+}
+
+fn parse_budget(value: &IntOrString) -> Result<Budget, String> {
+    match value {
+        IntOrString::Int(n) if *n >= 0 => Ok(Budget::Count(i64::from(*n))),
+        IntOrString::Int(n) => Err(format!("{n} is negative")),
+        IntOrString::String(text) => {
+            let Some(number) = text.trim().strip_suffix('%') else {
+                return match text.trim().parse::<i64>() {
+                    Ok(_) => Err(format!(
+                        "\"{text}\" is a quoted number; write it unquoted or as a percentage"
+                    )),
+                    Err(_) => Err(format!("\"{text}\" is neither an integer nor a percentage")),
+                };
+            };
+            match number.trim().parse::<i64>() {
+                Ok(p) if (0..=100).contains(&p) => Ok(Budget::Percent(p)),
+                _ => Err(format!(
+                    "\"{text}\" is not a percentage between 0% and 100%"
+                )),
+            }
+        }
+    }
+}
+
+fn scaled(budget: &Budget, replicas: i64) -> i64 {
+    match budget {
+        Budget::Count(n) => *n,
+        // PDB percentages round up for both fields.
+        Budget::Percent(p) => (p * replicas + 99) / 100,
+    }
+}
+
+fn pdb(index: &Index<'_>, out: &mut Collector) {
+    let pdbs: Vec<&Object> = index
+        .submission
+        .objects
+        .iter()
+        .filter(|o| matches!(o.typed, Typed::PodDisruptionBudget(_)))
+        .collect();
+    let selects_something = |p: &Object| {
+        let Typed::PodDisruptionBudget(pdb) = &p.typed else {
+            return false;
+        };
+        let Some(selector) = pdb.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+            return false;
+        };
+        index.workloads.iter().any(|w| {
+            w.same_namespace(p.namespace.as_deref())
+                && w.pod_template()
+                    .and_then(|t| t.labels)
+                    .is_some_and(|labels| selector_matches(selector, labels))
+        })
+    };
+    for workload in &index.workloads {
+        if !is_serving(workload) || !workload.is_scalable() {
+            continue;
+        }
+        // A budget in the namespace that selects nothing was meant for some
+        // workload: ref.pdb-selector-unmatched already reports it.
+        if pdbs
+            .iter()
+            .any(|p| p.same_namespace(workload.namespace.as_deref()) && !selects_something(p))
+        {
+            continue;
+        }
+        let Some(labels) = workload.pod_template().and_then(|t| t.labels) else {
+            continue;
+        };
+        let covered = pdbs.iter().any(|p| {
+            let Typed::PodDisruptionBudget(pdb) = &p.typed else {
+                return false;
+            };
+            p.same_namespace(workload.namespace.as_deref())
+                && pdb
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.selector.as_ref())
+                    .is_some_and(|s| selector_matches(s, labels))
+        });
+        if !covered {
+            out.fire(
+                "pdb.missing",
+                workload.location(),
+                format!(
+                    "serving workload {} has no PodDisruptionBudget",
+                    workload.describe()
+                ),
+            );
+        }
+    }
+    for object in pdbs {
+        let Typed::PodDisruptionBudget(pdb) = &object.typed else {
+            continue;
+        };
+        let Some(spec) = &pdb.spec else {
+            out.fire(
+                "pdb.malformed",
+                object.location(),
+                format!("{} has no spec", object.describe()),
+            );
+            continue;
+        };
+        let budget = match (&spec.min_available, &spec.max_unavailable) {
+            (Some(_), Some(_)) => {
+                out.fire(
+                    "pdb.malformed",
+                    object.locate("/spec/maxUnavailable"),
+                    format!("{} sets both minAvailable and maxUnavailable; a PodDisruptionBudget may set only one", object.describe()),
+                );
+                None
+            }
+            (None, None) => {
+                out.fire(
+                    "pdb.malformed",
+                    object.locate("/spec"),
+                    format!(
+                        "{} sets neither minAvailable nor maxUnavailable",
+                        object.describe()
+                    ),
+                );
+                None
+            }
+            (Some(value), None) => Some(("minAvailable", value)),
+            (None, Some(value)) => Some(("maxUnavailable", value)),
+        };
+        let Some((field, value)) = budget else {
+            continue;
+        };
+        let budget = match parse_budget(value) {
+            Ok(budget) => budget,
+            Err(problem) => {
+                out.fire(
+                    "pdb.malformed",
+                    object.locate(&format!("/spec/{field}")),
+                    format!("{} {field}: {problem}", object.describe()),
+                );
+                continue;
+            }
+        };
+        let Some(selector) = &spec.selector else {
+            continue;
+        };
+        for workload in &index.workloads {
+            if !workload.same_namespace(object.namespace.as_deref()) {
+                continue;
+            }
+            let Some(labels) = workload.pod_template().and_then(|t| t.labels) else {
+                continue;
+            };
+            if !selector_matches(selector, labels) {
+                continue;
+            }
+            let Some(replicas) = index
+                .min_replicas(workload)
+                .map(i64::from)
+                .filter(|n| *n > 0)
+            else {
+                continue;
+            };
+            let allowed = if field == "minAvailable" {
+                replicas - scaled(&budget, replicas)
+            } else {
+                scaled(&budget, replicas)
+            };
+            if allowed <= 0 {
+                out.fire(
+                    "pdb.blocks-all-evictions",
+                    object.locate(&format!("/spec/{field}")),
+                    format!(
+                        "{} allows {allowed} disruption(s) when {} runs its minimum of {replicas} replica(s): node drains block",
+                        object.describe(),
+                        workload.describe()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Per-pod requests and limits, filling gaps from the namespace's LimitRange.
+fn pod_resources(
+    spec: &PodSpec,
+    defaults: &Defaults,
+) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
+    let container_values = |container: &Container| {
+        let mut requests: BTreeMap<String, f64> = BTreeMap::new();
+        let mut limits: BTreeMap<String, f64> = BTreeMap::new();
+        let resources = container.resources.as_ref();
+        for (name, q) in resources
+            .and_then(|r| r.limits.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if let Ok(v) = parse_quantity(&q.0) {
+                limits.insert(name.clone(), v);
+            }
+        }
+        for (name, q) in resources
+            .and_then(|r| r.requests.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if let Ok(v) = parse_quantity(&q.0) {
+                requests.insert(name.clone(), v);
+            }
+        }
+        for resource in ["cpu", "memory"] {
+            if !limits.contains_key(resource) {
+                if let Some(v) = defaults.limit.get(resource) {
+                    limits.insert(resource.to_string(), *v);
+                }
+            }
+            if !requests.contains_key(resource) {
+                // Admission: defaultRequest, else the (explicit or default) limit.
+                if let Some(v) = defaults
+                    .request
+                    .get(resource)
+                    .or_else(|| limits.get(resource))
+                {
+                    requests.insert(resource.to_string(), *v);
+                }
+            }
+        }
+        for (name, v) in &limits {
+            if is_gpu_resource(name) {
+                requests.entry(name.clone()).or_insert(*v);
+            }
+        }
+        (requests, limits)
+    };
+    let mut requests = BTreeMap::new();
+    let mut limits = BTreeMap::new();
+    for container in &spec.containers {
+        let (r, l) = container_values(container);
+        for (k, v) in r {
+            *requests.entry(k).or_insert(0.0) += v;
+        }
+        for (k, v) in l {
+            *limits.entry(k).or_insert(0.0) += v;
+        }
+    }
+    for container in spec.init_containers.iter().flatten() {
+        let (r, l) = container_values(container);
+        for (k, v) in r {
+            let entry = requests.entry(k).or_insert(0.0);
+            *entry = entry.max(v);
+        }
+        for (k, v) in l {
+            let entry = limits.entry(k).or_insert(0.0);
+            *entry = entry.max(v);
+        }
+    }
+    (requests, limits)
+}
+
+#[derive(Default)]
+struct Defaults {
+    request: BTreeMap<String, f64>,
+    limit: BTreeMap<String, f64>,
+}
+
+fn namespace_defaults(submission: &Submission, namespace: Option<&str>) -> Defaults {
+    let mut defaults = Defaults::default();
+    for object in &submission.objects {
+        let Typed::LimitRange(range) = &object.typed else {
+            continue;
+        };
+        if !object.same_namespace(namespace) {
+            continue;
+        }
+        for item in range
+            .spec
+            .iter()
+            .flat_map(|s| s.limits.iter())
+            .filter(|i| i.type_ == "Container")
+        {
+            for (name, q) in item.default_request.iter().flatten() {
+                if let Ok(v) = parse_quantity(&q.0) {
+                    defaults.request.entry(name.clone()).or_insert(v);
+                }
+            }
+            for (name, q) in item.default.iter().flatten() {
+                if let Ok(v) = parse_quantity(&q.0) {
+                    defaults.limit.entry(name.clone()).or_insert(v);
+                }
+            }
+        }
+    }
+    defaults
+}
+
+fn quota(index: &Index<'_>, out: &mut Collector) {
+    let submission = index.submission;
+    let quotas: Vec<&Object> = submission
+        .objects
+        .iter()
+        .filter(|o| matches!(o.typed, Typed::ResourceQuota(_)))
+        .collect();
+    let ranges: Vec<&Object> = submission
+        .objects
+        .iter()
+        .filter(|o| matches!(o.typed, Typed::LimitRange(_)))
+        .collect();
+    if quotas.is_empty() {
+        out.fire(
+            "quota.missing",
+            Location::file(""),
+            "no ResourceQuota in the submission",
+        );
+    }
+    if ranges.is_empty() {
+        out.fire(
+            "quota.missing",
+            Location::file(""),
+            "no LimitRange in the submission",
+        );
+    }
+    for object in &ranges {
+        let Typed::LimitRange(range) = &object.typed else {
+            continue;
+        };
+        for (i, item) in range.spec.iter().flat_map(|s| s.limits.iter()).enumerate() {
+            let value = |map: &Option<
+                BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+            >,
+                         r: &str| {
+                map.as_ref()
+                    .and_then(|m| m.get(r))
+                    .and_then(|q| parse_quantity(&q.0).ok())
+            };
+            let mut resources: BTreeSet<&String> = BTreeSet::new();
+            resources.extend(item.default.iter().flatten().map(|(k, _)| k));
+            resources.extend(item.default_request.iter().flatten().map(|(k, _)| k));
+            for resource in resources {
+                let (min, max) = (value(&item.min, resource), value(&item.max, resource));
+                for (field, v) in [
+                    ("default", value(&item.default, resource)),
+                    ("defaultRequest", value(&item.default_request, resource)),
+                ] {
+                    let Some(v) = v else { continue };
+                    let pointer = format!("/spec/limits/{i}/{field}/{}", pointer_escape(resource));
+                    if let Some(min) = min.filter(|m| v < *m) {
+                        out.fire(
+                            "quota.limitrange-default-out-of-range",
+                            object.locate(&pointer),
+                            format!(
+                                "{} {field} {resource} {} is below its min {}",
+                                object.describe(),
+                                format_quantity(resource, v),
+                                format_quantity(resource, min)
+                            ),
+                        );
+                    }
+                    if let Some(max) = max.filter(|m| v > *m) {
+                        out.fire(
+                            "quota.limitrange-default-out-of-range",
+                            object.locate(&pointer),
+                            format!(
+                                "{} {field} {resource} {} is above its max {}",
+                                object.describe(),
+                                format_quantity(resource, v),
+                                format_quantity(resource, max)
+                            ),
+                        );
+                    }
+                }
+                if let (Some(request), Some(limit)) = (
+                    value(&item.default_request, resource),
+                    value(&item.default, resource),
+                ) {
+                    if request > limit {
+                        out.fire(
+                            "quota.limitrange-default-out-of-range",
+                            object.locate(&format!(
+                                "/spec/limits/{i}/defaultRequest/{}",
+                                pointer_escape(resource)
+                            )),
+                            format!(
+                                "{} defaultRequest {resource} is above default (limit) {resource}",
+                                object.describe()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for object in &quotas {
+        let Typed::ResourceQuota(quota) = &object.typed else {
+            continue;
+        };
+        let Some(hard) = quota.spec.as_ref().and_then(|s| s.hard.as_ref()) else {
+            continue;
+        };
+        let defaults = namespace_defaults(submission, object.namespace.as_deref());
+        let mut used: BTreeMap<String, f64> = BTreeMap::new();
+        let mut contributions: Vec<String> = Vec::new();
+        let mut add_pods = |who: String, count: i64, spec: &PodSpec| {
+            if count <= 0 {
+                return;
+            }
+            let (requests, limits) = pod_resources(spec, &defaults);
+            *used.entry("pods".into()).or_insert(0.0) += count as f64;
+            for (name, v) in requests {
+                *used.entry(format!("requests.{name}")).or_insert(0.0) += v * count as f64;
+            }
+            for (name, v) in limits {
+                *used.entry(format!("limits.{name}")).or_insert(0.0) += v * count as f64;
+            }
+            contributions.push(format!("{who} × {count}"));
+        };
+        for workload in &index.workloads {
+            if !workload.same_namespace(object.namespace.as_deref()) {
+                continue;
+            }
+            let Some(PodTemplate { spec, .. }) = workload.pod_template() else {
+                continue;
+            };
+            add_pods(workload.describe(), index.max_replicas(workload), spec);
+        }
+        for scaled_job in &submission.objects {
+            let Typed::ScaledJob(job) = &scaled_job.typed else {
+                continue;
+            };
+            if !scaled_job.same_namespace(object.namespace.as_deref()) {
+                continue;
+            }
+            let template = job
+                .spec
+                .job_target_ref
+                .as_ref()
+                .and_then(|j| j.get("template"))
+                .and_then(|t| serde_json::from_value::<PodTemplateSpec>(t.clone()).ok());
+            if let Some(spec) = template.and_then(|t| t.spec) {
+                add_pods(
+                    scaled_job.describe(),
+                    i64::from(job.spec.max_replica_count.unwrap_or(100)),
+                    &spec,
+                );
+            }
+        }
+        let mut headroom = Vec::new();
+        for (key, limit) in hard {
+            let Ok(limit_value) = parse_quantity(&limit.0) else {
+                continue;
+            };
+            let used_key = match key.as_str() {
+                "cpu" | "memory" | "ephemeral-storage" => format!("requests.{key}"),
+                other => other.to_string(),
+            };
+            if !(used_key == "pods"
+                || used_key.starts_with("requests.")
+                || used_key.starts_with("limits."))
+            {
+                continue;
+            }
+            let needed = used.get(&used_key).copied().unwrap_or(0.0);
+            let resource = used_key
+                .trim_start_matches("requests.")
+                .trim_start_matches("limits.");
+            headroom.push((
+                key.clone(),
+                format!(
+                    "{} of {} at full scale (headroom {})",
+                    format_quantity(resource, needed),
+                    format_quantity(resource, limit_value),
+                    format_quantity(resource, limit_value - needed)
+                ),
+            ));
+            if needed > limit_value * (1.0 + 1e-9) {
+                out.fire(
+                    "quota.headroom-exceeded",
+                    object.locate(&format!("/spec/hard/{}", pointer_escape(key))),
+                    format!(
+                        "at full scale the workloads of {} need {key} {} but {} allows {} (short by {})",
+                        object.namespace.as_deref().unwrap_or("the namespace"),
+                        format_quantity(resource, needed),
+                        object.describe(),
+                        format_quantity(resource, limit_value),
+                        format_quantity(resource, needed - limit_value)
+                    ),
+                );
+            }
+        }
+        headroom.push(("counted".into(), contributions.join(", ")));
+        out.evidence.push((
+            "quota.headroom-exceeded".into(),
+            Evidence::Values { values: headroom },
+        ));
+    }
+}
+
+fn gpu(index: &Index<'_>, out: &mut Collector) {
+    for workload in &index.workloads {
+        let Some(template) = workload.pod_template() else {
+            continue;
+        };
+        let spec = template.spec;
+        let (needs_gpu, tolerates, selects) = (
+            requests_gpu(spec),
+            tolerates_gpu(spec),
+            selects_gpu_pool(spec),
+        );
+        let gpu_training = needs_gpu || (is_training(workload) && (tolerates || selects));
+        if gpu_training && !(tolerates && selects) {
+            let mut missing = Vec::new();
+            if !tolerates {
+                missing.push("does not tolerate the nvidia.com/gpu taint");
+            }
+            if !selects {
+                missing
+                    .push("does not select the GPU pool (nodeSelector or required node affinity)");
+            }
+            let pointer = if tolerates {
+                "/affinity"
+            } else {
+                "/tolerations"
+            };
+            out.fire(
+                "gpu.training-not-on-pool",
+                workload.locate(&format!("{}{pointer}", template.pointer)),
+                format!(
+                    "GPU training workload {} {}",
+                    workload.describe(),
+                    missing.join(" and ")
+                ),
+            );
+        }
+        if is_serving(workload) && !needs_gpu && !is_training(workload) && (tolerates || selects) {
+            let pointer = if selects {
+                "/nodeSelector"
+            } else {
+                "/tolerations"
+            };
+            let location = workload.locate(&format!("{}{pointer}", template.pointer));
+            let location = if location.line.is_some() {
+                location
+            } else {
+                workload.locate(template.pointer)
+            };
+            out.fire(
+                "gpu.serving-on-pool",
+                location,
+                format!(
+                    "serving workload {} requests no GPU but is placed on the GPU pool",
+                    workload.describe()
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("0 9 * * 1-5", true)]
+    #[case("0 22 * * *", true)]
+    #[case("@daily", true)]
+    #[case("0 0 9 * * 1-5", false)]
+    #[case("61 9 * * *", false)]
+    #[case("0 9 * *", false)]
+    fn cron_expressions_are_five_field(#[case] expression: &str, #[case] valid: bool) {
+        assert_eq!(
+            cron_problem(expression).is_none(),
+            valid,
+            "{expression}: {:?}",
+            cron_problem(expression)
+        );
+    }
+
+    #[rstest]
+    #[case(IntOrString::Int(1), true)]
+    #[case(IntOrString::String("30%".into()), true)]
+    #[case(IntOrString::Int(-1), false)]
+    #[case(IntOrString::String("30".into()), false)]
+    #[case(IntOrString::String("150%".into()), false)]
+    #[case(IntOrString::String("half".into()), false)]
+    fn pdb_budgets_are_counts_or_percentages(#[case] value: IntOrString, #[case] valid: bool) {
+        assert_eq!(parse_budget(&value).is_ok(), valid);
+    }
+
+    #[rstest]
+    #[case(Budget::Percent(30), 2, 1)]
+    #[case(Budget::Percent(50), 3, 2)]
+    #[case(Budget::Count(1), 5, 1)]
+    #[case(Budget::Percent(0), 4, 0)]
+    fn percentages_round_up(#[case] budget: Budget, #[case] replicas: i64, #[case] expected: i64) {
+        assert_eq!(scaled(&budget, replicas), expected);
+    }
+
+    #[test]
+    fn selectors_follow_label_selector_semantics() {
+        let labels: BTreeMap<String, String> = [
+            ("app".to_string(), "a".to_string()),
+            ("tier".to_string(), "serving".to_string()),
+        ]
+        .into();
+        let mut selector = LabelSelector {
+            match_labels: Some([("app".to_string(), "a".to_string())].into()),
+            ..Default::default()
+        };
+        assert!(selector_matches(&selector, &labels));
+        selector.match_expressions = Some(vec![LabelSelectorRequirement {
+            key: "tier".into(),
+            operator: "NotIn".into(),
+            values: Some(vec!["serving".into()]),
+        }]);
+        assert!(!selector_matches(&selector, &labels));
+        assert!(selector_matches(&LabelSelector::default(), &labels));
+    }
+}

@@ -1,0 +1,65 @@
+//! Helpers shared by the offline grading tests: materialising fixtures in a
+//! temporary directory and grading them in-process.
+
+#![allow(dead_code)]
+
+use harness::checks::{self, Tools};
+use harness::submission::{self, LoadOptions};
+use harness::verdict::{Finding, Severity, Verdict};
+use std::path::{Path, PathBuf};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn reference() -> PathBuf {
+    repo().join("fixtures/submissions/reference")
+}
+
+/// Copies a directory tree (regular files only, as the fixtures are).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Grades a directory with the static checks; returns every check verdict.
+pub fn grade(dir: &Path) -> Vec<Verdict> {
+    let loaded = submission::load(dir, &LoadOptions::default()).expect("submission loads");
+    checks::run(&loaded, &Tools::discover())
+}
+
+pub fn findings(verdicts: &[Verdict]) -> Vec<&Finding> {
+    verdicts.iter().flat_map(|v| v.findings.iter()).collect()
+}
+
+/// Checks that fired with severity warning or error.
+pub fn fired(verdicts: &[Verdict]) -> std::collections::BTreeSet<String> {
+    findings(verdicts)
+        .into_iter()
+        .filter(|f| f.severity >= Severity::Warning)
+        .map(|f| f.check.clone())
+        .collect()
+}
+
+pub fn describe(verdicts: &[Verdict]) -> String {
+    findings(verdicts)
+        .iter()
+        .map(|f| format!("  {f}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The external checkers the reference needs for full marks.
+pub fn tools_present() -> bool {
+    let tools = Tools::discover();
+    tools.promtool.is_some() && tools.shellcheck.is_some() && tools.bash.is_some()
+}
