@@ -19,7 +19,9 @@ mkdir -p "$out_dir"
 # checkout of the same commit gives the same bytes.
 export RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$root=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
 # --target keeps these flags off build scripts and away from the normal target/release.
-cargo build --release --locked --target "$target" -p workloads --bins
+# Symbols stripped: smaller images; panics still name their source line.
+CARGO_PROFILE_RELEASE_STRIP=symbols \
+  cargo build --release --locked --target "$target" -p workloads --bins
 unset RUSTFLAGS
 cargo build --release --locked -p oci-image
 oci_image=$root/target/release/oci-image
@@ -27,8 +29,8 @@ bin_dir=$root/target/$target/release
 
 for name in inference-server loadgen; do
   binary=$bin_dir/$name
-  if ldd "$binary" >/dev/null 2>&1; then
-    echo "error: $binary is dynamically linked; the image would not run" >&2
+  if ! LC_ALL=C ldd "$binary" 2>&1 | grep -qE 'statically linked|not a dynamic executable'; then
+    echo "error: $binary is dynamically linked; the image (the binary alone) would not run" >&2
     exit 1
   fi
   expose=()
@@ -43,5 +45,7 @@ for name in inference-server loadgen; do
     --label org.opencontainers.image.title="$name" \
     --label org.opencontainers.image.version="$tag" \
     --out "$out_dir/$name.oci.tar" >/dev/null
-  "$oci_image" verify "$out_dir/$name.oci.tar" | head -1 | cut -f2,3 | sed "s|^|$out_dir/$name.oci.tar\t|"
+  verified=$("$oci_image" verify "$out_dir/$name.oci.tar")
+  # archive path, image reference, manifest digest
+  printf '%s\t%s\n' "$out_dir/$name.oci.tar" "$(head -1 <<<"$verified" | cut -f2,3)"
 done

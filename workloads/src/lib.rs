@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod loadgen;
 pub mod metrics;
 pub mod pool;
+pub mod resolve;
 pub mod schedule;
 pub mod server;
 pub mod signal;

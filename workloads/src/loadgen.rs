@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
+use crate::resolve::Resolver;
 use crate::schedule::{Schedule, ScheduleError};
 
 /// Flags of the `loadgen` binary; each can also come from the environment (for Jobs).
@@ -271,7 +272,7 @@ fn micros_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = Client<HttpConnector<Resolver>, Full<Bytes>>;
 
 /// Runs `plan` until its schedule ends, `max_requests` are sent, or `stop` turns true.
 /// `progress`, when given, is updated a few times a second.
@@ -280,7 +281,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     progress: Option<ProgressBar>,
 ) -> Summary {
-    let mut connector = HttpConnector::new();
+    let mut connector = HttpConnector::new_with_resolver(Resolver::from_system());
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(plan.timeout));
     let client: HttpClient = Client::builder(TokioExecutor::new())
