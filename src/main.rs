@@ -84,15 +84,14 @@ fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     print!("{}", render(&report, args.format)?);
-    if let Some(minimum) = args.min_score {
-        if report.score.earned < minimum {
+    if let Some(minimum) = args.min_score
+        && report.score.earned < minimum {
             eprintln!(
                 "score {} is below --min-score {minimum}",
                 report.score.earned
             );
             return Ok(ExitCode::from(2));
         }
-    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -76,19 +76,17 @@ fn judge(variant: &Path) -> Option<String> {
             .into_iter()
             .filter(|f| f.check == expectation.check)
             .collect();
-        if let Some(file) = &expectation.file {
-            if !findings.iter().any(|f| &f.location.file == file) {
+        if let Some(file) = &expectation.file
+            && !findings.iter().any(|f| &f.location.file == file) {
                 problems.push(format!("{} fired, but not in {file}", expectation.check));
             }
-        }
-        if let Some(line) = expectation.line {
-            if !findings.iter().any(|f| f.location.line == Some(line)) {
+        if let Some(line) = expectation.line
+            && !findings.iter().any(|f| f.location.line == Some(line)) {
                 problems.push(format!(
                     "{} fired, but not at line {line}",
                     expectation.check
                 ));
             }
-        }
         if findings
             .iter()
             .any(|f| f.hint.is_empty() || f.message.is_empty())

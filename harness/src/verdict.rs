@@ -65,21 +65,37 @@ pub struct Location {
 
 impl Location {
     pub fn file(file: impl Into<String>) -> Self {
-        Location { file: file.into(), line: None, column: None }
+        Location {
+            file: file.into(),
+            line: None,
+            column: None,
+        }
     }
 
     pub fn at(file: impl Into<String>, line: u32, column: u32) -> Self {
-        Location { file: file.into(), line: Some(line), column: Some(column) }
+        Location {
+            file: file.into(),
+            line: Some(line),
+            column: Some(column),
+        }
     }
 
     pub fn line(file: impl Into<String>, line: u32) -> Self {
-        Location { file: file.into(), line: Some(line), column: None }
+        Location {
+            file: file.into(),
+            line: Some(line),
+            column: None,
+        }
     }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = if self.file.is_empty() { "<submission>" } else { &self.file };
+        let file = if self.file.is_empty() {
+            "<submission>"
+        } else {
+            &self.file
+        };
         match (self.line, self.column) {
             (Some(line), Some(column)) => write!(f, "{file}:{line}:{column}"),
             (Some(line), None) => write!(f, "{file}:{line}"),
@@ -123,7 +139,11 @@ pub struct Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} [{}] {}", self.location, self.severity, self.check, self.message)
+        write!(
+            f,
+            "{}: {} [{}] {}",
+            self.location, self.severity, self.check, self.message
+        )
     }
 }
 
@@ -170,7 +190,10 @@ mod tests {
     #[test]
     fn evidence_serializes_with_a_type_tag() {
         let evidence = Evidence::Timeline {
-            points: vec![TimelinePoint { seconds: 1.5, what: "replicas=3".into() }],
+            points: vec![TimelinePoint {
+                seconds: 1.5,
+                what: "replicas=3".into(),
+            }],
         };
         let json = serde_json::to_value(&evidence).unwrap();
         assert_eq!(json["type"], "timeline");

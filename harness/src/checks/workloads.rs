@@ -493,15 +493,14 @@ fn hpa(index: &Index<'_>, out: &mut Collector) {
             );
         }
         let scale_down = spec.behavior.as_ref().and_then(|b| b.scale_down.as_ref());
-        if let Some(window) = scale_down.and_then(|s| s.stabilization_window_seconds) {
-            if window < 60 {
+        if let Some(window) = scale_down.and_then(|s| s.stabilization_window_seconds)
+            && window < 60 {
                 out.fire(
                     "hpa.scale-down-unstable",
                     object.locate("/spec/behavior/scaleDown/stabilizationWindowSeconds"),
                     format!("{} scales down after a {window} s stabilization window (at least 60 s, the exercise uses 300 s)", object.describe()),
                 );
             }
-        }
         let select = scale_down
             .and_then(|s| s.select_policy.as_deref())
             .unwrap_or("Max");
@@ -749,8 +748,8 @@ fn vpa(index: &Index<'_>, out: &mut Collector) {
             .update_policy
             .as_ref()
             .and_then(|p| p.update_mode.clone());
-        if let Some(mode) = &mode {
-            if !VPA_MODES.contains(&mode.as_str()) {
+        if let Some(mode) = &mode
+            && !VPA_MODES.contains(&mode.as_str()) {
                 out.fire(
                     "vpa.update-mode-invalid",
                     object.locate("/spec/updatePolicy/updateMode"),
@@ -761,7 +760,6 @@ fn vpa(index: &Index<'_>, out: &mut Collector) {
                     ),
                 );
             }
-        }
         let policies = vpa
             .spec
             .resource_policy
@@ -805,17 +803,16 @@ fn vpa(index: &Index<'_>, out: &mut Collector) {
                     );
                 }
             }
-            if let Some(values) = &policy.controlled_values {
-                if values != "RequestsAndLimits" && values != "RequestsOnly" {
+            if let Some(values) = &policy.controlled_values
+                && values != "RequestsAndLimits" && values != "RequestsOnly" {
                     out.fire(
                         "vpa.controlled-resources-invalid",
                         object.locate(&format!("{base}/controlledValues")),
                         format!("{} container {container} has controlledValues \"{values}\" (RequestsAndLimits or RequestsOnly)", object.describe()),
                     );
                 }
-            }
-            if let Some(container_mode) = &policy.mode {
-                if container_mode != "Auto" && container_mode != "Off" {
+            if let Some(container_mode) = &policy.mode
+                && container_mode != "Auto" && container_mode != "Off" {
                     out.fire(
                         "vpa.controlled-resources-invalid",
                         object.locate(&format!("{base}/mode")),
@@ -825,7 +822,6 @@ fn vpa(index: &Index<'_>, out: &mut Collector) {
                         ),
                     );
                 }
-            }
         }
         let Some(target) = index.vpa_target(object, vpa) else {
             continue;
@@ -939,11 +935,10 @@ fn keda(index: &Index<'_>, out: &mut Collector) {
                         .into_iter()
                         .filter(|f| field(f).is_none())
                         .collect();
-                    if let Some(threshold) = field("threshold") {
-                        if threshold.parse::<f64>().is_err() {
+                    if let Some(threshold) = field("threshold")
+                        && threshold.parse::<f64>().is_err() {
                             missing.push("a numeric threshold");
                         }
-                    }
                     if !missing.is_empty() {
                         out.fire(
                             "keda.prometheus-trigger-incomplete",
@@ -1237,11 +1232,10 @@ fn pod_resources(
             }
         }
         for resource in ["cpu", "memory"] {
-            if !limits.contains_key(resource) {
-                if let Some(v) = defaults.limit.get(resource) {
+            if !limits.contains_key(resource)
+                && let Some(v) = defaults.limit.get(resource) {
                     limits.insert(resource.to_string(), *v);
                 }
-            }
             if !requests.contains_key(resource) {
                 // Admission: defaultRequest, else the (explicit or default) limit.
                 if let Some(v) = defaults
@@ -1399,8 +1393,8 @@ fn quota(index: &Index<'_>, out: &mut Collector) {
                 if let (Some(request), Some(limit)) = (
                     value(&item.default_request, resource),
                     value(&item.default, resource),
-                ) {
-                    if request > limit {
+                )
+                    && request > limit {
                         out.fire(
                             "quota.limitrange-default-out-of-range",
                             object.locate(&format!(
@@ -1413,7 +1407,6 @@ fn quota(index: &Index<'_>, out: &mut Collector) {
                             ),
                         );
                     }
-                }
             }
         }
     }

@@ -836,8 +836,8 @@ impl Loader<'_> {
             let p = locate(pointer);
             Location::at(file.clone(), p.line, p.column)
         };
-        if let Some(groups) = value.get("groups").and_then(Value::as_array) {
-            if groups.iter().any(|g| g.get("rules").is_some()) {
+        if let Some(groups) = value.get("groups").and_then(Value::as_array)
+            && groups.iter().any(|g| g.get("rules").is_some()) {
                 self.submission.rule_sources.push(RuleSource {
                     location,
                     raw_file,
@@ -846,7 +846,6 @@ impl Loader<'_> {
                 });
                 return;
             }
-        }
         let dashboard = if value.get("panels").is_some_and(Value::is_array)
             || value.get("rows").is_some_and(Value::is_array)
         {
@@ -987,11 +986,9 @@ impl Loader<'_> {
                     if let Some(target) = effective
                         .pointer_mut("/spec/scaleTargetRef")
                         .and_then(Value::as_object_mut)
-                    {
-                        if let Some(name) = target.remove("deploymentName") {
+                        && let Some(name) = target.remove("deploymentName") {
                             target.insert("name".into(), name);
                         }
-                    }
                 }
                 if let Some(map) = effective.as_object_mut() {
                     map.insert(
@@ -1349,7 +1346,7 @@ impl Submission {
         self.objects.iter().filter(move |o| {
             o.same_namespace(namespace)
                 && o.pod_template()
-                    .is_some_and(|t| t.labels.is_some_and(|labels| selector(labels)))
+                    .is_some_and(|t| t.labels.is_some_and(selector))
         })
     }
 

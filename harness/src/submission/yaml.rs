@@ -150,40 +150,35 @@ fn resolve_plain(text: &str) -> Value {
     }
     let bytes = text.as_bytes();
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(int) = text.parse::<i64>() {
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(int) = text.parse::<i64>() {
             return Value::Number(int.into());
         }
-    }
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(int) = i64::from_str_radix(hex, 16) {
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(int) = i64::from_str_radix(hex, 16) {
             return Value::Number(int.into());
         }
-    }
-    if let Some(octal) = text.strip_prefix("0o") {
-        if let Ok(int) = i64::from_str_radix(octal, 8) {
+    if let Some(octal) = text.strip_prefix("0o")
+        && let Ok(int) = i64::from_str_radix(octal, 8) {
             return Value::Number(int.into());
         }
-    }
     let looks_float = !digits.is_empty()
         && (bytes[0].is_ascii_digit() || matches!(bytes[0], b'-' | b'+' | b'.'))
         && digits.bytes().any(|b| b.is_ascii_digit())
         && digits
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
-    if looks_float {
-        if let Ok(float) = text.parse::<f64>() {
-            if let Some(number) = Number::from_f64(float) {
+    if looks_float
+        && let Ok(float) = text.parse::<f64>()
+            && let Some(number) = Number::from_f64(float) {
                 return Value::Number(number);
             }
-        }
-    }
     Value::String(text.to_string())
 }
 
 fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Value {
-    if let Some(tag) = tag {
-        if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" {
+    if let Some(tag) = tag
+        && (tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!") {
             match tag.suffix.as_str() {
                 "str" => return Value::String(text.to_string()),
                 "null" => return Value::Null,
@@ -191,7 +186,6 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Value {
                 _ => {}
             }
         }
-    }
     match style {
         ScalarStyle::Plain => resolve_plain(text),
         _ => Value::String(text.to_string()),
@@ -346,11 +340,10 @@ impl Builder {
                     self.push_value(Value::String(text.to_string()), position);
                     return Ok(());
                 }
-                if let Some(document) = self.document.as_mut() {
-                    if self.stack.is_empty() {
+                if let Some(document) = self.document.as_mut()
+                    && self.stack.is_empty() {
                         document.start = position;
                     }
-                }
                 self.child_pointer(position);
                 let value = resolve_scalar(&text, style, tag.as_deref());
                 if anchor != 0 {
@@ -388,11 +381,10 @@ impl Builder {
                     self.problem(YamlProblemKind::TooDeep, position, message, true);
                     return Err(());
                 }
-                if self.stack.is_empty() {
-                    if let Some(document) = self.document.as_mut() {
+                if self.stack.is_empty()
+                    && let Some(document) = self.document.as_mut() {
                         document.start = position;
                     }
-                }
                 let pointer = self.child_pointer(position);
                 let nodes_before = self.nodes - 1;
                 let frame = if matches!(event, Event::SequenceStart(..)) {
