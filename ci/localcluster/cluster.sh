@@ -13,7 +13,7 @@
 # and CoreDNS answers only for cluster.local.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${AUTOSCALE_CACHE:-$HOME/.cache/autoscale-conformance}
 state=${AUTOSCALE_CLUSTER_STATE:-/var/lib/autoscale-conformance/cluster}
@@ -115,12 +115,13 @@ openssl_ca() {
 }
 
 cert() {
-  local ca=$1 name=$2 cn=$3 org=$4 usage=$5 san=${6:-} subj="/CN=$cn" ext
-  [ -n "$org" ] && subj="/O=$org/CN=$cn"
+  local ca=$1 name=$2 cn=$3 org=$4 usage=$5 san=${6:-} subj ext
+  subj="/CN=$cn"
+  [ -z "$org" ] || subj="/O=$org/CN=$cn"
   ext="basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=$([ "$usage" = server ] && echo serverAuth || echo clientAuth)"
-  [ -n "$san" ] && ext+=$'\n'"subjectAltName=$san"
+  [ -z "$san" ] || ext+=$'\n'"subjectAltName=$san"
   openssl req -newkey rsa:2048 -nodes -subj "$subj" -keyout "$name.key" -out "$name.csr" 2>/dev/null
   openssl x509 -req -in "$name.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial -days 3650 \
     -extfile <(echo "$ext") -out "$name.crt" 2>/dev/null
@@ -268,6 +269,8 @@ state = "$run/containerd"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        BinaryName = "$here/runc-oom-clamp"
+        Root = "$run/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$state/cni"
@@ -478,6 +481,8 @@ cmd_status() {
   if running kube-apiserver; then binaries >/dev/null 2>&1 && kubectl get nodes -o wide; fi
 }
 
+# Sourcing the file (for debugging one step at a time) defines the functions only.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
 case "${1:-}" in
   up) cmd_up ;;
   images) binaries; images; ls "$cache"/images/*.oci.tar ;;
