@@ -216,6 +216,9 @@ pub struct Summary {
     /// the run ended). `ok` plus these add up to `scheduled`.
     pub errors: BTreeMap<String, u64>,
     pub error_total: u64,
+    /// The first error message seen for each kind (for diagnosis).
+    #[serde(default)]
+    pub error_examples: BTreeMap<String, String>,
     pub stopped_by: StopReason,
     /// Mean rate the schedule planned.
     pub target_rate_rps: f64,
@@ -237,18 +240,47 @@ pub struct Summary {
 struct Tally {
     ok: u64,
     errors: BTreeMap<String, u64>,
+    error_examples: BTreeMap<String, String>,
     latency_micros: Histogram<u64>,
 }
 
 impl Tally {
-    fn record(&mut self, outcome: Result<Duration, String>) {
+    fn record(&mut self, outcome: Result<Duration, Failure>) {
         match outcome {
             Ok(latency) => {
                 self.ok += 1;
                 self.latency_micros
                     .saturating_record(latency.as_micros() as u64);
             }
-            Err(kind) => *self.errors.entry(kind).or_default() += 1,
+            Err(Failure { kind, message }) => {
+                self.error_examples.entry(kind.clone()).or_insert(message);
+                *self.errors.entry(kind).or_default() += 1;
+            }
+        }
+    }
+}
+
+impl Tally {
+    fn record_many(&mut self, kind: &str, count: u64, message: &str) {
+        self.error_examples
+            .entry(kind.to_owned())
+            .or_insert_with(|| message.to_owned());
+        *self.errors.entry(kind.to_owned()).or_default() += count;
+    }
+}
+
+/// A failed request: its kind (the key in `errors`) and what went wrong.
+#[derive(Debug)]
+struct Failure {
+    kind: String,
+    message: String,
+}
+
+impl Failure {
+    fn new(kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            message: message.into(),
         }
     }
 }
@@ -291,6 +323,7 @@ pub async fn run(
         tally: Mutex::new(Tally {
             ok: 0,
             errors: BTreeMap::new(),
+            error_examples: BTreeMap::new(),
             latency_micros: micros_histogram(),
         }),
         completed: AtomicU64::new(0),
@@ -389,11 +422,19 @@ pub async fn run(
     let answered = tally.ok + tally.errors.values().sum::<u64>();
     let cancelled = sent.saturating_sub(answered);
     if cancelled > 0 {
-        *tally.errors.entry("cancelled".to_owned()).or_default() += cancelled;
+        tally.record_many(
+            "cancelled",
+            cancelled,
+            "still waiting for a response when the run ended",
+        );
     }
     let not_sent = scheduled.saturating_sub(sent);
     if not_sent > 0 {
-        *tally.errors.entry("not_sent".to_owned()).or_default() += not_sent;
+        tally.record_many(
+            "not_sent",
+            not_sent,
+            "due before the run ended but held back by the concurrency cap (or the signal)",
+        );
     }
     // Nothing leaves before it is due, so sending the first `sent` requests takes at least
     // until the next one is due (or the schedule ends); only lateness lowers the rate.
@@ -419,6 +460,7 @@ pub async fn run(
         ok: tally.ok,
         error_total: tally.errors.values().sum(),
         errors: tally.errors.clone(),
+        error_examples: tally.error_examples.clone(),
         stopped_by,
         target_rate_rps: plan.schedule.mean_rps(),
         achieved_rate_rps: per_second(sent, send_window),
@@ -456,28 +498,42 @@ async fn send(
     request: Request<Full<Bytes>>,
     due: Instant,
     timeout: Duration,
-) -> Result<Duration, String> {
+) -> Result<Duration, Failure> {
+    // The full error chain: "connect" alone does not say whether DNS or the socket failed.
+    fn describe(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
     let exchange = async {
         let response = client.request(request).await.map_err(|error| {
-            if error.is_connect() {
-                "connect".to_owned()
-            } else {
-                "io".to_owned()
-            }
+            let kind = if error.is_connect() { "connect" } else { "io" };
+            Failure::new(kind, describe(&error))
         })?;
         let status = response.status();
         response
             .into_body()
             .collect()
             .await
-            .map_err(|_| "io".to_owned())?;
+            .map_err(|error| Failure::new("io", describe(&error)))?;
         Ok(status)
     };
     match tokio::time::timeout(timeout, exchange).await {
-        Err(_) => Err("timeout".to_owned()),
-        Ok(Err(kind)) => Err(kind),
+        Err(_) => Err(Failure::new(
+            "timeout",
+            format!("no complete response within {timeout:?}"),
+        )),
+        Ok(Err(failure)) => Err(failure),
         Ok(Ok(status)) if status.is_success() => Ok(due.elapsed()),
-        Ok(Ok(status)) => Err(format!("status_{}", status.as_u16())),
+        Ok(Ok(status)) => Err(Failure::new(
+            &format!("status_{}", status.as_u16()),
+            format!("HTTP {status}"),
+        )),
     }
 }
 
@@ -515,6 +571,7 @@ impl Summary {
         format!(
             "{method} {url}  schedule {schedule}  stopped by {stopped:?}\n\
              sent {sent}/{scheduled}  ok {ok}  errors {error_total} ({errors})\n\
+             {examples}\
              rate: target {target:.1}/s  achieved {achieved:.1}/s  ok throughput {throughput:.1}/s\n\
              latency ms: p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  max {max:.2}\n",
             method = self.method,
@@ -528,6 +585,11 @@ impl Summary {
             target = self.target_rate_rps,
             achieved = self.achieved_rate_rps,
             throughput = self.ok_throughput_rps,
+            examples = self
+                .error_examples
+                .iter()
+                .map(|(kind, message)| format!("  {kind}: {message}\n"))
+                .collect::<String>(),
             p50 = self.latency_ms.p50,
             p90 = self.latency_ms.p90,
             p99 = self.latency_ms.p99,
