@@ -3,8 +3,12 @@
 
 pub mod budget;
 pub mod checks;
+pub mod cluster;
 pub mod criteria;
 pub mod judge;
+pub mod load;
+pub mod observe;
+pub mod probe;
 pub mod report;
 pub mod submission;
 pub mod timeline;

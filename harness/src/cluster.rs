@@ -1,0 +1,1038 @@
+//! The live side's entry: a client, a preflight that tells a broken environment
+//! from a failing student, a namespace per test that is always cleaned up, and
+//! server-side apply of a submission's objects into that namespace.
+
+use crate::budget::ClusterIntervals;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope;
+use kube::{Client, Config};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Every write this suite makes carries this field manager.
+pub const FIELD_MANAGER: &str = "autoscale-conformance";
+/// The calibrated inference workload that replaces the seed's placeholder images.
+pub const INFERENCE_IMAGE: &str = "localhost/autoscale-conformance/inference-server:0.1.0";
+pub const LOADGEN_IMAGE: &str = "localhost/autoscale-conformance/loadgen:0.1.0";
+/// Label on every namespace this suite creates (used by the sweeper).
+pub const SUITE_LABEL: &str = "autoscale-conformance/suite";
+/// Annotation: RFC 3339 time after which a leftover test namespace may be swept.
+pub const EXPIRES_ANNOTATION: &str = "autoscale-conformance/expires-at";
+/// Nodes simulated by kwok carry this label; they run no pods and report no metrics.
+pub const KWOK_LABEL: (&str, &str) = ("type", "kwok");
+/// The GPU pool, as the exercise and `ci/` label it.
+pub const GPU_POOL_LABEL: (&str, &str) = ("node-pool", "gpu");
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+
+/// The environment is not fit to judge anyone: a verdict of "error", never "fail".
+#[derive(Debug, thiserror::Error)]
+pub enum EnvironmentError {
+    #[error(
+        "no cluster configured ({0}); bring one up (`ci/cluster up`) and export KUBECONFIG=$(ci/cluster kubeconfig)"
+    )]
+    NoConfig(String),
+    #[error("cluster at {server} is unreachable: {detail}; is it up? (`ci/cluster status`)")]
+    Unreachable { server: String, detail: String },
+    #[error("environment not ready: {what}: {detail}")]
+    NotReady { what: String, detail: String },
+    #[error("{context}: {source}")]
+    Api {
+        context: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("timed out after {:.0}s waiting for {what}; last seen: {last_seen}", budget.as_secs_f64())]
+    Timeout {
+        what: String,
+        budget: Duration,
+        last_seen: String,
+    },
+}
+
+impl EnvironmentError {
+    pub fn api(context: impl Into<String>) -> impl FnOnce(kube::Error) -> EnvironmentError {
+        let context = context.into();
+        move |source| EnvironmentError::Api { context, source }
+    }
+}
+
+/// A connected, preflighted cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: Client,
+    /// Kept to build fresh clients on other runtimes (cleanup in `Drop`).
+    pub config: Config,
+    pub intervals: ClusterIntervals,
+    pub facts: ClusterFacts,
+}
+
+/// What the preflight saw.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ClusterFacts {
+    pub server_version: String,
+    /// Ready nodes that run pods (not kwok).
+    pub real_nodes: Vec<String>,
+    /// Ready nodes of the GPU pool.
+    pub gpu_nodes: Vec<String>,
+    /// metrics-server's reported window on node metrics.
+    pub metrics_window: Option<String>,
+}
+
+/// How long connecting may take before we call the cluster unreachable.
+const CONNECT_BUDGET: Duration = Duration::from_secs(10);
+
+impl Cluster {
+    /// Client from KUBECONFIG / ~/.kube/config / in-cluster, then the preflight.
+    pub async fn connect() -> Result<Cluster, EnvironmentError> {
+        let config = Config::infer()
+            .await
+            .map_err(|e| EnvironmentError::NoConfig(e.to_string()))?;
+        let server = config.cluster_url.to_string();
+        let client =
+            Client::try_from(config.clone()).map_err(|e| EnvironmentError::Unreachable {
+                server: server.clone(),
+                detail: e.to_string(),
+            })?;
+        let version = match tokio::time::timeout(CONNECT_BUDGET, client.apiserver_version()).await {
+            Ok(Ok(info)) => info.git_version,
+            Ok(Err(e)) => {
+                return Err(EnvironmentError::Unreachable {
+                    server,
+                    detail: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(EnvironmentError::Unreachable {
+                    server,
+                    detail: format!("no answer within {}s", CONNECT_BUDGET.as_secs()),
+                });
+            }
+        };
+        let mut cluster = Cluster {
+            client,
+            config,
+            intervals: ClusterIntervals::default(),
+            facts: ClusterFacts {
+                server_version: version,
+                ..ClusterFacts::default()
+            },
+        };
+        cluster.preflight().await?;
+        Ok(cluster)
+    }
+
+    /// The environment every live criterion needs: the metrics API Available, node
+    /// metrics for every real node, metrics-server and CoreDNS Deployments Available.
+    pub async fn preflight(&mut self) -> Result<(), EnvironmentError> {
+        let api_services: Api<APIService> = Api::all(self.client.clone());
+        let metrics_api = api_services
+            .get_opt("v1beta1.metrics.k8s.io")
+            .await
+            .map_err(EnvironmentError::api(
+                "reading APIService v1beta1.metrics.k8s.io",
+            ))?
+            .ok_or_else(|| EnvironmentError::NotReady {
+                what: "APIService v1beta1.metrics.k8s.io".into(),
+                detail: "not registered: metrics-server is not installed".into(),
+            })?;
+        let available = metrics_api
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Available"));
+        if available.map(|c| c.status.as_str()) != Some("True") {
+            return Err(EnvironmentError::NotReady {
+                what: "APIService v1beta1.metrics.k8s.io".into(),
+                detail: match available {
+                    Some(c) => format!(
+                        "Available={} ({}: {})",
+                        c.status,
+                        c.reason.as_deref().unwrap_or("-"),
+                        c.message.as_deref().unwrap_or("-")
+                    ),
+                    None => "no Available condition yet".into(),
+                },
+            });
+        }
+        for (namespace, name) in [
+            ("kube-system", "metrics-server"),
+            ("kube-system", "coredns"),
+        ] {
+            let deployment = Api::<Deployment>::namespaced(self.client.clone(), namespace)
+                .get_opt(name)
+                .await
+                .map_err(EnvironmentError::api(format!(
+                    "reading Deployment {namespace}/{name}"
+                )))?
+                .ok_or_else(|| EnvironmentError::NotReady {
+                    what: format!("Deployment {namespace}/{name}"),
+                    detail: "not found".into(),
+                })?;
+            if !deployment_available(&deployment) {
+                return Err(EnvironmentError::NotReady {
+                    what: format!("Deployment {namespace}/{name}"),
+                    detail: "not Available".into(),
+                });
+            }
+        }
+        let nodes = Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(EnvironmentError::api("listing nodes"))?;
+        let mut real_nodes = Vec::new();
+        let mut gpu_nodes = Vec::new();
+        for node in &nodes.items {
+            if !node_ready(node) {
+                continue;
+            }
+            let name = node.metadata.name.clone().unwrap_or_default();
+            let labels = node.metadata.labels.clone().unwrap_or_default();
+            if labels.get(GPU_POOL_LABEL.0).map(String::as_str) == Some(GPU_POOL_LABEL.1) {
+                gpu_nodes.push(name.clone());
+            }
+            if labels.get(KWOK_LABEL.0).map(String::as_str) != Some(KWOK_LABEL.1) {
+                real_nodes.push(name);
+            }
+        }
+        if real_nodes.is_empty() {
+            return Err(EnvironmentError::NotReady {
+                what: "nodes".into(),
+                detail: format!(
+                    "no Ready node that runs pods among {} nodes",
+                    nodes.items.len()
+                ),
+            });
+        }
+        let node_metrics = self.metrics_api("NodeMetrics", "nodes");
+        let listed = Api::<DynamicObject>::all_with(self.client.clone(), &node_metrics)
+            .list(&ListParams::default())
+            .await
+            .map_err(EnvironmentError::api(
+                "listing NodeMetrics (metrics.k8s.io)",
+            ))?;
+        let with_metrics: Vec<String> = listed
+            .items
+            .iter()
+            .filter_map(|m| m.metadata.name.clone())
+            .collect();
+        let missing: Vec<&String> = real_nodes
+            .iter()
+            .filter(|n| !with_metrics.contains(n))
+            .collect();
+        if !missing.is_empty() {
+            return Err(EnvironmentError::NotReady {
+                what: "node metrics".into(),
+                detail: format!(
+                    "no NodeMetrics for {missing:?} (metrics-server has not scraped them)"
+                ),
+            });
+        }
+        let window = listed
+            .items
+            .first()
+            .and_then(|m| m.data.get("window"))
+            .and_then(Value::as_str)
+            .map(String::from);
+        if let Some(seconds) = window.as_deref().and_then(parse_go_seconds) {
+            // The window is the span of the two samples behind a rate: about one resolution.
+            self.intervals.metrics_resolution =
+                Duration::from_secs_f64(seconds.clamp(5.0, 60.0).ceil());
+        }
+        if let Some(sync) = std::env::var("AUTOSCALE_CONFORMANCE_HPA_SYNC_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            self.intervals.hpa_sync_period = Duration::from_secs(sync);
+        }
+        self.facts.real_nodes = real_nodes;
+        self.facts.gpu_nodes = gpu_nodes;
+        self.facts.metrics_window = window;
+        Ok(())
+    }
+
+    /// `metrics.k8s.io/v1beta1` resources (no typed API in k8s-openapi).
+    pub fn metrics_api(&self, kind: &str, plural: &str) -> ApiResource {
+        ApiResource {
+            group: "metrics.k8s.io".into(),
+            version: "v1beta1".into(),
+            api_version: "metrics.k8s.io/v1beta1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        }
+    }
+
+    /// A fresh namespace for one test, named after it and unique; removed on drop.
+    pub async fn namespace(&self, test: &str) -> Result<TestNamespace, EnvironmentError> {
+        self.sweep_expired().await;
+        let name = unique_namespace_name(test);
+        let expires = chrono::Utc::now() + chrono::Duration::minutes(30);
+        let namespace: Namespace = serde_json::from_value(json!({
+            "metadata": {
+                "name": name,
+                "labels": { SUITE_LABEL: "true", "autoscale-conformance/test": label_value(test) },
+                "annotations": { EXPIRES_ANNOTATION: expires.to_rfc3339() },
+            }
+        }))
+        .expect("static namespace object");
+        Api::<Namespace>::all(self.client.clone())
+            .create(
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                &namespace,
+            )
+            .await
+            .map_err(EnvironmentError::api(format!("creating namespace {name}")))?;
+        Ok(TestNamespace {
+            cluster: self.clone(),
+            name,
+            cluster_scoped: Vec::new(),
+            cleanup_budget: Duration::from_secs(45),
+        })
+    }
+
+    /// Deletes test namespaces that outlived their expiry (a run killed by a timeout
+    /// cannot clean up after itself). Best effort: failures only log.
+    async fn sweep_expired(&self) {
+        let api = Api::<Namespace>::all(self.client.clone());
+        let Ok(list) = api
+            .list(&ListParams::default().labels(&format!("{SUITE_LABEL}=true")))
+            .await
+        else {
+            return;
+        };
+        let now = chrono::Utc::now();
+        for namespace in list.items {
+            let expired = namespace
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(EXPIRES_ANNOTATION))
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t < now);
+            if expired && namespace.metadata.deletion_timestamp.is_none() {
+                let name = namespace.metadata.name.unwrap_or_default();
+                tracing::warn!(namespace = %name, "sweeping an expired test namespace left by an earlier run");
+                let _ = api.delete(&name, &DeleteParams::background()).await;
+            }
+        }
+    }
+}
+
+pub fn deployment_available(deployment: &Deployment) -> bool {
+    deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter().any(|c| {
+                c.type_.as_deref() == Some("Available") && c.status.as_deref() == Some("True")
+            })
+        })
+}
+
+pub fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// "15.2s", "1m0s", "500ms" → seconds.
+fn parse_go_seconds(text: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let value: f64 = number.parse().ok()?;
+        number.clear();
+        let unit = match (c, chars.peek()) {
+            ('m', Some('s')) => {
+                chars.next();
+                0.001
+            }
+            ('h', _) => 3600.0,
+            ('m', _) => 60.0,
+            ('s', _) => 1.0,
+            _ => return None,
+        };
+        total += value * unit;
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    Some(total)
+}
+
+static NAMESPACE_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// `ac-<test>-<pid><counter><time>`: a DNS label, unique across parallel processes.
+pub fn unique_namespace_name(test: &str) -> String {
+    let test = label_value(test.rsplit("::").next().unwrap_or(test))
+        .replace('_', "-")
+        .to_lowercase();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let suffix = format!(
+        "{:x}{:x}{:x}",
+        std::process::id(),
+        NAMESPACE_COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos & 0xfff
+    );
+    let room = 63 - "ac--".len() - suffix.len();
+    let test: String = test.chars().take(room).collect();
+    format!("ac-{}-{suffix}", test.trim_matches('-'))
+}
+
+/// A label value: at most 63 characters of `[A-Za-z0-9_.-]`.
+fn label_value(text: &str) -> String {
+    let value: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    value
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+/// A namespace owned by one test. Dropping it deletes it (also while unwinding from a
+/// panic), waits a bounded time and reports anything held by finalizers.
+pub struct TestNamespace {
+    pub cluster: Cluster,
+    pub name: String,
+    /// Cluster-scoped objects the test created (renamed PriorityClasses): deleted too.
+    cluster_scoped: Vec<(ApiResource, String)>,
+    pub cleanup_budget: Duration,
+}
+
+impl TestNamespace {
+    pub fn client(&self) -> Client {
+        self.cluster.client.clone()
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client(), &self.name)
+    }
+
+    /// Server-side apply of a submission's objects into this namespace.
+    pub async fn apply(&mut self, objects: &[Value]) -> Result<Applied, ApplyError> {
+        let plan = plan_apply(objects, &self.name);
+        let mut applied = Applied {
+            objects: Vec::new(),
+            notes: plan.notes.clone(),
+        };
+        for object in plan.objects {
+            let kind = object
+                .pointer("/kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let api_version = object
+                .pointer("/apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let name = object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+            let gvk = GroupVersionKind::gvk(group, version, &kind);
+            let (resource, capabilities) = kube::discovery::pinned_kind(&self.client(), &gvk)
+                .await
+                .map_err(|source| ApplyError::Discovery {
+                    kind: format!("{api_version} {kind}"),
+                    source,
+                })?;
+            let api: Api<DynamicObject> = match capabilities.scope {
+                Scope::Namespaced => Api::namespaced_with(self.client(), &self.name, &resource),
+                Scope::Cluster => {
+                    self.cluster_scoped.push((resource.clone(), name.clone()));
+                    Api::all_with(self.client(), &resource)
+                }
+            };
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            api.patch(&name, &params, &Patch::Apply(&object))
+                .await
+                .map_err(|source| ApplyError::Rejected {
+                    object: format!("{kind} {name}"),
+                    source,
+                })?;
+            applied.objects.push(format!("{kind}/{name}"));
+        }
+        Ok(applied)
+    }
+
+    /// Deletes the namespace and waits (bounded) until it is gone. Returns what was
+    /// still there when the budget ran out: objects held by finalizers, as the
+    /// namespace controller reports them.
+    pub async fn cleanup(&self) -> Vec<String> {
+        cleanup(
+            &self.cluster.client,
+            &self.name,
+            &self.cluster_scoped,
+            self.cleanup_budget,
+        )
+        .await
+    }
+}
+
+async fn cleanup(
+    client: &Client,
+    name: &str,
+    cluster_scoped: &[(ApiResource, String)],
+    budget: Duration,
+) -> Vec<String> {
+    for (resource, object) in cluster_scoped {
+        let _ = Api::<DynamicObject>::all_with(client.clone(), resource)
+            .delete(object, &DeleteParams::default())
+            .await;
+    }
+    let api = Api::<Namespace>::all(client.clone());
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Vec::new(),
+        Err(e) => return vec![format!("could not delete namespace {name}: {e}")],
+    }
+    let started = Instant::now();
+    let gone = tokio::time::timeout(
+        budget,
+        kube::runtime::wait::await_condition(api.clone(), name, |ns: Option<&Namespace>| {
+            ns.is_none()
+        }),
+    )
+    .await;
+    if matches!(gone, Ok(Ok(_))) {
+        tracing::debug!(
+            namespace = name,
+            seconds = started.elapsed().as_secs_f64(),
+            "namespace deleted"
+        );
+        return Vec::new();
+    }
+    let mut stuck = vec![format!(
+        "namespace {name} still terminating after {}s",
+        budget.as_secs()
+    )];
+    if let Ok(Some(namespace)) = api.get_opt(name).await {
+        for condition in namespace
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+        {
+            if condition.status == "True"
+                && matches!(
+                    condition.type_.as_str(),
+                    "NamespaceFinalizersRemaining"
+                        | "NamespaceContentRemaining"
+                        | "NamespaceDeletionContentFailure"
+                )
+            {
+                stuck.push(format!(
+                    "{}: {}",
+                    condition.type_,
+                    condition.message.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    stuck
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::env::var_os("AUTOSCALE_CONFORMANCE_KEEP_NAMESPACES").is_some() {
+            eprintln!(
+                "keeping namespace {} (AUTOSCALE_CONFORMANCE_KEEP_NAMESPACES is set)",
+                self.name
+            );
+            return;
+        }
+        // Drop may run inside the test's runtime (possibly single-threaded and busy
+        // unwinding): clean up on a thread of our own with its own runtime and client.
+        let config = self.cluster.config.clone();
+        let name = self.name.clone();
+        let cluster_scoped = std::mem::take(&mut self.cluster_scoped);
+        let budget = self.cleanup_budget;
+        let worker = std::thread::spawn(move || -> Vec<String> {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return vec![format!("no runtime to delete namespace {name}")];
+            };
+            runtime.block_on(async move {
+                match Client::try_from(config) {
+                    Ok(client) => cleanup(&client, &name, &cluster_scoped, budget).await,
+                    Err(e) => vec![format!("no client to delete namespace {name}: {e}")],
+                }
+            })
+        });
+        match worker.join() {
+            Ok(stuck) if stuck.is_empty() => {}
+            Ok(stuck) => eprintln!(
+                "cleanup of {} incomplete:\n  {}",
+                self.name,
+                stuck.join("\n  ")
+            ),
+            Err(_) => eprintln!("cleanup of {} panicked", self.name),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the cluster does not serve {kind}: {source}")]
+    Discovery {
+        kind: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the API server refused {object}: {source}")]
+    Rejected {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ApplyError {
+    /// The API server's own message (admission, validation, quota), for verdicts.
+    pub fn api_message(&self) -> String {
+        let (ApplyError::Discovery { source, .. } | ApplyError::Rejected { source, .. }) = self;
+        match source {
+            kube::Error::Api(status) => status.message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// What an apply did: the objects and every rewrite the report must mention.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Applied {
+    pub objects: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Objects rewritten for one test namespace, ready to apply.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyPlan {
+    pub objects: Vec<Value>,
+    pub notes: Vec<String>,
+}
+
+/// Rewrites a submission's objects for a test namespace (pure, unit-tested):
+/// - `Namespace` objects are skipped: the test namespace stands in for them;
+/// - namespaced objects get the test namespace;
+/// - cluster-scoped PriorityClasses are renamed `<namespace>-<name>` (parallel tests must
+///   not fight over one name) and pod specs that use them follow;
+/// - the seed's placeholder images become the inference workload (see [`substitute_placeholders`]);
+/// - server-populated fields (status, uid, resourceVersion, managedFields) are dropped.
+pub fn plan_apply(objects: &[Value], namespace: &str) -> ApplyPlan {
+    let mut plan = ApplyPlan::default();
+    let mut priority_renames: BTreeMap<String, String> = BTreeMap::new();
+    for object in objects {
+        if object.get("kind").and_then(Value::as_str) == Some("PriorityClass")
+            && let Some(name) = object.pointer("/metadata/name").and_then(Value::as_str)
+        {
+            priority_renames.insert(name.to_string(), format!("{namespace}-{name}"));
+        }
+    }
+    for object in objects {
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if kind == "Namespace" {
+            plan.notes.push(format!(
+                "Namespace {name}: replaced by the test namespace {namespace}"
+            ));
+            continue;
+        }
+        let mut object = object.clone();
+        if let Some(map) = object.as_object_mut() {
+            map.remove("status");
+        }
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            for field in [
+                "uid",
+                "resourceVersion",
+                "managedFields",
+                "creationTimestamp",
+                "generation",
+                "selfLink",
+            ] {
+                metadata.remove(field);
+            }
+            if kind == "PriorityClass" {
+                if let Some(renamed) = priority_renames.get(&name) {
+                    metadata.insert("name".into(), Value::String(renamed.clone()));
+                    plan.notes
+                        .push(format!("PriorityClass {name}: applied as {renamed}"));
+                }
+                metadata.remove("namespace");
+            } else {
+                metadata.insert("namespace".into(), Value::String(namespace.to_string()));
+            }
+        }
+        for pointer in pod_spec_pointers(kind) {
+            if let Some(pod_spec) = object.pointer_mut(pointer) {
+                if let Some(class) = pod_spec.get("priorityClassName").and_then(Value::as_str)
+                    && let Some(renamed) = priority_renames.get(class)
+                {
+                    pod_spec["priorityClassName"] = Value::String(renamed.clone());
+                }
+                for note in substitute_placeholders(pod_spec) {
+                    plan.notes.push(format!("{kind} {name}: {note}"));
+                }
+            }
+        }
+        plan.objects.push(object);
+    }
+    plan
+}
+
+fn pod_spec_pointers(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet" | "Job" => {
+            &["/spec/template/spec"]
+        }
+        "CronJob" => &["/spec/jobTemplate/spec/template/spec"],
+        "Pod" => &["/spec"],
+        _ => &[],
+    }
+}
+
+/// The seed's placeholder images: they neither burn CPU per request nor export metrics.
+const PLACEHOLDER_IMAGES: &[&str] = &[
+    "hashicorp/http-echo",
+    "http-echo",
+    "nginx",
+    "busybox",
+    "python",
+];
+
+fn is_placeholder(image: &str) -> bool {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    // Drop the tag (a ':' after the last '/') and a default-registry prefix.
+    let repository = match without_digest.rfind(':') {
+        Some(colon) if colon > without_digest.rfind('/').map_or(0, |slash| slash) => {
+            &without_digest[..colon]
+        }
+        _ => without_digest,
+    };
+    let repository = repository
+        .trim_start_matches("docker.io/")
+        .trim_start_matches("library/");
+    PLACEHOLDER_IMAGES.contains(&repository)
+}
+
+/// Replaces placeholder images in a pod spec by the inference workload, keeping the
+/// container's resources, labels, ports and HTTP/TCP probes. What cannot work in a
+/// shell-less image goes (command/args, exec hooks and exec probes, placeholder init
+/// containers), and the server listens on the container's first declared port.
+/// Returns one note per change.
+pub fn substitute_placeholders(pod_spec: &mut Value) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(init) = pod_spec
+        .get_mut("initContainers")
+        .and_then(Value::as_array_mut)
+    {
+        let before = init.len();
+        init.retain(|c| {
+            !c.get("image")
+                .and_then(Value::as_str)
+                .is_some_and(is_placeholder)
+        });
+        if init.len() != before {
+            notes.push(format!(
+                "dropped {} placeholder init container(s)",
+                before - init.len()
+            ));
+        }
+    }
+    let Some(containers) = pod_spec.get_mut("containers").and_then(Value::as_array_mut) else {
+        return notes;
+    };
+    for container in containers {
+        let name = container
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        let Some(image) = container
+            .get("image")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if image.starts_with("localhost/autoscale-conformance/") {
+            container["imagePullPolicy"] = json!("IfNotPresent");
+            continue;
+        }
+        if !is_placeholder(&image) {
+            continue;
+        }
+        let Some(map) = container.as_object_mut() else {
+            continue;
+        };
+        map.insert("image".into(), json!(INFERENCE_IMAGE));
+        map.insert("imagePullPolicy".into(), json!("IfNotPresent"));
+        let mut dropped = Vec::new();
+        for field in ["command", "args"] {
+            if map.remove(field).is_some() {
+                dropped.push(field.to_string());
+            }
+        }
+        if map
+            .get("lifecycle")
+            .is_some_and(|l| l.to_string().contains("\"exec\""))
+        {
+            map.remove("lifecycle");
+            dropped.push("exec lifecycle hooks".into());
+        }
+        for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
+            if map.get(probe).is_some_and(|p| p.get("exec").is_some()) {
+                map.remove(probe);
+                dropped.push(format!("exec {probe}"));
+            }
+        }
+        let port = map
+            .get("ports")
+            .and_then(|p| p.get(0))
+            .and_then(|p| p.get("containerPort"))
+            .and_then(Value::as_i64);
+        if let Some(port) = port.filter(|p| *p != 8080) {
+            let env = map.entry("env").or_insert_with(|| json!([]));
+            if let Some(env) = env.as_array_mut()
+                && !env
+                    .iter()
+                    .any(|e| e.get("name").and_then(Value::as_str) == Some("LISTEN"))
+            {
+                env.push(json!({"name": "LISTEN", "value": format!("0.0.0.0:{port}")}));
+            }
+        }
+        let mut note = format!("container {name}: image {image} replaced by {INFERENCE_IMAGE}");
+        if !dropped.is_empty() {
+            note.push_str(&format!(" (dropped {})", dropped.join(", ")));
+        }
+        notes.push(note);
+    }
+    notes
+}
+
+/// Waits until `condition` holds for the named object, at most `budget`. On timeout
+/// the error says what was awaited and describes the object as last seen.
+pub async fn wait_for<K, C>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    budget: Duration,
+    condition: C,
+    describe: impl Fn(Option<&K>) -> String,
+) -> Result<Option<K>, EnvironmentError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    C: kube::runtime::wait::Condition<K>,
+{
+    match tokio::time::timeout(
+        budget,
+        kube::runtime::wait::await_condition(api.clone(), name, condition),
+    )
+    .await
+    {
+        Ok(Ok(object)) => Ok(object),
+        Ok(Err(e)) => Err(EnvironmentError::NotReady {
+            what: what.into(),
+            detail: e.to_string(),
+        }),
+        Err(_) => {
+            let last = api.get_opt(name).await.ok().flatten();
+            Err(EnvironmentError::Timeout {
+                what: what.into(),
+                budget,
+                last_seen: describe(last.as_ref()),
+            })
+        }
+    }
+}
+
+/// Runs `future` with a budget, naming what it was for if it runs out.
+pub async fn within<T>(
+    budget: Duration,
+    what: &str,
+    future: impl Future<Output = T>,
+) -> Result<T, EnvironmentError> {
+    tokio::time::timeout(budget, future)
+        .await
+        .map_err(|_| EnvironmentError::Timeout {
+            what: what.into(),
+            budget,
+            last_seen: "-".into(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("hashicorp/http-echo:latest", true)]
+    #[case("nginx:alpine", true)]
+    #[case("docker.io/library/busybox:1.36", true)]
+    #[case("python:3.9-slim", true)]
+    #[case("busybox", true)]
+    #[case("registry.example.com:5000/nginx-custom:1", false)]
+    #[case("localhost/autoscale-conformance/inference-server:0.1.0", false)]
+    #[case("ghcr.io/acme/model-server:2", false)]
+    fn recognises_the_seed_placeholders(#[case] image: &str, #[case] placeholder: bool) {
+        assert_eq!(is_placeholder(image), placeholder, "{image}");
+    }
+
+    fn seed_deployment() -> Value {
+        serde_json::from_str(
+            r#"{"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "fraud-detector-api", "namespace": "ml-platform", "labels": {"app": "fraud-detector"}, "uid": "x"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "fraud-detector"}},
+                  "template": {"metadata": {"labels": {"app": "fraud-detector"}},
+                    "spec": {"priorityClassName": "high-priority-training", "containers": [{
+                      "name": "api", "image": "hashicorp/http-echo:latest", "args": ["-text=hi"],
+                      "ports": [{"containerPort": 5678, "name": "http"}],
+                      "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"cpu": "500m"}},
+                      "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
+                      "livenessProbe": {"exec": {"command": ["cat", "/tmp/ok"]}},
+                      "lifecycle": {"postStart": {"exec": {"command": ["/bin/sh", "-c", "dd"]}}}}]}}},
+                "status": {"replicas": 2}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn plans_rewrite_namespaces_images_and_priority_classes() {
+        let objects = vec![
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml-platform"}}),
+            json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high-priority-training"}, "value": 1000}),
+            seed_deployment(),
+        ];
+        let plan = plan_apply(&objects, "ac-test-1");
+        assert_eq!(
+            plan.objects.len(),
+            2,
+            "the Namespace is replaced, not applied"
+        );
+        let priority = &plan.objects[0];
+        assert_eq!(
+            priority["metadata"]["name"],
+            "ac-test-1-high-priority-training"
+        );
+        assert!(priority["metadata"].get("namespace").is_none());
+        let deployment = &plan.objects[1];
+        assert_eq!(deployment["metadata"]["namespace"], "ac-test-1");
+        assert!(deployment.get("status").is_none() && deployment["metadata"].get("uid").is_none());
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["priorityClassName"], "ac-test-1-high-priority-training");
+        let container = &pod["containers"][0];
+        assert_eq!(container["image"], INFERENCE_IMAGE);
+        assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+        // Kept: resources, ports, HTTP probe, labels. Dropped: what needs a shell.
+        assert_eq!(container["resources"]["requests"]["cpu"], "200m");
+        assert_eq!(container["ports"][0]["containerPort"], 5678);
+        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(
+            deployment["spec"]["template"]["metadata"]["labels"]["app"],
+            "fraud-detector"
+        );
+        for gone in ["args", "lifecycle", "livenessProbe"] {
+            assert!(container.get(gone).is_none(), "{gone} should be dropped");
+        }
+        assert_eq!(
+            container["env"][0],
+            json!({"name": "LISTEN", "value": "0.0.0.0:5678"})
+        );
+        let notes = plan.notes.join("\n");
+        assert!(
+            notes.contains("image hashicorp/http-echo:latest replaced by"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("exec lifecycle hooks") && notes.contains("exec livenessProbe"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("Namespace ml-platform: replaced by the test namespace ac-test-1"),
+            "{notes}"
+        );
+    }
+
+    #[test]
+    fn our_own_images_are_kept_and_never_pulled() {
+        let mut pod = json!({"containers": [{"name": "a", "image": INFERENCE_IMAGE, "imagePullPolicy": "Always", "args": ["x"]}]});
+        assert!(substitute_placeholders(&mut pod).is_empty());
+        assert_eq!(pod["containers"][0]["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(pod["containers"][0]["args"][0], "x");
+    }
+
+    #[test]
+    fn namespace_names_are_unique_dns_labels() {
+        let a = unique_namespace_name(
+            "hpa_cpu::live_hpa_cpu_reference_scales_up_and_down_stably_within_the_budget_of_its_windows",
+        );
+        let b = unique_namespace_name(
+            "hpa_cpu::live_hpa_cpu_reference_scales_up_and_down_stably_within_the_budget_of_its_windows",
+        );
+        assert_ne!(a, b);
+        for name in [&a, &b] {
+            assert!(name.len() <= 63, "{name}");
+            assert!(name.starts_with("ac-live-hpa-cpu"), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
+            assert!(!name.ends_with('-'));
+        }
+    }
+
+    #[rstest]
+    #[case("15s", Some(15.0))]
+    #[case("15.045s", Some(15.045))]
+    #[case("1m0s", Some(60.0))]
+    #[case("500ms", Some(0.5))]
+    #[case("abc", None)]
+    #[case("15", None)]
+    fn parses_go_durations(#[case] text: &str, #[case] seconds: Option<f64>) {
+        assert_eq!(parse_go_seconds(text), seconds);
+    }
+}

@@ -1,0 +1,361 @@
+//! The timeline recorder: watches on the test namespace (scale targets, HPAs, pods,
+//! events) feed a [`Timeline`]; the probe adds markers. No polling loops: every
+//! sample is a watch event, stamped when it arrived.
+
+use crate::cluster::TestNamespace;
+use crate::timeline::{ConditionState, MetricReading, Observation, Timeline};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Records one test's timeline until [`Recorder::finish`].
+pub struct Recorder {
+    timeline: Arc<Mutex<Timeline>>,
+    started: Instant,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Recorder {
+    /// Starts watching `namespace`. Samples already present are recorded at t≈0.
+    pub fn start(namespace: &TestNamespace, name: &str) -> Recorder {
+        let timeline = Arc::new(Mutex::new(Timeline::new(
+            name,
+            chrono::Utc::now().to_rfc3339(),
+        )));
+        let started = Instant::now();
+        let client = namespace.client();
+        let ns = namespace.name.as_str();
+        let tasks = vec![
+            spawn_watch(
+                Api::<Deployment>::namespaced(client.clone(), ns),
+                timeline.clone(),
+                started,
+                deployment_observation,
+            ),
+            spawn_watch(
+                Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns),
+                timeline.clone(),
+                started,
+                hpa_observation,
+            ),
+            spawn_watch(
+                Api::<Pod>::namespaced(client.clone(), ns),
+                timeline.clone(),
+                started,
+                pod_observation,
+            ),
+            spawn_watch(
+                Api::<Event>::namespaced(client, ns),
+                timeline.clone(),
+                started,
+                event_observation,
+            ),
+        ];
+        Recorder {
+            timeline,
+            started,
+            tasks,
+        }
+    }
+
+    /// Seconds since the recorder started.
+    pub fn now(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Adds a probe marker (`baseline`, `load-start`, `load-stop`) and returns its time.
+    pub fn mark(&self, label: &str) -> f64 {
+        let t = self.now();
+        push(
+            &self.timeline,
+            t,
+            Observation::Marker {
+                label: label.into(),
+            },
+        );
+        t
+    }
+
+    pub fn snapshot(&self) -> Timeline {
+        self.timeline.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Stops the watches and writes the timeline to `target/e2e-timelines/<name>.json`.
+    pub fn finish(self) -> Timeline {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let mut timeline = self.snapshot();
+        timeline.samples.sort_by(|a, b| a.t.total_cmp(&b.t));
+        match save(&timeline) {
+            Ok(path) => eprintln!("timeline written to {}", path.display()),
+            Err(e) => eprintln!("could not write the timeline: {e}"),
+        }
+        timeline
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Where timelines go: `$AUTOSCALE_CONFORMANCE_TIMELINES` or `<workspace>/target/e2e-timelines`.
+pub fn timelines_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("AUTOSCALE_CONFORMANCE_TIMELINES") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("target")
+        });
+    base.join("e2e-timelines")
+}
+
+pub fn save(timeline: &Timeline) -> std::io::Result<PathBuf> {
+    let dir = timelines_dir();
+    std::fs::create_dir_all(&dir)?;
+    let file: String = timeline
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{file}.json"));
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(timeline).map_err(std::io::Error::other)?,
+    )?;
+    Ok(path)
+}
+
+fn push(timeline: &Mutex<Timeline>, t: f64, what: Observation) {
+    if let Ok(mut timeline) = timeline.lock() {
+        timeline.push(t, what);
+    }
+}
+
+/// One watch feeding the timeline; repeats of the last observation per object are dropped.
+fn spawn_watch<K>(
+    api: Api<K>,
+    timeline: Arc<Mutex<Timeline>>,
+    started: Instant,
+    observe: fn(&K) -> Option<(String, Observation)>,
+) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    tokio::spawn(async move {
+        let mut last: HashMap<String, Observation> = HashMap::new();
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        while let Some(item) = stream.next().await {
+            let Ok(object) = item else { continue };
+            let Some((key, observation)) = observe(&object) else {
+                continue;
+            };
+            if last.get(&key) == Some(&observation) {
+                continue;
+            }
+            last.insert(key, observation.clone());
+            push(&timeline, started.elapsed().as_secs_f64(), observation);
+        }
+    })
+}
+
+fn deployment_observation(deployment: &Deployment) -> Option<(String, Observation)> {
+    let name = deployment.metadata.name.clone()?;
+    let status = deployment.status.as_ref();
+    Some((
+        name.clone(),
+        Observation::Scale {
+            target: name,
+            replicas: deployment.spec.replicas.unwrap_or(1),
+            ready_replicas: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            manager: replicas_manager(
+                deployment
+                    .metadata
+                    .managed_fields
+                    .as_deref()
+                    .unwrap_or_default(),
+            ),
+        },
+    ))
+}
+
+/// The field manager that owns `spec.replicas`: the last writer of that field.
+pub fn replicas_manager(entries: &[ManagedFieldsEntry]) -> Option<String> {
+    entries
+        .iter()
+        .filter(|e| {
+            e.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+        })
+        .max_by_key(|e| e.time.as_ref().map(|t| t.0))
+        .and_then(|e| e.manager.clone())
+}
+
+fn hpa_observation(hpa: &HorizontalPodAutoscaler) -> Option<(String, Observation)> {
+    let name = hpa.metadata.name.clone()?;
+    let status = hpa.status.as_ref()?;
+    let metrics = status
+        .current_metrics
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            if let Some(resource) = &m.resource {
+                return Some(MetricReading {
+                    name: resource.name.clone(),
+                    utilization: resource.current.average_utilization,
+                    value: resource.current.average_value.as_ref().map(|q| q.0.clone()),
+                });
+            }
+            let (name, current) = match (&m.pods, &m.object, &m.external) {
+                (Some(p), _, _) => (p.metric.name.clone(), &p.current),
+                (_, Some(o), _) => (o.metric.name.clone(), &o.current),
+                (_, _, Some(e)) => (e.metric.name.clone(), &e.current),
+                _ => return None,
+            };
+            let value = current
+                .average_value
+                .as_ref()
+                .or(current.value.as_ref())
+                .map(|q| q.0.clone());
+            Some(MetricReading {
+                name,
+                utilization: current.average_utilization,
+                value,
+            })
+        })
+        .collect();
+    let conditions = status
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| ConditionState {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+        })
+        .collect();
+    Some((
+        name.clone(),
+        Observation::Hpa {
+            name,
+            current_replicas: status.current_replicas.unwrap_or(0),
+            desired_replicas: status.desired_replicas,
+            metrics,
+            conditions,
+        },
+    ))
+}
+
+fn pod_observation(pod: &Pod) -> Option<(String, Observation)> {
+    let name = pod.metadata.name.clone()?;
+    let status = pod.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let phase = if pod.metadata.deletion_timestamp.is_some() {
+        "Terminating".to_string()
+    } else {
+        status
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into())
+    };
+    let reason = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| {
+            c.iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        })
+        .and_then(|c| c.reason.clone());
+    Some((
+        name.clone(),
+        Observation::Pod {
+            name,
+            phase,
+            ready,
+            node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            reason,
+        },
+    ))
+}
+
+fn event_observation(event: &Event) -> Option<(String, Observation)> {
+    let key = format!(
+        "{}/{}",
+        event.metadata.uid.clone().unwrap_or_default(),
+        event.count.unwrap_or(1)
+    );
+    let involved = &event.involved_object;
+    Some((
+        key,
+        Observation::Event {
+            object: format!(
+                "{}/{}",
+                involved.kind.clone().unwrap_or_default(),
+                involved.name.clone().unwrap_or_default()
+            ),
+            reason: event.reason.clone().unwrap_or_default(),
+            message: event.message.clone().unwrap_or_default(),
+            type_: event.type_.clone().unwrap_or_default(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_writer_of_spec_replicas_owns_them() {
+        let entries: Vec<ManagedFieldsEntry> = serde_json::from_value(serde_json::json!([
+            {"manager": "autoscale-conformance", "operation": "Apply", "time": "2026-01-01T00:00:00Z",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}}},
+            {"manager": "kube-controller-manager", "operation": "Update", "subresource": "scale", "time": "2026-01-01T00:01:00Z",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+            {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status", "time": "2026-01-01T00:02:00Z",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:replicas": {}}}}
+        ]))
+        .unwrap();
+        assert_eq!(
+            replicas_manager(&entries).as_deref(),
+            Some("kube-controller-manager")
+        );
+        assert_eq!(
+            replicas_manager(&entries[..1]).as_deref(),
+            Some("autoscale-conformance")
+        );
+        assert_eq!(replicas_manager(&entries[2..]), None);
+    }
+}

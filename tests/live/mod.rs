@@ -1,0 +1,65 @@
+//! Shared pieces of the live tests (`live_*`, e2e profile): rstest fixtures for a
+//! preflighted cluster and a per-test namespace. Without a reachable, healthy
+//! cluster every live test fails at once with the environment's one-line reason.
+#![allow(dead_code)]
+
+use harness::cluster::{Cluster, TestNamespace};
+use rstest::fixture;
+use std::path::PathBuf;
+
+/// The test's name as libtest gives it to the test thread (`module::function`).
+pub fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("live-test")
+        .to_string()
+}
+
+/// A connected cluster that passed the preflight.
+#[fixture]
+pub async fn cluster() -> Cluster {
+    match Cluster::connect().await {
+        Ok(cluster) => cluster,
+        Err(e) => panic!("environment error (verdict: error, not fail): {e}"),
+    }
+}
+
+/// A fresh namespace named after the test; deleted when the test ends, also on panic.
+#[fixture]
+pub async fn namespace() -> TestNamespace {
+    let cluster = cluster().await;
+    match cluster.namespace(&test_name()).await {
+        Ok(namespace) => namespace,
+        Err(e) => panic!("environment error (verdict: error, not fail): {e}"),
+    }
+}
+
+pub fn fixture_dir(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(relative)
+}
+
+/// Loads a fixture directory with the grader's own submission loader.
+pub fn load_fixture(relative: &str) -> harness::submission::Submission {
+    let dir = fixture_dir(relative);
+    let submission = harness::submission::load(&dir, &harness::submission::LoadOptions::default())
+        .unwrap_or_else(|e| panic!("fixture {}: {e}", dir.display()));
+    assert!(
+        !submission.objects.is_empty(),
+        "fixture {} has no objects",
+        dir.display()
+    );
+    submission
+}
+
+/// Prints a verdict the way the report would, for the test log.
+pub fn show(verdict: &harness::verdict::Verdict) {
+    eprintln!(
+        "verdict {}: {} - {}",
+        verdict.id, verdict.outcome, verdict.message
+    );
+    for evidence in &verdict.evidence {
+        eprintln!("  {}", serde_json::to_string(evidence).unwrap_or_default());
+    }
+}
