@@ -29,6 +29,22 @@ pub(super) fn check(submission: &Submission, tools: &Tools, out: &mut Collector)
         out.environment.extend(part.environment);
         out.evidence.extend(part.evidence);
     }
+    if !submission.rule_sources.is_empty() {
+        out.examined(&["monitoring.rules-invalid"]);
+    }
+    if !submission.dashboards.is_empty() {
+        out.examined(&[
+            "monitoring.dashboard-invalid",
+            "monitoring.dashboard-coverage",
+        ]);
+    }
+    if !submission.scripts.is_empty() {
+        out.examined(&[
+            "scripts.syntax",
+            "scripts.shellcheck",
+            "scripts.unbounded-load",
+        ]);
+    }
     metrics_server(submission, out);
     dashboards(submission, out);
     load(submission, out);
@@ -578,6 +594,10 @@ fn docs(submission: &Submission, out: &mut Collector) {
         );
         return;
     }
+    out.examined(&[
+        "docs.decision-matrix-incomplete",
+        "docs.troubleshooting-missing",
+    ]);
     let all_tables: Vec<Table> = markdown.iter().flat_map(|d| tables(d)).collect();
     let best = all_tables
         .iter()

@@ -439,7 +439,27 @@ pub struct Collector {
     /// (check id, what is broken in the environment)
     pub environment: Vec<(String, String)>,
     pub evidence: Vec<(String, Evidence)>,
+    /// Checks that found something to examine. A check with nothing to look at
+    /// (no VPA for the VPA checks) earns no points: it did not pass, the
+    /// subject is missing (which its `*.missing` check reports).
+    pub examined: std::collections::BTreeSet<String>,
 }
+
+/// Checks that judge the whole submission (existence, input problems): they
+/// always have a subject, so passing them with nothing found is a real pass.
+const ALWAYS_APPLICABLE: &[&str] = &[
+    "hpa.cpu-missing",
+    "hpa.custom-missing",
+    "vpa.missing",
+    "keda.missing",
+    "quota.missing",
+    "metrics-server.verification-missing",
+    "monitoring.rules-missing",
+    "monitoring.dashboard-missing",
+    "scripts.test-suite-missing",
+    "scripts.load-missing",
+    "docs.guide-missing",
+];
 
 impl Collector {
     /// Records a finding with the catalogue's severity and hint.
@@ -469,6 +489,11 @@ impl Collector {
         }
     }
 
+    /// Marks checks as having had something to examine.
+    pub fn examined(&mut self, checks: &[&str]) {
+        self.examined.extend(checks.iter().map(|c| c.to_string()));
+    }
+
     pub fn environment(&mut self, check: &str, message: impl Into<String>) {
         self.environment.push((check.to_string(), message.into()));
     }
@@ -490,6 +515,7 @@ fn fold(collector: Collector) -> Vec<Verdict> {
         mut findings,
         environment,
         evidence,
+        examined,
     } = collector;
     findings.sort_by(|a, b| {
         a.location
@@ -523,6 +549,17 @@ fn fold(collector: Collector) -> Vec<Verdict> {
                 (
                     Outcome::Fail,
                     format!("expected: {}; {failing} finding(s)", check.expectation),
+                )
+            } else if !examined.contains(check.id)
+                && !ALWAYS_APPLICABLE.contains(&check.id)
+                && !(check.id.starts_with("input.") && check.id != "input.parse-error")
+            {
+                (
+                    Outcome::Fail,
+                    format!(
+                        "not judged, so not earned: the submission has nothing this check examines ({})",
+                        check.expectation
+                    ),
                 )
             } else {
                 (Outcome::Pass, check.expectation.to_string())
@@ -583,6 +620,24 @@ mod tests {
         assert_eq!(by_id("scripts.syntax").outcome, Outcome::Fail);
         assert_eq!(by_id("scripts.syntax").findings[0].location.line, Some(3));
         assert_eq!(by_id("hpa.cpu-missing").outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn a_check_with_nothing_to_examine_earns_nothing() {
+        let mut collector = Collector::default();
+        collector.examined(&["vpa.min-exceeds-max"]);
+        let verdicts = fold(collector);
+        let by_id = |id: &str| verdicts.iter().find(|v| v.id == id).unwrap();
+        assert_eq!(by_id("vpa.min-exceeds-max").outcome, Outcome::Pass);
+        assert_eq!(by_id("vpa.update-mode-invalid").outcome, Outcome::Fail);
+        assert!(
+            by_id("vpa.update-mode-invalid")
+                .message
+                .contains("nothing this check examines")
+        );
+        assert!(by_id("vpa.update-mode-invalid").findings.is_empty());
+        assert_eq!(by_id("vpa.missing").outcome, Outcome::Pass);
+        assert_eq!(by_id("input.binary").outcome, Outcome::Pass);
     }
 
     #[test]

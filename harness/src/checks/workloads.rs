@@ -15,6 +15,7 @@ use std::str::FromStr;
 
 pub(super) fn check(submission: &Submission, out: &mut Collector) {
     let index = Index::new(submission);
+    mark_examined(&index, out);
     references(&index, out);
     hpa(&index, out);
     vpa(&index, out);
@@ -494,13 +495,14 @@ fn hpa(index: &Index<'_>, out: &mut Collector) {
         }
         let scale_down = spec.behavior.as_ref().and_then(|b| b.scale_down.as_ref());
         if let Some(window) = scale_down.and_then(|s| s.stabilization_window_seconds)
-            && window < 60 {
-                out.fire(
+            && window < 60
+        {
+            out.fire(
                     "hpa.scale-down-unstable",
                     object.locate("/spec/behavior/scaleDown/stabilizationWindowSeconds"),
                     format!("{} scales down after a {window} s stabilization window (at least 60 s, the exercise uses 300 s)", object.describe()),
                 );
-            }
+        }
         let select = scale_down
             .and_then(|s| s.select_policy.as_deref())
             .unwrap_or("Max");
@@ -749,17 +751,18 @@ fn vpa(index: &Index<'_>, out: &mut Collector) {
             .as_ref()
             .and_then(|p| p.update_mode.clone());
         if let Some(mode) = &mode
-            && !VPA_MODES.contains(&mode.as_str()) {
-                out.fire(
-                    "vpa.update-mode-invalid",
-                    object.locate("/spec/updatePolicy/updateMode"),
-                    format!(
-                        "{} has updateMode \"{mode}\"; valid modes are {}",
-                        object.describe(),
-                        VPA_MODES.join(", ")
-                    ),
-                );
-            }
+            && !VPA_MODES.contains(&mode.as_str())
+        {
+            out.fire(
+                "vpa.update-mode-invalid",
+                object.locate("/spec/updatePolicy/updateMode"),
+                format!(
+                    "{} has updateMode \"{mode}\"; valid modes are {}",
+                    object.describe(),
+                    VPA_MODES.join(", ")
+                ),
+            );
+        }
         let policies = vpa
             .spec
             .resource_policy
@@ -804,24 +807,28 @@ fn vpa(index: &Index<'_>, out: &mut Collector) {
                 }
             }
             if let Some(values) = &policy.controlled_values
-                && values != "RequestsAndLimits" && values != "RequestsOnly" {
-                    out.fire(
+                && values != "RequestsAndLimits"
+                && values != "RequestsOnly"
+            {
+                out.fire(
                         "vpa.controlled-resources-invalid",
                         object.locate(&format!("{base}/controlledValues")),
                         format!("{} container {container} has controlledValues \"{values}\" (RequestsAndLimits or RequestsOnly)", object.describe()),
                     );
-                }
+            }
             if let Some(container_mode) = &policy.mode
-                && container_mode != "Auto" && container_mode != "Off" {
-                    out.fire(
-                        "vpa.controlled-resources-invalid",
-                        object.locate(&format!("{base}/mode")),
-                        format!(
-                            "{} container {container} has mode \"{container_mode}\" (Auto or Off)",
-                            object.describe()
-                        ),
-                    );
-                }
+                && container_mode != "Auto"
+                && container_mode != "Off"
+            {
+                out.fire(
+                    "vpa.controlled-resources-invalid",
+                    object.locate(&format!("{base}/mode")),
+                    format!(
+                        "{} container {container} has mode \"{container_mode}\" (Auto or Off)",
+                        object.describe()
+                    ),
+                );
+            }
         }
         let Some(target) = index.vpa_target(object, vpa) else {
             continue;
@@ -936,9 +943,10 @@ fn keda(index: &Index<'_>, out: &mut Collector) {
                         .filter(|f| field(f).is_none())
                         .collect();
                     if let Some(threshold) = field("threshold")
-                        && threshold.parse::<f64>().is_err() {
-                            missing.push("a numeric threshold");
-                        }
+                        && threshold.parse::<f64>().is_err()
+                    {
+                        missing.push("a numeric threshold");
+                    }
                     if !missing.is_empty() {
                         out.fire(
                             "keda.prometheus-trigger-incomplete",
@@ -1233,9 +1241,10 @@ fn pod_resources(
         }
         for resource in ["cpu", "memory"] {
             if !limits.contains_key(resource)
-                && let Some(v) = defaults.limit.get(resource) {
-                    limits.insert(resource.to_string(), *v);
-                }
+                && let Some(v) = defaults.limit.get(resource)
+            {
+                limits.insert(resource.to_string(), *v);
+            }
             if !requests.contains_key(resource) {
                 // Admission: defaultRequest, else the (explicit or default) limit.
                 if let Some(v) = defaults
@@ -1393,20 +1402,20 @@ fn quota(index: &Index<'_>, out: &mut Collector) {
                 if let (Some(request), Some(limit)) = (
                     value(&item.default_request, resource),
                     value(&item.default, resource),
-                )
-                    && request > limit {
-                        out.fire(
-                            "quota.limitrange-default-out-of-range",
-                            object.locate(&format!(
-                                "/spec/limits/{i}/defaultRequest/{}",
-                                pointer_escape(resource)
-                            )),
-                            format!(
-                                "{} defaultRequest {resource} is above default (limit) {resource}",
-                                object.describe()
-                            ),
-                        );
-                    }
+                ) && request > limit
+                {
+                    out.fire(
+                        "quota.limitrange-default-out-of-range",
+                        object.locate(&format!(
+                            "/spec/limits/{i}/defaultRequest/{}",
+                            pointer_escape(resource)
+                        )),
+                        format!(
+                            "{} defaultRequest {resource} is above default (limit) {resource}",
+                            object.describe()
+                        ),
+                    );
+                }
             }
         }
     }
@@ -1636,5 +1645,111 @@ mod tests {
         }]);
         assert!(!selector_matches(&selector, &labels));
         assert!(selector_matches(&LabelSelector::default(), &labels));
+    }
+}
+
+/// Which object checks had something to look at (see `Collector::examined`).
+fn mark_examined(index: &Index<'_>, out: &mut Collector) {
+    let objects = &index.submission.objects;
+    let any = |f: &dyn Fn(&Typed) -> bool| objects.iter().any(|o| f(&o.typed));
+    if !objects.is_empty() {
+        out.examined(&["api.removed-version", "input.parse-error"]);
+    }
+    if !index.hpas.is_empty() {
+        out.examined(&[
+            "ref.hpa-target-missing",
+            "hpa.requests-missing",
+            "hpa.min-exceeds-max",
+            "hpa.serving-min-replicas",
+            "hpa.scale-down-unstable",
+            "hpa.scale-down-policy-unbounded",
+        ]);
+    }
+    if index.hpas.iter().any(|(_, h)| {
+        h.spec
+            .metrics
+            .iter()
+            .flatten()
+            .enumerate()
+            .any(|(i, m)| custom_metrics(m, i).is_some())
+    }) {
+        out.examined(&["hpa.custom-metric-unexposed"]);
+    }
+    if any(
+        &|t| matches!(t, Typed::Service(s) if s.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|s| !s.is_empty())),
+    ) {
+        out.examined(&["ref.service-selector-unmatched"]);
+    }
+    let has_pdb = any(&|t| matches!(t, Typed::PodDisruptionBudget(_)));
+    if has_pdb {
+        out.examined(&[
+            "ref.pdb-selector-unmatched",
+            "pdb.malformed",
+            "pdb.blocks-all-evictions",
+        ]);
+    }
+    if has_pdb
+        || index
+            .workloads
+            .iter()
+            .any(|w| is_serving(w) && w.is_scalable())
+    {
+        out.examined(&["pdb.missing"]);
+    }
+    if !index.vpas.is_empty() {
+        out.examined(&[
+            "ref.vpa-target-missing",
+            "vpa.update-mode-invalid",
+            "vpa.min-exceeds-max",
+            "vpa.controlled-resources-invalid",
+            "vpa.hpa-conflict",
+            "vpa.duplicate-target",
+        ]);
+    }
+    let scaled_jobs: Vec<&crate::submission::crds::ScaledJob> = objects
+        .iter()
+        .filter_map(|o| match &o.typed {
+            Typed::ScaledJob(j) => Some(j.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let triggers: Vec<&KedaTrigger> = index
+        .scaled_objects
+        .iter()
+        .flat_map(|(_, s)| s.spec.triggers.iter())
+        .chain(scaled_jobs.iter().flat_map(|j| j.spec.triggers.iter()))
+        .collect();
+    if !index.scaled_objects.is_empty() {
+        out.examined(&["ref.scaledobject-target-missing", "keda.hpa-conflict"]);
+    }
+    if triggers.iter().any(|t| t.type_ == "prometheus") {
+        out.examined(&["keda.prometheus-trigger-incomplete"]);
+    }
+    if triggers.iter().any(|t| t.type_ == "cron") {
+        out.examined(&["keda.cron-invalid"]);
+    }
+    if !scaled_jobs.is_empty()
+        || index
+            .scaled_objects
+            .iter()
+            .any(|(_, s)| s.spec.triggers.iter().any(keda_event_driven))
+    {
+        out.examined(&["keda.scale-to-zero-missing"]);
+    }
+    if any(&|t| matches!(t, Typed::LimitRange(_))) {
+        out.examined(&["quota.limitrange-default-out-of-range"]);
+    }
+    if any(&|t| matches!(t, Typed::ResourceQuota(_))) {
+        out.examined(&["quota.headroom-exceeded"]);
+    }
+    if index
+        .workloads
+        .iter()
+        .any(|w| is_training(w) || w.pod_template().is_some_and(|t| requests_gpu(t.spec)))
+    {
+        out.examined(&["gpu.training-not-on-pool"]);
+    }
+    if index.workloads.iter().any(|w| is_serving(w)) {
+        out.examined(&["gpu.serving-on-pool"]);
     }
 }

@@ -837,15 +837,16 @@ impl Loader<'_> {
             Location::at(file.clone(), p.line, p.column)
         };
         if let Some(groups) = value.get("groups").and_then(Value::as_array)
-            && groups.iter().any(|g| g.get("rules").is_some()) {
-                self.submission.rule_sources.push(RuleSource {
-                    location,
-                    raw_file,
-                    content: value.clone(),
-                    origin: origin.to_string(),
-                });
-                return;
-            }
+            && groups.iter().any(|g| g.get("rules").is_some())
+        {
+            self.submission.rule_sources.push(RuleSource {
+                location,
+                raw_file,
+                content: value.clone(),
+                origin: origin.to_string(),
+            });
+            return;
+        }
         let dashboard = if value.get("panels").is_some_and(Value::is_array)
             || value.get("rows").is_some_and(Value::is_array)
         {
@@ -986,9 +987,10 @@ impl Loader<'_> {
                     if let Some(target) = effective
                         .pointer_mut("/spec/scaleTargetRef")
                         .and_then(Value::as_object_mut)
-                        && let Some(name) = target.remove("deploymentName") {
-                            target.insert("name".into(), name);
-                        }
+                        && let Some(name) = target.remove("deploymentName")
+                    {
+                        target.insert("name".into(), name);
+                    }
                 }
                 if let Some(map) = effective.as_object_mut() {
                     map.insert(

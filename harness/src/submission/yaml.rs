@@ -150,18 +150,22 @@ fn resolve_plain(text: &str) -> Value {
     }
     let bytes = text.as_bytes();
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-        && let Ok(int) = text.parse::<i64>() {
-            return Value::Number(int.into());
-        }
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(int) = text.parse::<i64>()
+    {
+        return Value::Number(int.into());
+    }
     if let Some(hex) = text.strip_prefix("0x")
-        && let Ok(int) = i64::from_str_radix(hex, 16) {
-            return Value::Number(int.into());
-        }
+        && let Ok(int) = i64::from_str_radix(hex, 16)
+    {
+        return Value::Number(int.into());
+    }
     if let Some(octal) = text.strip_prefix("0o")
-        && let Ok(int) = i64::from_str_radix(octal, 8) {
-            return Value::Number(int.into());
-        }
+        && let Ok(int) = i64::from_str_radix(octal, 8)
+    {
+        return Value::Number(int.into());
+    }
     let looks_float = !digits.is_empty()
         && (bytes[0].is_ascii_digit() || matches!(bytes[0], b'-' | b'+' | b'.'))
         && digits.bytes().any(|b| b.is_ascii_digit())
@@ -170,22 +174,24 @@ fn resolve_plain(text: &str) -> Value {
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
     if looks_float
         && let Ok(float) = text.parse::<f64>()
-            && let Some(number) = Number::from_f64(float) {
-                return Value::Number(number);
-            }
+        && let Some(number) = Number::from_f64(float)
+    {
+        return Value::Number(number);
+    }
     Value::String(text.to_string())
 }
 
 fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Value {
     if let Some(tag) = tag
-        && (tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!") {
-            match tag.suffix.as_str() {
-                "str" => return Value::String(text.to_string()),
-                "null" => return Value::Null,
-                "bool" | "int" | "float" => return resolve_plain(text),
-                _ => {}
-            }
+        && (tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!")
+    {
+        match tag.suffix.as_str() {
+            "str" => return Value::String(text.to_string()),
+            "null" => return Value::Null,
+            "bool" | "int" | "float" => return resolve_plain(text),
+            _ => {}
         }
+    }
     match style {
         ScalarStyle::Plain => resolve_plain(text),
         _ => Value::String(text.to_string()),
@@ -341,9 +347,10 @@ impl Builder {
                     return Ok(());
                 }
                 if let Some(document) = self.document.as_mut()
-                    && self.stack.is_empty() {
-                        document.start = position;
-                    }
+                    && self.stack.is_empty()
+                {
+                    document.start = position;
+                }
                 self.child_pointer(position);
                 let value = resolve_scalar(&text, style, tag.as_deref());
                 if anchor != 0 {
@@ -382,9 +389,10 @@ impl Builder {
                     return Err(());
                 }
                 if self.stack.is_empty()
-                    && let Some(document) = self.document.as_mut() {
-                        document.start = position;
-                    }
+                    && let Some(document) = self.document.as_mut()
+                {
+                    document.start = position;
+                }
                 let pointer = self.child_pointer(position);
                 let nodes_before = self.nodes - 1;
                 let frame = if matches!(event, Event::SequenceStart(..)) {
@@ -471,10 +479,20 @@ pub fn load(text: &str, limits: YamlLimits) -> Loaded {
             }
             Err(error) => {
                 let marker = error.marker();
-                let position = Position {
+                let mut position = Position {
                     line: u32::try_from(marker.line()).unwrap_or(u32::MAX),
                     column: u32::try_from(marker.col() + 1).unwrap_or(u32::MAX),
                 };
+                // The scanner stops after a tab; point at the tab itself.
+                if error.info().contains("tab") {
+                    let line_text = text
+                        .lines()
+                        .nth(marker.line().saturating_sub(1))
+                        .unwrap_or("");
+                    if let Some(tab) = line_text.chars().position(|c| c == '\t') {
+                        position.column = u32::try_from(tab + 1).unwrap_or(u32::MAX);
+                    }
+                }
                 builder.problem(
                     YamlProblemKind::Syntax,
                     position,
@@ -596,6 +614,17 @@ mod tests {
         assert_eq!(problem.kind, YamlProblemKind::Syntax);
         assert!(problem.fatal);
         assert!(problem.position.line >= 3, "{problem:?}");
+    }
+
+    #[test]
+    fn points_at_a_tab_used_for_indentation() {
+        let loaded = load("kind: X\nspec:\n\treplicas: 2\n", YamlLimits::default());
+        let problem = loaded.problems.iter().find(|p| p.fatal).unwrap();
+        assert_eq!(
+            problem.position,
+            Position { line: 3, column: 1 },
+            "{problem:?}"
+        );
     }
 
     #[test]
