@@ -552,7 +552,7 @@ fn fold(collector: Collector) -> Vec<Verdict> {
                 )
             } else if !examined.contains(check.id)
                 && !ALWAYS_APPLICABLE.contains(&check.id)
-                && !(check.id.starts_with("input.") && check.id != "input.parse-error")
+                && (!check.id.starts_with("input.") || check.id == "input.parse-error")
             {
                 (
                     Outcome::Fail,

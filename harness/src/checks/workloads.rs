@@ -1584,70 +1584,6 @@ fn gpu(index: &Index<'_>, out: &mut Collector) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
-    use rstest::rstest;
-
-    #[rstest]
-    #[case("0 9 * * 1-5", true)]
-    #[case("0 22 * * *", true)]
-    #[case("@daily", true)]
-    #[case("0 0 9 * * 1-5", false)]
-    #[case("61 9 * * *", false)]
-    #[case("0 9 * *", false)]
-    fn cron_expressions_are_five_field(#[case] expression: &str, #[case] valid: bool) {
-        assert_eq!(
-            cron_problem(expression).is_none(),
-            valid,
-            "{expression}: {:?}",
-            cron_problem(expression)
-        );
-    }
-
-    #[rstest]
-    #[case(IntOrString::Int(1), true)]
-    #[case(IntOrString::String("30%".into()), true)]
-    #[case(IntOrString::Int(-1), false)]
-    #[case(IntOrString::String("30".into()), false)]
-    #[case(IntOrString::String("150%".into()), false)]
-    #[case(IntOrString::String("half".into()), false)]
-    fn pdb_budgets_are_counts_or_percentages(#[case] value: IntOrString, #[case] valid: bool) {
-        assert_eq!(parse_budget(&value).is_ok(), valid);
-    }
-
-    #[rstest]
-    #[case(Budget::Percent(30), 2, 1)]
-    #[case(Budget::Percent(50), 3, 2)]
-    #[case(Budget::Count(1), 5, 1)]
-    #[case(Budget::Percent(0), 4, 0)]
-    fn percentages_round_up(#[case] budget: Budget, #[case] replicas: i64, #[case] expected: i64) {
-        assert_eq!(scaled(&budget, replicas), expected);
-    }
-
-    #[test]
-    fn selectors_follow_label_selector_semantics() {
-        let labels: BTreeMap<String, String> = [
-            ("app".to_string(), "a".to_string()),
-            ("tier".to_string(), "serving".to_string()),
-        ]
-        .into();
-        let mut selector = LabelSelector {
-            match_labels: Some([("app".to_string(), "a".to_string())].into()),
-            ..Default::default()
-        };
-        assert!(selector_matches(&selector, &labels));
-        selector.match_expressions = Some(vec![LabelSelectorRequirement {
-            key: "tier".into(),
-            operator: "NotIn".into(),
-            values: Some(vec!["serving".into()]),
-        }]);
-        assert!(!selector_matches(&selector, &labels));
-        assert!(selector_matches(&LabelSelector::default(), &labels));
-    }
-}
-
 /// Which object checks had something to look at (see `Collector::examined`).
 fn mark_examined(index: &Index<'_>, out: &mut Collector) {
     let objects = &index.submission.objects;
@@ -1751,5 +1687,69 @@ fn mark_examined(index: &Index<'_>, out: &mut Collector) {
     }
     if index.workloads.iter().any(|w| is_serving(w)) {
         out.examined(&["gpu.serving-on-pool"]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("0 9 * * 1-5", true)]
+    #[case("0 22 * * *", true)]
+    #[case("@daily", true)]
+    #[case("0 0 9 * * 1-5", false)]
+    #[case("61 9 * * *", false)]
+    #[case("0 9 * *", false)]
+    fn cron_expressions_are_five_field(#[case] expression: &str, #[case] valid: bool) {
+        assert_eq!(
+            cron_problem(expression).is_none(),
+            valid,
+            "{expression}: {:?}",
+            cron_problem(expression)
+        );
+    }
+
+    #[rstest]
+    #[case(IntOrString::Int(1), true)]
+    #[case(IntOrString::String("30%".into()), true)]
+    #[case(IntOrString::Int(-1), false)]
+    #[case(IntOrString::String("30".into()), false)]
+    #[case(IntOrString::String("150%".into()), false)]
+    #[case(IntOrString::String("half".into()), false)]
+    fn pdb_budgets_are_counts_or_percentages(#[case] value: IntOrString, #[case] valid: bool) {
+        assert_eq!(parse_budget(&value).is_ok(), valid);
+    }
+
+    #[rstest]
+    #[case(Budget::Percent(30), 2, 1)]
+    #[case(Budget::Percent(50), 3, 2)]
+    #[case(Budget::Count(1), 5, 1)]
+    #[case(Budget::Percent(0), 4, 0)]
+    fn percentages_round_up(#[case] budget: Budget, #[case] replicas: i64, #[case] expected: i64) {
+        assert_eq!(scaled(&budget, replicas), expected);
+    }
+
+    #[test]
+    fn selectors_follow_label_selector_semantics() {
+        let labels: BTreeMap<String, String> = [
+            ("app".to_string(), "a".to_string()),
+            ("tier".to_string(), "serving".to_string()),
+        ]
+        .into();
+        let mut selector = LabelSelector {
+            match_labels: Some([("app".to_string(), "a".to_string())].into()),
+            ..Default::default()
+        };
+        assert!(selector_matches(&selector, &labels));
+        selector.match_expressions = Some(vec![LabelSelectorRequirement {
+            key: "tier".into(),
+            operator: "NotIn".into(),
+            values: Some(vec!["serving".into()]),
+        }]);
+        assert!(!selector_matches(&selector, &labels));
+        assert!(selector_matches(&LabelSelector::default(), &labels));
     }
 }
