@@ -49,7 +49,13 @@ build_module() {
     coredns)
       (cd "$dir" && go build -ldflags "-s -w" -o "$out.tmp/coredns" .) ;;
     kwok)
-      (cd "$dir" && go build -ldflags "-s -w" -o "$out.tmp/" sigs.k8s.io/kwok/cmd/kwok) ;;
+      (cd "$dir" && go build -ldflags "-s -w" -o "$out.tmp/" sigs.k8s.io/kwok/cmd/kwok)
+      # kwok needs Stage configs; use the ones its module ships, at the pinned version.
+      local src
+      src=$(cd "$dir" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
+      mkdir -p "$out.tmp/stages"
+      cp "$src"/node/fast/node-initialize.yaml "$src"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+        "$src"/pod/fast/pod-*.yaml "$out.tmp/stages/" ;;
     *) echo "unknown module: $name" >&2; return 2 ;;
   esac
   touch "$out.tmp/.complete"

@@ -63,7 +63,9 @@ images() {
   image_archive registry.k8s.io/metrics-server/metrics-server:v0.8.0 "$out/metrics-server.oci.tar" \
     --file "$metrics_server_bin/metrics-server:/metrics-server:0755" --entrypoint /metrics-server --user 65534
   image_archive registry.k8s.io/coredns/coredns:v1.14.6 "$out/coredns.oci.tar" \
-    --file "$coredns_bin/coredns:/coredns:0755" --entrypoint /coredns --user 65532
+    --file "$coredns_bin/coredns:/coredns:0755" --entrypoint /coredns --user 0
+  # (root: upstream's image runs as nonroot with a file capability to bind :53, which an
+  # archive built here does not carry; the Deployment still adds only NET_BIND_SERVICE.)
 }
 
 image_archive() {
@@ -225,26 +227,23 @@ EOF
 
 network_down() {
   if iptables -C FORWARD -j "$iptables_chain" 2>/dev/null; then iptables -D FORWARD -j "$iptables_chain"; fi
-  iptables -F "$iptables_chain" 2>/dev/null && iptables -X "$iptables_chain" 2>/dev/null || true
-  # kube-proxy's own chains, so no rule of this cluster survives it.
-  local table chain
-  for table in filter nat mangle; do
-    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do
-      iptables -t "$table" -S 2>/dev/null | grep -E -- "-j $chain( |$)" | grep -v "^-A $chain " | sed 's/^-A/-D/' \
-        | while read -r rule; do eval "iptables -t $table $rule" 2>/dev/null || true; done
-    done
-    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do
-      iptables -t "$table" -F "$chain" 2>/dev/null || true
-    done
-    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do
-      iptables -t "$table" -X "$chain" 2>/dev/null || true
+  iptables -F "$iptables_chain" 2>/dev/null || true
+  iptables -X "$iptables_chain" 2>/dev/null || true
+  # The kubelet's and kube-proxy's chains (all named KUBE-*) and every rule that jumps to
+  # them: each table is saved, filtered and restored whole, so nothing of this cluster is left.
+  local tool table
+  for tool in iptables ip6tables; do
+    for table in filter nat mangle; do
+      if "$tool-save" -t "$table" 2>/dev/null | grep -q -- 'KUBE-'; then
+        "$tool-save" -t "$table" | grep -v -- 'KUBE-' | "$tool-restore" -T "$table" || log "could not clean $tool $table"
+      fi
     done
   done
-  ip link del "$bridge" 2>/dev/null || true
   local veth
-  for veth in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^veth' || true); do
+  for veth in $(ip -o link show master "$bridge" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
     ip link del "$veth" 2>/dev/null || true
   done
+  ip link del "$bridge" 2>/dev/null || true
   if [ -f "$state/ip_forward.orig" ]; then cat "$state/ip_forward.orig" >/proc/sys/net/ipv4/ip_forward; fi
 }
 
@@ -395,12 +394,15 @@ EOF
 kwok_up() {
   write_kubeconfig "$state/kwok.kubeconfig" kwok
   # Fake node and pod addresses stay on loopback: nothing ever tries to reach them.
-  start kwok "$kwok_bin/kwok" --kubeconfig="$state/kwok.kubeconfig" \
+  local stages
+  stages=$(printf -- '--config=%s ' "$kwok_bin"/stages/*.yaml)
+  # shellcheck disable=SC2086 # one --config flag per stage file
+  start kwok "$kwok_bin/kwok" --kubeconfig="$state/kwok.kubeconfig" $stages \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-ip=127.0.0.2 --cidr=127.1.0.0/16 --node-port=0 --server-address=127.0.0.1:10247
   local i
   for i in $(seq 1 "$gpu_nodes"); do
-    kubectl apply --server-side --field-manager=localcluster -f - >/dev/null <<EOF
+    kubectl apply --server-side --force-conflicts --field-manager=localcluster -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Node
 metadata:
@@ -452,8 +454,6 @@ cmd_up() {
 
 cmd_down() {
   local started=$SECONDS c
-  # Pods first, so their sandboxes, mounts and veths go with them.
-  if running kubelet && [ -f "$kubeconfig" ] && [ -x "${kubectl_bin:-/nonexistent}" ]; then :; fi
   for c in kwok kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$c"; done
   if running containerd; then
     local ctr_="ctr --address $containerd_sock"
@@ -461,6 +461,8 @@ cmd_down() {
     sleep 1
     for t in $($ctr_ -n k8s.io tasks ls -q 2>/dev/null); do $ctr_ -n k8s.io tasks delete -f "$t" >/dev/null 2>&1 || true; done
   fi
+  # The sandboxes' network namespaces and veths go with CNI's DEL, which needs containerd:
+  # what is left after it stops is removed below.
   stop containerd
   # Leftover shims and containers of this cluster (their cgroups name the containerd state dir).
   pkill -f "containerd-shim-runc-v2 -namespace k8s.io -address $containerd_sock" 2>/dev/null || true
