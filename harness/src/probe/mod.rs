@@ -23,3 +23,6 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+pub mod hpa_cpu;
+pub mod quota_limits;

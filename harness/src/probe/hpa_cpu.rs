@@ -1,0 +1,458 @@
+//! Live probe of the CPU HPA criteria (`hpa-cpu`, `hpa-scale-down`): apply the HPA,
+//! its target and what the target needs, wait for a settled baseline, drive load
+//! through the Service, stop it, and judge the recorded timeline against the HPA's
+//! own behaviour.
+
+use crate::budget::ClusterIntervals;
+use crate::cluster::{TestNamespace, wait_for};
+use crate::judge::{
+    HPA_SCALE_DOWN, HPA_SCALE_UP, ScalingSpec, Subject, judge_scale_down, judge_scale_up,
+};
+use crate::load::{LoadJob, LoadSpec};
+use crate::observe::Recorder;
+use crate::submission::quantity::parse_quantity;
+use crate::submission::{Object, Submission, Typed};
+use crate::timeline::Timeline;
+use crate::verdict::{Evidence, Outcome, Verdict};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::Api;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The most CPU the probe's load may ask of the cluster, in cores: enough to push any
+/// sensible HPA to its ceiling, little enough for a 2-core kind worker.
+const MAX_LOAD_CORES: f64 = 0.6;
+
+pub struct HpaRun {
+    pub scale_up: Verdict,
+    pub scale_down: Verdict,
+    pub timeline: Timeline,
+    /// What was applied and rewritten (placeholder images, namespaces).
+    pub notes: Vec<String>,
+}
+
+fn both(outcome: Outcome, message: String, notes: Vec<String>, timeline: Timeline) -> HpaRun {
+    let verdict = |id: &str| Verdict {
+        id: id.into(),
+        outcome,
+        message: message.clone(),
+        findings: Vec::new(),
+        evidence: if notes.is_empty() {
+            Vec::new()
+        } else {
+            vec![Evidence::Note {
+                text: notes.join("\n"),
+            }]
+        },
+    };
+    HpaRun {
+        scale_up: verdict(HPA_SCALE_UP),
+        scale_down: verdict(HPA_SCALE_DOWN),
+        timeline,
+        notes,
+    }
+}
+
+/// The objects one HPA needs: itself, its target, Services selecting the target's
+/// pods, and the LimitRanges and ResourceQuotas of its namespace.
+pub fn objects_for(submission: &Submission, hpa: &Object) -> Result<(Vec<Value>, String), String> {
+    let Typed::HorizontalPodAutoscaler(typed) = &hpa.typed else {
+        return Err("not an HPA".into());
+    };
+    let reference = &typed.spec.scale_target_ref;
+    let target = submission
+        .find_workload(
+            Some(&reference.kind),
+            &reference.name,
+            hpa.namespace.as_deref(),
+        )
+        .ok_or_else(|| {
+            format!(
+                "{} scales {} {}, which the submission does not define",
+                hpa.describe(),
+                reference.kind,
+                reference.name
+            )
+        })?;
+    let pod_labels = target
+        .pod_template()
+        .and_then(|t| t.labels.cloned())
+        .unwrap_or_default();
+    let mut objects: Vec<Value> = submission
+        .objects
+        .iter()
+        .filter(|o| o.same_namespace(hpa.namespace.as_deref()))
+        .filter(|o| matches!(o.typed, Typed::LimitRange(_) | Typed::ResourceQuota(_)))
+        .map(|o| o.value().clone())
+        .collect();
+    objects.push(target.value().clone());
+    for service in submission
+        .objects
+        .iter()
+        .filter(|o| o.same_namespace(hpa.namespace.as_deref()))
+    {
+        if let Typed::Service(s) = &service.typed {
+            let selector = s
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.clone())
+                .unwrap_or_default();
+            if !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)) {
+                objects.push(service.value().clone());
+            }
+        }
+    }
+    objects.push(hpa.value().clone());
+    Ok((objects, target.name.clone()))
+}
+
+/// Requests per second that push `spec` to its ceiling (1.5 x target at maxReplicas),
+/// capped at [`MAX_LOAD_CORES`] of total work.
+pub fn calibrate_rate(spec: &ScalingSpec, cpu_request_cores: f64, cpu_ms_per_request: f64) -> f64 {
+    let target = f64::from(spec.cpu_target_utilization.unwrap_or(50)) / 100.0;
+    let seconds = (cpu_ms_per_request / 1000.0).max(0.001);
+    let wanted = f64::from(spec.max_replicas) * cpu_request_cores * target * 1.5 / seconds;
+    wanted.min(MAX_LOAD_CORES / seconds).max(1.0).round()
+}
+
+fn container_cpu(target: &Value) -> (Option<f64>, f64) {
+    let container = target.pointer("/spec/template/spec/containers/0");
+    let request = container
+        .and_then(|c| c.pointer("/resources/requests/cpu"))
+        .and_then(|q| {
+            q.as_str()
+                .map(str::to_string)
+                .or_else(|| q.as_f64().map(|n| n.to_string()))
+        })
+        .and_then(|q| parse_quantity(&q).ok());
+    let cpu_ms = container
+        .and_then(|c| c.get("env"))
+        .and_then(Value::as_array)
+        .and_then(|env| {
+            env.iter()
+                .find(|e| e.get("name").and_then(Value::as_str) == Some("CPU_MS"))
+        })
+        .and_then(|e| e.get("value").and_then(Value::as_str))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20.0);
+    (request, cpu_ms)
+}
+
+fn service_port(objects: &[Value]) -> Option<(String, i32)> {
+    objects
+        .iter()
+        .find(|o| o.get("kind").and_then(Value::as_str) == Some("Service"))
+        .map(|s| {
+            let name = s
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let port = s
+                .pointer("/spec/ports/0/port")
+                .and_then(Value::as_i64)
+                .unwrap_or(80) as i32;
+            (name, port)
+        })
+}
+
+fn hpa_conditions(hpa: Option<&HorizontalPodAutoscaler>) -> String {
+    hpa.and_then(|h| h.status.as_ref())
+        .and_then(|s| s.conditions.as_ref())
+        .map(|c| {
+            c.iter()
+                .map(|c| {
+                    format!(
+                        "{}={} ({}): {}",
+                        c.type_,
+                        c.status,
+                        c.reason.as_deref().unwrap_or("-"),
+                        c.message.as_deref().unwrap_or("-")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_else(|| "no status yet".into())
+}
+
+/// True once the HPA computes a CPU utilization and may scale.
+fn hpa_active(hpa: Option<&HorizontalPodAutoscaler>) -> bool {
+    let Some(status) = hpa.and_then(|h| h.status.as_ref()) else {
+        return false;
+    };
+    let has_cpu = status.current_metrics.iter().flatten().any(|m| {
+        m.resource
+            .as_ref()
+            .is_some_and(|r| r.name == "cpu" && r.current.average_utilization.is_some())
+    });
+    let active = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "ScalingActive" && c.status == "True");
+    has_cpu && active
+}
+
+/// A failure of the student's objects the HPA reports and that waiting will not cure.
+fn hpa_hopeless(hpa: Option<&HorizontalPodAutoscaler>) -> bool {
+    hpa.and_then(|h| h.status.as_ref())
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter().any(|c| {
+                c.type_ == "ScalingActive"
+                    && c.status == "False"
+                    && c.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("missing request for"))
+            })
+        })
+}
+
+/// Runs the probe on the first CPU HPA of `submission`.
+pub async fn probe(namespace: &mut TestNamespace, submission: &Submission, name: &str) -> HpaRun {
+    let intervals: ClusterIntervals = namespace.cluster.intervals;
+    let Some(hpa_object) = submission.objects.iter().find(|o| match &o.typed {
+        Typed::HorizontalPodAutoscaler(h) => {
+            ScalingSpec::from_hpa(h).cpu_target_utilization.is_some()
+        }
+        _ => false,
+    }) else {
+        return both(
+            Outcome::Fail,
+            "expected an autoscaling/v2 HPA with a CPU Utilization target; found none".into(),
+            Vec::new(),
+            Timeline::default(),
+        );
+    };
+    let Typed::HorizontalPodAutoscaler(hpa_typed) = &hpa_object.typed else {
+        unreachable!("matched above")
+    };
+    let spec = ScalingSpec::from_hpa(hpa_typed);
+    let (objects, target) = match objects_for(submission, hpa_object) {
+        Ok(found) => found,
+        Err(message) => return both(Outcome::Fail, message, Vec::new(), Timeline::default()),
+    };
+    let hpa_name = hpa_object.name.clone();
+    let recorder = Recorder::start(namespace, name);
+    let applied = match namespace.apply(&objects).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            return both(
+                Outcome::Fail,
+                format!("the cluster refused the submission's objects: {e}"),
+                Vec::new(),
+                recorder.finish(),
+            );
+        }
+    };
+    let mut notes = applied.notes.clone();
+    let hpas: Api<HorizontalPodAutoscaler> = namespace.api();
+    let deployments: Api<Deployment> = namespace.api();
+
+    // Baseline: target at minReplicas, all ready, HPA computing CPU utilization.
+    let baseline_budget =
+        intervals.first_pod_metrics() + intervals.metric_lag() + Duration::from_secs(30);
+    let hpa_ready = wait_for(
+        &hpas,
+        &hpa_name,
+        "the HPA to compute CPU utilization",
+        baseline_budget,
+        |h: Option<&HorizontalPodAutoscaler>| hpa_active(h) || hpa_hopeless(h),
+        |h| hpa_conditions(h),
+    )
+    .await;
+    let hpa_now = hpas.get_opt(&hpa_name).await.ok().flatten();
+    if hpa_ready.is_err() || !hpa_active(hpa_now.as_ref()) {
+        let message = format!(
+            "expected the HPA {hpa_name} to compute a CPU utilization within {:.0}s; it reports: {}",
+            baseline_budget.as_secs_f64(),
+            hpa_conditions(hpa_now.as_ref())
+        );
+        return both(Outcome::Fail, message, notes, recorder.finish());
+    }
+    let min = spec.min_replicas;
+    let settled = wait_for(
+        &deployments,
+        &target,
+        "the target to settle at minReplicas",
+        baseline_budget,
+        move |d: Option<&Deployment>| {
+            d.is_some_and(|d| {
+                d.spec.replicas == Some(min)
+                    && d.status.as_ref().and_then(|s| s.ready_replicas) == Some(min)
+            })
+        },
+        |d| format!("{:?}", d.and_then(|d| d.status.as_ref())),
+    )
+    .await;
+    if let Err(e) = settled {
+        return both(
+            Outcome::Error,
+            format!("no settled baseline: {e}"),
+            notes,
+            recorder.finish(),
+        );
+    }
+    recorder.mark("baseline");
+
+    // Load through the Service, by DNS name.
+    let Some((service, port)) = service_port(&objects) else {
+        return both(
+            Outcome::Fail,
+            format!("no Service selects the pods of {target}: nothing to send load to"),
+            notes,
+            recorder.finish(),
+        );
+    };
+    let target_value = objects.iter().find(|o| {
+        o.pointer("/metadata/name").and_then(Value::as_str) == Some(target.as_str())
+            && o.get("kind").and_then(Value::as_str) != Some("Service")
+    });
+    let (request, cpu_ms) = target_value.map(container_cpu).unwrap_or((None, 20.0));
+    let rate = calibrate_rate(&spec, request.unwrap_or(0.1), cpu_ms);
+    let sync = intervals.hpa_sync_period;
+    let up_period = spec
+        .scale_up
+        .policies
+        .iter()
+        .map(|p| p.period_seconds)
+        .max()
+        .unwrap_or(15)
+        .max(0) as u64;
+    let quiet = Duration::from_secs(up_period).max(sync * 2) + intervals.observation_slack;
+    let load_budget = intervals.first_scale_up()
+        + intervals.steps_duration(&spec.scale_up, min, spec.max_replicas)
+        + quiet;
+    let load_spec = LoadSpec {
+        url: LoadSpec::service_url(&service, &namespace.name, port, "/predict"),
+        rate_rps: rate,
+        duration: load_budget,
+        concurrency: 64,
+    };
+    notes.push(format!(
+        "load: {rate} req/s of {cpu_ms} ms CPU each to {} for at most {}s",
+        load_spec.url,
+        load_budget.as_secs()
+    ));
+    let load = match LoadJob::start(namespace, "hpa-load", load_spec).await {
+        Ok(load) => load,
+        Err(e) => {
+            return both(
+                Outcome::Error,
+                format!("could not start the load: {e}"),
+                notes,
+                recorder.finish(),
+            );
+        }
+    };
+    if let Err(e) = load.wait_running(intervals.pod_ready * 2).await {
+        return both(
+            Outcome::Error,
+            format!("the load generator did not start: {e}"),
+            notes,
+            recorder.finish(),
+        );
+    }
+    let load_start = recorder.mark("load-start");
+
+    // Keep the load on until maxReplicas, or no further scale-up for a policy period
+    // after the first one, or the budget is spent.
+    let max = spec.max_replicas;
+    loop {
+        let elapsed = recorder.now() - load_start;
+        if elapsed >= load_budget.as_secs_f64() {
+            break;
+        }
+        let current = deployments
+            .get_opt(&target)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|d| d.spec.replicas)
+            .unwrap_or(min);
+        if current >= max {
+            break;
+        }
+        let scaled = current > min;
+        let wait = if scaled {
+            quiet
+        } else {
+            Duration::from_secs_f64(load_budget.as_secs_f64() - elapsed)
+        };
+        let changed = tokio::time::timeout(
+            wait,
+            kube::runtime::wait::await_condition(
+                deployments.clone(),
+                &target,
+                move |d: Option<&Deployment>| d.is_some_and(|d| d.spec.replicas != Some(current)),
+            ),
+        )
+        .await;
+        if changed.is_err() && scaled {
+            break;
+        }
+    }
+    let _ = load.stop().await;
+    let load_stop = recorder.mark("load-stop");
+    let peak = recorder
+        .snapshot()
+        .replicas(&target)
+        .iter()
+        .map(|(_, r, _)| *r)
+        .max()
+        .unwrap_or(min);
+
+    // Scale-down: back at minReplicas, or the budget runs out.
+    let down_budget = intervals.scale_down(&spec, peak) + intervals.observation_slack;
+    let _ = tokio::time::timeout(
+        down_budget,
+        kube::runtime::wait::await_condition(
+            deployments.clone(),
+            &target,
+            move |d: Option<&Deployment>| d.is_some_and(|d| d.spec.replicas.unwrap_or(1) <= min),
+        ),
+    )
+    .await;
+    let _ = load_stop;
+    let timeline = recorder.finish();
+    let subject = Subject {
+        target: &target,
+        hpa: &hpa_name,
+    };
+    let mut scale_up = judge_scale_up(&spec, subject, &timeline, &intervals);
+    let mut scale_down = judge_scale_down(&spec, subject, &timeline, &intervals);
+    for verdict in [&mut scale_up, &mut scale_down] {
+        verdict.evidence.push(Evidence::Note {
+            text: notes.join("\n"),
+        });
+    }
+    HpaRun {
+        scale_up,
+        scale_down,
+        timeline,
+        notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_is_calibrated_to_the_ceiling_and_capped() {
+        let mut spec = ScalingSpec {
+            min_replicas: 1,
+            max_replicas: 4,
+            cpu_target_utilization: Some(50),
+            scale_up: ScalingSpec::default_scale_up(),
+            scale_down: ScalingSpec::default_scale_down(),
+        };
+        // 4 pods x 0.1 core x 50 % x 1.5 = 0.3 cores of 10 ms requests.
+        assert_eq!(calibrate_rate(&spec, 0.1, 10.0), 30.0);
+        // The exercise's 10 x 0.2 core would want 1.5 cores: capped at 0.6.
+        spec.max_replicas = 10;
+        assert_eq!(calibrate_rate(&spec, 0.2, 20.0), 30.0);
+    }
+}
