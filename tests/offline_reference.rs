@@ -77,3 +77,79 @@ fn without_tools_the_tool_checks_are_environment_errors_not_failures() {
     assert_eq!(outcome("scripts.shellcheck"), Outcome::Error);
     assert_eq!(outcome("scripts.syntax"), Outcome::Error);
 }
+
+fn cli() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-conformance"))
+}
+
+#[test]
+fn cli_writes_every_format_and_exits_by_min_score() {
+    let out = tempfile::tempdir().unwrap();
+    let reference = support::reference();
+    let run = cli()
+        .args([
+            "grade",
+            "--offline",
+            "--format",
+            "json",
+            "--min-score",
+            "50",
+            "--out",
+        ])
+        .arg(out.path())
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["score"]["lost"], 0.0);
+    for name in [
+        "report.txt",
+        "report.json",
+        "junit.xml",
+        "summary.md",
+        "classroom.json",
+    ] {
+        let written = std::fs::read_to_string(out.path().join(name)).unwrap();
+        assert!(!written.is_empty(), "{name} is empty");
+    }
+    let classroom: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("classroom.json")).unwrap())
+            .unwrap();
+    assert_eq!(classroom["version"], 1);
+    assert_eq!(classroom["tests"].as_array().unwrap().len(), 8);
+
+    let below = cli()
+        .args(["grade", "--offline", "--min-score", "99"])
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert_eq!(
+        below.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&below.stderr)
+    );
+    assert!(String::from_utf8_lossy(&below.stderr).contains("below --min-score"));
+}
+
+#[test]
+fn cli_refuses_live_grading_it_cannot_do_and_unknown_directories() {
+    let live = cli()
+        .args(["grade"])
+        .arg(support::reference())
+        .output()
+        .unwrap();
+    assert_eq!(live.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&live.stderr).contains("--offline"));
+    let missing = cli()
+        .args(["grade", "--offline", "/nonexistent/submission"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+}
