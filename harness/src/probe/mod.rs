@@ -24,5 +24,8 @@ where
     }
 }
 
+pub mod gpu_pool;
 pub mod hpa_cpu;
+pub mod metrics_server;
+pub mod pdb;
 pub mod quota_limits;
