@@ -177,3 +177,52 @@ fn an_empty_submission_loses_every_static_point_without_panicking() {
         assert!(!format.is_empty());
     }
 }
+
+#[test]
+fn truncated_and_garbled_manifests_never_panic_the_grader() {
+    // Every reference manifest cut at many points, and with bytes swapped for
+    // YAML punctuation: loading and checking must report, never panic.
+    let reference = support::reference();
+    let mut manifests = Vec::new();
+    let mut stack = vec![reference.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "json") {
+                manifests.push(path);
+            }
+        }
+    }
+    assert!(manifests.len() >= 10);
+    let scratch = tempfile::tempdir().unwrap();
+    let tools = harness::checks::Tools::none();
+    let mut graded = 0;
+    for manifest in &manifests {
+        let text = std::fs::read_to_string(manifest).unwrap();
+        let cuts: Vec<usize> = (0..text.len())
+            .step_by(text.len() / 12 + 1)
+            .filter(|i| text.is_char_boundary(*i))
+            .collect();
+        for (n, cut) in cuts.into_iter().enumerate() {
+            let mut variant = text[..cut].to_string();
+            if n % 2 == 1 {
+                variant = variant
+                    .replacen(':', "&a", 1)
+                    .replacen('-', "*a", 1)
+                    .replacen(' ', "\t", 1);
+            }
+            let dir = scratch.path().join(format!("case-{graded}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("manifest.yaml"), variant).unwrap();
+            let loaded =
+                harness::submission::load(&dir, &harness::submission::LoadOptions::default())
+                    .unwrap();
+            let verdicts = harness::checks::run(&loaded, &tools);
+            assert_eq!(verdicts.len(), harness::checks::CATALOGUE.len());
+            graded += 1;
+        }
+    }
+    assert!(graded > 100, "only {graded} variants graded");
+}

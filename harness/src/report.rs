@@ -214,7 +214,8 @@ fn round(value: f64) -> f64 {
 }
 
 fn points(value: f64) -> String {
-    let rounded = round(value);
+    // `+ 0.0` turns the -0.0 of an empty f64 sum into 0.0.
+    let rounded = round(value) + 0.0;
     if rounded.fract() == 0.0 {
         format!("{rounded:.0}")
     } else {
