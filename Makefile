@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help tools test e2e main images bench-load bench-grade cluster-up cluster-down cluster-status kind-up lint
+.PHONY: help tools test e2e main images bench-load bench-grade bench-cluster cluster-up cluster-down cluster-status kind-up lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,6 +26,9 @@ bench-load: ## load generator throughput and rate error, beside wrk
 
 bench-grade: ## offline grading time of the reference submission (release build)
 	cargo bench -p harness --bench grade
+
+bench-cluster: ## local cluster: warm up time, idle RSS, down time
+	@ci/localcluster/bench.sh
 
 cluster-up: ## bring up the Docker-free local cluster (idempotent)
 	@ci/cluster up

@@ -434,6 +434,9 @@ addons_up() {
 cmd_up() {
   [ "$(id -u)" -eq 0 ] || die "the local cluster runs kubelet and containerd: run as root"
   local started=$SECONDS
+  # A machine that was stopped with the cluster up keeps its state but not its
+  # processes: start from a clean slate then, not from a half-dead cluster.
+  if ! running kube-apiserver && ! running containerd; then cmd_down >/dev/null 2>&1 || true; fi
   binaries
   images
   pki
