@@ -15,19 +15,21 @@ t0=$(date +%s.%N); "$cluster" up >/dev/null 2>/tmp/bench-cluster-up.log; t1=$(da
 echo "warm up (node Ready + metrics API serving): $(echo "$t1 - $t0" | bc) s"
 
 sleep "${IDLE_SECONDS:-30}"
-# Every process of the cluster: the host components' process groups, and containerd's
-# shims with the pods under them.
+# Every process of the cluster, counted once: the host components (their pids), and
+# containerd's shims, with all their descendants (the pods' processes).
+run_dir=${AUTOSCALE_CLUSTER_RUN:-/run/autoscale-conformance}
+roots=$(cat "$run_dir"/pids/*.pid; pgrep -f "containerd-shim-runc-v2 -namespace k8s.io -address $run_dir" || true)
+all=$(ps -e -o pid=,ppid= | awk -v roots="$(echo $roots)" '
+  BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) keep[r[i]] = 1 }
+  { parent[$1] = $2 }
+  END { changed = 1
+        while (changed) { changed = 0
+          for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 } }
+        for (p in keep) print p }')
 rss_kib=0
-state_pids=${AUTOSCALE_CLUSTER_RUN:-/run/autoscale-conformance}/pids
-pids=$(for f in "$state_pids"/*.pid; do pgrep -g "$(cat "$f")" || true; done
-       pgrep -f "containerd-shim-runc-v2 -namespace k8s.io -address ${AUTOSCALE_CLUSTER_RUN:-/run/autoscale-conformance}" \
-         | while read -r shim; do echo "$shim"; pgrep -P "$shim" || true; done)
-for p in $(echo "$pids" | sort -u); do
-  children=$(ps -o pid= --ppid "$p" 2>/dev/null || true)
-  for q in $p $children; do
-    r=$(awk '/^VmRSS/ {print $2}' "/proc/$q/status" 2>/dev/null || echo 0)
-    rss_kib=$((rss_kib + ${r:-0}))
-  done
+for p in $all; do
+  r=$(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
+  rss_kib=$((rss_kib + ${r:-0}))
 done
 echo "idle RSS of the whole cluster: $((rss_kib / 1024)) MiB (goal <= 3072 MiB)"
 
