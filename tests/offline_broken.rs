@@ -34,20 +34,8 @@ fn variants() -> Vec<PathBuf> {
     dirs
 }
 
-/// Reference + overlay (files replace or add; `remove` deletes) in a tempdir.
 fn materialise(variant: &Path, expected: &Expected, into: &Path) {
-    support::copy_tree(&support::reference(), into);
-    for removed in &expected.remove {
-        let path = into.join(removed);
-        assert!(
-            path.exists(),
-            "{}: remove names {removed}, which the reference lacks",
-            variant.display()
-        );
-        std::fs::remove_file(path).unwrap();
-    }
-    support::copy_tree(variant, into);
-    std::fs::remove_file(into.join("expected.toml")).unwrap();
+    support::materialise_overlay(variant, &expected.remove, into);
 }
 
 /// Returns what is wrong with one variant's grading, if anything.
@@ -77,16 +65,18 @@ fn judge(variant: &Path) -> Option<String> {
             .filter(|f| f.check == expectation.check)
             .collect();
         if let Some(file) = &expectation.file
-            && !findings.iter().any(|f| &f.location.file == file) {
-                problems.push(format!("{} fired, but not in {file}", expectation.check));
-            }
+            && !findings.iter().any(|f| &f.location.file == file)
+        {
+            problems.push(format!("{} fired, but not in {file}", expectation.check));
+        }
         if let Some(line) = expectation.line
-            && !findings.iter().any(|f| f.location.line == Some(line)) {
-                problems.push(format!(
-                    "{} fired, but not at line {line}",
-                    expectation.check
-                ));
-            }
+            && !findings.iter().any(|f| f.location.line == Some(line))
+        {
+            problems.push(format!(
+                "{} fired, but not at line {line}",
+                expectation.check
+            ));
+        }
         if findings
             .iter()
             .any(|f| f.hint.is_empty() || f.message.is_empty())

@@ -153,3 +153,46 @@ fn cli_refuses_live_grading_it_cannot_do_and_unknown_directories() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
 }
+
+#[derive(serde::Deserialize)]
+struct Equivalent {
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+#[test]
+fn equivalent_packagings_of_the_reference_grade_exactly_like_it() {
+    // Same solution, other files and folders (one multi-document file, a
+    // dashboard inside a ConfigMap): things are found by content, not by name.
+    let root = support::repo().join("fixtures/submissions/equivalent");
+    let mut variants: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    variants.sort();
+    assert!(!variants.is_empty());
+    let reference = grade_offline(&support::reference(), &Tools::discover()).unwrap();
+    for variant in variants {
+        let expected: Equivalent =
+            toml::from_str(&std::fs::read_to_string(variant.join("expected.toml")).unwrap())
+                .unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().join("submission");
+        support::materialise_overlay(&variant, &expected.remove, &dir);
+        let verdicts = support::grade(&dir);
+        assert!(
+            support::fired(&verdicts).is_empty(),
+            "{}:\n{}",
+            variant.display(),
+            support::describe(&verdicts)
+        );
+        let report = grade_offline(&dir, &Tools::discover()).unwrap();
+        assert_eq!(
+            report.score.earned,
+            reference.score.earned,
+            "{}:\n{}",
+            variant.display(),
+            report.to_text()
+        );
+    }
+}

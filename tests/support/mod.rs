@@ -63,3 +63,20 @@ pub fn tools_present() -> bool {
     let tools = Tools::discover();
     tools.promtool.is_some() && tools.shellcheck.is_some() && tools.bash.is_some()
 }
+
+/// Reference + overlay (`<variant>/` files replace or add; `remove` deletes),
+/// written to `into`. The overlay's expected.toml is not part of the result.
+pub fn materialise_overlay(variant: &Path, remove: &[String], into: &Path) {
+    copy_tree(&reference(), into);
+    for removed in remove {
+        let path = into.join(removed);
+        assert!(
+            path.exists(),
+            "{}: remove names {removed}, which the reference lacks",
+            variant.display()
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+    copy_tree(variant, into);
+    std::fs::remove_file(into.join("expected.toml")).unwrap();
+}
