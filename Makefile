@@ -31,6 +31,7 @@ bench-cluster: ## local cluster: warm up time, idle RSS, down time
 	@ci/localcluster/bench.sh
 
 cluster-up: ## bring up the Docker-free local cluster (idempotent)
+	@ci/tools.sh cluster
 	@ci/cluster up
 
 cluster-down: ## tear the local cluster down completely
