@@ -23,6 +23,103 @@ pub(super) fn check(submission: &Submission, out: &mut Collector) {
     pdb(&index, out);
     quota(&index, out);
     gpu(&index, out);
+    quantities(&index, out);
+}
+
+/// Every resource quantity the API server would parse ("200m", "4Gi") must be
+/// one: `256MB` or `1.5 cores` are rejected at apply time.
+fn quantities(index: &Index<'_>, out: &mut Collector) {
+    for object in &index.submission.objects {
+        let value = object.value();
+        let mut maps: Vec<String> = Vec::new();
+        let mut scalars: Vec<String> = Vec::new();
+        if let Some(template) = object.pod_template() {
+            for list in ["containers", "initContainers"] {
+                let count = value
+                    .pointer(&format!("{}/{list}", template.pointer))
+                    .and_then(|v| v.as_array())
+                    .map_or(0, Vec::len);
+                for i in 0..count {
+                    for kind in ["requests", "limits"] {
+                        maps.push(format!("{}/{list}/{i}/resources/{kind}", template.pointer));
+                    }
+                }
+            }
+        }
+        match &object.typed {
+            Typed::HorizontalPodAutoscaler(_) => {
+                let count = value
+                    .pointer("/spec/metrics")
+                    .and_then(|v| v.as_array())
+                    .map_or(0, Vec::len);
+                for i in 0..count {
+                    for source in [
+                        "resource",
+                        "containerResource",
+                        "pods",
+                        "object",
+                        "external",
+                    ] {
+                        for field in ["value", "averageValue"] {
+                            scalars.push(format!("/spec/metrics/{i}/{source}/target/{field}"));
+                        }
+                    }
+                }
+            }
+            Typed::LimitRange(_) => {
+                let count = value
+                    .pointer("/spec/limits")
+                    .and_then(|v| v.as_array())
+                    .map_or(0, Vec::len);
+                for i in 0..count {
+                    for field in [
+                        "default",
+                        "defaultRequest",
+                        "max",
+                        "min",
+                        "maxLimitRequestRatio",
+                    ] {
+                        maps.push(format!("/spec/limits/{i}/{field}"));
+                    }
+                }
+            }
+            Typed::ResourceQuota(_) => maps.push("/spec/hard".to_string()),
+            Typed::VerticalPodAutoscaler(_) => {
+                let count = value
+                    .pointer("/spec/resourcePolicy/containerPolicies")
+                    .and_then(|v| v.as_array())
+                    .map_or(0, Vec::len);
+                for i in 0..count {
+                    for field in ["minAllowed", "maxAllowed"] {
+                        maps.push(format!(
+                            "/spec/resourcePolicy/containerPolicies/{i}/{field}"
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        for map in maps {
+            if let Some(entries) = value.pointer(&map).and_then(|v| v.as_object()) {
+                for key in entries.keys() {
+                    scalars.push(format!("{map}/{}", pointer_escape(key)));
+                }
+            }
+        }
+        for pointer in scalars {
+            let Some(text) = value.pointer(&pointer).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            if let Err(error) = parse_quantity(text) {
+                out.fire_with_hint(
+                    "input.parse-error",
+                    object.locate(&pointer),
+                    format!("{} at `{pointer}`: {error}", object.describe()),
+                    "write Kubernetes quantities like 200m, 0.5, 256Mi, 4Gi (no MB/GB, no spaces)",
+                );
+            }
+        }
+    }
 }
 
 /// The objects checks look at, typed, with their targets resolved once.
@@ -788,11 +885,7 @@ fn vpa(index: &Index<'_>, out: &mut Collector) {
                                 high.0
                             ),
                         ),
-                        (Err(e), _) | (_, Err(e)) => out.fire(
-                            "vpa.min-exceeds-max",
-                            object.locate(&format!("{base}/minAllowed/{}", pointer_escape(resource))),
-                            format!("{} container {container}: {e}", object.describe()),
-                        ),
+                        // Unparsable quantities are input.parse-error (see `quantities`).
                         _ => {}
                     }
                 }
@@ -1695,6 +1788,27 @@ mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
     use rstest::rstest;
+
+    #[test]
+    fn malformed_quantities_are_parse_errors_at_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("d.yaml"),
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers:\n      - name: c\n        resources:\n          requests: {cpu: 200m, memory: 256MB}\n",
+        )
+        .unwrap();
+        let submission = crate::submission::load(dir.path(), &Default::default()).unwrap();
+        let mut out = Collector::default();
+        check(&submission, &mut out);
+        let errors: Vec<_> = out
+            .findings
+            .iter()
+            .filter(|f| f.check == "input.parse-error")
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("256MB"));
+        assert_eq!(errors[0].location.line, Some(12));
+    }
 
     #[rstest]
     #[case("0 9 * * 1-5", true)]
