@@ -58,10 +58,11 @@ pub struct ServerConfig {
     pub shutdown_delay_seconds: f64,
 }
 
+/// Non-negative and at most 10⁹ (milliseconds or seconds), so durations built from it fit.
 fn non_negative(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
-        _ => Err(format!("`{text}` is not a non-negative number")),
+        Ok(value) if value.is_finite() && (0.0..=1e9).contains(&value) => Ok(value),
+        _ => Err(format!("`{text}` is not a number between 0 and 1e9")),
     }
 }
 
