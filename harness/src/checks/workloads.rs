@@ -1789,6 +1789,51 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
     use rstest::rstest;
 
+    fn exposure_of(config: &str) -> Exposure {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("adapter.yaml"), config).unwrap();
+        let submission = crate::submission::load(dir.path(), &Default::default()).unwrap();
+        assert!(submission.findings.is_empty(), "{:?}", submission.findings);
+        Exposure::new(&submission)
+    }
+
+    #[test]
+    fn adapter_rules_expose_the_names_their_name_as_produces() {
+        let exposure = exposure_of(
+            "rules:\n- seriesQuery: 'http_requests_total{pod!=\"\"}'\n  name: {matches: \"^(.*)_total$\", as: \"${1}_per_second\"}\n  metricsQuery: x\n- seriesQuery: 'queue_depth{pod!=\"\"}'\n  metricsQuery: y\n",
+        );
+        assert!(exposure.exposes("http_requests_per_second", false));
+        assert!(!exposure.exposes("http_requests_total", false));
+        assert!(exposure.exposes("queue_depth", false));
+        assert!(
+            !exposure.exposes("queue_depth", true),
+            "custom rules do not expose external metrics"
+        );
+        let problem = exposure.problem("http_request_per_second", false).unwrap();
+        assert!(problem.contains("http_requests_per_second"), "{problem}");
+    }
+
+    #[test]
+    fn adapter_rules_with_name_patterns_and_helm_values_shape() {
+        let exposure = exposure_of(
+            "rules:\n  default: false\n  custom:\n  - seriesQuery: '{__name__=~\"^inference_.*_total$\",pod!=\"\"}'\n    name: {matches: \"^(.*)_total$\", as: \"${1}\"}\n    metricsQuery: x\n  external:\n  - seriesQuery: 'queue_length'\n    metricsQuery: y\n",
+        );
+        assert!(exposure.exposes("inference_requests", false));
+        assert!(!exposure.exposes("training_requests", false));
+        assert!(exposure.exposes("queue_length", true));
+    }
+
+    #[test]
+    fn without_adapter_rules_every_custom_metric_is_unexposed() {
+        let exposure = exposure_of("kind: nothing\n");
+        assert!(
+            exposure
+                .problem("anything", false)
+                .unwrap()
+                .contains("no prometheus-adapter rules")
+        );
+    }
+
     #[test]
     fn malformed_quantities_are_parse_errors_at_the_field() {
         let dir = tempfile::tempdir().unwrap();
