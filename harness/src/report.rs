@@ -359,6 +359,21 @@ impl Report {
         })
     }
 
+    /// Named values checks recorded whatever their outcome (e.g. quota headroom).
+    pub fn notes(&self) -> Vec<(String, String, String)> {
+        let mut notes = Vec::new();
+        for verdict in &self.verdicts {
+            for evidence in &verdict.evidence {
+                if let crate::verdict::Evidence::Values { values } = evidence {
+                    for (name, value) in values {
+                        notes.push((verdict.id.clone(), name.clone(), value.clone()));
+                    }
+                }
+            }
+        }
+        notes
+    }
+
     pub fn to_json(&self) -> Result<String, ReportError> {
         serde_json::to_string_pretty(self).map_err(|e| ReportError::Render {
             format: "json",
@@ -415,6 +430,13 @@ impl Report {
                     let _ = writeln!(out, "        {}: {}", finding.location, finding.message);
                     let _ = writeln!(out, "          hint: {}", finding.hint);
                 }
+            }
+        }
+        let notes = self.notes();
+        if !notes.is_empty() {
+            let _ = writeln!(out, "\nNotes:");
+            for (id, name, value) in &notes {
+                let _ = writeln!(out, "    {id}: {name}: {value}");
             }
         }
         if !self.unscored_findings.is_empty() {
@@ -515,6 +537,13 @@ impl Report {
             let _ = writeln!(out, "\n### Not judged (environment)\n");
             for item in errors {
                 let _ = writeln!(out, "- `{}`: {}", item.id, item.message);
+            }
+        }
+        let notes = self.notes();
+        if !notes.is_empty() {
+            let _ = writeln!(out, "\n### Notes\n");
+            for (id, name, value) in &notes {
+                let _ = writeln!(out, "- `{id}` {name}: {value}");
             }
         }
         if !self.unscored_findings.is_empty() {

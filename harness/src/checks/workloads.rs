@@ -1586,7 +1586,7 @@ fn quota(index: &Index<'_>, out: &mut Collector) {
                 .trim_start_matches("requests.")
                 .trim_start_matches("limits.");
             headroom.push((
-                key.clone(),
+                format!("{} {key}", object.describe()),
                 format!(
                     "{} of {} at full scale (headroom {})",
                     format_quantity(resource, needed),
@@ -1609,7 +1609,10 @@ fn quota(index: &Index<'_>, out: &mut Collector) {
                 );
             }
         }
-        headroom.push(("counted".into(), contributions.join(", ")));
+        headroom.push((
+            format!("{} counts", object.describe()),
+            contributions.join(", "),
+        ));
         out.evidence.push((
             "quota.headroom-exceeded".into(),
             Evidence::Values { values: headroom },
