@@ -42,6 +42,13 @@ pub const CRITERIA: &[Criterion] = &[
         true
     ),
     criterion!(
+        "quota-limits",
+        "ResourceQuota and LimitRange admit every workload at full scale (Task 1.2)",
+        "metrics-server",
+        None,
+        true
+    ),
+    criterion!(
         "hpa-cpu",
         "HPA successfully scales deployment based on CPU load",
         "hpa-cpu",

@@ -138,6 +138,29 @@ impl Rubric {
                 return invalid(format!("unscored check {check} is unknown or also scored"));
             }
         }
+        let live: HashSet<&str> = self
+            .lines
+            .iter()
+            .flat_map(|l| l.live.iter().map(|i| i.criterion.as_str()))
+            .collect();
+        for criterion in criteria::CRITERIA {
+            if criterion.has_live_part != live.contains(criterion.id) {
+                return invalid(format!(
+                    "criterion {} {} a live part but is {} in a live list",
+                    criterion.id,
+                    if criterion.has_live_part {
+                        "has"
+                    } else {
+                        "has no"
+                    },
+                    if live.contains(criterion.id) {
+                        ""
+                    } else {
+                        "not"
+                    }
+                ));
+            }
+        }
         if let Some(missing) = checks::CATALOGUE.iter().find(|c| !seen.contains(c.id)) {
             return invalid(format!(
                 "check {} is neither scored nor listed as unscored",

@@ -237,21 +237,21 @@ pub const CATALOGUE: &[CheckInfo] = &[
     ),
     check!(
         "quota.missing",
-        "metrics-server",
+        "quota-limits",
         Error,
         "the ML namespace has a ResourceQuota and a LimitRange",
         "add the ResourceQuota and LimitRange of Task 1.2"
     ),
     check!(
         "quota.limitrange-default-out-of-range",
-        "metrics-server",
+        "quota-limits",
         Error,
         "LimitRange default and defaultRequest lie within its min and max (defaultRequest ≤ default)",
         "move the default values inside [min, max]"
     ),
     check!(
         "quota.headroom-exceeded",
-        "metrics-server",
+        "quota-limits",
         Error,
         "Σ maxReplicas × per-pod requests/limits of the namespace's workloads fits its ResourceQuota",
         "lower maxReplicas/maxReplicaCount or requests, or raise the quota"
