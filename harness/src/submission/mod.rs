@@ -330,6 +330,10 @@ fn input_finding(check: &str, location: Location, message: String, hint: &str) -
     }
 }
 
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
 fn relative(root: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(root).unwrap_or(path);
     relative
@@ -817,9 +821,12 @@ impl Loader<'_> {
         }
         let position = document.locate(pointer);
         let location = Location::at(rel, position.line, position.column);
-        self.classify_data(value, location, rel, Some(rel.to_string()), |p| {
+        let matched = self.classify_data(value, location, rel, Some(rel.to_string()), |p| {
             document.locate(&format!("{pointer}{p}"))
         });
+        if !matched {
+            self.classify_nested(rel, document, pointer, 6);
+        }
     }
 
     /// Monitoring and adapter content that is not a Kubernetes object.
@@ -830,7 +837,7 @@ impl Loader<'_> {
         origin: &str,
         raw_file: Option<String>,
         locate: impl Fn(&str) -> Position,
-    ) {
+    ) -> bool {
         let file = location.file.clone();
         let at = |pointer: &str| {
             let p = locate(pointer);
@@ -845,7 +852,7 @@ impl Loader<'_> {
                 content: value.clone(),
                 origin: origin.to_string(),
             });
-            return;
+            return true;
         }
         let dashboard = if value.get("panels").is_some_and(Value::is_array)
             || value.get("rows").is_some_and(Value::is_array)
@@ -874,7 +881,7 @@ impl Loader<'_> {
                 queries,
                 invalid: None,
             });
-            return;
+            return true;
         }
         let mut adapter_rules = Vec::new();
         let mut found_adapter = false;
@@ -924,6 +931,81 @@ impl Loader<'_> {
         if found_adapter {
             self.submission.adapter_configs.push(location);
             self.submission.adapter_rules.extend(adapter_rules);
+        }
+        found_adapter
+    }
+
+    /// Helm values and similar data files nest monitoring content
+    /// (`serverFiles.alerting_rules.yml.groups`, `grafana.dashboards.*.json`,
+    /// `prometheus-adapter.rules`): look a few levels down.
+    fn classify_nested(
+        &mut self,
+        rel: &str,
+        document: &Arc<Document>,
+        pointer: &str,
+        depth: usize,
+    ) {
+        let Some(value) = document.value.pointer(pointer) else {
+            return;
+        };
+        let children: Vec<(String, &Value)> = match value {
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| (format!("{pointer}/{}", escape(k)), v))
+                .collect(),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("{pointer}/{i}"), v))
+                .collect(),
+            _ => return,
+        };
+        for (child_pointer, child) in children {
+            let position = document.locate(&child_pointer);
+            let location = Location::at(rel, position.line, position.column);
+            let origin = format!("{rel} at {child_pointer}");
+            match child {
+                Value::Object(_) => {
+                    let matched = self.classify_data(child, location, &origin, None, |p| {
+                        document.locate(&format!("{child_pointer}{p}"))
+                    });
+                    if !matched && depth > 0 {
+                        self.classify_nested(rel, document, &child_pointer, depth - 1);
+                    }
+                }
+                Value::Array(_) if depth > 0 => {
+                    self.classify_nested(rel, document, &child_pointer, depth - 1)
+                }
+                Value::String(text)
+                    if text.trim_start().starts_with('{') && text.contains("\"panels\"") =>
+                {
+                    match serde_json::from_str::<Value>(text) {
+                        Ok(embedded) => {
+                            let line = position.line;
+                            self.classify_data(&embedded, location, &origin, None, |_| Position {
+                                line,
+                                column: 1,
+                            });
+                        }
+                        Err(error) => self.submission.dashboards.push(Dashboard {
+                            location: location.clone(),
+                            title: String::new(),
+                            origin,
+                            panel_count: 0,
+                            queries: Vec::new(),
+                            invalid: Some((
+                                format!("dashboard JSON does not parse: {error}"),
+                                Location::at(
+                                    rel,
+                                    position.line + error.line() as u32,
+                                    error.column() as u32,
+                                ),
+                            )),
+                        }),
+                    }
+                }
+                _ => {}
+            }
         }
     }
 
@@ -1466,6 +1548,23 @@ mod tests {
         assert_eq!(submission.findings[0].check, "input.parse-error");
         assert_eq!(submission.findings[0].location.line, Some(5));
         assert!(matches!(submission.objects[0].typed, Typed::Invalid));
+    }
+
+    #[test]
+    fn helm_values_nesting_rules_and_dashboards_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "values.yaml",
+            "serverFiles:\n  alerting_rules.yml:\n    groups:\n    - name: g\n      rules:\n      - alert: A\n        expr: up == 0\ngrafana:\n  dashboards:\n    default:\n      autoscaling:\n        json: |\n          {\"panels\": [{\"targets\": [{\"expr\": \"up\"}]}]}\nworkflow:\n  jobs: [build]\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert!(submission.findings.is_empty(), "{:?}", submission.findings);
+        assert_eq!(submission.rule_sources.len(), 1);
+        assert_eq!(submission.rule_sources[0].location.line, Some(2));
+        assert!(submission.rule_sources[0].raw_file.is_none());
+        assert_eq!(submission.dashboards.len(), 1);
+        assert_eq!(submission.dashboards[0].queries[0].expr, "up");
     }
 
     #[test]
