@@ -3,25 +3,22 @@
 //! Requests leave on the [`Schedule`], whatever the responses do; latency runs from the
 //! moment a request was *due*, so a slow target cannot hide its slowness by slowing the
 //! sender down (no coordinated omission). A concurrency cap bounds open connections: when
-//! it is reached the sender waits, and the wait counts in the latency of the late requests.
+//! every connection is busy the next request leaves late, and the wait counts in its latency.
 //! Every run is bounded by a duration and a request count and stops by itself.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::resolve::Resolver;
@@ -56,7 +53,11 @@ pub struct LoadgenArgs {
     /// Request body (sent as application/json).
     #[arg(long, env = "LOADGEN_BODY")]
     pub body: Option<String>,
-    /// Per-request timeout, from the moment it is sent.
+    /// Connections are reopened after this long, so that replicas added behind a Service
+    /// (which balances per connection) get their share of the load.
+    #[arg(long, env = "LOADGEN_CONNECTION_LIFETIME", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connection_lifetime: Duration,
+    /// Per-request timeout, from the moment it is sent (connecting included).
     #[arg(long, env = "LOADGEN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
     /// Print the summary as JSON on stdout.
@@ -95,6 +96,7 @@ pub struct Plan {
     pub max_requests: u64,
     pub concurrency: u32,
     pub timeout: Duration,
+    pub connection_lifetime: Duration,
 }
 
 impl LoadgenArgs {
@@ -140,6 +142,7 @@ impl LoadgenArgs {
             max_requests,
             concurrency: self.concurrency,
             timeout: self.timeout,
+            connection_lifetime: self.connection_lifetime,
         })
     }
 }
@@ -236,15 +239,27 @@ pub struct Summary {
     pub send_lag_ms: Percentiles,
 }
 
+/// What one connection worker saw.
 #[derive(Debug)]
 struct Tally {
     ok: u64,
     errors: BTreeMap<String, u64>,
     error_examples: BTreeMap<String, String>,
     latency_micros: Histogram<u64>,
+    send_lag_micros: Histogram<u64>,
 }
 
 impl Tally {
+    fn new() -> Self {
+        Self {
+            ok: 0,
+            errors: BTreeMap::new(),
+            error_examples: BTreeMap::new(),
+            latency_micros: micros_histogram(),
+            send_lag_micros: micros_histogram(),
+        }
+    }
+
     fn record(&mut self, outcome: Result<Duration, Failure>) {
         match outcome {
             Ok(latency) => {
@@ -258,14 +273,25 @@ impl Tally {
             }
         }
     }
-}
 
-impl Tally {
     fn record_many(&mut self, kind: &str, count: u64, message: &str) {
         self.error_examples
             .entry(kind.to_owned())
             .or_insert_with(|| message.to_owned());
         *self.errors.entry(kind.to_owned()).or_default() += count;
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.ok += other.ok;
+        for (kind, count) in other.errors {
+            *self.errors.entry(kind).or_default() += count;
+        }
+        for (kind, message) in other.error_examples {
+            self.error_examples.entry(kind).or_insert(message);
+        }
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.latency_micros.add(&other.latency_micros);
+        let _ = self.send_lag_micros.add(&other.send_lag_micros);
     }
 }
 
@@ -285,141 +311,139 @@ impl Failure {
     }
 }
 
-#[derive(Debug)]
-struct Shared {
-    tally: Mutex<Tally>,
-    completed: AtomicU64,
-}
-
-impl Shared {
-    fn tally(&self) -> MutexGuard<'_, Tally> {
-        self.tally
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
 fn micros_histogram() -> Histogram<u64> {
     // 1 µs to 1 h at 3 significant digits; saturating_record clamps anything beyond.
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
 }
 
-type HttpClient = Client<HttpConnector<Resolver>, Full<Bytes>>;
+/// Live counters for the progress bar and the final accounting.
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What every connection worker shares.
+#[derive(Debug)]
+struct Run {
+    plan: Plan,
+    host: String,
+    port: u16,
+    /// `Host` header value.
+    authority: HeaderValue,
+    /// Path and query, sent in origin form.
+    target: Uri,
+    resolver: Resolver,
+    start: Instant,
+    end: Instant,
+    total: u64,
+    /// Index of the next request any worker may claim.
+    next: AtomicU64,
+    counters: Counters,
+}
 
 /// Runs `plan` until its schedule ends, `max_requests` are sent, or `stop` turns true.
 /// `progress`, when given, is updated a few times a second.
+///
+/// Each of `concurrency` workers owns one HTTP/1.1 keep-alive connection. A worker claims the
+/// next request index, sleeps until that request is due, sends it and waits for the answer,
+/// then claims the next one; when every worker is busy, the next request leaves late and its
+/// latency (from the due time) says so. Connections are reopened after
+/// `connection_lifetime`, so replicas added behind a Service get their share.
 pub async fn run(
     plan: &Plan,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     progress: Option<ProgressBar>,
 ) -> Summary {
-    let mut connector = HttpConnector::new_with_resolver(Resolver::from_system());
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(plan.timeout));
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(plan.concurrency as usize)
-        .build(connector);
-    let shared = Arc::new(Shared {
-        tally: Mutex::new(Tally {
-            ok: 0,
-            errors: BTreeMap::new(),
-            error_examples: BTreeMap::new(),
-            latency_micros: micros_histogram(),
-        }),
-        completed: AtomicU64::new(0),
-    });
-    let permits = Arc::new(Semaphore::new(plan.concurrency as usize));
     let planned = plan.schedule.total_requests();
     let total = planned.min(plan.max_requests);
-    let sent_counter = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let run = Arc::new(Run {
+        plan: plan.clone(),
+        host: plan.url.host().unwrap_or_default().to_owned(),
+        port: plan.url.port_u16().unwrap_or(80),
+        authority: plan
+            .url
+            .authority()
+            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+            .unwrap_or_else(|| HeaderValue::from_static("localhost")),
+        target: plan.url.path_and_query().map_or_else(
+            || Uri::from_static("/"),
+            |path| {
+                path.as_str()
+                    .parse()
+                    .unwrap_or_else(|_| Uri::from_static("/"))
+            },
+        ),
+        resolver: Resolver::from_system(),
+        start,
+        end: start + plan.schedule.duration(),
+        total,
+        next: AtomicU64::new(0),
+        counters: Counters::default(),
+    });
     let ticker = progress.map(|bar| {
         bar.set_length(total);
-        spawn_progress(bar, Arc::clone(&sent_counter), Arc::clone(&shared))
+        spawn_progress(bar, Arc::clone(&run))
     });
 
-    let mut send_lag = micros_histogram();
-    let start = Instant::now();
-    let end = start + plan.schedule.duration();
-    let mut sent = 0u64;
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..plan.concurrency {
+        let run = Arc::clone(&run);
+        let stop = stop.clone();
+        workers.spawn(connection_worker(run, worker, stop));
+    }
+    let mut tally = Tally::new();
     let mut stopped_by = StopReason::Schedule;
+    let mut send_elapsed = Duration::ZERO;
+    // Workers stop sending at the end of the schedule or on the signal; each open request
+    // then ends within its timeout. The deadline below only guards against the unexpected.
+    let mut deadline: Option<Instant> = None;
+    let mut stopped_at = Duration::ZERO;
+    let mut stop_watch = stop.clone();
     loop {
-        if sent >= total {
-            if total < planned {
-                stopped_by = StopReason::MaxRequests;
+        let next = async {
+            match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, workers.join_next()).await,
+                None => Ok(workers.join_next().await),
             }
-            break;
-        }
-        if *stop.borrow() {
-            stopped_by = StopReason::Signal;
-            break;
-        }
-        let Some(offset) = plan.schedule.due_at(sent) else {
-            break;
         };
-        let due = start + offset;
-        if due >= end {
-            break;
-        }
-        if due > Instant::now() {
-            tokio::select! {
-                () = tokio::time::sleep_until(due) => {}
-                () = stop_requested(&mut stop) => {
-                    stopped_by = StopReason::Signal;
-                    break;
+        tokio::select! {
+            joined = next => match joined {
+                Ok(Some(Ok((worker_tally, last_send)))) => {
+                    send_elapsed = send_elapsed.max(last_send);
+                    tally.merge(worker_tally);
                 }
-            }
-        } else if Instant::now() >= end {
-            // Behind schedule at the end of the run: the duration bound wins.
-            break;
-        }
-        let permit = match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => tokio::select! {
-                permit = Arc::clone(&permits).acquire_owned() => {
-                    permit.expect("the semaphore is never closed")
-                }
-                () = tokio::time::sleep_until(end) => break,
-                () = stop_requested(&mut stop) => {
-                    stopped_by = StopReason::Signal;
+                Ok(Some(Err(_))) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    workers.abort_all();
                     break;
                 }
             },
-        };
-        send_lag.saturating_record(due.elapsed().as_micros() as u64);
-        sent += 1;
-        sent_counter.store(sent, Ordering::Relaxed);
-        let request = build_request(plan);
-        let client = client.clone();
-        let shared = Arc::clone(&shared);
-        let timeout = plan.timeout;
-        tokio::spawn(async move {
-            let outcome = send(&client, request, due, timeout).await;
-            shared.tally().record(outcome);
-            shared.completed.fetch_add(1, Ordering::Relaxed);
-            drop(permit);
-        });
+            () = stop_requested(&mut stop_watch), if deadline.is_none() => {
+                stopped_by = StopReason::Signal;
+                stopped_at = start.elapsed();
+                deadline = Some(Instant::now() + plan.timeout + Duration::from_secs(2));
+            }
+        }
     }
-    let send_elapsed = start.elapsed();
-    let scheduled = match stopped_by {
-        StopReason::Signal => plan.schedule.due_by(send_elapsed).min(total).max(sent),
-        StopReason::Schedule | StopReason::MaxRequests => total,
-    };
-
-    // Every request has its own timeout, so holding all permits happens within one timeout.
-    let all = plan.concurrency;
-    let drained = tokio::time::timeout(
-        plan.timeout + Duration::from_secs(1),
-        permits.acquire_many(all),
-    )
-    .await;
-    drop(drained);
+    if stopped_by != StopReason::Signal && total < planned {
+        stopped_by = StopReason::MaxRequests;
+    }
     let elapsed = start.elapsed();
     if let Some(ticker) = ticker {
         ticker.abort();
     }
 
-    let mut tally = shared.tally();
-    let answered = tally.ok + tally.errors.values().sum::<u64>();
+    let sent = run.counters.sent.load(Ordering::SeqCst);
+    let scheduled = match stopped_by {
+        StopReason::Signal => plan.schedule.due_by(stopped_at).min(total).max(sent),
+        StopReason::Schedule | StopReason::MaxRequests => total,
+    };
+    let answered =
+        run.counters.ok.load(Ordering::SeqCst) + run.counters.failed.load(Ordering::SeqCst);
     let cancelled = sent.saturating_sub(answered);
     if cancelled > 0 {
         tally.record_many(
@@ -433,7 +457,7 @@ pub async fn run(
         tally.record_many(
             "not_sent",
             not_sent,
-            "due before the run ended but held back by the concurrency cap (or the signal)",
+            "due before the run ended but every connection was busy (or the signal came)",
         );
     }
     // Nothing leaves before it is due, so sending the first `sent` requests takes at least
@@ -468,7 +492,7 @@ pub async fn run(
         send_seconds: send_window.as_secs_f64(),
         elapsed_seconds: elapsed.as_secs_f64(),
         latency_ms: Percentiles::from_micros(&tally.latency_micros),
-        send_lag_ms: Percentiles::from_micros(&send_lag),
+        send_lag_ms: Percentiles::from_micros(&tally.send_lag_micros),
     }
 }
 
@@ -479,79 +503,161 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-fn build_request(plan: &Plan) -> Request<Full<Bytes>> {
-    let mut request = Request::new(Full::new(plan.body.clone().unwrap_or_default()));
-    *request.method_mut() = plan.method.clone();
-    *request.uri_mut() = plan.url.clone();
-    if plan.body.is_some() {
+type Connection = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// One connection's loop; returns its tally and when (since the start) it last sent.
+async fn connection_worker(
+    run: Arc<Run>,
+    worker: u32,
+    mut stop: watch::Receiver<bool>,
+) -> (Tally, Duration) {
+    let mut tally = Tally::new();
+    let mut last_send = Duration::ZERO;
+    let mut connection: Option<(Connection, Instant)> = None;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let index = run.next.fetch_add(1, Ordering::SeqCst);
+        if index >= run.total {
+            break;
+        }
+        let Some(offset) = run.plan.schedule.due_at(index) else {
+            break;
+        };
+        let due = run.start + offset;
+        if due >= run.end {
+            break;
+        }
+        if due > Instant::now() {
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                () = stop_requested(&mut stop) => break,
+            }
+        } else if Instant::now() >= run.end {
+            // Behind schedule when the run's time is up: the duration bound wins.
+            break;
+        }
+        let now = Instant::now();
+        tally
+            .send_lag_micros
+            .saturating_record(now.saturating_duration_since(due).as_micros() as u64);
+        last_send = now - run.start;
+        run.counters.sent.fetch_add(1, Ordering::SeqCst);
+
+        let fresh = |opened: &Instant| opened.elapsed() < run.plan.connection_lifetime;
+        let reusable = match connection.take() {
+            Some((mut sender, opened)) if fresh(&opened) => {
+                // A connection the server closed while idle is replaced, not reported.
+                sender.ready().await.ok().map(|()| (sender, opened))
+            }
+            _ => None,
+        };
+        let outcome = tokio::time::timeout(run.plan.timeout, async {
+            let (mut sender, opened) = match reusable {
+                Some(open) => open,
+                None => (connect(&run, worker).await?, Instant::now()),
+            };
+            let status = exchange(&run, &mut sender).await?;
+            connection = Some((sender, opened));
+            Ok(status)
+        })
+        .await;
+        let outcome = match outcome {
+            Err(_) => Err(Failure::new(
+                "timeout",
+                format!("no complete response within {:?}", run.plan.timeout),
+            )),
+            Ok(Err(failure)) => Err(failure),
+            Ok(Ok(status)) if status.is_success() => Ok(due.elapsed()),
+            Ok(Ok(status)) => Err(Failure::new(
+                &format!("status_{}", status.as_u16()),
+                format!("HTTP {status}"),
+            )),
+        };
+        let counter = if outcome.is_ok() {
+            &run.counters.ok
+        } else {
+            &run.counters.failed
+        };
+        tally.record(outcome);
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+    (tally, last_send)
+}
+
+/// Opens a keep-alive HTTP/1.1 connection to the target.
+async fn connect(run: &Run, worker: u32) -> Result<Connection, Failure> {
+    let addresses = run
+        .resolver
+        .resolve(&run.host, run.port)
+        .await
+        .map_err(|error| Failure::new("connect", error.to_string()))?;
+    // Spread workers over the addresses of a name with several (e.g. a headless Service).
+    let address = addresses[worker as usize % addresses.len()];
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|error| Failure::new("connect", format!("tcp connect to {address}: {error}")))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|error| Failure::new("connect", describe(&error)))?;
+    tokio::spawn(async move {
+        // Ends when the connection closes; errors surface on the request side.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// Sends one request and reads the whole response, so the connection can carry the next.
+async fn exchange(run: &Run, sender: &mut Connection) -> Result<hyper::StatusCode, Failure> {
+    let mut request = Request::new(Full::new(run.plan.body.clone().unwrap_or_default()));
+    *request.method_mut() = run.plan.method.clone();
+    *request.uri_mut() = run.target.clone();
+    request.headers_mut().insert(HOST, run.authority.clone());
+    if run.plan.body.is_some() {
         request
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
-    request
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|error| Failure::new("io", describe(&error)))?;
+    let status = response.status();
+    response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|error| Failure::new("io", describe(&error)))?;
+    Ok(status)
 }
 
-/// Sends one request and reads the whole response (so the connection can be reused).
-/// Ok carries the latency from `due`; Err the error kind.
-async fn send(
-    client: &HttpClient,
-    request: Request<Full<Bytes>>,
-    due: Instant,
-    timeout: Duration,
-) -> Result<Duration, Failure> {
-    // The full error chain: "connect" alone does not say whether DNS or the socket failed.
-    fn describe(error: &dyn std::error::Error) -> String {
-        let mut text = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+/// The full error chain: the top level alone rarely says what failed.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
-    let exchange = async {
-        let response = client.request(request).await.map_err(|error| {
-            let kind = if error.is_connect() { "connect" } else { "io" };
-            Failure::new(kind, describe(&error))
-        })?;
-        let status = response.status();
-        response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|error| Failure::new("io", describe(&error)))?;
-        Ok(status)
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Err(_) => Err(Failure::new(
-            "timeout",
-            format!("no complete response within {timeout:?}"),
-        )),
-        Ok(Err(failure)) => Err(failure),
-        Ok(Ok(status)) if status.is_success() => Ok(due.elapsed()),
-        Ok(Ok(status)) => Err(Failure::new(
-            &format!("status_{}", status.as_u16()),
-            format!("HTTP {status}"),
-        )),
-    }
+    text
 }
 
-fn spawn_progress(
-    bar: ProgressBar,
-    sent: Arc<AtomicU64>,
-    shared: Arc<Shared>,
-) -> tokio::task::JoinHandle<()> {
+fn spawn_progress(bar: ProgressBar, run: Arc<Run>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tick.tick().await;
-            let (ok, errors) = {
-                let tally = shared.tally();
-                (tally.ok, tally.errors.values().sum::<u64>())
-            };
-            bar.set_position(sent.load(Ordering::Relaxed));
-            bar.set_message(format!("ok {ok}  errors {errors}"));
+            let counters = &run.counters;
+            bar.set_position(counters.sent.load(Ordering::Relaxed));
+            bar.set_message(format!(
+                "ok {}  errors {}",
+                counters.ok.load(Ordering::Relaxed),
+                counters.failed.load(Ordering::Relaxed)
+            ));
         }
     })
 }

@@ -6,19 +6,20 @@
 //! /etc/resolv.conf with its search domains, and /etc/hosts) and falls back to the system
 //! resolver when that finds nothing, so it behaves the same on a host and in a Pod.
 
-use std::error::Error;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use hickory_resolver::TokioResolver;
-use hyper_util::client::legacy::connect::dns::Name;
 
-type BoxError = Box<dyn Error + Send + Sync>;
+/// Why a host name could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve {host}: {reason}")]
+pub struct ResolveError {
+    pub host: String,
+    pub reason: String,
+}
 
-/// A `tower` service that hyper's `HttpConnector` calls for each host name.
+/// Resolves host names with DNS (hickory) first and the system resolver second.
 #[derive(Clone)]
 pub struct Resolver {
     dns: Option<Arc<TokioResolver>>,
@@ -42,69 +43,78 @@ impl Resolver {
             .map(Arc::new);
         Self { dns }
     }
-}
 
-async fn resolve(
-    dns: Option<Arc<TokioResolver>>,
-    host: String,
-) -> Result<Vec<SocketAddr>, BoxError> {
-    let mut dns_error = None;
-    if let Some(dns) = dns {
-        match dns.lookup_ip(host.as_str()).await {
-            Ok(lookup) => {
-                let addresses: Vec<SocketAddr> =
-                    lookup.iter().map(|ip| SocketAddr::new(ip, 0)).collect();
-                if !addresses.is_empty() {
-                    return Ok(addresses);
+    /// The socket addresses of `host` (a name or an IP literal) on `port`.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let mut dns_error = None;
+        if let Some(dns) = &self.dns {
+            match dns.lookup_ip(host).await {
+                Ok(lookup) => {
+                    let addresses: Vec<SocketAddr> =
+                        lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect();
+                    if !addresses.is_empty() {
+                        return Ok(addresses);
+                    }
+                }
+                Err(error) => dns_error = Some(error.to_string()),
+            }
+        }
+        match tokio::net::lookup_host((host, port)).await {
+            Ok(addresses) => {
+                let addresses: Vec<SocketAddr> = addresses.collect();
+                if addresses.is_empty() {
+                    Err(ResolveError {
+                        host: host.to_owned(),
+                        reason: "no addresses".to_owned(),
+                    })
+                } else {
+                    Ok(addresses)
                 }
             }
-            Err(error) => dns_error = Some(error),
+            Err(system_error) => Err(ResolveError {
+                host: host.to_owned(),
+                reason: match dns_error {
+                    Some(dns_error) => format!("DNS: {dns_error}; system: {system_error}"),
+                    None => system_error.to_string(),
+                },
+            }),
         }
-    }
-    match tokio::net::lookup_host((host.as_str(), 0)).await {
-        Ok(addresses) => Ok(addresses.collect()),
-        Err(system_error) => Err(match dns_error {
-            Some(dns_error) => {
-                format!("cannot resolve {host}: DNS: {dns_error}; system: {system_error}").into()
-            }
-            None => format!("cannot resolve {host}: {system_error}").into(),
-        }),
-    }
-}
-
-impl tower_service::Service<Name> for Resolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Self::Future {
-        let dns = self.dns.clone();
-        let host = name.as_str().to_owned();
-        Box::pin(async move { resolve(dns, host).await.map(Vec::into_iter) })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tower_service::Service;
 
     #[tokio::test]
     async fn localhost_resolves_to_loopback() {
-        let mut resolver = Resolver::from_system();
-        let addresses: Vec<SocketAddr> = resolver
-            .call("localhost".parse().unwrap())
+        let addresses = Resolver::from_system()
+            .resolve("localhost", 8080)
             .await
-            .expect("localhost resolves")
-            .collect();
+            .expect("localhost resolves");
         assert!(!addresses.is_empty());
         assert!(
-            addresses.iter().all(|address| address.ip().is_loopback()),
+            addresses
+                .iter()
+                .all(|address| address.ip().is_loopback() && address.port() == 8080),
             "{addresses:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn ip_literals_need_no_lookup() {
+        let resolver = Resolver { dns: None };
+        assert_eq!(
+            resolver.resolve("127.0.0.1", 1).await.unwrap(),
+            ["127.0.0.1:1".parse().unwrap()]
+        );
+        assert_eq!(
+            resolver.resolve("[::1]", 2).await.unwrap(),
+            ["[::1]:2".parse().unwrap()]
         );
     }
 }
