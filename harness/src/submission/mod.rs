@@ -1157,7 +1157,7 @@ impl Loader<'_> {
                     "input.unknown-kind",
                     object.location(),
                     format!(
-                        "{} ({api_version}) is not a kind this grader reads; kept but not checked",
+                        "{} ({api_version}) is not a kind this grader models; kept, and only searched for embedded rules or dashboards",
                         object.describe()
                     ),
                     "nothing to do if the kind is intended",
@@ -1166,6 +1166,22 @@ impl Loader<'_> {
             }
         };
         object.typed = typed;
+        if matches!(object.typed, Typed::Unknown) {
+            // Other operators' CRs (GrafanaDashboard spec.json, VMRule spec.groups).
+            if let Some(spec) = object.value().get("spec") {
+                let position = document.locate(&format!("{pointer}/spec"));
+                let matched = self.classify_data(
+                    &spec.clone(),
+                    Location::at(rel, position.line, position.column),
+                    &object.describe(),
+                    None,
+                    |p| document.locate(&format!("{pointer}/spec{p}")),
+                );
+                if !matched {
+                    self.classify_nested(rel, document, &format!("{pointer}/spec"), 2);
+                }
+            }
+        }
         // Monitoring content wrapped in objects.
         match &object.typed {
             Typed::ConfigMap(config_map) => {
@@ -1548,6 +1564,21 @@ mod tests {
         assert_eq!(submission.findings[0].check, "input.parse-error");
         assert_eq!(submission.findings[0].location.line, Some(5));
         assert!(matches!(submission.objects[0].typed, Typed::Invalid));
+    }
+
+    #[test]
+    fn other_operators_resources_are_searched_for_dashboards() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "gd.yaml",
+            "apiVersion: grafana.integreatly.org/v1beta1\nkind: GrafanaDashboard\nmetadata: {name: d}\nspec:\n  json: |\n    {\"panels\": [{\"targets\": [{\"expr\": \"up\"}]}]}\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(submission.findings.len(), 1, "{:?}", submission.findings);
+        assert_eq!(submission.findings[0].check, "input.unknown-kind");
+        assert_eq!(submission.findings[0].severity, Severity::Info);
+        assert_eq!(submission.dashboards.len(), 1);
     }
 
     #[test]
