@@ -1,0 +1,74 @@
+//! The load generator keeps connections alive and reopens them after --connection-lifetime,
+//! counted by a loopback server that sees every accepted connection.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use workloads::loadgen::Summary;
+
+/// Serves `POST /` on loopback; returns its URL and the count of accepted connections.
+async fn counting_server() -> (String, Arc<AtomicUsize>) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let counter = Arc::clone(&accepted);
+    let listener = listener.tap_io(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let app = Router::new().route("/", post(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, accepted)
+}
+
+async fn loadgen(args: Vec<String>) -> Summary {
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn args(url: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--url", url, "--rate", "50", "--duration", "1s", "--json"]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_carries_every_request_while_it_is_young() {
+    let (url, accepted) = counting_server().await;
+    let summary = loadgen(args(&url, &["--concurrency", "1"])).await;
+    assert_eq!(summary.ok, 50);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_reopened_after_their_lifetime() {
+    let (url, accepted) = counting_server().await;
+    let summary = loadgen(args(
+        &url,
+        &["--concurrency", "1", "--connection-lifetime", "200ms"],
+    ))
+    .await;
+    assert_eq!(summary.ok, 50);
+    assert_eq!(summary.error_total, 0, "{:?}", summary.errors);
+    // One second of sending with 200 ms connections: about five of them.
+    let opened = accepted.load(Ordering::SeqCst);
+    assert!((4..=7).contains(&opened), "{opened} connections");
+}
