@@ -2,8 +2,9 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use harness::checks::Tools;
-use harness::report::{Report, grade_offline};
+use harness::checks::{self, Tools};
+use harness::criteria;
+use harness::report::{Report, Rubric, grade_offline};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,6 +23,12 @@ struct Cli {
 enum Command {
     /// Grade a submission directory (a student's repository).
     Grade(GradeArgs),
+    /// List the rubric: every static check and live criterion with its points.
+    Catalogue {
+        /// Markdown table instead of plain text.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -85,13 +92,74 @@ fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
     }
     print!("{}", render(&report, args.format)?);
     if let Some(minimum) = args.min_score
-        && report.score.earned < minimum {
-            eprintln!(
-                "score {} is below --min-score {minimum}",
-                report.score.earned
-            );
-            return Ok(ExitCode::from(2));
+        && report.score.earned < minimum
+    {
+        eprintln!(
+            "score {} is below --min-score {minimum}",
+            report.score.earned
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn catalogue(markdown: bool) -> anyhow::Result<ExitCode> {
+    let rubric = Rubric::builtin()?;
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    for line in &rubric.lines {
+        for item in &line.static_items {
+            let info = checks::info(&item.check).context("rubric names an unknown check")?;
+            rows.push([
+                line.title.clone(),
+                format!("{}", item.points),
+                "static".into(),
+                item.check.clone(),
+                info.severity.to_string(),
+                info.expectation.to_string(),
+            ]);
         }
+        for item in &line.live {
+            let criterion =
+                criteria::find(&item.criterion).context("rubric names an unknown criterion")?;
+            let cncf = criterion
+                .cncf_ai_conformance
+                .map(|c| format!(" (CNCF AI conformance: {c})"))
+                .unwrap_or_default();
+            rows.push([
+                line.title.clone(),
+                format!("{}", item.points),
+                "live".into(),
+                item.criterion.clone(),
+                "-".into(),
+                format!("{}{cncf}", criterion.title),
+            ]);
+        }
+    }
+    for check in &rubric.unscored.checks {
+        let info = checks::info(check).context("rubric names an unknown check")?;
+        rows.push([
+            "(no points)".into(),
+            "0".into(),
+            "static".into(),
+            check.clone(),
+            info.severity.to_string(),
+            info.expectation.to_string(),
+        ]);
+    }
+    if markdown {
+        println!("| Rubric line | Points | Kind | ID | Severity | Expectation |");
+        println!("|---|---:|---|---|---|---|");
+        for row in rows {
+            println!("| {} |", row.join(" | "));
+        }
+    } else {
+        for row in rows {
+            println!(
+                "{:<40} {:>5}  {:<6} {:<40} {:<8} {}",
+                row[0], row[1], row[2], row[3], row[4], row[5]
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -99,6 +167,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Grade(args) => grade(args),
+        Command::Catalogue { markdown } => catalogue(markdown),
     };
     match result {
         Ok(code) => code,

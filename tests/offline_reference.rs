@@ -196,3 +196,19 @@ fn equivalent_packagings_of_the_reference_grade_exactly_like_it() {
         );
     }
 }
+
+#[test]
+fn cli_catalogue_lists_every_check_and_criterion_once() {
+    let run = cli().args(["catalogue", "--markdown"]).output().unwrap();
+    assert!(run.status.success());
+    let text = String::from_utf8(run.stdout).unwrap();
+    for check in harness::checks::CATALOGUE {
+        assert_eq!(
+            text.matches(&format!("| {} |", check.id)).count(),
+            1,
+            "{}",
+            check.id
+        );
+    }
+    assert!(text.contains("CNCF AI conformance: pod_autoscaling"));
+}
