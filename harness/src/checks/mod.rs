@@ -100,7 +100,7 @@ pub const CATALOGUE: &[CheckInfo] = &[
         "hpa-cpu",
         Error,
         "every container of an HPA target requests the resource its utilization metric is computed from",
-        "set resources.requests for that resource on every container, sidecars included"
+        "set resources.requests for that resource on every container, sidecars included (write it in the manifest: a LimitRange default is invisible in the repository and easy to lose)"
     ),
     check!(
         "hpa.min-exceeds-max",
