@@ -1203,14 +1203,49 @@ impl Loader<'_> {
         self.submission.objects.push(object);
     }
 
-    fn typed<T: DeserializeOwned>(
+    fn typed<T: DeserializeOwned + serde::Serialize>(
         &mut self,
         object: &Object,
         value: &Value,
         wrap: impl FnOnce(T) -> Typed,
     ) -> Typed {
         match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(typed) => wrap(typed),
+            Ok(typed) => {
+                // Built-in kinds are fully modelled by k8s-openapi: a field it
+                // drops is one `kubectl apply` (strict validation) rejects, such
+                // as a typo'd `minReplica`. Our CRD models are partial: skip them.
+                let group = value
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|v| v.rsplit_once('/'))
+                    .map_or("", |(g, _)| g);
+                if matches!(
+                    group,
+                    "" | "apps" | "batch" | "autoscaling" | "policy" | "scheduling.k8s.io"
+                ) && let Ok(round_trip) = serde_json::to_value(&typed)
+                {
+                    let mut unknown = Vec::new();
+                    unknown_fields(value, &round_trip, String::new(), &mut unknown);
+                    for pointer in unknown.into_iter().take(5) {
+                        let field = pointer
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or("")
+                            .replace("~1", "/")
+                            .replace("~0", "~");
+                        self.finding(
+                            "input.parse-error",
+                            object.locate(&pointer),
+                            format!(
+                                "{} has an unknown field `{field}` at `{pointer}` (kubectl's strict validation rejects it)",
+                                object.describe()
+                            ),
+                            "check the spelling against the API reference (`kubectl explain <kind>.<field>`)",
+                        );
+                    }
+                }
+                wrap(typed)
+            }
             Err(error) => {
                 let pointer: String = error
                     .path()
@@ -1368,6 +1403,30 @@ impl Loader<'_> {
             }
         }
         self.submission.findings.extend(findings);
+    }
+}
+
+/// Keys present (and not null) in `original` but absent after a typed round trip.
+fn unknown_fields(original: &Value, round_trip: &Value, pointer: String, out: &mut Vec<String>) {
+    match (original, round_trip) {
+        (Value::Object(original), Value::Object(kept)) => {
+            for (key, value) in original {
+                if value.is_null() {
+                    continue;
+                }
+                let child = format!("{pointer}/{}", escape(key));
+                match kept.get(key) {
+                    None => out.push(child),
+                    Some(kept_value) => unknown_fields(value, kept_value, child, out),
+                }
+            }
+        }
+        (Value::Array(original), Value::Array(kept)) => {
+            for (index, (value, kept_value)) in original.iter().zip(kept).enumerate() {
+                unknown_fields(value, kept_value, format!("{pointer}/{index}"), out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1549,6 +1608,21 @@ mod tests {
             metric.resource.as_ref().unwrap().target.average_utilization,
             Some(50)
         );
+    }
+
+    #[test]
+    fn unknown_fields_of_built_in_kinds_are_reported_at_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "hpa.yaml",
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h, annotations: {any/key: v}}\nspec:\n  scaleTargetRef: {kind: Deployment, name: d}\n  minReplica: 2\n  maxReplicas: 3\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(submission.findings.len(), 1, "{:?}", submission.findings);
+        assert_eq!(submission.findings[0].check, "input.parse-error");
+        assert!(submission.findings[0].message.contains("`minReplica`"));
+        assert_eq!(submission.findings[0].location.to_string(), "hpa.yaml:6:3");
     }
 
     #[test]
