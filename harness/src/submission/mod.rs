@@ -1244,6 +1244,7 @@ impl Loader<'_> {
                         );
                     }
                 }
+                self.check_crd_fields(object, value);
                 wrap(typed)
             }
             Err(error) => {
@@ -1272,6 +1273,129 @@ impl Loader<'_> {
                     "compare the field with the API reference (`kubectl explain <kind>.<field>`)",
                 );
                 Typed::Invalid
+            }
+        }
+    }
+
+    /// Our CRD models are partial, so unknown fields are checked against the
+    /// upstream CRD schemas' field lists for the parts students write.
+    fn check_crd_fields(&mut self, object: &Object, value: &Value) {
+        let schema: &[(&str, &[&str])] = match object.kind.as_str() {
+            "VerticalPodAutoscaler" => &[
+                (
+                    "/spec",
+                    &[
+                        "targetRef",
+                        "updatePolicy",
+                        "resourcePolicy",
+                        "recommenders",
+                    ],
+                ),
+                (
+                    "/spec/updatePolicy",
+                    &["updateMode", "minReplicas", "evictionRequirements"],
+                ),
+                ("/spec/resourcePolicy", &["containerPolicies"]),
+                (
+                    "/spec/resourcePolicy/containerPolicies/*",
+                    &[
+                        "containerName",
+                        "mode",
+                        "minAllowed",
+                        "maxAllowed",
+                        "controlledResources",
+                        "controlledValues",
+                    ],
+                ),
+            ],
+            "ScaledObject" => &[
+                (
+                    "/spec",
+                    &[
+                        "scaleTargetRef",
+                        "pollingInterval",
+                        "initialCooldownPeriod",
+                        "cooldownPeriod",
+                        "idleReplicaCount",
+                        "minReplicaCount",
+                        "maxReplicaCount",
+                        "advanced",
+                        "triggers",
+                        "fallback",
+                    ],
+                ),
+                (
+                    "/spec/scaleTargetRef",
+                    &["apiVersion", "kind", "name", "envSourceContainerName"],
+                ),
+                (
+                    "/spec/triggers/*",
+                    &[
+                        "type",
+                        "name",
+                        "metadata",
+                        "authenticationRef",
+                        "metricType",
+                        "useCachedMetrics",
+                    ],
+                ),
+            ],
+            "ScaledJob" => &[
+                (
+                    "/spec",
+                    &[
+                        "jobTargetRef",
+                        "pollingInterval",
+                        "successfulJobsHistoryLimit",
+                        "failedJobsHistoryLimit",
+                        "historyLimit",
+                        "envSourceContainerName",
+                        "minReplicaCount",
+                        "maxReplicaCount",
+                        "rolloutStrategy",
+                        "rollout",
+                        "scalingStrategy",
+                        "triggers",
+                    ],
+                ),
+                (
+                    "/spec/triggers/*",
+                    &[
+                        "type",
+                        "name",
+                        "metadata",
+                        "authenticationRef",
+                        "metricType",
+                        "useCachedMetrics",
+                    ],
+                ),
+            ],
+            _ => return,
+        };
+        for (pattern, allowed) in schema {
+            let targets: Vec<String> = match pattern.strip_suffix("/*") {
+                Some(list) => {
+                    let count = value
+                        .pointer(list)
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
+                    (0..count).map(|i| format!("{list}/{i}")).collect()
+                }
+                None => vec![pattern.to_string()],
+            };
+            for target in targets {
+                let Some(map) = value.pointer(&target).and_then(Value::as_object) else {
+                    continue;
+                };
+                for key in map.keys().filter(|k| !allowed.contains(&k.as_str())) {
+                    let pointer = format!("{target}/{}", escape(key));
+                    self.finding(
+                        "input.parse-error",
+                        object.locate(&pointer),
+                        format!("{} has an unknown field `{key}` at `{pointer}` (the CRD's schema rejects it)", object.describe()),
+                        "check the spelling against the CRD's documentation",
+                    );
+                }
             }
         }
     }
@@ -1623,6 +1747,20 @@ mod tests {
         assert_eq!(submission.findings[0].check, "input.parse-error");
         assert!(submission.findings[0].message.contains("`minReplica`"));
         assert_eq!(submission.findings[0].location.to_string(), "hpa.yaml:6:3");
+    }
+
+    #[test]
+    fn unknown_fields_of_custom_resources_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "vpa.yaml",
+            "apiVersion: autoscaling.k8s.io/v1\nkind: VerticalPodAutoscaler\nmetadata: {name: v}\nspec:\n  targetRef: {kind: Deployment, name: d}\n  updatPolicy: {updateMode: \"Off\"}\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(submission.findings.len(), 1, "{:?}", submission.findings);
+        assert!(submission.findings[0].message.contains("`updatPolicy`"));
+        assert_eq!(submission.findings[0].location.line, Some(6));
     }
 
     #[test]
