@@ -1,9 +1,10 @@
 //! Reproducible OCI image archives from static files, without a container engine.
 //!
 //! An archive is a tar holding an OCI image layout (`oci-layout`, `index.json`,
-//! `blobs/sha256/…`) plus a Docker-style `manifest.json`, so both `ctr images import` (which
-//! reads the `io.containerd.image.name` annotation) and `kind load image-archive` (which
-//! reads `RepoTags`) find the image's name. The same inputs always give the same bytes: entries
+//! `blobs/sha256/…`) plus Docker-style `manifest.json` and `repositories` files, so both
+//! `ctr images import` (which reads the `io.containerd.image.name` annotation) and every
+//! version of `kind load image-archive` (which reads the annotation, `RepoTags` or
+//! `repositories`, whichever comes first) find the image's name. The same inputs always give the same bytes: entries
 //! are sorted, owners and times are fixed, gzip carries no timestamp.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -394,6 +395,16 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<BuiltImage, OciError> {
         "Layers": [layer.path()],
     }]))
     .expect("JSON values always serialize");
+    // Docker's v1 `repositories` file: old `kind load image-archive` versions read names
+    // only from it. Maps repository → tag → an image id (here the config digest's hex).
+    let (repository, tag) = spec
+        .reference
+        .rsplit_once(':')
+        .expect("check_reference guarantees a tag");
+    let repositories = serde_json::to_vec(&json!({
+        repository: { tag: config.digest.trim_start_matches("sha256:") }
+    }))
+    .expect("JSON values always serialize");
     let layout = br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec();
 
     let mut files: BTreeMap<String, &[u8]> = BTreeMap::new();
@@ -403,6 +414,7 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<BuiltImage, OciError> {
     files.insert("index.json".into(), &index);
     files.insert("manifest.json".into(), &docker_manifest);
     files.insert("oci-layout".into(), &layout);
+    files.insert("repositories".into(), &repositories);
 
     let mut archive = tar::Builder::new(Vec::new());
     for directory in ["blobs/", "blobs/sha256/"] {
@@ -670,6 +682,26 @@ pub fn verify(archive: &Path) -> Result<Verification, OciError> {
                 return Err(OciError::Inconsistent(format!(
                     "manifest.json RepoTags {:?} do not name {reference}",
                     entry.repo_tags
+                )));
+            }
+        }
+    }
+
+    if let Some(bytes) = files.get("repositories") {
+        let repositories: BTreeMap<String, BTreeMap<String, String>> =
+            parse_json("repositories", bytes)?;
+        let named: BTreeSet<String> = repositories
+            .iter()
+            .flat_map(|(repository, tags)| {
+                tags.keys().map(move |tag| format!("{repository}:{tag}"))
+            })
+            .collect();
+        for (reference, _, _) in &images {
+            if let Some(reference) = reference
+                && !named.contains(reference)
+            {
+                return Err(OciError::Inconsistent(format!(
+                    "`repositories` does not name {reference}"
                 )));
             }
         }

@@ -181,6 +181,9 @@ fn digests_verify_from_index_to_layers() {
     let docker = json(&files["manifest.json"]);
     assert_eq!(docker[0]["RepoTags"], serde_json::json!([REFERENCE]));
     assert_eq!(docker[0]["Config"], config_path);
+    // Old kind versions read `repositories`.
+    let repositories = json(&files["repositories"]);
+    assert!(repositories["localhost/autoscale-conformance/tiny"]["0.1.0"].is_string());
 
     let cli = oci_image(&["verify", built.archive.to_str().unwrap()]);
     assert!(cli.status.success());
@@ -238,10 +241,21 @@ fn a_missing_blob_or_index_fails_verification() {
         .to_string();
     assert!(error.contains("missing"), "{error}");
 
-    let mut without_index = files;
+    let mut without_index = files.clone();
     without_index.remove("index.json");
     rewrite(&without_index, &broken);
     assert!(verify(&broken).is_err());
+
+    let mut misnamed = files;
+    misnamed.insert(
+        "repositories".into(),
+        br#"{"localhost/other":{"1":"x"}}"#.to_vec(),
+    );
+    rewrite(&misnamed, &broken);
+    let error = verify(&broken)
+        .expect_err("a wrong name is caught")
+        .to_string();
+    assert!(error.contains("repositories"), "{error}");
 }
 
 #[test]
