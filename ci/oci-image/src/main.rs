@@ -7,6 +7,8 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -81,39 +83,54 @@ struct BuildArgs {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().command {
+    let output = run(Cli::parse())?;
+    // A reader that stops early (`| head -1`) is not an error.
+    match std::io::stdout().write_all(output.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(error).context("writing to stdout")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Runs the command; returns what to print.
+fn run(cli: Cli) -> Result<String> {
+    let mut output = String::new();
+    match cli.command {
         Command::Build(args) => {
             let out = args.out.clone();
             let spec = image_spec(*args)?;
             let built =
                 build(&spec, &out).with_context(|| format!("building {}", out.display()))?;
-            println!(
+            writeln!(
+                output,
                 "{}\t{}\t{}\t{} bytes",
                 out.display(),
                 built.reference,
                 built.manifest_digest,
                 built.archive_size
-            );
+            )?;
         }
         Command::Verify { archive, json } => {
             let verification =
                 verify(&archive).with_context(|| format!("verifying {}", archive.display()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&verification)?);
+                writeln!(output, "{}", serde_json::to_string_pretty(&verification)?)?;
             } else {
                 for image in &verification.images {
-                    println!(
+                    writeln!(
+                        output,
                         "ok\t{}\t{}\t{} layer(s)",
                         image.reference.as_deref().unwrap_or("(unnamed)"),
                         image.manifest_digest,
                         image.layer_digests.len()
-                    );
+                    )?;
                 }
-                println!("{} blobs verified", verification.blobs_checked);
+                writeln!(output, "{} blobs verified", verification.blobs_checked)?;
             }
         }
     }
-    Ok(())
+    Ok(output)
 }
 
 fn image_spec(args: BuildArgs) -> Result<ImageSpec> {
