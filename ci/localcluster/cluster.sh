@@ -56,7 +56,7 @@ images() {
   local out=$cache/images
   mkdir -p "$out"
   "$repo/workloads/image/build.sh" >&2
-  oci_image=$repo/target/release/oci-image
+  oci_image=${CARGO_TARGET_DIR:-$repo/target}/release/oci-image
   [ -x "$oci_image" ] || cargo build -q --release -p oci-image --manifest-path "$repo/Cargo.toml"
   image_archive registry.k8s.io/pause:3.10.2 "$out/pause.oci.tar" \
     --file "$k8s_bin/pause:/pause:0755" --entrypoint /pause --user 65535

@@ -24,7 +24,7 @@ fi
 command -v python3 >/dev/null || { echo "python3 is needed to read the JSON summaries" >&2; exit 1; }
 
 cargo build --release --locked -p workloads --bins >&2
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 server_pid=
 cleanup() {

@@ -24,8 +24,9 @@ CARGO_PROFILE_RELEASE_STRIP=symbols \
   cargo build --release --locked --target "$target" -p workloads --bins
 unset RUSTFLAGS
 cargo build --release --locked -p oci-image
-oci_image=$root/target/release/oci-image
-bin_dir=$root/target/$target/release
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+oci_image=$target_dir/release/oci-image
+bin_dir=$target_dir/$target/release
 
 for name in inference-server loadgen; do
   binary=$bin_dir/$name
