@@ -6,6 +6,7 @@
 //! with `file:line`; [`run`] folds them into one [`Verdict`] per check.
 
 mod content;
+mod cron;
 mod tools;
 mod workloads;
 
@@ -99,8 +100,8 @@ pub const CATALOGUE: &[CheckInfo] = &[
         "hpa.requests-missing",
         "hpa-cpu",
         Error,
-        "every container of an HPA target requests the resource its utilization metric is computed from",
-        "set resources.requests for that resource on every container, sidecars included (write it in the manifest: a LimitRange default is invisible in the repository and easy to lose)"
+        "every container of an HPA target requests the resource its utilization metric is computed from (in its manifest, or by a LimitRange default of its namespace)",
+        "set resources.requests for that resource on every container, sidecars included, or give the namespace a LimitRange defaultRequest for it"
     ),
     check!(
         "hpa.min-exceeds-max",
@@ -197,8 +198,8 @@ pub const CATALOGUE: &[CheckInfo] = &[
         "keda.cron-invalid",
         "keda-cron",
         Error,
-        "cron triggers have five-field start/end expressions, an IANA timezone and integer desiredReplicas",
-        "use standard five-field cron (minute hour day month weekday) and a zone like America/New_York"
+        "cron triggers have distinct five-field start/end expressions (no seconds, no @descriptors), an IANA timezone and desiredReplicas ≥ 1",
+        "use five-field cron as KEDA parses it (minute hour day month weekday, e.g. `0 9 * * 1-5`), a zone like America/New_York and desiredReplicas ≥ 1"
     ),
     check!(
         "keda.scale-to-zero-missing",
@@ -486,6 +487,20 @@ impl Collector {
         self.fire(check, location, message);
         if let Some(finding) = self.findings.last_mut() {
             finding.hint = hint.into();
+        }
+    }
+
+    /// Records an information finding (costs no points) with its own hint.
+    pub fn note(
+        &mut self,
+        check: &str,
+        location: Location,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.fire_with_hint(check, location, message, hint);
+        if let Some(finding) = self.findings.last_mut() {
+            finding.severity = Severity::Info;
         }
     }
 

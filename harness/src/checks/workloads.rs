@@ -7,6 +7,7 @@ use crate::submission::{Object, PodTemplate, Submission, Typed};
 use crate::verdict::{Evidence, Location};
 use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, MetricSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use regex::Regex;
@@ -535,14 +536,6 @@ fn custom_metrics(metric: &MetricSpec, i: usize) -> Option<(String, bool, String
     })
 }
 
-fn container_request(container: &Container, resource: &str) -> bool {
-    container
-        .resources
-        .as_ref()
-        .and_then(|r| r.requests.as_ref())
-        .is_some_and(|r| r.contains_key(resource))
-}
-
 fn hpa(index: &Index<'_>, out: &mut Collector) {
     let first_hpa = index.hpas.first().map(|(o, _)| o.location());
     let anywhere = || Location::file("");
@@ -667,6 +660,7 @@ fn hpa(index: &Index<'_>, out: &mut Collector) {
             if target_type != "Utilization" {
                 continue;
             }
+            let defaults = namespace_defaults(index.submission, target.namespace.as_deref());
             for (c, container) in template.spec.containers.iter().enumerate() {
                 if container_name
                     .as_ref()
@@ -674,17 +668,31 @@ fn hpa(index: &Index<'_>, out: &mut Collector) {
                 {
                     continue;
                 }
-                if !container_request(container, &resource) {
-                    out.fire(
+                let location = target.locate(&format!("{}/containers/{c}", template.pointer));
+                match request_source(container, &resource, &defaults) {
+                    RequestSource::Manifest => {}
+                    RequestSource::LimitRange(range, value) => out.note(
                         "hpa.requests-missing",
-                        target.locate(&format!("{}/containers/{c}", template.pointer)),
+                        location,
                         format!(
-                            "{} scales {} on {resource} utilization, but container `{}` sets no {resource} request",
+                            "container `{}` of {} writes no {resource} request; {range} sets {} at admission, so {} can compute {resource} utilization",
+                            container.name,
+                            target.describe(),
+                            format_quantity(&resource, value),
+                            object.describe()
+                        ),
+                        "nothing to fix; writing the request in the manifest keeps it visible if the LimitRange changes",
+                    ),
+                    RequestSource::Missing => out.fire(
+                        "hpa.requests-missing",
+                        location,
+                        format!(
+                            "{} scales {} on {resource} utilization, but container `{}` sets no {resource} request and no LimitRange in its namespace defaults one",
                             object.describe(),
                             target.describe(),
                             container.name
                         ),
-                    );
+                    ),
                 }
             }
         }
@@ -975,24 +983,9 @@ fn keda_event_driven(trigger: &KedaTrigger) -> bool {
 }
 
 fn cron_problem(expression: &str) -> Option<String> {
-    use croner::parser::{CronParser, Seconds, Year};
-    if expression.trim().starts_with('@') {
-        return None;
-    }
-    let fields = expression.split_whitespace().count();
-    if fields != 5 {
-        return Some(format!(
-            "`{expression}` has {fields} fields; KEDA's cron scaler takes five (minute hour day month weekday)"
-        ));
-    }
-    let parser = CronParser::builder()
-        .seconds(Seconds::Disallowed)
-        .year(Year::Disallowed)
-        .build();
-    parser
-        .parse(expression)
+    super::cron::parse(expression)
         .err()
-        .map(|e| format!("`{expression}` is not a valid cron expression: {e}"))
+        .map(|e| format!("`{expression}` {e}"))
 }
 
 fn keda(index: &Index<'_>, out: &mut Collector) {
@@ -1072,15 +1065,33 @@ fn keda(index: &Index<'_>, out: &mut Collector) {
                             }
                         }
                     }
+                    // KEDA's cronMetadata.Validate refuses identical start and end.
+                    if let (Some(start), Some(end)) = (field("start"), field("end"))
+                        && start == end
+                    {
+                        problems.push((
+                            "end",
+                            format!("start and end are both `{start}`, so the window is empty (KEDA rejects it)"),
+                        ));
+                    }
+                    // KEDA reads desiredReplicas as an integer and refuses 0
+                    // ("no desiredReplicas specified"): outside the window the
+                    // workload returns to minReplicaCount anyway.
                     match field("desiredReplicas") {
                         None => {
                             problems.push(("desiredReplicas", "has no desiredReplicas".to_string()))
                         }
-                        Some(n) if n.parse::<u32>().is_err() => problems.push((
-                            "desiredReplicas",
-                            format!("desiredReplicas `{n}` is not a non-negative integer"),
-                        )),
-                        _ => {}
+                        Some(n) => match n.parse::<i64>() {
+                            Ok(count) if count >= 1 => {}
+                            Ok(count) => problems.push((
+                                "desiredReplicas",
+                                format!("desiredReplicas is {count}; KEDA requires at least 1 (to scale to zero outside a window, set minReplicaCount 0 and let the window end)"),
+                            )),
+                            Err(_) => problems.push((
+                                "desiredReplicas",
+                                format!("desiredReplicas `{n}` is not an integer"),
+                            )),
+                        },
                     }
                     for (key, problem) in problems {
                         out.fire(
@@ -1305,7 +1316,7 @@ fn pdb(index: &Index<'_>, out: &mut Collector) {
     }
 }
 
-/// Per-pod requests and limits, filling gaps from the namespace's LimitRange.
+/// Per-pod requests and limits as the API server and LimitRanger leave them.
 fn pod_resources(
     spec: &PodSpec,
     defaults: &Defaults,
@@ -1332,27 +1343,16 @@ fn pod_resources(
                 requests.insert(name.clone(), v);
             }
         }
-        for resource in ["cpu", "memory"] {
-            if !limits.contains_key(resource)
-                && let Some(v) = defaults.limit.get(resource)
-            {
-                limits.insert(resource.to_string(), *v);
-            }
-            if !requests.contains_key(resource) {
-                // Admission: defaultRequest, else the (explicit or default) limit.
-                if let Some(v) = defaults
-                    .request
-                    .get(resource)
-                    .or_else(|| limits.get(resource))
-                {
-                    requests.insert(resource.to_string(), *v);
-                }
-            }
-        }
+        // API defaulting first: a limit without a request becomes the request.
         for (name, v) in &limits {
-            if is_gpu_resource(name) {
-                requests.entry(name.clone()).or_insert(*v);
-            }
+            requests.entry(name.clone()).or_insert(*v);
+        }
+        // Then LimitRanger fills what is still missing, per resource.
+        for (name, v) in &defaults.limit {
+            limits.entry(name.clone()).or_insert(*v);
+        }
+        for (name, v) in &defaults.request {
+            requests.entry(name.clone()).or_insert(*v);
         }
         (requests, limits)
     };
@@ -1381,14 +1381,26 @@ fn pod_resources(
     (requests, limits)
 }
 
+/// What LimitRanger fills into a container of a namespace at admission.
 #[derive(Default)]
 struct Defaults {
     request: BTreeMap<String, f64>,
     limit: BTreeMap<String, f64>,
+    /// Resource -> the LimitRange that provides its default request.
+    request_source: BTreeMap<String, String>,
 }
 
+/// The effective container defaults of a namespace's LimitRanges, after the
+/// API server's LimitRangeItem defaulting (SetDefaults_LimitRangeItem): a
+/// missing `default` is `max`; a missing `defaultRequest` is `default`, else `min`.
 fn namespace_defaults(submission: &Submission, namespace: Option<&str>) -> Defaults {
     let mut defaults = Defaults::default();
+    let parsed = |list: Option<&BTreeMap<String, Quantity>>| {
+        list.into_iter()
+            .flatten()
+            .filter_map(|(name, q)| parse_quantity(&q.0).ok().map(|v| (name.clone(), v)))
+            .collect::<BTreeMap<String, f64>>()
+    };
     for object in &submission.objects {
         let Typed::LimitRange(range) = &object.typed else {
             continue;
@@ -1402,19 +1414,59 @@ fn namespace_defaults(submission: &Submission, namespace: Option<&str>) -> Defau
             .flat_map(|s| s.limits.iter())
             .filter(|i| i.type_ == "Container")
         {
-            for (name, q) in item.default_request.iter().flatten() {
-                if let Ok(v) = parse_quantity(&q.0) {
-                    defaults.request.entry(name.clone()).or_insert(v);
-                }
+            let mut limit = parsed(item.default.as_ref());
+            for (name, v) in parsed(item.max.as_ref()) {
+                limit.entry(name).or_insert(v);
             }
-            for (name, q) in item.default.iter().flatten() {
-                if let Ok(v) = parse_quantity(&q.0) {
-                    defaults.limit.entry(name.clone()).or_insert(v);
+            let mut request = parsed(item.default_request.as_ref());
+            for (name, v) in limit
+                .iter()
+                .map(|(n, v)| (n.clone(), *v))
+                .chain(parsed(item.min.as_ref()))
+            {
+                request.entry(name).or_insert(v);
+            }
+            for (name, v) in limit {
+                defaults.limit.entry(name).or_insert(v);
+            }
+            for (name, v) in request {
+                if !defaults.request.contains_key(&name) {
+                    defaults
+                        .request_source
+                        .insert(name.clone(), object.describe());
+                    defaults.request.insert(name, v);
                 }
             }
         }
     }
     defaults
+}
+
+/// Where a container's request for a resource comes from, if anywhere.
+enum RequestSource {
+    /// Written in the manifest (`requests`, or a `limits` entry the API server copies).
+    Manifest,
+    /// Filled in at admission by a LimitRange: (its description, the value).
+    LimitRange(String, f64),
+    Missing,
+}
+
+fn request_source(container: &Container, resource: &str, defaults: &Defaults) -> RequestSource {
+    let resources = container.resources.as_ref();
+    let written =
+        |list: Option<&BTreeMap<String, Quantity>>| list.is_some_and(|l| l.contains_key(resource));
+    if written(resources.and_then(|r| r.requests.as_ref()))
+        || written(resources.and_then(|r| r.limits.as_ref()))
+    {
+        return RequestSource::Manifest;
+    }
+    match (
+        defaults.request.get(resource),
+        defaults.request_source.get(resource),
+    ) {
+        (Some(value), Some(source)) => RequestSource::LimitRange(source.clone(), *value),
+        _ => RequestSource::Missing,
+    }
 }
 
 fn quota(index: &Index<'_>, out: &mut Collector) {
@@ -1861,7 +1913,7 @@ mod tests {
     #[rstest]
     #[case("0 9 * * 1-5", true)]
     #[case("0 22 * * *", true)]
-    #[case("@daily", true)]
+    #[case("@daily", false)]
     #[case("0 0 9 * * 1-5", false)]
     #[case("61 9 * * *", false)]
     #[case("0 9 * *", false)]
