@@ -172,33 +172,43 @@ fn without_grafana_variables(expr: &str) -> String {
     GRAFANA_VARIABLE.replace_all(&ranged, "x").to_string()
 }
 
-/// What the seed asks the dashboard to show, as alternatives of metric names.
-const COVERAGE: &[(&str, &[&str])] = &[
-    (
-        "HPA current replicas",
-        &["kube_horizontalpodautoscaler_status_current_replicas"],
-    ),
-    (
-        "HPA desired replicas",
-        &["kube_horizontalpodautoscaler_status_desired_replicas"],
-    ),
-    (
-        "HPA metric vs target (e.g. CPU utilization)",
-        &[
-            "kube_horizontalpodautoscaler_status_target_metric",
-            "kube_horizontalpodautoscaler_spec_target_metric",
-            "kube_horizontalpodautoscaler_status_current_metrics",
-            "container_cpu_usage_seconds_total",
-        ],
-    ),
-    (
-        "VPA recommendations",
-        &[
-            "kube_verticalpodautoscaler_status_recommendation",
-            "verticalpodautoscaler_status_recommendation",
-        ],
-    ),
+/// What the seed asks the dashboard to show: each item is a test on the
+/// metric names a panel query uses. kube-state-metrics has renamed these over
+/// the years (`kube_hpa_*` before v2, VPA metrics only through a
+/// CustomResourceState config since v2.9, whose names the user chooses), so
+/// the tests look at name parts rather than one exact name.
+/// Whether a metric name shows one coverage item.
+type Shows = fn(&str) -> bool;
+
+const COVERAGE: &[(&str, Shows)] = &[
+    ("HPA current replicas", |m| {
+        is_hpa_metric(m) && m.contains("current_replicas")
+    }),
+    ("HPA desired replicas", |m| {
+        is_hpa_metric(m) && m.contains("desired_replicas")
+    }),
+    ("HPA metric vs target (e.g. CPU utilization)", |m| {
+        (is_hpa_metric(m) && (m.contains("target_metric") || m.contains("current_metrics")))
+            || m == "container_cpu_usage_seconds_total"
+    }),
+    ("VPA recommendations", |m| {
+        (m.contains("vpa") || m.contains("verticalpodautoscaler")) && m.contains("recommendation")
+    }),
 ];
+
+fn is_hpa_metric(metric: &str) -> bool {
+    metric.starts_with("kube_horizontalpodautoscaler_") || metric.starts_with("kube_hpa_")
+}
+
+static METRIC_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"[A-Za-z_:][A-Za-z0-9_:]*"));
+
+/// The identifiers of a query (metric names among them), lower-cased.
+fn metric_names(expr: &str) -> Vec<String> {
+    METRIC_NAME
+        .find_iter(expr)
+        .map(|m| m.as_str().to_ascii_lowercase())
+        .collect()
+}
 
 fn dashboards(submission: &Submission, out: &mut Collector) {
     if submission.dashboards.is_empty() {
@@ -249,14 +259,14 @@ fn dashboards(submission: &Submission, out: &mut Collector) {
         // Coverage cannot be judged on a dashboard that does not load.
         return;
     }
-    let queries: Vec<&str> = submission
+    let names: Vec<String> = submission
         .dashboards
         .iter()
-        .flat_map(|d| d.queries.iter().map(|q| q.expr.as_str()))
+        .flat_map(|d| d.queries.iter().flat_map(|q| metric_names(&q.expr)))
         .collect();
     let missing: Vec<&str> = COVERAGE
         .iter()
-        .filter(|(_, names)| !queries.iter().any(|q| names.iter().any(|n| q.contains(n))))
+        .filter(|(_, shows)| !names.iter().any(|n| shows(n)))
         .map(|(what, _)| *what)
         .collect();
     if !missing.is_empty() {
@@ -650,6 +660,52 @@ fn docs(submission: &Submission, out: &mut Collector) {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    fn shown(expr: &str) -> Vec<&'static str> {
+        let names = metric_names(expr);
+        COVERAGE
+            .iter()
+            .filter(|(_, shows)| names.iter().any(|n| shows(n)))
+            .map(|(what, _)| *what)
+            .collect()
+    }
+
+    #[rstest]
+    #[case(
+        "kube_horizontalpodautoscaler_status_current_replicas{namespace=\"$namespace\"}",
+        "HPA current replicas"
+    )]
+    #[case("kube_hpa_status_desired_replicas", "HPA desired replicas")]
+    #[case(
+        "kube_horizontalpodautoscaler_status_current_metrics_value{metric_name='cpu'}",
+        "HPA metric vs target (e.g. CPU utilization)"
+    )]
+    #[case(
+        "kube_verticalpodautoscaler_status_recommendation_containerrecommendations_target",
+        "VPA recommendations"
+    )]
+    #[case(
+        "kube_customresource_vpa_containerrecommendations_target{resource=\"cpu\"}",
+        "VPA recommendations"
+    )]
+    #[case(
+        "max by (container) (kube_customresource_verticalpodautoscaler_status_recommendation_target)",
+        "VPA recommendations"
+    )]
+    fn dashboard_coverage_follows_kube_state_metrics_naming(
+        #[case] expr: &str,
+        #[case] what: &str,
+    ) {
+        assert!(shown(expr).contains(&what), "{expr}: {:?}", shown(expr));
+    }
+
+    #[rstest]
+    #[case("vpa_recommender_execution_latency_seconds_bucket")]
+    #[case("sum(rate(http_requests_total[5m]))")]
+    #[case("kube_deployment_status_replicas")]
+    fn unrelated_metrics_cover_nothing(#[case] expr: &str) {
+        assert!(shown(expr).is_empty(), "{expr}: {:?}", shown(expr));
+    }
 
     #[rstest]
     #[case("while true; do wget -q -O- http://svc; done", 1)]

@@ -29,10 +29,16 @@ impl fmt::Display for CronError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CronError::Empty => write!(f, "is empty"),
-            CronError::Descriptor(d) => write!(
-                f,
-                "`{d}` is a descriptor; KEDA's cron scaler accepts only five-field expressions (write `@daily` as `0 0 * * *`)"
-            ),
+            CronError::Descriptor(d) => {
+                write!(
+                    f,
+                    "is a descriptor; KEDA's cron scaler accepts only five-field expressions"
+                )?;
+                match five_field_equivalent(d) {
+                    Some(equivalent) => write!(f, " (write `{equivalent}`)"),
+                    None => Ok(()),
+                }
+            }
             CronError::FieldCount(n) => write!(
                 f,
                 "has {n} fields; KEDA's cron scaler takes five (minute hour day month weekday){}",
@@ -50,6 +56,18 @@ impl fmt::Display for CronError {
             }
         }
     }
+}
+
+/// What robfig's descriptors mean, for the hint.
+fn five_field_equivalent(descriptor: &str) -> Option<&'static str> {
+    Some(match descriptor.trim() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        _ => return None,
+    })
 }
 
 struct Bounds {
@@ -242,7 +260,7 @@ mod tests {
 
     #[rstest]
     #[case("", "is empty")]
-    #[case("@daily", "descriptor")]
+    #[case("@daily", "write `0 0 * * *`")]
     #[case("@every 1h", "descriptor")]
     #[case("0 0 9 * * 1-5", "6 fields")]
     #[case("0 9 * *", "4 fields")]

@@ -425,6 +425,13 @@ pub const CATALOGUE: &[CheckInfo] = &[
         "every object is of a kind the grader reads",
         "nothing to do if the kind is intended"
     ),
+    check!(
+        "input.kustomize-patch",
+        "manifests-valid",
+        Info,
+        "files a kustomization applies as patches are read as patches, not as whole objects",
+        "nothing to fix"
+    ),
 ];
 
 /// Looks a check up by ID.

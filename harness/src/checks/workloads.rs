@@ -376,12 +376,19 @@ fn references(index: &Index<'_>, out: &mut Collector) {
             out.fire(
                 "ref.hpa-target-missing",
                 object.locate("/spec/scaleTargetRef/name"),
-                format!(
-                    "{} targets {} {}, which is not in the submission",
-                    object.describe(),
-                    target.kind,
-                    target.name
-                ),
+                if target.name.is_empty() {
+                    format!(
+                        "{} has no scaleTargetRef name, so it scales nothing",
+                        object.describe()
+                    )
+                } else {
+                    format!(
+                        "{} targets {} {}, which is not in the submission",
+                        object.describe(),
+                        target.kind,
+                        target.name
+                    )
+                },
             );
         }
     }
@@ -397,10 +404,17 @@ fn references(index: &Index<'_>, out: &mut Collector) {
             out.fire(
                 "ref.vpa-target-missing",
                 object.locate("/spec/targetRef/name"),
-                format!(
-                    "{} targets {kind} {name}, which is not in the submission",
-                    object.describe()
-                ),
+                if name.is_empty() {
+                    format!(
+                        "{} has no targetRef name, so it recommends for nothing",
+                        object.describe()
+                    )
+                } else {
+                    format!(
+                        "{} targets {kind} {name}, which is not in the submission",
+                        object.describe()
+                    )
+                },
             );
         }
     }
@@ -410,14 +424,21 @@ fn references(index: &Index<'_>, out: &mut Collector) {
                 .spec
                 .scale_target_ref
                 .as_ref()
-                .map_or("(none)", |t| t.name.as_str());
+                .map_or("", |t| t.name.as_str());
             out.fire(
                 "ref.scaledobject-target-missing",
                 object.locate("/spec/scaleTargetRef/name"),
-                format!(
-                    "{} scales {name}, which is not a workload in the submission",
-                    object.describe()
-                ),
+                if name.is_empty() {
+                    format!(
+                        "{} has no scaleTargetRef name, so it scales nothing",
+                        object.describe()
+                    )
+                } else {
+                    format!(
+                        "{} scales {name}, which is not a workload in the submission",
+                        object.describe()
+                    )
+                },
             );
         }
     }
@@ -1944,6 +1965,70 @@ mod tests {
     #[case(Budget::Percent(0), 4, 0)]
     fn percentages_round_up(#[case] budget: Budget, #[case] replicas: i64, #[case] expected: i64) {
         assert_eq!(scaled(&budget, replicas), expected);
+    }
+
+    fn limit_range_submission(item: &str) -> Submission {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("lr.yaml"),
+            format!("apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: lr\n  namespace: ml\nspec:\n  limits:\n    - type: Container\n{item}"),
+        )
+        .unwrap();
+        crate::submission::load(dir.path(), &crate::submission::LoadOptions::default()).unwrap()
+    }
+
+    /// SetDefaults_LimitRangeItem: default <- max; defaultRequest <- default, else min.
+    #[rstest]
+    #[case(
+        "      defaultRequest: {cpu: 200m}\n      default: {cpu: 500m}\n",
+        Some(0.2),
+        Some(0.5)
+    )]
+    #[case("      default: {cpu: 500m}\n", Some(0.5), Some(0.5))]
+    #[case("      max: {cpu: \"2\"}\n", Some(2.0), Some(2.0))]
+    #[case("      min: {cpu: 100m}\n", Some(0.1), None)]
+    #[case("      min: {memory: 128Mi}\n      max: {memory: 1Gi}\n", None, None)]
+    fn limit_range_defaults_follow_the_api_server(
+        #[case] item: &str,
+        #[case] request: Option<f64>,
+        #[case] limit: Option<f64>,
+    ) {
+        let submission = limit_range_submission(item);
+        let defaults = namespace_defaults(&submission, Some("ml"));
+        assert_eq!(defaults.request.get("cpu").copied(), request, "{item}");
+        assert_eq!(defaults.limit.get("cpu").copied(), limit, "{item}");
+        let other_namespace = namespace_defaults(&submission, Some("elsewhere"));
+        assert!(other_namespace.request.is_empty());
+    }
+
+    #[rstest]
+    #[case(r#"{}"#, "min: {cpu: 100m}", "limitrange")]
+    #[case(r#"{}"#, "min: {memory: 128Mi}", "missing")]
+    #[case(r#"{"limits": {"cpu": "300m"}}"#, "min: {memory: 128Mi}", "manifest")]
+    #[case(
+        r#"{"requests": {"memory": "64Mi"}}"#,
+        "defaultRequest: {cpu: 50m}",
+        "limitrange"
+    )]
+    #[case(r#"{"requests": {"cpu": "10m"}}"#, "min: {memory: 128Mi}", "manifest")]
+    fn a_request_comes_from_the_manifest_or_a_limit_range(
+        #[case] resources: &str,
+        #[case] item: &str,
+        #[case] source: &str,
+    ) {
+        let submission = limit_range_submission(&format!("      {item}\n"));
+        let defaults = namespace_defaults(&submission, Some("ml"));
+        let container: Container =
+            serde_json::from_str(&format!(r#"{{"name": "c", "resources": {resources}}}"#)).unwrap();
+        let found = match request_source(&container, "cpu", &defaults) {
+            RequestSource::Manifest => "manifest",
+            RequestSource::LimitRange(range, _) => {
+                assert_eq!(range, "LimitRange ml/lr");
+                "limitrange"
+            }
+            RequestSource::Missing => "missing",
+        };
+        assert_eq!(found, source, "{resources} with {item}");
     }
 
     #[test]

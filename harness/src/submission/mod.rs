@@ -315,7 +315,7 @@ const MEDIA_EXTENSIONS: &[&str] = &[
 ];
 
 fn input_finding(check: &str, location: Location, message: String, hint: &str) -> Finding {
-    let severity = if check == "input.unknown-kind" {
+    let severity = if check == "input.unknown-kind" || check == "input.kustomize-patch" {
         Severity::Info
     } else {
         Severity::Error
@@ -511,6 +511,66 @@ fn is_known_untyped(api_version: &str, kind: &str) -> bool {
 struct Loader<'a> {
     options: &'a LoadOptions,
     submission: Submission,
+    /// Files a kustomization names as patches: partial objects, not objects.
+    patch_files: BTreeMap<String, String>,
+}
+
+/// File names kustomize reads as a kustomization.
+const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Joins a kustomization-relative path onto its directory and normalises
+/// `.`/`..` lexically; `None` when it leaves the submission.
+fn join_relative(dir: &str, path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The patch files a kustomization names (`patches[].path`,
+/// `patchesStrategicMerge[]`, `patchesJson6902[].path`), relative to the
+/// submission root, each with the kustomization that names it.
+fn kustomization_patches(rel: &str, value: &Value) -> Vec<(String, String)> {
+    let dir = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let mut paths = Vec::new();
+    for key in ["patches", "patchesJson6902"] {
+        for entry in value
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(path) = entry.get("path").and_then(Value::as_str) {
+                paths.push(path);
+            }
+        }
+    }
+    for entry in value
+        .get("patchesStrategicMerge")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        // An entry is a file path, or an inline patch (which has a newline or a colon).
+        if let Some(path) = entry
+            .as_str()
+            .filter(|p| !p.contains('\n') && !p.contains(": "))
+        {
+            paths.push(path);
+        }
+    }
+    paths
+        .into_iter()
+        .filter_map(|path| join_relative(dir, path.trim()))
+        .map(|path| (path, rel.to_string()))
+        .collect()
 }
 
 /// Loads a submission directory. Problems with individual files are findings;
@@ -529,9 +589,11 @@ pub fn load(root: &Path, options: &LoadOptions) -> std::io::Result<Submission> {
             root: root.clone(),
             ..Submission::default()
         },
+        patch_files: BTreeMap::new(),
     };
     let mut files = Vec::new();
     loader.walk(&root, 0, &mut files);
+    loader.find_patch_files(&files);
     for path in files {
         loader.load_file(&path);
     }
@@ -540,6 +602,29 @@ pub fn load(root: &Path, options: &LoadOptions) -> std::io::Result<Submission> {
 }
 
 impl Loader<'_> {
+    /// Reads every kustomization first, so that the patch files it names are
+    /// not graded as (incomplete, duplicate) objects when their turn comes.
+    fn find_patch_files(&mut self, files: &[PathBuf]) {
+        for path in files {
+            let is_kustomization = path
+                .file_name()
+                .is_some_and(|n| KUSTOMIZATION_FILES.iter().any(|k| n == *k));
+            let small = std::fs::symlink_metadata(path)
+                .is_ok_and(|m| m.len() <= self.options.max_file_bytes);
+            if !is_kustomization || !small {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            let rel = relative(&self.submission.root, path);
+            for document in yaml::load(&text, self.options.yaml).documents {
+                self.patch_files
+                    .extend(kustomization_patches(&rel, &document.value));
+            }
+        }
+    }
+
     fn finding(&mut self, check: &str, location: Location, message: String, hint: &str) {
         self.submission
             .findings
@@ -792,6 +877,20 @@ impl Loader<'_> {
                     "fix the YAML syntax (`kubectl apply --dry-run=client -f <file>` shows the same error)",
                 ),
             }
+        }
+        if let Some(kustomization) = self.patch_files.get(rel).cloned() {
+            // Syntax problems above still count: `kustomize build` fails on them.
+            let location = documents.first().map_or_else(
+                || Location::file(rel),
+                |d| Location::at(rel, d.start.line, d.start.column),
+            );
+            self.finding(
+                "input.kustomize-patch",
+                location,
+                format!("{kustomization} applies this file as a patch; it is read as a patch, not graded as an object"),
+                "nothing to fix",
+            );
+            return;
         }
         for document in documents {
             let document = Arc::new(document);
@@ -1667,12 +1766,78 @@ impl Submission {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use std::fs;
 
     fn write(dir: &Path, name: &str, text: &str) {
         let path = dir.join(name);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn kustomize_patch_files_are_patches_not_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let hpa = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: h\n  namespace: ml\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: d}\n  minReplicas: 2\n  maxReplicas: 5\n";
+        write(dir.path(), "base/hpa.yaml", hpa);
+        write(
+            dir.path(),
+            "base/kustomization.yaml",
+            "resources: [hpa.yaml]\n",
+        );
+        write(
+            dir.path(),
+            "overlays/prod/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../base]\npatches:\n  - path: max.yaml\n  - target: {kind: HorizontalPodAutoscaler}\n    patch: |-\n      - op: replace\n        path: /spec/maxReplicas\n        value: 9\npatchesStrategicMerge:\n  - ./legacy/min.yaml\n  - |-\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    metadata: {name: h, namespace: ml}\n    spec: {minReplicas: 3}\npatchesJson6902:\n  - target: {kind: HorizontalPodAutoscaler, name: h}\n    path: ../../ops.yaml\n",
+        );
+        let partial = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: h\n  namespace: ml\nspec:\n  maxReplicas: 8\n";
+        write(dir.path(), "overlays/prod/max.yaml", partial);
+        write(dir.path(), "overlays/prod/legacy/min.yaml", partial);
+        write(
+            dir.path(),
+            "ops.yaml",
+            "- op: remove\n  path: /spec/behavior\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        let hpas: Vec<_> = submission
+            .objects
+            .iter()
+            .filter(|o| o.kind == "HorizontalPodAutoscaler")
+            .collect();
+        assert_eq!(hpas.len(), 1, "{hpas:?}");
+        assert_eq!(hpas[0].location().file, "base/hpa.yaml");
+        let patched: BTreeSet<&str> = submission
+            .findings
+            .iter()
+            .filter(|f| f.check == "input.kustomize-patch")
+            .map(|f| f.location.file.as_str())
+            .collect();
+        assert_eq!(
+            patched,
+            BTreeSet::from([
+                "overlays/prod/max.yaml",
+                "overlays/prod/legacy/min.yaml",
+                "ops.yaml"
+            ])
+        );
+        assert!(
+            submission
+                .findings
+                .iter()
+                .all(|f| f.severity == Severity::Info),
+            "{:?}",
+            submission.findings
+        );
+    }
+
+    #[test]
+    fn kustomization_paths_stay_inside_the_submission() {
+        assert_eq!(
+            join_relative("a/b", "../c.yaml").as_deref(),
+            Some("a/c.yaml")
+        );
+        assert_eq!(join_relative("", "./p.yaml").as_deref(), Some("p.yaml"));
+        assert_eq!(join_relative("a", "../../etc/passwd"), None);
     }
 
     #[test]
