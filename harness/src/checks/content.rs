@@ -471,12 +471,30 @@ fn unbounded_request_loops(text: &str) -> Vec<usize> {
 }
 
 fn load(submission: &Submission, out: &mut Collector) {
+    // Containers of Jobs and pods with activeDeadlineSeconds: Kubernetes ends
+    // them, so a `while true` request loop inside is bounded in time.
+    let deadline_bounded: Vec<Location> = submission
+        .objects
+        .iter()
+        .filter(|o| o.run_deadline_seconds().is_some_and(|s| s > 0))
+        .filter_map(|o| o.pod_template().map(|t| (o, t)))
+        .flat_map(|(object, template)| {
+            let count = template.spec.containers.len()
+                + template.spec.init_containers.as_ref().map_or(0, Vec::len);
+            (0..count).map(move |index| {
+                object.locate(&format!("{}/containers/{index}", template.pointer))
+            })
+        })
+        .collect();
     let mut generates_load = false;
     for (location, text) in submission.script_texts() {
         if LOAD_TOOL.is_match(&text) || (REQUEST_TOOL.is_match(&text) && DO_DONE.is_match(&text)) {
             generates_load = true;
         }
         let from_file = location.line.is_none();
+        if deadline_bounded.contains(&location) {
+            continue;
+        }
         for line in unbounded_request_loops(&text) {
             let at = if from_file {
                 Location::line(location.file.clone(), line as u32)
@@ -660,6 +678,61 @@ fn docs(submission: &Submission, out: &mut Collector) {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    fn load_findings(manifest: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("load.yaml"), manifest).unwrap();
+        let submission =
+            crate::submission::load(dir.path(), &crate::submission::LoadOptions::default())
+                .unwrap();
+        let mut out = Collector::default();
+        load(&submission, &mut out);
+        out.findings.iter().map(|f| f.check.clone()).collect()
+    }
+
+    const LOOP: &str = r#"["/bin/sh", "-c", "while true; do wget -q -O- http://svc; done"]"#;
+
+    #[rstest]
+    #[case(
+        "batch/v1",
+        "Job",
+        "  activeDeadlineSeconds: 180\n  template:\n    spec:\n      restartPolicy: Never\n",
+        false
+    )]
+    #[case(
+        "batch/v1",
+        "Job",
+        "  template:\n    spec:\n      activeDeadlineSeconds: 180\n      restartPolicy: Never\n",
+        false
+    )]
+    #[case(
+        "batch/v1",
+        "Job",
+        "  template:\n    spec:\n      restartPolicy: Never\n",
+        true
+    )]
+    #[case(
+        "apps/v1",
+        "Deployment",
+        "  selector: {matchLabels: {app: l}}\n  template:\n    metadata: {labels: {app: l}}\n    spec:\n      activeDeadlineSeconds: 180\n",
+        true
+    )]
+    fn a_job_deadline_bounds_a_request_loop(
+        #[case] api_version: &str,
+        #[case] kind: &str,
+        #[case] spec: &str,
+        #[case] unbounded: bool,
+    ) {
+        let manifest = format!(
+            "apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: load}}\nspec:\n{spec}      containers:\n        - name: l\n          image: busybox:1.36\n          command: {LOOP}\n"
+        );
+        let findings = load_findings(&manifest);
+        assert_eq!(
+            findings.iter().any(|c| c == "scripts.unbounded-load"),
+            unbounded,
+            "{manifest}\n{findings:?}"
+        );
+    }
 
     fn shown(expr: &str) -> Vec<&'static str> {
         let names = metric_names(expr);

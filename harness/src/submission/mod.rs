@@ -88,9 +88,14 @@ impl Object {
 
     /// `Kind/namespace/name` for messages.
     pub fn describe(&self) -> String {
+        let name = if self.name.is_empty() {
+            "(unnamed)"
+        } else {
+            self.name.as_str()
+        };
         match &self.namespace {
-            Some(namespace) => format!("{} {namespace}/{}", self.kind, self.name),
-            None => format!("{} {}", self.kind, self.name),
+            Some(namespace) => format!("{} {namespace}/{name}", self.kind),
+            None => format!("{} {name}", self.kind),
         }
     }
 
@@ -100,6 +105,31 @@ impl Object {
         match (self.namespace.as_deref(), other) {
             (Some(a), Some(b)) => a == b,
             _ => true,
+        }
+    }
+
+    /// The deadline after which Kubernetes stops this object's pods for good:
+    /// a Job's (or CronJob job template's) `activeDeadlineSeconds`, or a run-once
+    /// pod's own. A Deployment's pods are replaced, so they have none.
+    pub fn run_deadline_seconds(&self) -> Option<i64> {
+        let pod_deadline = self
+            .pod_template()
+            .and_then(|t| t.spec.active_deadline_seconds);
+        match &self.typed {
+            Typed::Job(job) => job
+                .spec
+                .as_ref()
+                .and_then(|s| s.active_deadline_seconds)
+                .or(pod_deadline),
+            Typed::CronJob(cron) => cron
+                .spec
+                .job_template
+                .spec
+                .as_ref()
+                .and_then(|s| s.active_deadline_seconds)
+                .or(pod_deadline),
+            Typed::Pod(_) => pod_deadline,
+            _ => None,
         }
     }
 
