@@ -426,6 +426,13 @@ pub const CATALOGUE: &[CheckInfo] = &[
         "nothing to do if the kind is intended"
     ),
     check!(
+        "input.helm-template",
+        "manifests-valid",
+        Info,
+        "Helm chart templates are recognised (not rendered, not graded) instead of failing to parse",
+        "commit the rendered manifests as well so that they are graded"
+    ),
+    check!(
         "input.kustomize-patch",
         "manifests-valid",
         Info,

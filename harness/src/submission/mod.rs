@@ -345,7 +345,10 @@ const MEDIA_EXTENSIONS: &[&str] = &[
 ];
 
 fn input_finding(check: &str, location: Location, message: String, hint: &str) -> Finding {
-    let severity = if check == "input.unknown-kind" || check == "input.kustomize-patch" {
+    let severity = if matches!(
+        check,
+        "input.unknown-kind" | "input.kustomize-patch" | "input.helm-template"
+    ) {
         Severity::Info
     } else {
         Severity::Error
@@ -543,6 +546,22 @@ struct Loader<'a> {
     submission: Submission,
     /// Files a kustomization names as patches: partial objects, not objects.
     patch_files: BTreeMap<String, String>,
+}
+
+/// A file Helm renders before anything reads it: under a chart's `templates/`
+/// (a directory next to a Chart.yaml), or YAML that uses Helm's template objects.
+fn is_helm_template(root: &Path, rel: &str, text: &str) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let in_chart = parts.iter().enumerate().any(|(i, part)| {
+        *part == "templates"
+            && i + 1 < parts.len()
+            && root.join(parts[..i].join("/")).join("Chart.yaml").is_file()
+    });
+    let uses_helm_objects = text.contains("{{")
+        && [".Values", ".Release", ".Chart", "include \"", "toYaml"]
+            .iter()
+            .any(|object| text.contains(object));
+    in_chart || uses_helm_objects
 }
 
 /// File names kustomize reads as a kustomization.
@@ -823,6 +842,14 @@ impl Loader<'_> {
                 self.submission.docs.push(TextFile { path: rel, text })
             }
             "sh" | "bash" => self.submission.scripts.push(TextFile { path: rel, text }),
+            "yaml" | "yml" | "json" if is_helm_template(&self.submission.root, &rel, &text) => {
+                self.finding(
+                    "input.helm-template",
+                    Location::file(rel),
+                    "a Helm chart template: it is not rendered here, so the objects it defines are not graded".to_string(),
+                    "commit the rendered manifests as well (`helm template <release> <chart> > rendered.yaml`) so that they are graded",
+                )
+            }
             "yaml" | "yml" | "json" => self.load_structured(&rel, &text, extension == "json"),
             _ if is_shell_shebang => self.submission.scripts.push(TextFile { path: rel, text }),
             _ => self
@@ -1857,6 +1884,58 @@ mod tests {
                 .all(|f| f.severity == Severity::Info),
             "{:?}",
             submission.findings
+        );
+    }
+
+    #[test]
+    fn helm_chart_templates_are_recognised_not_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "chart/Chart.yaml",
+            "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+        );
+        write(
+            dir.path(),
+            "chart/templates/hpa.yaml",
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  maxReplicas: {{ .Values.max }}\n",
+        );
+        write(dir.path(), "chart/templates/NOTES.yaml", "plain: text\n");
+        write(
+            dir.path(),
+            "loose/dep.yaml",
+            "kind: Deployment\nmetadata:\n  labels:\n    {{- include \"x.labels\" . | nindent 4 }}\n",
+        );
+        write(
+            dir.path(),
+            "rules.yaml",
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up == 0\n    annotations: {summary: \"{{ $labels.pod }} down\"}\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        let templates: BTreeSet<&str> = submission
+            .findings
+            .iter()
+            .filter(|f| f.check == "input.helm-template")
+            .map(|f| f.location.file.as_str())
+            .collect();
+        assert_eq!(
+            templates,
+            BTreeSet::from([
+                "chart/templates/hpa.yaml",
+                "chart/templates/NOTES.yaml",
+                "loose/dep.yaml"
+            ])
+        );
+        assert!(
+            submission
+                .findings
+                .iter()
+                .all(|f| f.severity == Severity::Info)
+        );
+        assert_eq!(
+            submission.rule_sources.len(),
+            1,
+            "a Prometheus template is not Helm"
         );
     }
 
