@@ -548,6 +548,21 @@ struct Loader<'a> {
     patch_files: BTreeMap<String, String>,
 }
 
+/// A CI pipeline definition, whose steps run shell commands.
+fn is_ci_workflow(rel: &str) -> bool {
+    rel.starts_with(".github/workflows/") || rel == ".gitlab-ci.yml" || rel == ".gitlab-ci.yaml"
+}
+
+/// Files whose recipes or steps are shell commands run by a tool (make, CI).
+fn runs_shell_commands(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    matches!(
+        name,
+        "Makefile" | "makefile" | "GNUmakefile" | "justfile" | "Justfile"
+    ) || name.ends_with(".mk")
+        || is_ci_workflow(rel)
+}
+
 /// A file Helm renders before anything reads it: under a chart's `templates/`
 /// (a directory next to a Chart.yaml), or YAML that uses Helm's template objects.
 fn is_helm_template(root: &Path, rel: &str, text: &str) -> bool {
@@ -842,6 +857,14 @@ impl Loader<'_> {
                 self.submission.docs.push(TextFile { path: rel, text })
             }
             "sh" | "bash" => self.submission.scripts.push(TextFile { path: rel, text }),
+            "yaml" | "yml" if is_ci_workflow(&rel) => {
+                // CI steps are shell commands; keep the text for the script checks.
+                self.submission.other_text.push(TextFile {
+                    path: rel.clone(),
+                    text: text.clone(),
+                });
+                self.load_structured(&rel, &text, false)
+            }
             "yaml" | "yml" | "json" if is_helm_template(&self.submission.root, &rel, &text) => {
                 self.finding(
                     "input.helm-template",
@@ -1816,7 +1839,12 @@ impl Submission {
                         )
                     })
             });
-        scripts.chain(containers)
+        let recipes = self
+            .other_text
+            .iter()
+            .filter(|f| runs_shell_commands(&f.path))
+            .map(|f| (Location::file(f.path.clone()), f.text.clone()));
+        scripts.chain(recipes).chain(containers)
     }
 }
 
@@ -1937,6 +1965,37 @@ mod tests {
             1,
             "a Prometheus template is not Helm"
         );
+    }
+
+    #[test]
+    fn make_recipes_and_ci_steps_are_script_text() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "Makefile", "verify:\n\tkubectl top nodes\n");
+        write(dir.path(), "mk/load.mk", "load:\n\they -z 60s http://svc\n");
+        write(
+            dir.path(),
+            ".github/workflows/e2e.yml",
+            "on: push\njobs:\n  e2e:\n    runs-on: ubuntu-latest\n    steps:\n      - run: kubectl top pods -A\n",
+        );
+        write(
+            dir.path(),
+            "notes/Dockerfile",
+            "FROM busybox\nRUN kubectl top nodes\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        let files: BTreeSet<String> = submission
+            .script_texts()
+            .map(|(location, _)| location.file)
+            .collect();
+        assert_eq!(
+            files,
+            BTreeSet::from([
+                ".github/workflows/e2e.yml".to_string(),
+                "Makefile".to_string(),
+                "mk/load.mk".to_string()
+            ])
+        );
+        assert!(submission.findings.is_empty(), "{:?}", submission.findings);
     }
 
     #[test]
