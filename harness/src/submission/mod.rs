@@ -19,7 +19,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yaml::{Document, Position, YamlLimits, YamlProblemKind};
@@ -546,6 +546,151 @@ struct Loader<'a> {
     submission: Submission,
     /// Files a kustomization names as patches: partial objects, not objects.
     patch_files: BTreeMap<String, String>,
+    /// Labels kustomizations add to the objects of a file (commonLabels, labels).
+    file_labels: BTreeMap<String, KustomizeLabels>,
+}
+
+/// Labels a kustomization adds: to metadata only, also to pod templates, or
+/// also to selectors (`commonLabels`, `labels` with includeSelectors).
+#[derive(Debug, Default, Clone, PartialEq)]
+struct KustomizeLabels {
+    metadata: BTreeMap<String, String>,
+    templates: BTreeMap<String, String>,
+    selectors: BTreeMap<String, String>,
+}
+
+impl KustomizeLabels {
+    fn is_empty(&self) -> bool {
+        self.metadata.is_empty() && self.templates.is_empty() && self.selectors.is_empty()
+    }
+
+    fn merge(&mut self, other: &KustomizeLabels) {
+        self.metadata.extend(other.metadata.clone());
+        self.templates.extend(other.templates.clone());
+        self.selectors.extend(other.selectors.clone());
+    }
+
+    /// The labels of a kustomization document.
+    fn of(kustomization: &Value) -> KustomizeLabels {
+        let pairs = |value: Option<&Value>| -> BTreeMap<String, String> {
+            value
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    (k.clone(), v)
+                })
+                .collect()
+        };
+        let mut labels = KustomizeLabels {
+            selectors: pairs(kustomization.get("commonLabels")),
+            ..KustomizeLabels::default()
+        };
+        for entry in kustomization
+            .get("labels")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let flag = |key: &str| entry.get(key).and_then(Value::as_bool).unwrap_or(false);
+            let entry_pairs = pairs(entry.get("pairs"));
+            if flag("includeSelectors") {
+                labels.selectors.extend(entry_pairs);
+            } else if flag("includeTemplates") {
+                labels.templates.extend(entry_pairs);
+            } else {
+                labels.metadata.extend(entry_pairs);
+            }
+        }
+        labels
+    }
+
+    /// Adds the labels where kustomize's label transformer puts them.
+    fn apply(&self, object: &mut Value) {
+        let Some(kind) = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            return;
+        };
+        let mut everywhere = self.metadata.clone();
+        everywhere.extend(self.templates.clone());
+        everywhere.extend(self.selectors.clone());
+        merge_labels(object, &["metadata", "labels"], &everywhere, true);
+        let mut template = self.templates.clone();
+        template.extend(self.selectors.clone());
+        let template_path: &[&str] = match kind.as_str() {
+            "Deployment"
+            | "ReplicaSet"
+            | "DaemonSet"
+            | "StatefulSet"
+            | "Job"
+            | "ReplicationController" => &["spec", "template", "metadata", "labels"],
+            "CronJob" => &[
+                "spec",
+                "jobTemplate",
+                "spec",
+                "template",
+                "metadata",
+                "labels",
+            ],
+            _ => &[],
+        };
+        if !template_path.is_empty() {
+            merge_labels(object, template_path, &template, true);
+        }
+        match kind.as_str() {
+            "Service" | "ReplicationController" => {
+                merge_labels(object, &["spec", "selector"], &self.selectors, true)
+            }
+            "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "PodDisruptionBudget" => {
+                merge_labels(
+                    object,
+                    &["spec", "selector", "matchLabels"],
+                    &self.selectors,
+                    true,
+                )
+            }
+            "Job" => merge_labels(
+                object,
+                &["spec", "selector", "matchLabels"],
+                &self.selectors,
+                false,
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Merges labels into the map at `path`, creating it when `create` (and the
+/// objects on the way are maps). Existing keys are overwritten, as kustomize does.
+fn merge_labels(value: &mut Value, path: &[&str], labels: &BTreeMap<String, String>, create: bool) {
+    if labels.is_empty() {
+        return;
+    }
+    let mut at = value;
+    for key in path {
+        let Some(map) = at.as_object_mut() else {
+            return;
+        };
+        if !map.contains_key(*key) {
+            if !create {
+                return;
+            }
+            map.insert((*key).to_string(), Value::Object(Default::default()));
+        }
+        at = map.get_mut(*key).expect("just inserted");
+        if at.is_null() && create {
+            *at = Value::Object(Default::default());
+        }
+    }
+    if let Some(map) = at.as_object_mut() {
+        for (k, v) in labels {
+            map.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
 }
 
 /// A CI pipeline definition, whose steps run shell commands.
@@ -596,6 +741,70 @@ fn join_relative(dir: &str, path: &str) -> Option<String> {
         }
     }
     Some(parts.join("/"))
+}
+
+/// The labels each file's objects receive from the kustomizations that
+/// include it, directly or through directories (`resources`, `components`).
+fn labels_by_file(
+    files: &[PathBuf],
+    root: &Path,
+    kustomizations: &BTreeMap<String, Value>,
+) -> BTreeMap<String, KustomizeLabels> {
+    let known: BTreeSet<String> = files.iter().map(|p| relative(root, p)).collect();
+    let dir_of = |rel: &str| {
+        rel.rsplit_once('/')
+            .map_or(String::new(), |(d, _)| d.to_string())
+    };
+    let by_dir: BTreeMap<String, &Value> = kustomizations
+        .iter()
+        .map(|(rel, value)| (dir_of(rel), value))
+        .collect();
+    // Files reachable from a kustomization directory; depth-bounded against cycles.
+    fn reach(
+        dir: &str,
+        by_dir: &BTreeMap<String, &Value>,
+        known: &BTreeSet<String>,
+        depth: usize,
+        out: &mut BTreeSet<String>,
+    ) {
+        let Some(kustomization) = by_dir.get(dir) else {
+            return;
+        };
+        if depth > 16 {
+            return;
+        }
+        for key in ["resources", "components", "bases"] {
+            for entry in kustomization
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                let Some(path) = join_relative(dir, entry.trim()) else {
+                    continue;
+                };
+                if known.contains(&path) {
+                    out.insert(path);
+                } else {
+                    reach(&path, by_dir, known, depth + 1, out);
+                }
+            }
+        }
+    }
+    let mut result: BTreeMap<String, KustomizeLabels> = BTreeMap::new();
+    for (dir, kustomization) in &by_dir {
+        let labels = KustomizeLabels::of(kustomization);
+        if labels.is_empty() {
+            continue;
+        }
+        let mut reached = BTreeSet::new();
+        reach(dir, &by_dir, &known, 0, &mut reached);
+        for file in reached {
+            result.entry(file).or_default().merge(&labels);
+        }
+    }
+    result
 }
 
 /// The patch files a kustomization names (`patches[].path`,
@@ -654,6 +863,7 @@ pub fn load(root: &Path, options: &LoadOptions) -> std::io::Result<Submission> {
             ..Submission::default()
         },
         patch_files: BTreeMap::new(),
+        file_labels: BTreeMap::new(),
     };
     let mut files = Vec::new();
     loader.walk(&root, 0, &mut files);
@@ -669,6 +879,7 @@ impl Loader<'_> {
     /// Reads every kustomization first, so that the patch files it names are
     /// not graded as (incomplete, duplicate) objects when their turn comes.
     fn find_patch_files(&mut self, files: &[PathBuf]) {
+        let mut kustomizations: BTreeMap<String, Value> = BTreeMap::new();
         for path in files {
             let is_kustomization = path
                 .file_name()
@@ -685,8 +896,10 @@ impl Loader<'_> {
             for document in yaml::load(&text, self.options.yaml).documents {
                 self.patch_files
                     .extend(kustomization_patches(&rel, &document.value));
+                kustomizations.insert(rel.clone(), document.value);
             }
         }
+        self.file_labels = labels_by_file(files, &self.submission.root, &kustomizations);
     }
 
     fn finding(&mut self, check: &str, location: Location, message: String, hint: &str) {
@@ -972,7 +1185,18 @@ impl Loader<'_> {
             );
             return;
         }
-        for document in documents {
+        let labels = self.file_labels.get(rel).cloned();
+        for mut document in documents {
+            if let Some(labels) = &labels {
+                match document
+                    .value
+                    .get_mut("items")
+                    .and_then(Value::as_array_mut)
+                {
+                    Some(items) => items.iter_mut().for_each(|item| labels.apply(item)),
+                    None => labels.apply(&mut document.value),
+                }
+            }
             let document = Arc::new(document);
             self.classify_document(rel, &document, "");
         }
@@ -1996,6 +2220,82 @@ mod tests {
             ])
         );
         assert!(submission.findings.is_empty(), "{:?}", submission.findings);
+    }
+
+    #[test]
+    fn kustomize_labels_reach_selectors_and_templates_as_kustomize_puts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "base/app.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  template:\n    spec:\n      containers: [{name: c, image: i}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: api}\nspec:\n  ports: [{port: 80}]\n",
+        );
+        write(
+            dir.path(),
+            "base/kustomization.yaml",
+            "resources: [app.yaml]\ncommonLabels:\n  app: api\nlabels:\n  - pairs: {team: ml}\n  - pairs: {tier: serving}\n    includeTemplates: true\n",
+        );
+        write(
+            dir.path(),
+            "overlays/prod/kustomization.yaml",
+            "resources: [../../base, pdb.yaml]\nlabels:\n  - pairs: {env: prod}\n    includeSelectors: true\n",
+        );
+        write(
+            dir.path(),
+            "overlays/prod/pdb.yaml",
+            "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: api}\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels: {app: api}\n",
+        );
+        write(
+            dir.path(),
+            "unrelated.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: other}\nspec:\n  selector: {app: other}\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        let value = |kind: &str, name: &str, pointer: &str| {
+            let object = submission
+                .objects
+                .iter()
+                .find(|o| o.kind == kind && o.name == name)
+                .unwrap();
+            object.value().pointer(pointer).cloned().unwrap_or_default()
+        };
+        let map = |pairs: &[(&str, &str)]| {
+            Value::Object(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                    .collect(),
+            )
+        };
+        assert_eq!(
+            value("Deployment", "api", "/spec/selector/matchLabels"),
+            map(&[("app", "api"), ("env", "prod")])
+        );
+        assert_eq!(
+            value("Deployment", "api", "/spec/template/metadata/labels"),
+            map(&[("app", "api"), ("env", "prod"), ("tier", "serving")])
+        );
+        assert_eq!(
+            value("Deployment", "api", "/metadata/labels"),
+            map(&[
+                ("app", "api"),
+                ("env", "prod"),
+                ("team", "ml"),
+                ("tier", "serving")
+            ])
+        );
+        assert_eq!(
+            value("Service", "api", "/spec/selector"),
+            map(&[("app", "api"), ("env", "prod")])
+        );
+        assert_eq!(
+            value("PodDisruptionBudget", "api", "/spec/selector/matchLabels"),
+            map(&[("app", "api"), ("env", "prod")])
+        );
+        assert_eq!(
+            value("Service", "other", "/spec/selector"),
+            map(&[("app", "other")])
+        );
     }
 
     #[test]
