@@ -557,17 +557,26 @@ struct KustomizeLabels {
     metadata: BTreeMap<String, String>,
     templates: BTreeMap<String, String>,
     selectors: BTreeMap<String, String>,
+    /// The kustomization's `namespace:`, set on every namespaced object.
+    namespace: Option<String>,
 }
 
 impl KustomizeLabels {
     fn is_empty(&self) -> bool {
-        self.metadata.is_empty() && self.templates.is_empty() && self.selectors.is_empty()
+        self.metadata.is_empty()
+            && self.templates.is_empty()
+            && self.selectors.is_empty()
+            && self.namespace.is_none()
     }
 
     fn merge(&mut self, other: &KustomizeLabels) {
         self.metadata.extend(other.metadata.clone());
         self.templates.extend(other.templates.clone());
         self.selectors.extend(other.selectors.clone());
+        // Kustomizations that include the file in turn: keep the first namespace.
+        if self.namespace.is_none() {
+            self.namespace.clone_from(&other.namespace);
+        }
     }
 
     /// The labels of a kustomization document.
@@ -585,6 +594,11 @@ impl KustomizeLabels {
         };
         let mut labels = KustomizeLabels {
             selectors: pairs(kustomization.get("commonLabels")),
+            namespace: kustomization
+                .get("namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
             ..KustomizeLabels::default()
         };
         for entry in kustomization
@@ -615,6 +629,15 @@ impl KustomizeLabels {
         else {
             return;
         };
+        if let Some(namespace) = &self.namespace
+            && !is_cluster_scoped(&kind)
+            && let Some(metadata) = object
+                .as_object_mut()
+                .and_then(|o| o.get_mut("metadata"))
+                .and_then(Value::as_object_mut)
+        {
+            metadata.insert("namespace".into(), Value::String(namespace.clone()));
+        }
         let mut everywhere = self.metadata.clone();
         everywhere.extend(self.templates.clone());
         everywhere.extend(self.selectors.clone());
@@ -662,6 +685,27 @@ impl KustomizeLabels {
             _ => {}
         }
     }
+}
+
+/// Kinds without a namespace (kustomize's namespace transformer skips them).
+fn is_cluster_scoped(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Namespace"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "PriorityClass"
+            | "StorageClass"
+            | "CustomResourceDefinition"
+            | "PersistentVolume"
+            | "APIService"
+            | "IngressClass"
+            | "RuntimeClass"
+            | "MutatingWebhookConfiguration"
+            | "ValidatingWebhookConfiguration"
+            | "Node"
+            | "ClusterTriggerAuthentication"
+    )
 }
 
 /// Merges labels into the map at `path`, creating it when `create` (and the
@@ -2238,7 +2282,12 @@ mod tests {
         write(
             dir.path(),
             "overlays/prod/kustomization.yaml",
-            "resources: [../../base, pdb.yaml]\nlabels:\n  - pairs: {env: prod}\n    includeSelectors: true\n",
+            "namespace: ml-prod\nresources: [../../base, pdb.yaml, pc.yaml]\nlabels:\n  - pairs: {env: prod}\n    includeSelectors: true\n",
+        );
+        write(
+            dir.path(),
+            "overlays/prod/pc.yaml",
+            "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: high}\nvalue: 1000\n",
         );
         write(
             dir.path(),
@@ -2296,6 +2345,16 @@ mod tests {
             value("Service", "other", "/spec/selector"),
             map(&[("app", "other")])
         );
+        let namespace = |kind: &str| {
+            submission
+                .objects
+                .iter()
+                .find(|o| o.kind == kind)
+                .and_then(|o| o.namespace.clone())
+        };
+        assert_eq!(namespace("Deployment").as_deref(), Some("ml-prod"));
+        assert_eq!(namespace("PodDisruptionBudget").as_deref(), Some("ml-prod"));
+        assert_eq!(namespace("PriorityClass"), None);
     }
 
     #[test]
