@@ -87,8 +87,12 @@ pub fn format_quantity(resource: &str, value: f64) -> String {
             }
         }
         format!("{value:.0}")
-    } else if value.fract().abs() > 1e-9 {
+    } else if value.fract().abs() > 1e-9 && value.abs() < 1.0 {
         format!("{:.0}m", value * 1000.0)
+    } else if value.fract().abs() > 1e-9 {
+        // 28.5 reads better next to a quota of "20" than 28500m.
+        let cores = format!("{value:.3}");
+        cores.trim_end_matches('0').to_string()
     } else {
         format!("{value:.0}")
     }
@@ -134,6 +138,10 @@ mod tests {
     #[rstest]
     #[case("cpu", 0.2, "200m")]
     #[case("cpu", 4.0, "4")]
+    #[case("requests.cpu", 28.5, "28.5")]
+    #[case("cpu", 12.25, "12.25")]
+    #[case("cpu", -8.5, "-8.5")]
+    #[case("cpu", -0.5, "-500m")]
     #[case("memory", 40.0 * 1024.0 * 1024.0 * 1024.0, "40Gi")]
     #[case("requests.memory", 1.5 * 1024.0 * 1024.0, "1.50Mi")]
     fn formats_for_messages(#[case] resource: &str, #[case] value: f64, #[case] text: &str) {
