@@ -638,11 +638,20 @@ fn hpa(index: &Index<'_>, out: &mut Collector) {
             } else {
                 "/spec/behavior"
             };
-            out.fire(
-                "hpa.scale-down-policy-unbounded",
-                object.locate(pointer),
-                format!("{} {why}", object.describe()),
-            );
+            if object.api_version == "autoscaling/v1" {
+                out.fire_with_hint(
+                    "hpa.scale-down-policy-unbounded",
+                    object.locate(pointer),
+                    format!("{} {why}", object.describe()),
+                    "autoscaling/v1 has no behavior field: write the HPA as autoscaling/v2 and add behavior.scaleDown.policies, e.g. `type: Percent, value: 50, periodSeconds: 60`",
+                );
+            } else {
+                out.fire(
+                    "hpa.scale-down-policy-unbounded",
+                    object.locate(pointer),
+                    format!("{} {why}", object.describe()),
+                );
+            }
         }
         for (i, metric) in spec.metrics.iter().flatten().enumerate() {
             let Some((name, external, pointer)) = custom_metrics(metric, i) else {

@@ -443,6 +443,50 @@ fn removed_api(api_version: &str, kind: &str) -> Option<Removal> {
     }
 }
 
+/// The API server's HPA defaulting (autoscaling/v2 SetDefaults): no metrics
+/// means 80 % average CPU utilization.
+fn with_default_metric(
+    mut hpa: k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
+) -> k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler {
+    use k8s_openapi::api::autoscaling::v2::{MetricSpec, MetricTarget, ResourceMetricSource};
+    if hpa.spec.metrics.as_ref().is_none_or(Vec::is_empty) {
+        hpa.spec.metrics = Some(vec![MetricSpec {
+            type_: "Resource".into(),
+            resource: Some(ResourceMetricSource {
+                name: "cpu".into(),
+                target: MetricTarget {
+                    type_: "Utilization".into(),
+                    average_utilization: Some(80),
+                    ..MetricTarget::default()
+                },
+            }),
+            ..MetricSpec::default()
+        }]);
+    }
+    hpa
+}
+
+/// An `autoscaling/v1` HPA in the v2 shape (the API server converts the same
+/// way): `targetCPUUtilizationPercentage` becomes a cpu Utilization metric.
+fn hpa_v1_as_v2(value: &Value) -> Value {
+    let mut converted = value.clone();
+    if let Some(map) = converted.as_object_mut() {
+        map.insert("apiVersion".into(), Value::String("autoscaling/v2".into()));
+    }
+    if let Some(spec) = converted.get_mut("spec").and_then(Value::as_object_mut)
+        && let Some(target) = spec.remove("targetCPUUtilizationPercentage")
+    {
+        spec.insert(
+            "metrics".into(),
+            serde_json::json!([{
+                "type": "Resource",
+                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}},
+            }]),
+        );
+    }
+    converted
+}
+
 /// Rewrites an `autoscaling/v2beta1` HPA's metrics into the v2 shape so the
 /// rest of the grading sees what the student meant (the removal is reported).
 fn convert_hpa_v2beta1(value: &mut Value) {
@@ -1566,8 +1610,25 @@ impl Loader<'_> {
             }
             ("autoscaling", "HorizontalPodAutoscaler") if effective_version == "autoscaling/v2" => {
                 self.typed(&object, &effective, |v| {
-                    Typed::HorizontalPodAutoscaler(Box::new(v))
+                    Typed::HorizontalPodAutoscaler(Box::new(with_default_metric(v)))
                 })
+            }
+            // Still served: validated strictly as v1, graded as the v2 object
+            // the API server stores.
+            ("autoscaling", "HorizontalPodAutoscaler") if effective_version == "autoscaling/v1" => {
+                match self.typed(
+                    &object,
+                    &effective,
+                    |_: k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler| Typed::Other,
+                ) {
+                    Typed::Other => {
+                        let converted = hpa_v1_as_v2(&effective);
+                        self.typed(&object, &converted, |v| {
+                            Typed::HorizontalPodAutoscaler(Box::new(with_default_metric(v)))
+                        })
+                    }
+                    invalid => invalid,
+                }
             }
             ("policy", "PodDisruptionBudget") => self.typed(&object, &effective, |v| {
                 Typed::PodDisruptionBudget(Box::new(v))
@@ -2355,6 +2416,47 @@ mod tests {
         assert_eq!(namespace("Deployment").as_deref(), Some("ml-prod"));
         assert_eq!(namespace("PodDisruptionBudget").as_deref(), Some("ml-prod"));
         assert_eq!(namespace("PriorityClass"), None);
+    }
+
+    #[test]
+    fn hpas_are_graded_as_the_api_server_stores_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let hpa = |name: &str, version: &str, spec: &str| {
+            format!(
+                "apiVersion: autoscaling/{version}\nkind: HorizontalPodAutoscaler\nmetadata: {{name: {name}}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: d}}\n  maxReplicas: 5\n{spec}---\n"
+            )
+        };
+        write(
+            dir.path(),
+            "hpas.yaml",
+            &[
+                hpa("v1-target", "v1", "  targetCPUUtilizationPercentage: 55\n"),
+                hpa("v1-default", "v1", ""),
+                hpa("v2-default", "v2", ""),
+                hpa("v2-empty", "v2", "  metrics: []\n"),
+                hpa("v2-memory", "v2", "  metrics:\n    - type: Resource\n      resource: {name: memory, target: {type: Utilization, averageUtilization: 70}}\n"),
+            ]
+            .concat(),
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert!(submission.findings.is_empty(), "{:?}", submission.findings);
+        let cpu_target = |name: &str| {
+            let object = submission.objects.iter().find(|o| o.name == name).unwrap();
+            let Typed::HorizontalPodAutoscaler(hpa) = &object.typed else {
+                panic!("{name} is {:?}", object.typed);
+            };
+            let metrics = hpa.spec.metrics.clone().unwrap_or_default();
+            metrics
+                .iter()
+                .filter_map(|m| m.resource.as_ref())
+                .find(|r| r.name == "cpu")
+                .and_then(|r| r.target.average_utilization)
+        };
+        assert_eq!(cpu_target("v1-target"), Some(55));
+        assert_eq!(cpu_target("v1-default"), Some(80));
+        assert_eq!(cpu_target("v2-default"), Some(80));
+        assert_eq!(cpu_target("v2-empty"), Some(80));
+        assert_eq!(cpu_target("v2-memory"), None);
     }
 
     #[test]
