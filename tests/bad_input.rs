@@ -85,23 +85,23 @@ fn judge(case: &Path) -> Option<String> {
                 problems.push(format!("{check} did not fire for {file}"));
                 continue;
             }
-            if let Some(line) = expected.line {
-                if !in_file.iter().any(|f| f.location.line == Some(line)) {
-                    problems.push(format!("{check} in {file} not at line {line}"));
-                }
+            if let Some(line) = expected.line
+                && !in_file.iter().any(|f| f.location.line == Some(line))
+            {
+                problems.push(format!("{check} in {file} not at line {line}"));
             }
-            if let Some(column) = expected.column {
-                if !in_file.iter().any(|f| {
+            if let Some(column) = expected.column
+                && !in_file.iter().any(|f| {
                     f.location.line == expected.line.or(f.location.line)
                         && f.location.column == Some(column)
-                }) {
-                    problems.push(format!("{check} in {file} not at column {column}"));
-                }
+                })
+            {
+                problems.push(format!("{check} in {file} not at column {column}"));
             }
-            if let Some(severity) = &expected.severity {
-                if !in_file.iter().all(|f| &f.severity.to_string() == severity) {
-                    problems.push(format!("{check} in {file} not of severity {severity}"));
-                }
+            if let Some(severity) = &expected.severity
+                && !in_file.iter().all(|f| &f.severity.to_string() == severity)
+            {
+                problems.push(format!("{check} in {file} not of severity {severity}"));
             }
         }
     }
