@@ -557,6 +557,7 @@ const AUTOSCALERS: &[(&str, &[&str])] = &[
             "cluster autoscaler",
             "cluster-autoscaler",
             "clusterautoscaler",
+            "karpenter",
         ],
     ),
 ];
@@ -571,12 +572,23 @@ fn tables(doc: &TextFile) -> Vec<Table> {
             while i < lines.len() && lines[i].trim_start().starts_with('|') {
                 i += 1;
             }
-            let is_table = i - start >= 2 && lines[start + 1].contains("---");
+            let is_table = i - start >= 2 && is_delimiter_row(lines[start + 1]);
             if is_table {
                 let text = lines[start..i].join("\n").to_lowercase();
+                // "CA" as a column or row name is the usual abbreviation.
+                let abbreviated_ca = lines[start..i].iter().any(|row| {
+                    row.split('|').any(|cell| {
+                        cell.trim()
+                            .trim_matches(['*', '_', '`'])
+                            .eq_ignore_ascii_case("ca")
+                    })
+                });
                 let covered = AUTOSCALERS
                     .iter()
-                    .filter(|(_, words)| words.iter().any(|w| text.contains(w)))
+                    .filter(|(name, words)| {
+                        words.iter().any(|w| text.contains(w))
+                            || (*name == "Cluster Autoscaler" && abbreviated_ca)
+                    })
                     .map(|(name, _)| *name)
                     .collect();
                 found.push(Table {
@@ -590,6 +602,40 @@ fn tables(doc: &TextFile) -> Vec<Table> {
         }
     }
     found
+}
+
+/// A GFM table's delimiter row: cells of hyphens, optionally colon-aligned.
+fn is_delimiter_row(line: &str) -> bool {
+    let cells: Vec<&str> = line
+        .trim()
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect();
+    !cells.is_empty()
+        && cells.iter().all(|cell| {
+            let dashes = cell.trim_start_matches(':').trim_end_matches(':');
+            !dashes.is_empty() && dashes.chars().all(|c| c == '-')
+        })
+}
+
+/// A Markdown heading that opens a troubleshooting section, by whatever name.
+fn is_troubleshooting_heading(line: &str) -> bool {
+    let lower = line.to_lowercase();
+    line.trim_start().starts_with('#')
+        && [
+            "troubleshoot",
+            "debugging",
+            "common issues",
+            "common problems",
+            "common errors",
+            "common failures",
+            "known issues",
+            "when things go wrong",
+            "diagnos",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
 }
 
 fn is_markdown(doc: &TextFile) -> bool {
@@ -660,16 +706,14 @@ fn docs(submission: &Submission, out: &mut Collector) {
             "no decision matrix (a Markdown table comparing HPA, VPA, KEDA and Cluster Autoscaler)",
         ),
     }
-    let has_troubleshooting = markdown.iter().any(|d| {
-        d.text
-            .lines()
-            .any(|l| l.trim_start().starts_with('#') && l.to_lowercase().contains("troubleshoot"))
-    });
+    let has_troubleshooting = markdown
+        .iter()
+        .any(|d| d.text.lines().any(is_troubleshooting_heading));
     if !has_troubleshooting {
         out.fire(
             "docs.troubleshooting-missing",
             Location::file(main_guide),
-            "no troubleshooting section (a heading with \"Troubleshooting\")",
+            "no troubleshooting section (a heading such as \"Troubleshooting\", \"Debugging\" or \"Common issues\")",
         );
     }
 }
@@ -732,6 +776,42 @@ mod tests {
             unbounded,
             "{manifest}\n{findings:?}"
         );
+    }
+
+    #[rstest]
+    #[case("## Troubleshooting", true)]
+    #[case("### 6. Debugging autoscaling", true)]
+    #[case("## Common issues and fixes", true)]
+    #[case("## Known Issues", true)]
+    #[case("## Anti-Patterns to Avoid", false)]
+    #[case("Troubleshooting is hard", false)]
+    fn troubleshooting_sections_go_by_several_names(#[case] line: &str, #[case] is: bool) {
+        assert_eq!(is_troubleshooting_heading(line), is, "{line}");
+    }
+
+    #[rstest]
+    #[case(
+        "| Workload | HPA | VPA | KEDA | CA |\n|---|---|---|---|---|\n| api | yes | off | no | yes |",
+        4
+    )]
+    #[case(
+        "| | HPA | VPA | KEDA | **CA** |\n|-|-|-|-|-|\n| x | y | y | y | y |",
+        4
+    )]
+    #[case(
+        "| Tool | Use |\n|---|---|\n| HPA | load |\n| VPA | size |\n| KEDA | events |\n| Karpenter | nodes |",
+        4
+    )]
+    #[case(
+        "| Workload | HPA | VPA | KEDA |\n|---|---|---|---|\n| api | yes | cache | no |",
+        3
+    )]
+    fn decision_matrices_may_abbreviate(#[case] table: &str, #[case] covered: usize) {
+        let doc = TextFile {
+            path: "guide.md".into(),
+            text: table.into(),
+        };
+        assert_eq!(tables(&doc)[0].covered.len(), covered, "{table}");
     }
 
     fn shown(expr: &str) -> Vec<&'static str> {
