@@ -443,6 +443,56 @@ fn removed_api(api_version: &str, kind: &str) -> Option<Removal> {
     }
 }
 
+/// How many wrong-typed scalars of one object are read as meant before giving up.
+const MAX_SCALAR_REPAIRS: usize = 8;
+
+fn error_pointer(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    error
+        .path()
+        .iter()
+        .filter_map(|segment| match segment {
+            serde_path_to_error::Segment::Map { key } => {
+                Some(format!("/{}", key.replace('~', "~0").replace('/', "~1")))
+            }
+            serde_path_to_error::Segment::Seq { index } => Some(format!("/{index}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Converts the scalar at `pointer` to the type a serde "invalid type" error
+/// asks for (number or bool <-> string); false when that is not the problem.
+fn repair_scalar(value: &mut Value, pointer: &str, message: &str) -> bool {
+    let Some(slot) = value.pointer_mut(pointer) else {
+        return false;
+    };
+    if !message.starts_with("invalid type") {
+        return false;
+    }
+    let wants_string = message.contains("expected a string") || message.contains("expected string");
+    let replacement = match (&*slot, wants_string) {
+        (Value::Number(n), true) => Value::String(n.to_string()),
+        (Value::Bool(b), true) => Value::String(b.to_string()),
+        (Value::String(text), false) if message.contains("expected a boolean") => {
+            match text.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => return false,
+            }
+        }
+        (Value::String(text), false) => match text.trim().parse::<i64>() {
+            Ok(n) => Value::from(n),
+            Err(_) => match text.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() => Value::from(f),
+                _ => return false,
+            },
+        },
+        _ => return false,
+    };
+    *slot = replacement;
+    true
+}
+
 /// The API server's HPA defaulting (autoscaling/v2 SetDefaults): no metrics
 /// means 80 % average CPU utilization.
 fn with_default_metric(
@@ -1755,31 +1805,36 @@ impl Loader<'_> {
                 self.check_crd_fields(object, value);
                 wrap(typed)
             }
-            Err(error) => {
-                let pointer: String = error
-                    .path()
-                    .iter()
-                    .filter_map(|segment| match segment {
-                        serde_path_to_error::Segment::Map { key } => {
-                            Some(format!("/{}", key.replace('~', "~0").replace('/', "~1")))
-                        }
-                        serde_path_to_error::Segment::Seq { index } => Some(format!("/{index}")),
-                        _ => None,
-                    })
-                    .collect();
-                let path = error.path().to_string();
-                let location = object.locate(&pointer);
-                self.finding(
-                    "input.parse-error",
-                    location,
-                    format!(
-                        "{} does not match the {} schema at `{path}`: {}",
-                        object.describe(),
-                        object.kind,
-                        error.inner()
-                    ),
-                    "compare the field with the API reference (`kubectl explain <kind>.<field>`)",
-                );
+            Err(first) => {
+                // Report the error, then try to read the object as the student
+                // meant it: a scalar of the wrong type (an unquoted `threshold:
+                // 10` where the schema wants a string) costs the parse-error
+                // points, not every check of the object as well.
+                let mut error = first;
+                let mut repaired = value.clone();
+                for _ in 0..MAX_SCALAR_REPAIRS {
+                    let pointer = error_pointer(&error);
+                    self.finding(
+                        "input.parse-error",
+                        object.locate(&pointer),
+                        format!(
+                            "{} does not match the {} schema at `{}`: {}",
+                            object.describe(),
+                            object.kind,
+                            error.path(),
+                            error.inner()
+                        ),
+                        "compare the field with the API reference (`kubectl explain <kind>.<field>`); quote numbers where a string is expected",
+                    );
+                    if !repair_scalar(&mut repaired, &pointer, &error.inner().to_string()) {
+                        return Typed::Invalid;
+                    }
+                    match serde_path_to_error::deserialize::<_, T>(&repaired) {
+                        // Once more through the front door, for the unknown-field checks.
+                        Ok(_) => return self.typed(object, &repaired, wrap),
+                        Err(next) => error = next,
+                    }
+                }
                 Typed::Invalid
             }
         }
@@ -2457,6 +2512,55 @@ mod tests {
         assert_eq!(cpu_target("v2-default"), Some(80));
         assert_eq!(cpu_target("v2-empty"), Some(80));
         assert_eq!(cpu_target("v2-memory"), None);
+    }
+
+    #[test]
+    fn wrong_typed_scalars_cost_a_parse_error_but_the_object_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "keda.yaml",
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: so}\nspec:\n  scaleTargetRef: {name: d}\n  triggers:\n    - type: prometheus\n      metadata:\n        serverAddress: http://p\n        query: sum(q)\n        threshold: 10\n        ignoreNullValues: true\n",
+        );
+        write(
+            dir.path(),
+            "deploy.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: \"3\"\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n      containers: [{name: c, image: i}]\n",
+        );
+        write(
+            dir.path(),
+            "broken.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: e}\nspec:\n  template:\n    spec:\n      containers: \"none\"\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        let errors: BTreeSet<(String, Option<u32>)> = submission
+            .findings
+            .iter()
+            .map(|f| (f.location.file.clone(), f.location.line))
+            .collect();
+        assert_eq!(
+            errors,
+            BTreeSet::from([
+                ("broken.yaml".to_string(), Some(7)),
+                ("deploy.yaml".to_string(), Some(5)),
+                ("keda.yaml".to_string(), Some(11)),
+                ("keda.yaml".to_string(), Some(12)),
+            ])
+        );
+        let typed = |name: &str| {
+            &submission
+                .objects
+                .iter()
+                .find(|o| o.name == name)
+                .unwrap()
+                .typed
+        };
+        assert!(matches!(typed("so"), Typed::ScaledObject(_)));
+        let Typed::Deployment(deployment) = typed("d") else {
+            panic!("d is not read as a Deployment");
+        };
+        assert_eq!(deployment.spec.replicas, Some(3));
+        assert!(matches!(typed("e"), Typed::Invalid));
     }
 
     #[test]
