@@ -155,6 +155,35 @@ impl<'a> Index<'a> {
         index
     }
 
+    /// Serving: labelled or named as a server (see `looks_serving`), or a
+    /// long-running workload that a Service sends traffic to and a
+    /// hand-written HPA scales (not KEDA: batch, queue-driven), which does not
+    /// train models. A cache behind a Service without an HPA is not one.
+    fn is_serving(&self, workload: &Object) -> bool {
+        if looks_serving(workload) {
+            return true;
+        }
+        let long_running = matches!(workload.typed, Typed::Deployment(_) | Typed::StatefulSet(_));
+        let Some(labels) = workload.pod_template().and_then(|t| t.labels) else {
+            return false;
+        };
+        let behind_service = self.submission.objects.iter().any(|o| {
+            let Typed::Service(service) = &o.typed else {
+                return false;
+            };
+            let selector = service.spec.as_ref().and_then(|s| s.selector.as_ref());
+            o.same_namespace(workload.namespace.as_deref())
+                && selector.is_some_and(|sel| {
+                    !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+                })
+        });
+        long_running
+            && behind_service
+            && !is_training(workload)
+            && self.hpas_on(workload).next().is_some()
+            && self.scaled_objects_on(workload).next().is_none()
+    }
+
     fn target(&self, owner: &Object, kind: Option<&str>, name: &str) -> Option<&'a Object> {
         self.submission
             .find_workload(kind, name, owner.namespace.as_deref())
@@ -303,8 +332,8 @@ fn label_values(object: &Object) -> Vec<String> {
     values.into_iter().map(|v| v.to_lowercase()).collect()
 }
 
-/// Serving = labelled as serving (tier/component), or named like an API server.
-fn is_serving(object: &Object) -> bool {
+/// Serving by its labels (tier/component) or its name (an API server).
+fn looks_serving(object: &Object) -> bool {
     label_values(object).iter().any(|v| v.contains("serving"))
         || object.name.contains("serving")
         || object.name.ends_with("-api")
@@ -672,7 +701,7 @@ fn hpa(index: &Index<'_>, out: &mut Collector) {
         let Some(target) = index.hpa_target(object, hpa) else {
             continue;
         };
-        if is_serving(target) && min < 2 {
+        if index.is_serving(target) && min < 2 {
             out.fire(
                 "hpa.serving-min-replicas",
                 object.locate("/spec/minReplicas"),
@@ -1221,7 +1250,7 @@ fn pdb(index: &Index<'_>, out: &mut Collector) {
         })
     };
     for workload in &index.workloads {
-        if !is_serving(workload) || !workload.is_scalable() {
+        if !index.is_serving(workload) || !workload.is_scalable() {
             continue;
         }
         // A budget in the namespace that selects nothing was meant for some
@@ -1738,7 +1767,11 @@ fn gpu(index: &Index<'_>, out: &mut Collector) {
                 ),
             );
         }
-        if is_serving(workload) && !needs_gpu && !is_training(workload) && (tolerates || selects) {
+        if index.is_serving(workload)
+            && !needs_gpu
+            && !is_training(workload)
+            && (tolerates || selects)
+        {
             let pointer = if selects {
                 "/nodeSelector"
             } else {
@@ -1806,7 +1839,7 @@ fn mark_examined(index: &Index<'_>, out: &mut Collector) {
         || index
             .workloads
             .iter()
-            .any(|w| is_serving(w) && w.is_scalable())
+            .any(|w| index.is_serving(w) && w.is_scalable())
     {
         out.examined(&["pdb.missing"]);
     }
@@ -1863,7 +1896,7 @@ fn mark_examined(index: &Index<'_>, out: &mut Collector) {
     {
         out.examined(&["gpu.training-not-on-pool"]);
     }
-    if index.workloads.iter().any(|w| is_serving(w)) {
+    if index.workloads.iter().any(|w| index.is_serving(w)) {
         out.examined(&["gpu.serving-on-pool"]);
     }
 }
@@ -2038,6 +2071,50 @@ mod tests {
             RequestSource::Missing => "missing",
         };
         assert_eq!(found, source, "{resources} with {item}");
+    }
+
+    #[test]
+    fn a_service_backed_hpa_scaled_deployment_is_serving_whatever_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let deployment = |name: &str| {
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: ml}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: c, image: i, resources: {{requests: {{cpu: 100m}}}}}}]\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: ml}}\nspec:\n  selector: {{app: {name}}}\n  ports: [{{port: 80}}]\n---\n"
+            )
+        };
+        let hpa = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: fraud, namespace: ml}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: fraud-detector}\n  minReplicas: 1\n  maxReplicas: 4\n";
+        std::fs::write(
+            dir.path().join("all.yaml"),
+            [
+                deployment("fraud-detector"),
+                deployment("feature-cache"),
+                hpa.to_string(),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let submission =
+            crate::submission::load(dir.path(), &crate::submission::LoadOptions::default())
+                .unwrap();
+        let mut out = Collector::default();
+        check(&submission, &mut out);
+        let about = |check_id: &str| -> Vec<String> {
+            out.findings
+                .iter()
+                .filter(|f| f.check == check_id)
+                .map(|f| f.message.clone())
+                .collect()
+        };
+        assert_eq!(
+            about("hpa.serving-min-replicas").len(),
+            1,
+            "{:?}",
+            out.findings
+        );
+        let pdb = about("pdb.missing");
+        assert!(
+            pdb.len() == 1 && pdb[0].contains("fraud-detector"),
+            "only the HPA-scaled one is serving: {pdb:?}"
+        );
     }
 
     #[test]
