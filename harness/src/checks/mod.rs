@@ -107,7 +107,7 @@ pub const CATALOGUE: &[CheckInfo] = &[
         "hpa.min-exceeds-max",
         "hpa-cpu",
         Error,
-        "minReplicas ≤ maxReplicas and maxReplicas ≥ 1",
+        "1 ≤ minReplicas ≤ maxReplicas",
         "swap or fix minReplicas/maxReplicas"
     ),
     check!(

@@ -632,7 +632,18 @@ fn hpa(index: &Index<'_>, out: &mut Collector) {
                     spec.max_replicas
                 ),
             );
+        } else if min < 1 {
+            out.fire_with_hint(
+                "hpa.min-exceeds-max",
+                object.locate("/spec/minReplicas"),
+                format!(
+                    "{} has minReplicas {min}; the API server rejects it unless the alpha HPAScaleToZero feature gate is on",
+                    object.describe()
+                ),
+                "keep minReplicas ≥ 1 on an HPA; scale to zero with a KEDA ScaledObject (minReplicaCount 0)",
+            );
         }
+        hpa_behavior_ranges(object, hpa, out);
         let scale_down = spec.behavior.as_ref().and_then(|b| b.scale_down.as_ref());
         if let Some(window) = scale_down.and_then(|s| s.stabilization_window_seconds)
             && window < 60
@@ -753,6 +764,76 @@ fn hpa(index: &Index<'_>, out: &mut Collector) {
                         ),
                     ),
                 }
+            }
+        }
+    }
+}
+
+/// autoscaling/v2 validation of `behavior` (ValidateHorizontalPodAutoscaler):
+/// windows in 0..=3600 s, policy values > 0 and periods in 1..=1800 s.
+fn hpa_behavior_ranges(object: &Object, hpa: &HorizontalPodAutoscaler, out: &mut Collector) {
+    let Some(behavior) = hpa.spec.behavior.as_ref() else {
+        return;
+    };
+    for (direction, rules) in [
+        ("scaleUp", behavior.scale_up.as_ref()),
+        ("scaleDown", behavior.scale_down.as_ref()),
+    ] {
+        let Some(rules) = rules else {
+            continue;
+        };
+        let base = format!("/spec/behavior/{direction}");
+        if let Some(select) = rules.select_policy.as_deref()
+            && !matches!(select, "Max" | "Min" | "Disabled")
+        {
+            out.fire_with_hint(
+                "input.parse-error",
+                object.locate(&format!("{base}/selectPolicy")),
+                format!(
+                    "{} {direction}.selectPolicy is `{select}`; the API server accepts Max, Min or Disabled",
+                    object.describe()
+                ),
+                "write selectPolicy as Max, Min or Disabled (case matters)",
+            );
+        }
+        if let Some(window) = rules.stabilization_window_seconds
+            && !(0..=3600).contains(&window)
+        {
+            out.fire_with_hint(
+                "input.parse-error",
+                object.locate(&format!("{base}/stabilizationWindowSeconds")),
+                format!(
+                    "{} {direction}.stabilizationWindowSeconds is {window}; the API server accepts 0 to 3600",
+                    object.describe()
+                ),
+                "use at most 3600 s (the exercise uses 300 s for scale-down)",
+            );
+        }
+        for (i, policy) in rules.policies.iter().flatten().enumerate() {
+            let pointer = format!("{base}/policies/{i}");
+            if policy.value <= 0 {
+                out.fire_with_hint(
+                    "input.parse-error",
+                    object.locate(&format!("{pointer}/value")),
+                    format!(
+                        "{} {direction} policy {i} has value {}; the API server requires more than 0",
+                        object.describe(),
+                        policy.value
+                    ),
+                    "to stop scaling in one direction, use selectPolicy: Disabled",
+                );
+            }
+            if !(1..=1800).contains(&policy.period_seconds) {
+                out.fire_with_hint(
+                    "input.parse-error",
+                    object.locate(&format!("{pointer}/periodSeconds")),
+                    format!(
+                        "{} {direction} policy {i} has periodSeconds {}; the API server accepts 1 to 1800",
+                        object.describe(),
+                        policy.period_seconds
+                    ),
+                    "use a period between 1 and 1800 s, e.g. 60",
+                );
             }
         }
     }
@@ -2071,6 +2152,57 @@ mod tests {
             RequestSource::Missing => "missing",
         };
         assert_eq!(found, source, "{resources} with {item}");
+    }
+
+    #[rstest]
+    #[case(
+        "minReplicas: 0\n  maxReplicas: 3\n",
+        "hpa.min-exceeds-max",
+        "HPAScaleToZero"
+    )]
+    #[case(
+        "maxReplicas: 3\n  behavior:\n    scaleDown:\n      stabilizationWindowSeconds: 4000\n",
+        "input.parse-error",
+        "0 to 3600"
+    )]
+    #[case(
+        "maxReplicas: 3\n  behavior:\n    scaleUp:\n      policies: [{type: Pods, value: 0, periodSeconds: 60}]\n",
+        "input.parse-error",
+        "more than 0"
+    )]
+    #[case(
+        "maxReplicas: 3\n  behavior:\n    scaleDown:\n      policies: [{type: Percent, value: 10, periodSeconds: 3600}]\n",
+        "input.parse-error",
+        "1 to 1800"
+    )]
+    #[case(
+        "maxReplicas: 3\n  behavior:\n    scaleDown:\n      selectPolicy: max\n",
+        "input.parse-error",
+        "Max, Min or Disabled"
+    )]
+    fn hpa_values_the_api_server_rejects_are_reported(
+        #[case] spec: &str,
+        #[case] check_id: &str,
+        #[case] says: &str,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hpa.yaml"),
+            format!("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: h}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: d}}\n  {spec}"),
+        )
+        .unwrap();
+        let submission =
+            crate::submission::load(dir.path(), &crate::submission::LoadOptions::default())
+                .unwrap();
+        let mut out = Collector::default();
+        check(&submission, &mut out);
+        assert!(
+            out.findings
+                .iter()
+                .any(|f| f.check == check_id && f.message.contains(says)),
+            "{spec}: {:?}",
+            out.findings
+        );
     }
 
     #[test]
