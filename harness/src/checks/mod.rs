@@ -254,7 +254,7 @@ pub const CATALOGUE: &[CheckInfo] = &[
         "quota.headroom-exceeded",
         "quota-limits",
         Error,
-        "Σ maxReplicas × per-pod requests/limits of the namespace's workloads fits its ResourceQuota",
+        "Σ maxReplicas × per-pod requests/limits of the namespace's workloads fits its ResourceQuota, and every container has the requests/limits the quota tracks (after LimitRange defaults)",
         "lower maxReplicas/maxReplicaCount or requests, or raise the quota"
     ),
     check!(

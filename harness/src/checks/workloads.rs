@@ -1801,6 +1801,7 @@ fn quota(index: &Index<'_>, out: &mut Collector) {
                 );
             }
         }
+        quota_admission(index, object, hard, &defaults, out);
         headroom.push((
             format!("{} counts", object.describe()),
             contributions.join(", "),
@@ -1809,6 +1810,91 @@ fn quota(index: &Index<'_>, out: &mut Collector) {
             "quota.headroom-exceeded".into(),
             Evidence::Values { values: headroom },
         ));
+    }
+}
+
+/// ResourceQuota admission: when a quota tracks cpu or memory requests or
+/// limits, the API server rejects a pod any of whose containers has no value
+/// for it after defaulting (its own request or limit, then the LimitRange).
+fn quota_admission(
+    index: &Index<'_>,
+    quota: &Object,
+    hard: &BTreeMap<String, Quantity>,
+    defaults: &Defaults,
+    out: &mut Collector,
+) {
+    let tracked: Vec<(&str, &str, bool)> = hard
+        .keys()
+        .filter_map(|key| match key.as_str() {
+            "cpu" | "requests.cpu" => Some((key.as_str(), "cpu", false)),
+            "memory" | "requests.memory" => Some((key.as_str(), "memory", false)),
+            "limits.cpu" => Some((key.as_str(), "cpu", true)),
+            "limits.memory" => Some((key.as_str(), "memory", true)),
+            _ => None,
+        })
+        .collect();
+    for workload in &index.workloads {
+        if !workload.same_namespace(quota.namespace.as_deref()) {
+            continue;
+        }
+        let Some(template) = workload.pod_template() else {
+            continue;
+        };
+        let containers = template
+            .spec
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("{}/containers/{i}", template.pointer), c))
+            .chain(
+                template
+                    .spec
+                    .init_containers
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(i, c)| (format!("{}/initContainers/{i}", template.pointer), c)),
+            );
+        for (pointer, container) in containers {
+            let resources = container.resources.as_ref();
+            let has = |list: Option<&BTreeMap<String, Quantity>>, resource: &str| {
+                list.is_some_and(|l| l.contains_key(resource))
+            };
+            let limits = resources.and_then(|r| r.limits.as_ref());
+            let requests = resources.and_then(|r| r.requests.as_ref());
+            let missing: Vec<&str> = tracked
+                .iter()
+                .filter(|(_, resource, is_limit)| {
+                    let written = if *is_limit {
+                        has(limits, resource)
+                    } else {
+                        has(requests, resource) || has(limits, resource)
+                    };
+                    let defaulted = if *is_limit {
+                        defaults.limit.contains_key(*resource)
+                    } else {
+                        defaults.request.contains_key(*resource)
+                    };
+                    !written && !defaulted
+                })
+                .map(|(key, ..)| *key)
+                .collect();
+            if !missing.is_empty() {
+                out.fire_with_hint(
+                    "quota.headroom-exceeded",
+                    workload.locate(&pointer),
+                    format!(
+                        "{} tracks {}, so the API server rejects the pods of {}: container `{}` sets no value for {} and no LimitRange default fills one in",
+                        quota.describe(),
+                        missing.join(", "),
+                        workload.describe(),
+                        container.name,
+                        if missing.len() == 1 { "it" } else { "them" }
+                    ),
+                    "set the container's resources.requests and resources.limits, or give the namespace a LimitRange with defaults for them",
+                );
+            }
+        }
     }
 }
 
@@ -2203,6 +2289,55 @@ mod tests {
             "{spec}: {:?}",
             out.findings
         );
+    }
+
+    /// Quota tracks requests.cpu and limits.memory; the LimitRange (if any) defaults memory.
+    #[rstest]
+    #[case("{}", true, &[])]
+    #[case("{}", false, &["limits.memory", "requests.cpu"])]
+    #[case("{limits: {cpu: 100m}}", true, &[])]
+    // the LimitRange's min cpu becomes the default cpu request
+    #[case("{requests: {memory: 64Mi}}", true, &[])]
+    #[case("{requests: {memory: 64Mi}}", false, &["limits.memory", "requests.cpu"])]
+    #[case("{limits: {memory: 1Gi}}", false, &["requests.cpu"])]
+    #[case("{requests: {cpu: 100m}, limits: {memory: 1Gi}}", false, &[])]
+    fn a_quota_rejects_pods_with_nothing_for_what_it_tracks(
+        #[case] resources: &str,
+        #[case] with_limit_range: bool,
+        #[case] rejected_for: &[&str],
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let limit_range = if with_limit_range {
+            "apiVersion: v1\nkind: LimitRange\nmetadata: {name: lr, namespace: ml}\nspec:\n  limits:\n    - type: Container\n      default: {memory: 512Mi}\n      min: {cpu: 50m}\n---\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            dir.path().join("all.yaml"),
+            format!("{limit_range}apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: q, namespace: ml}}\nspec:\n  hard: {{requests.cpu: \"20\", limits.memory: 40Gi, pods: \"50\"}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d, namespace: ml}}\nspec:\n  selector: {{matchLabels: {{app: d}}}}\n  template:\n    metadata: {{labels: {{app: d}}}}\n    spec:\n      containers: [{{name: c, image: i, resources: {resources}}}]\n"),
+        )
+        .unwrap();
+        let submission =
+            crate::submission::load(dir.path(), &crate::submission::LoadOptions::default())
+                .unwrap();
+        assert!(submission.findings.is_empty(), "{:?}", submission.findings);
+        let mut out = Collector::default();
+        check(&submission, &mut out);
+        let rejections: Vec<&String> = out
+            .findings
+            .iter()
+            .filter(|f| f.check == "quota.headroom-exceeded")
+            .map(|f| &f.message)
+            .collect();
+        if rejected_for.is_empty() {
+            assert!(rejections.is_empty(), "{resources}: {rejections:?}");
+        } else {
+            assert_eq!(rejections.len(), 1, "{resources}: {rejections:?}");
+            assert!(
+                rejections[0].contains(&format!("tracks {}, so", rejected_for.join(", "))),
+                "{resources}: {rejections:?}"
+            );
+        }
     }
 
     #[test]
