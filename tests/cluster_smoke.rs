@@ -67,7 +67,12 @@ async fn live_smoke_inference_server_answers_by_dns_and_has_pod_metrics(
         SERVER,
         "the inference server to become Available",
         Duration::from_secs(120),
-        |d: Option<&Deployment>| d.is_some_and(deployment_available),
+        |d: Option<&Deployment>| {
+            d.is_some_and(|d| {
+                deployment_available(d)
+                    && d.status.as_ref().and_then(|s| s.ready_replicas) == Some(1)
+            })
+        },
         |d| format!("{:?}", d.and_then(|d| d.status.as_ref())),
     )
     .await

@@ -488,6 +488,40 @@ impl TestNamespace {
         Ok(applied)
     }
 
+    /// Server-side apply of one object of the suite's own (no rewriting) into this namespace.
+    pub async fn apply_raw(&self, object: &Value) -> Result<(), EnvironmentError> {
+        let kind = object
+            .pointer("/kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let api_version = object
+            .pointer("/apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let (resource, _) = kube::discovery::pinned_kind(
+            &self.client(),
+            &GroupVersionKind::gvk(group, version, kind),
+        )
+        .await
+        .map_err(EnvironmentError::api(format!(
+            "discovering {api_version} {kind}"
+        )))?;
+        Api::<DynamicObject>::namespaced_with(self.client(), &self.name, &resource)
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(object),
+            )
+            .await
+            .map_err(EnvironmentError::api(format!("applying {kind} {name}")))?;
+        Ok(())
+    }
+
     /// Deletes the namespace and waits (bounded) until it is gone. Returns what was
     /// still there when the budget ran out: objects held by finalizers, as the
     /// namespace controller reports them.
@@ -853,7 +887,9 @@ pub fn substitute_placeholders(pod_spec: &mut Value) -> Vec<String> {
 }
 
 /// Waits until `condition` holds for the named object, at most `budget`. On timeout
-/// the error says what was awaited and describes the object as last seen.
+/// the error says what was awaited and describes the object as last seen. A watch
+/// that breaks (API server restart, expired resource version) is re-established
+/// within the same budget.
 pub async fn wait_for<K, C>(
     api: &Api<K>,
     name: &str,
@@ -864,26 +900,31 @@ pub async fn wait_for<K, C>(
 ) -> Result<Option<K>, EnvironmentError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    C: kube::runtime::wait::Condition<K>,
+    C: kube::runtime::wait::Condition<K> + Clone,
 {
-    match tokio::time::timeout(
-        budget,
-        kube::runtime::wait::await_condition(api.clone(), name, condition),
-    )
-    .await
-    {
-        Ok(Ok(object)) => Ok(object),
-        Ok(Err(e)) => Err(EnvironmentError::NotReady {
-            what: what.into(),
-            detail: e.to_string(),
-        }),
-        Err(_) => {
-            let last = api.get_opt(name).await.ok().flatten();
-            Err(EnvironmentError::Timeout {
-                what: what.into(),
-                budget,
-                last_seen: describe(last.as_ref()),
-            })
+    let deadline = tokio::time::Instant::now() + budget;
+    loop {
+        let attempt = tokio::time::timeout_at(
+            deadline,
+            kube::runtime::wait::await_condition(api.clone(), name, condition.clone()),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(object)) => return Ok(object),
+            Ok(Err(e)) => {
+                tracing::warn!(%e, what, "watch broke while waiting; re-establishing it");
+                eprintln!("watch broke while waiting for {what}: {e}; re-establishing it");
+                // A short pause so that a refusing API server is not hammered.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(_) => {
+                let last = api.get_opt(name).await.ok().flatten();
+                return Err(EnvironmentError::Timeout {
+                    what: what.into(),
+                    budget,
+                    last_seen: describe(last.as_ref()),
+                });
+            }
         }
     }
 }

@@ -381,13 +381,13 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission, name:
         } else {
             Duration::from_secs_f64(load_budget.as_secs_f64() - elapsed)
         };
-        let changed = tokio::time::timeout(
+        let changed = wait_for(
+            &deployments,
+            &target,
+            "a replica change under load",
             wait,
-            kube::runtime::wait::await_condition(
-                deployments.clone(),
-                &target,
-                move |d: Option<&Deployment>| d.is_some_and(|d| d.spec.replicas != Some(current)),
-            ),
+            move |d: Option<&Deployment>| d.is_some_and(|d| d.spec.replicas != Some(current)),
+            |_| String::new(),
         )
         .await;
         if changed.is_err() && scaled {
@@ -404,15 +404,15 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission, name:
         .max()
         .unwrap_or(min);
 
-    // Scale-down: back at minReplicas, or the budget runs out.
+    // Scale-down: back at minReplicas, or the budget runs out (the judge says which).
     let down_budget = intervals.scale_down(&spec, peak) + intervals.observation_slack;
-    let _ = tokio::time::timeout(
+    let _ = wait_for(
+        &deployments,
+        &target,
+        "the target back at minReplicas",
         down_budget,
-        kube::runtime::wait::await_condition(
-            deployments.clone(),
-            &target,
-            move |d: Option<&Deployment>| d.is_some_and(|d| d.spec.replicas.unwrap_or(1) <= min),
-        ),
+        move |d: Option<&Deployment>| d.is_some_and(|d| d.spec.replicas.unwrap_or(1) <= min),
+        |d| format!("replicas {:?}", d.map(|d| d.spec.replicas)),
     )
     .await;
     let _ = load_stop;

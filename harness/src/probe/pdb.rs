@@ -1,7 +1,7 @@
 //! Live probe of `pdb`: evictions through the Eviction API are allowed exactly as far
 //! as the submission's PodDisruptionBudget allows, and refused beyond it with
-//! 429 and the DisruptionBudget cause. The evictions run back to back, as a node
-//! drain issues them, so the replacement pods cannot become ready in between.
+//! 429 and the DisruptionBudget cause. Replacement pods are held back by a quota
+//! during the evictions, so only the budget decides (see `freeze_pod_count`).
 
 use crate::cluster::{TestNamespace, deployment_available, wait_for};
 use crate::submission::{Object, Submission, Typed};
@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, EvictParams, ListParams};
+use kube::api::{Api, ListParams, PostParams};
 use std::time::Duration;
 
 pub const PDB: &str = "pdb";
@@ -99,9 +99,27 @@ pub async fn probe(
             Vec::new(),
         );
     };
-    let replicas = target.spec_replicas().unwrap_or(1);
+    // An HPA-managed target may leave spec.replicas to the HPA: then its minReplicas
+    // is what runs when nothing is under load.
+    let hpa_min = submission.objects.iter().find_map(|o| match &o.typed {
+        Typed::HorizontalPodAutoscaler(h)
+            if h.spec.scale_target_ref.name == target.name
+                && o.same_namespace(target.namespace.as_deref()) =>
+        {
+            h.spec.min_replicas
+        }
+        _ => None,
+    });
+    let written = target
+        .value()
+        .pointer("/spec/replicas")
+        .and_then(serde_json::Value::as_i64)
+        .map(|r| r as i32);
+    let replicas = written.or(hpa_min).unwrap_or(1);
+    let mut target_value = target.value().clone();
+    target_value["spec"]["replicas"] = serde_json::json!(replicas);
     if let Err(e) = namespace
-        .apply(&[target.value().clone(), pdb_object.value().clone()])
+        .apply(&[target_value, pdb_object.value().clone()])
         .await
     {
         return verdict(
@@ -193,6 +211,13 @@ pub async fn probe(
             "disruptions allowed by the spec".into(),
             expected_allowed.to_string(),
         ),
+        (
+            "PDB status before evicting".into(),
+            format!(
+                "currentHealthy={:?} desiredHealthy={:?} disruptionsAllowed={:?}",
+                status.current_healthy, status.desired_healthy, status.disruptions_allowed
+            ),
+        ),
     ];
 
     // Evict every pod of the workload, back to back, as a drain would.
@@ -216,9 +241,40 @@ pub async fn probe(
     };
     let mut allowed = 0;
     let mut refusals = Vec::new();
-    for pod in &listed {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        match pods.evict(&name, &EvictParams::default()).await {
+    // Hold back replacements: a fast-starting replacement could become healthy between
+    // two evictions and legitimately allow the next one; the probe would then measure
+    // the workload's start-up time instead of the budget.
+    if let Err(e) = freeze_pod_count(namespace).await {
+        return verdict(
+            Outcome::Error,
+            format!("could not hold back replacement pods: {e}"),
+            Vec::new(),
+        );
+    }
+    // kube's default client retries 429 with backoff for minutes: an eviction refused
+    // by the budget must come back as the refusal, at once.
+    let mut config = namespace.cluster.config.clone();
+    config.default_retry = false;
+    let evictions: Api<Pod> = match kube::Client::try_from(config) {
+        Ok(client) => Api::namespaced(client, &namespace.name),
+        Err(e) => {
+            return verdict(
+                Outcome::Error,
+                format!("no client for evictions: {e}"),
+                Vec::new(),
+            );
+        }
+    };
+    let names: Vec<String> = listed
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap_or_default())
+        .collect();
+    let mut results = Vec::new();
+    for name in &names {
+        results.push(evict(&evictions, name).await);
+    }
+    for (name, result) in names.iter().zip(results) {
+        match result {
             Ok(_) => allowed += 1,
             Err(kube::Error::Api(status)) if status.code == 429 => {
                 refusals.push(format!(
@@ -297,6 +353,33 @@ pub async fn probe(
         ),
         evidence,
     )
+}
+
+/// Holds back replacement pods: a LimitRange whose per-pod CPU maximum no pod meets
+/// refuses every new pod at admission, while running pods are untouched (admission
+/// never revisits them). A ResourceQuota cannot do this: a terminating pod stops
+/// counting against it at once, and a zero-pod quota stalled the eviction API.
+async fn freeze_pod_count(
+    namespace: &TestNamespace,
+) -> Result<(), crate::cluster::EnvironmentError> {
+    let limit_range = serde_json::json!({
+        "apiVersion": "v1", "kind": "LimitRange",
+        "metadata": {"name": "autoscale-conformance-freeze"},
+        "spec": {"limits": [{"type": "Pod", "max": {"cpu": "1m"}}]}
+    });
+    namespace.apply_raw(&limit_range).await
+}
+
+/// A policy/v1 Eviction with its type and namespace spelled out.
+async fn evict(pods: &Api<Pod>, name: &str) -> Result<kube::core::Status, kube::Error> {
+    let namespace = pods.namespace().unwrap_or_default();
+    let body = serde_json::json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": name, "namespace": namespace},
+    });
+    pods.create_subresource("eviction", name, &PostParams::default(), &body)
+        .await
 }
 
 #[cfg(test)]
