@@ -19,6 +19,8 @@ use std::time::Instant;
 /// Records one test's timeline until [`Recorder::finish`].
 pub struct Recorder {
     timeline: Arc<Mutex<Timeline>>,
+    /// Signalled on every new sample, for [`Recorder::caught_up`].
+    changed: Arc<tokio::sync::Notify>,
     started: Instant,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -33,34 +35,37 @@ impl Recorder {
         let started = Instant::now();
         let client = namespace.client();
         let ns = namespace.name.as_str();
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let sink = Sink {
+            timeline: timeline.clone(),
+            changed: changed.clone(),
+            started,
+        };
         let tasks = vec![
             spawn_watch(
                 Api::<Deployment>::namespaced(client.clone(), ns),
-                timeline.clone(),
-                started,
+                sink.clone(),
                 deployment_observation,
             ),
             spawn_watch(
                 Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns),
-                timeline.clone(),
-                started,
+                sink.clone(),
                 hpa_observation,
             ),
             spawn_watch(
                 Api::<Pod>::namespaced(client.clone(), ns),
-                timeline.clone(),
-                started,
+                sink.clone(),
                 pod_observation,
             ),
             spawn_watch(
                 Api::<Event>::namespaced(client, ns),
-                timeline.clone(),
-                started,
+                sink,
                 event_observation,
             ),
         ];
         Recorder {
             timeline,
+            changed,
             started,
             tasks,
         }
@@ -82,6 +87,26 @@ impl Recorder {
             },
         );
         t
+    }
+
+    /// Waits (at most `budget`) until the recorded timeline satisfies `seen`: a probe
+    /// that saw a state through its own watch lets the recorder's watches catch up
+    /// before it stops them. Returns whether it did.
+    pub async fn caught_up(
+        &self,
+        budget: std::time::Duration,
+        seen: impl Fn(&Timeline) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + budget;
+        loop {
+            let notified = self.changed.notified();
+            if seen(&self.snapshot()) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
     }
 
     pub fn snapshot(&self) -> Timeline {
@@ -155,11 +180,17 @@ fn push(timeline: &Mutex<Timeline>, t: f64, what: Observation) {
     }
 }
 
+#[derive(Clone)]
+struct Sink {
+    timeline: Arc<Mutex<Timeline>>,
+    changed: Arc<tokio::sync::Notify>,
+    started: Instant,
+}
+
 /// One watch feeding the timeline; repeats of the last observation per object are dropped.
 fn spawn_watch<K>(
     api: Api<K>,
-    timeline: Arc<Mutex<Timeline>>,
-    started: Instant,
+    sink: Sink,
     observe: fn(&K) -> Option<(String, Observation)>,
 ) -> tokio::task::JoinHandle<()>
 where
@@ -186,7 +217,12 @@ where
                 continue;
             }
             last.insert(key, observation.clone());
-            push(&timeline, started.elapsed().as_secs_f64(), observation);
+            push(
+                &sink.timeline,
+                sink.started.elapsed().as_secs_f64(),
+                observation,
+            );
+            sink.changed.notify_waiters();
         }
     })
 }

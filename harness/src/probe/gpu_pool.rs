@@ -81,8 +81,7 @@ async fn settle(
         writer,
         watcher(pods.clone(), watcher::Config::default().labels(selector)),
     )
-    .default_backoff()
-    .touched_objects();
+    .default_backoff();
     let mut stream = std::pin::pin!(stream);
     let snapshot = |reader: &reflector::Store<Pod>| -> Vec<(String, Placement)> {
         let mut all: Vec<(String, Placement)> = reader

@@ -415,6 +415,14 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission, name:
         |d| format!("replicas {:?}", d.map(|d| d.spec.replicas)),
     )
     .await;
+    // Our wait saw the end through its own watch; let the recorder's catch up.
+    let _ = recorder
+        .caught_up(intervals.observation_slack, |t| {
+            t.replicas(&target)
+                .last()
+                .is_some_and(|(_, r, _)| *r <= min)
+        })
+        .await;
     let _ = load_stop;
     let timeline = recorder.finish();
     let subject = Subject {
