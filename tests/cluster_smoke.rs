@@ -4,11 +4,14 @@
 
 mod live;
 
+use futures::StreamExt;
 use harness::cluster::{GPU_POOL_LABEL, TestNamespace, deployment_available, wait_for};
 use harness::load::{LoadJob, LoadSpec, describe_pod};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DynamicObject};
+use kube::runtime::{WatchStreamExt, watcher};
 use live::namespace;
 use rstest::rstest;
 use serde_json::json;
@@ -79,6 +82,31 @@ async fn live_smoke_inference_server_answers_by_dns_and_has_pod_metrics(
     .expect("inference server Available");
     let available_after = started.elapsed();
 
+    // The Service answers once its EndpointSlice lists the ready pod (kube-proxy programs
+    // the rules from it); before that a connection is refused.
+    let slices: Api<EndpointSlice> = namespace.api();
+    let selector = format!("kubernetes.io/service-name={SERVER}");
+    let endpoint_ready = async {
+        let mut stream = std::pin::pin!(
+            watcher(slices, watcher::Config::default().labels(&selector))
+                .default_backoff()
+                .applied_objects()
+        );
+        while let Some(item) = stream.next().await {
+            if let Ok(slice) = item
+                && slice
+                    .endpoints
+                    .iter()
+                    .flatten()
+                    .any(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), endpoint_ready)
+        .await
+        .expect("a ready endpoint for the Service within 60 s");
     // From another pod, through the Service's DNS name: a short, bounded load run.
     let spec = LoadSpec {
         url: LoadSpec::service_url(SERVER, &namespace.name, 80, "/predict"),

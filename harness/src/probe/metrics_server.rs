@@ -99,10 +99,26 @@ pub async fn probe(namespace: &mut TestNamespace, pod: &Value) -> Verdict {
             p.and_then(|p| p.status.as_ref())
                 .and_then(|s| s.phase.as_deref())
                 == Some("Running")
+                || p.is_some_and(|p| {
+                    matches!(
+                        super::gpu_pool::placement(p),
+                        super::gpu_pool::Placement::Unschedulable(_)
+                    )
+                })
         },
         describe_pod,
     )
     .await;
+    // Unschedulable ends the wait early: such a pod will not run by itself.
+    let running = match running {
+        Ok(Some(pod))
+            if pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") =>
+        {
+            Err(format!("unschedulable: {}", describe_pod(Some(&pod))))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
     if let Err(e) = running {
         return verdict(
             Outcome::Fail,
