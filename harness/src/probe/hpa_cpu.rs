@@ -260,7 +260,7 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission, name:
         "the HPA to compute CPU utilization",
         baseline_budget,
         |h: Option<&HorizontalPodAutoscaler>| hpa_active(h) || hpa_hopeless(h),
-        |h| hpa_conditions(h),
+        hpa_conditions,
     )
     .await;
     let hpa_now = hpas.get_opt(&hpa_name).await.ok().flatten();
