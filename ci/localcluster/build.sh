@@ -25,7 +25,7 @@ k8s_ldflags() {
 
 inputs_key() {
   local dir=$1
-  { go version; sha256sum "$0"; cd "$dir" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 \
+  { go version; sha256sum <"$0"; cd "$dir" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 \
       | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
 }
 
