@@ -234,9 +234,13 @@ network_down() {
   local tool table
   for tool in iptables ip6tables; do
     for table in filter nat mangle; do
-      if "$tool-save" -t "$table" 2>/dev/null | grep -q -- 'KUBE-'; then
-        "$tool-save" -t "$table" | grep -v -- 'KUBE-' | "$tool-restore" -T "$table" || log "could not clean $tool $table"
-      fi
+      # -w: a component that is still exiting may hold the xtables lock for a moment.
+      local attempt
+      for attempt in 1 2 3; do
+        "$tool-save" -t "$table" 2>/dev/null | grep -q -- 'KUBE-' || break
+        "$tool-save" -t "$table" | grep -v -- 'KUBE-' | "$tool-restore" -w 5 -T "$table" && continue
+        log "cleaning $tool $table failed (attempt $attempt)"; sleep 1
+      done
     done
   done
   local veth
