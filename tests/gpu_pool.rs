@@ -6,14 +6,8 @@ mod live;
 
 use harness::cluster::TestNamespace;
 use harness::verdict::Outcome;
-use live::{load_fixture, namespace, show};
+use live::{assert_expected_verdict, load_fixture, namespace, show};
 use rstest::rstest;
-
-#[derive(serde::Deserialize)]
-struct Expected {
-    outcome: String,
-    message_contains: String,
-}
 
 #[rstest]
 #[tokio::test]
@@ -34,29 +28,11 @@ async fn live_gpu_pool_cluster_scoped_broken_no_toleration_fails(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    let expected: Expected = toml::from_str(
-        &std::fs::read_to_string(live::fixture_dir(
-            "gpu_pool/broken-no-toleration/expected.toml",
-        ))
-        .unwrap(),
-    )
-    .unwrap();
     let verdict = harness::probe::gpu_pool::probe(
         &mut namespace,
         &load_fixture("gpu_pool/broken-no-toleration"),
     )
     .await;
     show(&verdict);
-    assert_eq!(
-        verdict.outcome.to_string(),
-        expected.outcome,
-        "{}",
-        verdict.message
-    );
-    assert!(
-        verdict.message.contains(&expected.message_contains),
-        "expected {:?} in: {}",
-        expected.message_contains,
-        verdict.message
-    );
+    assert_expected_verdict(&verdict, "gpu_pool/broken-no-toleration");
 }

@@ -7,7 +7,7 @@ mod live;
 
 use harness::cluster::TestNamespace;
 use harness::verdict::Outcome;
-use live::{load_fixture, namespace, show, test_name};
+use live::{assert_expected_verdict, load_fixture, namespace, show, test_name};
 use rstest::rstest;
 use std::time::Instant;
 
@@ -45,38 +45,14 @@ async fn live_hpa_cpu_fast_fixture_scales_up_and_down_within_its_policies(
     );
 }
 
-#[derive(serde::Deserialize)]
-struct Expected {
-    outcome: String,
-    message_contains: String,
-}
-
 #[rstest]
 #[tokio::test]
 async fn live_hpa_cpu_broken_no_requests_fails_with_the_hpa_reason(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    let expected: Expected = toml::from_str(
-        &std::fs::read_to_string(live::fixture_dir(
-            "hpa_cpu/broken-no-requests/expected.toml",
-        ))
-        .unwrap(),
-    )
-    .unwrap();
     let submission = load_fixture("hpa_cpu/broken-no-requests");
     let run = harness::probe::hpa_cpu::probe(&mut namespace, &submission, &test_name()).await;
     show(&run.scale_up);
-    assert_eq!(
-        run.scale_up.outcome.to_string(),
-        expected.outcome,
-        "{}",
-        run.scale_up.message
-    );
-    assert!(
-        run.scale_up.message.contains(&expected.message_contains),
-        "expected {:?} in: {}",
-        expected.message_contains,
-        run.scale_up.message
-    );
+    assert_expected_verdict(&run.scale_up, "hpa_cpu/broken-no-requests");
 }

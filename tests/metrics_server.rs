@@ -5,14 +5,8 @@ mod live;
 
 use harness::cluster::TestNamespace;
 use harness::verdict::Outcome;
-use live::{load_fixture, namespace, show};
+use live::{assert_expected_verdict, load_fixture, namespace, show};
 use rstest::rstest;
-
-#[derive(serde::Deserialize)]
-struct Expected {
-    outcome: String,
-    message_contains: String,
-}
 
 fn pod(fixture: &str) -> serde_json::Value {
     load_fixture(fixture)
@@ -41,29 +35,11 @@ async fn live_metrics_server_serves_node_and_fresh_pod_metrics(
 #[tokio::test]
 async fn live_metrics_server_broken_pod_never_runs_fails(#[future(awt)] namespace: TestNamespace) {
     let mut namespace = namespace;
-    let expected: Expected = toml::from_str(
-        &std::fs::read_to_string(live::fixture_dir(
-            "metrics_server/broken-pod-never-runs/expected.toml",
-        ))
-        .unwrap(),
-    )
-    .unwrap();
     let verdict = harness::probe::metrics_server::probe(
         &mut namespace,
         &pod("metrics_server/broken-pod-never-runs"),
     )
     .await;
     show(&verdict);
-    assert_eq!(
-        verdict.outcome.to_string(),
-        expected.outcome,
-        "{}",
-        verdict.message
-    );
-    assert!(
-        verdict.message.contains(&expected.message_contains),
-        "expected {:?} in: {}",
-        expected.message_contains,
-        verdict.message
-    );
+    assert_expected_verdict(&verdict, "metrics_server/broken-pod-never-runs");
 }

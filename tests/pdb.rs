@@ -5,14 +5,8 @@ mod live;
 
 use harness::cluster::TestNamespace;
 use harness::verdict::Outcome;
-use live::{load_fixture, namespace, show};
+use live::{assert_expected_verdict, load_fixture, namespace, show};
 use rstest::rstest;
-
-#[derive(serde::Deserialize)]
-struct Expected {
-    outcome: String,
-    message_contains: String,
-}
 
 #[rstest]
 #[tokio::test]
@@ -38,10 +32,6 @@ async fn live_pdb_broken_selector_protects_nothing_and_fails(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    let expected: Expected = toml::from_str(
-        &std::fs::read_to_string(live::fixture_dir("pdb/broken-selector/expected.toml")).unwrap(),
-    )
-    .unwrap();
     let submission = load_fixture("pdb/broken-selector");
     let verdict = harness::probe::pdb::probe(
         &mut namespace,
@@ -51,16 +41,5 @@ async fn live_pdb_broken_selector_protects_nothing_and_fails(
     )
     .await;
     show(&verdict);
-    assert_eq!(
-        verdict.outcome.to_string(),
-        expected.outcome,
-        "{}",
-        verdict.message
-    );
-    assert!(
-        verdict.message.contains(&expected.message_contains),
-        "expected {:?} in: {}",
-        expected.message_contains,
-        verdict.message
-    );
+    assert_expected_verdict(&verdict, "pdb/broken-selector");
 }

@@ -5,14 +5,8 @@ mod live;
 
 use harness::cluster::TestNamespace;
 use harness::verdict::Outcome;
-use live::{load_fixture, namespace, show};
+use live::{assert_expected_verdict, load_fixture, namespace, show};
 use rstest::rstest;
-
-#[derive(serde::Deserialize)]
-struct Expected {
-    outcome: String,
-    message_contains: String,
-}
 
 #[rstest]
 #[tokio::test]
@@ -31,29 +25,11 @@ async fn live_quota_limits_reference_defaults_max_and_quota_are_enforced(
 #[tokio::test]
 async fn live_quota_limits_broken_no_defaults_fails(#[future(awt)] namespace: TestNamespace) {
     let mut namespace = namespace;
-    let expected: Expected = toml::from_str(
-        &std::fs::read_to_string(live::fixture_dir(
-            "quota_limits/broken-no-defaults/expected.toml",
-        ))
-        .unwrap(),
-    )
-    .unwrap();
     let verdict = harness::probe::quota_limits::probe(
         &mut namespace,
         &load_fixture("quota_limits/broken-no-defaults"),
     )
     .await;
     show(&verdict);
-    assert_eq!(
-        verdict.outcome.to_string(),
-        expected.outcome,
-        "{}",
-        verdict.message
-    );
-    assert!(
-        verdict.message.contains(&expected.message_contains),
-        "expected {:?} in: {}",
-        expected.message_contains,
-        verdict.message
-    );
+    assert_expected_verdict(&verdict, "quota_limits/broken-no-defaults");
 }

@@ -822,7 +822,7 @@ mod tests {
     }
 
     #[test]
-    fn live_verdicts_fill_the_live_share() {
+    fn verdicts_of_live_probes_fill_the_live_share() {
         let rubric = Rubric::builtin().unwrap();
         let live: BTreeMap<String, Verdict> =
             [("hpa-cpu".to_string(), verdict("hpa-cpu", Outcome::Pass))].into();

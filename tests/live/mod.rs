@@ -63,3 +63,32 @@ pub fn show(verdict: &harness::verdict::Verdict) {
         eprintln!("  {}", serde_json::to_string(evidence).unwrap_or_default());
     }
 }
+
+/// What a broken fixture's `expected.toml` says its verdict must be.
+#[derive(serde::Deserialize)]
+struct ExpectedVerdict {
+    outcome: String,
+    message_contains: String,
+}
+
+/// Asserts that `verdict` is the one `fixtures/<fixture>/expected.toml` expects:
+/// the same outcome, and a message that contains the expected words.
+pub fn assert_expected_verdict(verdict: &harness::verdict::Verdict, fixture: &str) {
+    let path = fixture_dir(fixture).join("expected.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let expected: ExpectedVerdict =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        verdict.outcome.to_string(),
+        expected.outcome,
+        "{}",
+        verdict.message
+    );
+    assert!(
+        verdict.message.contains(&expected.message_contains),
+        "expected {:?} in: {}",
+        expected.message_contains,
+        verdict.message
+    );
+}
