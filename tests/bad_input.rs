@@ -29,13 +29,7 @@ struct Expected {
 }
 
 fn cases() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(support::repo().join("fixtures/bad-input"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("expected.toml").is_file())
-        .collect();
-    dirs.sort();
-    dirs
+    support::expected_fixture_dirs("bad-input")
 }
 
 /// Copies the case into `<scratch>/submission` (generate.sh may write beside it)

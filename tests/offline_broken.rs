@@ -24,18 +24,7 @@ struct Expectation {
 }
 
 fn variants() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> =
-        std::fs::read_dir(support::repo().join("fixtures/submissions/broken"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.join("expected.toml").is_file())
-            .collect();
-    dirs.sort();
-    dirs
-}
-
-fn materialise(variant: &Path, expected: &Expected, into: &Path) {
-    support::materialise_overlay(variant, &expected.remove, into);
+    support::expected_fixture_dirs("submissions/broken")
 }
 
 /// Returns what is wrong with one variant's grading, if anything.
@@ -51,7 +40,7 @@ fn judge(variant: &Path) -> Option<String> {
     }
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("submission");
-    materialise(variant, &expected, &dir);
+    support::materialise_overlay(variant, &expected.remove, &dir);
     let verdicts = support::grade(&dir);
     let fired = support::fired(&verdicts);
     let wanted: BTreeSet<String> = expected.expect.iter().map(|e| e.check.clone()).collect();
@@ -143,7 +132,7 @@ fn the_overlay_really_changes_the_reference() {
         toml::from_str(&std::fs::read_to_string(variant.join("expected.toml")).unwrap()).unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("submission");
-    materialise(&variant, &expected, &dir);
+    support::materialise_overlay(&variant, &expected.remove, &dir);
     let overlaid =
         std::fs::read_to_string(dir.join("manifests/task2-hpa-cpu/fraud-detector-hpa.yaml"))
             .unwrap();

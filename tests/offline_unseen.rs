@@ -42,14 +42,7 @@ struct Expectation {
 }
 
 fn unseen() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> =
-        std::fs::read_dir(support::repo().join("fixtures/submissions/unseen"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.join("expected.toml").is_file())
-            .collect();
-    dirs.sort();
-    dirs
+    support::expected_fixture_dirs("submissions/unseen")
 }
 
 fn materialise(fixture: &Path, expected: &Expected, into: &Path) {

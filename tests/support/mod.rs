@@ -12,6 +12,17 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The fixture directories under `fixtures/<relative>` that carry an `expected.toml`, sorted.
+pub fn expected_fixture_dirs(relative: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo().join("fixtures").join(relative))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("expected.toml").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 pub fn reference() -> PathBuf {
     repo().join("fixtures/submissions/reference")
 }
