@@ -164,14 +164,25 @@ start() {
 
 running() { [ -f "$pids/$1.pid" ] && kill -0 "$(cat "$pids/$1.pid")" 2>/dev/null; }
 
+# Stops the named components together: TERM to each process group, up to 10 s for all
+# of them to exit, then KILL. (One after another, the slow ones' waits would add up.)
 stop() {
-  local name=$1 pid i
-  [ -f "$pids/$name.pid" ] || return 0
-  pid=$(cat "$pids/$name.pid")
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -KILL -- "-$pid" 2>/dev/null || true
-  rm -f "$pids/$name.pid"
+  local name pid i alive
+  local -a stopping=()
+  for name in "$@"; do
+    [ -f "$pids/$name.pid" ] || continue
+    pid=$(cat "$pids/$name.pid")
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    stopping+=("$pid")
+  done
+  for i in $(seq 1 50); do
+    alive=0
+    for pid in "${stopping[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive -eq 1 ] || break
+    sleep 0.2
+  done
+  for pid in "${stopping[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  for name in "$@"; do rm -f "$pids/$name.pid"; done
 }
 
 wait_for() {
@@ -460,8 +471,8 @@ cmd_up() {
 }
 
 cmd_down() {
-  local started=$SECONDS c
-  for c in kwok kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$c"; done
+  local started=$SECONDS
+  stop kwok kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd
   if running containerd; then
     local ctr_="ctr --address $containerd_sock"
     for t in $($ctr_ -n k8s.io tasks ls -q 2>/dev/null); do $ctr_ -n k8s.io tasks kill -s KILL "$t" 2>/dev/null || true; done
