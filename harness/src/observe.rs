@@ -113,7 +113,8 @@ impl Recorder {
         self.timeline.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Stops the watches and writes the timeline to `target/e2e-timelines/<name>.json`.
+    /// Stops the watches and writes the timeline to [`timelines_dir`]`/<name>.json`
+    /// (its path is then in `saved_to`, for the verdict's evidence).
     pub fn finish(self) -> Timeline {
         for task in &self.tasks {
             task.abort();
@@ -121,7 +122,10 @@ impl Recorder {
         let mut timeline = self.snapshot();
         timeline.samples.sort_by(|a, b| a.t.total_cmp(&b.t));
         match save(&timeline) {
-            Ok(path) => eprintln!("timeline written to {}", path.display()),
+            Ok(path) => {
+                eprintln!("timeline written to {}", path.display());
+                timeline.saved_to = Some(path.display().to_string());
+            }
             Err(e) => eprintln!("could not write the timeline: {e}"),
         }
         timeline
@@ -136,8 +140,20 @@ impl Drop for Recorder {
     }
 }
 
-/// Where timelines go: `$AUTOSCALE_CONFORMANCE_TIMELINES` or `<workspace>/target/e2e-timelines`.
+static TIMELINES_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Sends every timeline of this process to `dir` (the grader's `--out DIR/timelines`).
+/// Only the first call counts.
+pub fn set_timelines_dir(dir: PathBuf) {
+    let _ = TIMELINES_DIR.set(dir);
+}
+
+/// Where timelines go: the directory [`set_timelines_dir`] chose, else
+/// `$AUTOSCALE_CONFORMANCE_TIMELINES`, else `<workspace>/target/e2e-timelines`.
 pub fn timelines_dir() -> PathBuf {
+    if let Some(dir) = TIMELINES_DIR.get() {
+        return dir.clone();
+    }
     if let Some(dir) = std::env::var_os("AUTOSCALE_CONFORMANCE_TIMELINES") {
         return PathBuf::from(dir);
     }

@@ -13,6 +13,9 @@ pub struct Timeline {
     /// RFC 3339 wall-clock time of `t = 0`.
     pub started_at: String,
     pub samples: Vec<Sample>,
+    /// Where [`crate::observe::Recorder::finish`] wrote it, if it could.
+    #[serde(skip)]
+    pub saved_to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,11 +103,19 @@ pub struct ReplicaStep {
 }
 
 impl Timeline {
+    /// Evidence that points at the saved JSON, when there is one.
+    pub fn file_evidence(&self) -> Option<crate::verdict::Evidence> {
+        self.saved_to
+            .as_ref()
+            .map(|path| crate::verdict::Evidence::TimelineFile { path: path.clone() })
+    }
+
     pub fn new(name: impl Into<String>, started_at: impl Into<String>) -> Self {
         Timeline {
             name: name.into(),
             started_at: started_at.into(),
             samples: Vec::new(),
+            saved_to: None,
         }
     }
 

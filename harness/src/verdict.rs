@@ -117,6 +117,8 @@ pub enum Evidence {
     Events { lines: Vec<String> },
     /// An excerpt of a probe's timeline: seconds since the probe started and what was seen.
     Timeline { points: Vec<TimelinePoint> },
+    /// Where a probe's whole recorded timeline was written (JSON, see [`crate::timeline`]).
+    TimelineFile { path: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

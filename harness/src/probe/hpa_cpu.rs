@@ -435,6 +435,7 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission, name:
         verdict.evidence.push(Evidence::Note {
             text: notes.join("\n"),
         });
+        verdict.evidence.extend(timeline.file_evidence());
     }
     HpaRun {
         scale_up,
