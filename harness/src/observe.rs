@@ -1,17 +1,18 @@
 //! The timeline recorder: watches on the test namespace (scale targets, HPAs, pods,
-//! events) feed a [`Timeline`]; the probe adds markers. No polling loops: every
-//! sample is a watch event, stamped when it arrived.
+//! ResourceQuotas, events) feed a [`Timeline`]; the probe adds markers. No polling
+//! loops: every sample is a watch event, stamped when it arrived.
 
 use crate::cluster::TestNamespace;
 use crate::timeline::{ConditionState, MetricReading, Observation, Timeline};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod, ResourceQuota};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -56,6 +57,11 @@ impl Recorder {
                 Api::<Pod>::namespaced(client.clone(), ns),
                 sink.clone(),
                 pod_observation,
+            ),
+            spawn_watch(
+                Api::<ResourceQuota>::namespaced(client.clone(), ns),
+                sink.clone(),
+                quota_observation,
             ),
             spawn_watch(
                 Api::<Event>::namespaced(client, ns),
@@ -169,8 +175,12 @@ pub fn timelines_dir() -> PathBuf {
 }
 
 pub fn save(timeline: &Timeline) -> std::io::Result<PathBuf> {
-    let dir = timelines_dir();
-    std::fs::create_dir_all(&dir)?;
+    save_in(&timelines_dir(), timeline)
+}
+
+/// Writes `timeline` to `dir/<name>.json` (the name made file-safe).
+pub fn save_in(dir: &std::path::Path, timeline: &Timeline) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
     let file: String = timeline
         .name
         .chars()
@@ -344,13 +354,12 @@ fn pod_observation(pod: &Pod) -> Option<(String, Observation)> {
             .and_then(|s| s.phase.clone())
             .unwrap_or_else(|| "Unknown".into())
     };
-    let reason = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| {
-            c.iter()
-                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-        })
-        .and_then(|c| c.reason.clone());
+    let not_scheduled = status.and_then(|s| s.conditions.as_ref()).and_then(|c| {
+        c.iter()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+    });
+    let reason = not_scheduled.and_then(|c| c.reason.clone());
+    let message = not_scheduled.and_then(|c| c.message.clone());
     Some((
         name.clone(),
         Observation::Pod {
@@ -359,6 +368,26 @@ fn pod_observation(pod: &Pod) -> Option<(String, Observation)> {
             ready,
             node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
             reason,
+            message,
+        },
+    ))
+}
+
+fn quota_observation(quota: &ResourceQuota) -> Option<(String, Observation)> {
+    let name = quota.metadata.name.clone()?;
+    let status = quota.status.as_ref();
+    let quantities = |m: Option<&BTreeMap<String, Quantity>>| {
+        m.into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect()
+    };
+    Some((
+        name.clone(),
+        Observation::Quota {
+            name,
+            hard: quantities(status.and_then(|s| s.hard.as_ref())),
+            used: quantities(status.and_then(|s| s.used.as_ref())),
         },
     ))
 }

@@ -4,6 +4,7 @@
 //! tests feed with synthetic timelines, and a recorded one can be judged again.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Everything one probe saw. `t` of every sample is seconds since `started_at`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -58,6 +59,17 @@ pub enum Observation {
         node: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The scheduler's message while PodScheduled is False (`0/3 nodes are available: ...`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A ResourceQuota's status changed: what it allows and what is in use.
+    Quota {
+        name: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        hard: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        used: BTreeMap<String, String>,
     },
     /// A Kubernetes event in the test's namespace.
     Event {
@@ -91,6 +103,92 @@ pub struct ConditionState {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// One recorded state of a pod (see [`Timeline::pod_states`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodState<'a> {
+    pub t: f64,
+    pub phase: &'a str,
+    pub ready: bool,
+    pub node: Option<&'a str>,
+    /// Reason of a PodScheduled=False condition (`Unschedulable`).
+    pub reason: Option<&'a str>,
+    pub message: Option<&'a str>,
+}
+
+/// One recorded status of a ResourceQuota (see [`Timeline::quota`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaState<'a> {
+    pub t: f64,
+    pub hard: &'a BTreeMap<String, String>,
+    pub used: &'a BTreeMap<String, String>,
+}
+
+impl Observation {
+    /// One line for a timeline excerpt.
+    pub fn describe(&self) -> String {
+        match self {
+            Observation::Scale {
+                target,
+                replicas,
+                ready_replicas,
+                manager,
+            } => match manager {
+                Some(m) => format!("{target} replicas={replicas} ready={ready_replicas} (by {m})"),
+                None => format!("{target} replicas={replicas} ready={ready_replicas}"),
+            },
+            Observation::Hpa {
+                name,
+                current_replicas,
+                desired_replicas,
+                ..
+            } => format!("HPA {name} current={current_replicas} desired={desired_replicas}"),
+            Observation::Pod {
+                name,
+                phase,
+                ready,
+                node,
+                reason,
+                message,
+            } => {
+                let mut line = format!("pod {name} {phase}");
+                if *ready {
+                    line.push_str(" ready");
+                }
+                if let Some(node) = node {
+                    line.push_str(&format!(" on {node}"));
+                }
+                if let Some(reason) = reason {
+                    line.push_str(&format!(" PodScheduled=False {reason}"));
+                }
+                if let Some(message) = message {
+                    line.push_str(&format!(": {message}"));
+                }
+                line
+            }
+            Observation::Quota { name, hard, used } => {
+                let pairs = |m: &BTreeMap<String, String>| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                format!(
+                    "ResourceQuota {name} hard [{}] used [{}]",
+                    pairs(hard),
+                    pairs(used)
+                )
+            }
+            Observation::Event {
+                object,
+                reason,
+                message,
+                type_,
+            } => format!("event {type_} {object} {reason}: {message}"),
+            Observation::Marker { label } => format!("[{label}]"),
+        }
+    }
 }
 
 /// A change of a scale target's `spec.replicas`.
@@ -238,6 +336,58 @@ impl Timeline {
             }
         }
         points
+    }
+
+    /// Every recorded state of pod `name`, in order.
+    pub fn pod_states(&self, name: &str) -> Vec<PodState<'_>> {
+        self.samples
+            .iter()
+            .filter_map(|s| match &s.what {
+                Observation::Pod {
+                    name: n,
+                    phase,
+                    ready,
+                    node,
+                    reason,
+                    message,
+                } if n == name => Some(PodState {
+                    t: s.t,
+                    phase,
+                    ready: *ready,
+                    node: node.as_deref(),
+                    reason: reason.as_deref(),
+                    message: message.as_deref(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The last recorded status of ResourceQuota `name`.
+    pub fn quota(&self, name: &str) -> Option<QuotaState<'_>> {
+        self.samples.iter().rev().find_map(|s| match &s.what {
+            Observation::Quota {
+                name: n,
+                hard,
+                used,
+            } if n == name => Some(QuotaState { t: s.t, hard, used }),
+            _ => None,
+        })
+    }
+
+    /// The samples `pick` selects, as an evidence excerpt (times rounded to 0.1 s).
+    pub fn excerpt(
+        &self,
+        pick: impl Fn(&Observation) -> bool,
+    ) -> Vec<crate::verdict::TimelinePoint> {
+        self.samples
+            .iter()
+            .filter(|s| pick(&s.what))
+            .map(|s| crate::verdict::TimelinePoint {
+                seconds: (s.t * 10.0).round() / 10.0,
+                what: s.what.describe(),
+            })
+            .collect()
     }
 
     /// Events of the namespace with their reason, in order, for evidence.
