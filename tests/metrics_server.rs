@@ -4,9 +4,12 @@
 mod live;
 
 use harness::cluster::TestNamespace;
+use harness::probe::metrics_server::{POD_METRICS_WITHIN, judge_fresh_pod};
 use harness::verdict::Outcome;
-use live::{assert_expected_verdict, load_fixture, namespace, show};
+use live::{assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, show};
 use rstest::rstest;
+
+const FRESH_POD: &str = "fresh-inference";
 
 fn pod(fixture: &str) -> serde_json::Value {
     load_fixture(fixture)
@@ -29,6 +32,10 @@ async fn live_metrics_server_serves_node_and_fresh_pod_metrics(
             .await;
     show(&verdict);
     assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
+    // The saved timeline alone reaches the same verdict.
+    let saved = assert_timeline_saved(&verdict);
+    let again = judge_fresh_pod(&saved, FRESH_POD, POD_METRICS_WITHIN, Vec::new());
+    assert_eq!(again.outcome, verdict.outcome, "{}", again.message);
 }
 
 #[rstest]
@@ -42,4 +49,13 @@ async fn live_metrics_server_broken_pod_never_runs_fails(#[future(awt)] namespac
     .await;
     show(&verdict);
     assert_expected_verdict(&verdict, "metrics_server/broken-pod-never-runs");
+    let saved = assert_timeline_saved(&verdict);
+    assert!(
+        saved
+            .pod_states(FRESH_POD)
+            .iter()
+            .any(|s| s.reason == Some("Unschedulable")),
+        "expected the timeline to show {FRESH_POD} Unschedulable: {:?}",
+        saved.pod_states(FRESH_POD)
+    );
 }

@@ -92,3 +92,23 @@ pub fn assert_expected_verdict(verdict: &harness::verdict::Verdict, fixture: &st
         verdict.message
     );
 }
+
+/// Asserts that `verdict` points at its saved timeline JSON (Evidence::TimelineFile) and
+/// that the file parses back; returns the timeline, to be judged again.
+pub fn assert_timeline_saved(verdict: &harness::verdict::Verdict) -> harness::timeline::Timeline {
+    let path = verdict
+        .evidence
+        .iter()
+        .find_map(|e| match e {
+            harness::verdict::Evidence::TimelineFile { path } => Some(path.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("verdict {} points at no saved timeline", verdict.id));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading timeline {path}: {e}"));
+    let timeline: harness::timeline::Timeline =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("timeline {path}: {e}"));
+    assert!(!timeline.samples.is_empty(), "timeline {path} is empty");
+    eprintln!("timeline {path}: {} samples", timeline.samples.len());
+    timeline
+}
