@@ -295,6 +295,7 @@ impl Cluster {
             cluster: self.clone(),
             name,
             cluster_scoped: Vec::new(),
+            after_namespace: Vec::new(),
             cleanup_budget: Duration::from_secs(45),
         })
     }
@@ -422,12 +423,21 @@ pub struct TestNamespace {
     pub name: String,
     /// Cluster-scoped objects the test created (renamed PriorityClasses): deleted too.
     cluster_scoped: Vec<(ApiResource, String)>,
+    /// Cluster-scoped objects deleted only once the namespace is gone (test nodes:
+    /// their pods must go first, or they would be left on a node that no longer exists).
+    after_namespace: Vec<(ApiResource, String)>,
     pub cleanup_budget: Duration,
 }
 
 impl TestNamespace {
     pub fn client(&self) -> Client {
         self.cluster.client.clone()
+    }
+
+    /// Registers a cluster-scoped object (a test node) for deletion once the namespace
+    /// is gone. Register before creating it: a panic in between then leaves nothing.
+    pub fn delete_after_namespace(&mut self, resource: ApiResource, name: impl Into<String>) {
+        self.after_namespace.push((resource, name.into()));
     }
 
     pub fn api<K>(&self) -> Api<K>
@@ -526,13 +536,22 @@ impl TestNamespace {
     /// still there when the budget ran out: objects held by finalizers, as the
     /// namespace controller reports them.
     pub async fn cleanup(&self) -> Vec<String> {
-        cleanup(
+        let mut stuck = cleanup(
             &self.cluster.client,
             &self.name,
             &self.cluster_scoped,
             self.cleanup_budget,
         )
-        .await
+        .await;
+        stuck.extend(
+            delete_and_wait(
+                &self.cluster.client,
+                &self.after_namespace,
+                self.cleanup_budget,
+            )
+            .await,
+        );
+        stuck
     }
 }
 
@@ -598,6 +617,42 @@ async fn cleanup(
     stuck
 }
 
+/// Deletes cluster-scoped objects and waits (bounded) until each is gone; returns
+/// what could not be deleted or was still there when the budget ran out.
+async fn delete_and_wait(
+    client: &Client,
+    objects: &[(ApiResource, String)],
+    budget: Duration,
+) -> Vec<String> {
+    let mut stuck = Vec::new();
+    for (resource, name) in objects {
+        let api = Api::<DynamicObject>::all_with(client.clone(), resource);
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Err(e) => {
+                stuck.push(format!("could not delete {} {name}: {e}", resource.kind));
+                continue;
+            }
+        }
+        let gone = tokio::time::timeout(
+            budget,
+            kube::runtime::wait::await_condition(api, name, |o: Option<&DynamicObject>| {
+                o.is_none()
+            }),
+        )
+        .await;
+        if !matches!(gone, Ok(Ok(_))) {
+            stuck.push(format!(
+                "{} {name} still there after {}s",
+                resource.kind,
+                budget.as_secs()
+            ));
+        }
+    }
+    stuck
+}
+
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         if std::env::var_os("AUTOSCALE_CONFORMANCE_KEEP_NAMESPACES").is_some() {
@@ -612,6 +667,7 @@ impl Drop for TestNamespace {
         let config = self.cluster.config.clone();
         let name = self.name.clone();
         let cluster_scoped = std::mem::take(&mut self.cluster_scoped);
+        let after_namespace = std::mem::take(&mut self.after_namespace);
         let budget = self.cleanup_budget;
         let worker = std::thread::spawn(move || -> Vec<String> {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -622,7 +678,11 @@ impl Drop for TestNamespace {
             };
             runtime.block_on(async move {
                 match Client::try_from(config) {
-                    Ok(client) => cleanup(&client, &name, &cluster_scoped, budget).await,
+                    Ok(client) => {
+                        let mut stuck = cleanup(&client, &name, &cluster_scoped, budget).await;
+                        stuck.extend(delete_and_wait(&client, &after_namespace, budget).await);
+                        stuck
+                    }
                     Err(e) => vec![format!("no client to delete namespace {name}: {e}")],
                 }
             })

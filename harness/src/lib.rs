@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod criteria;
 pub mod judge;
 pub mod load;
+pub mod nodes;
 pub mod observe;
 pub mod probe;
 pub mod report;
