@@ -5,7 +5,7 @@ mod live;
 
 use harness::cluster::TestNamespace;
 use harness::verdict::Outcome;
-use live::{assert_expected_verdict, load_fixture, namespace, show};
+use live::{assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, show};
 use rstest::rstest;
 
 #[rstest]
@@ -19,6 +19,23 @@ async fn live_quota_limits_reference_defaults_max_and_quota_are_enforced(
             .await;
     show(&verdict);
     assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
+    let saved = assert_timeline_saved(&verdict);
+    let quota = saved
+        .quota("ml-platform-quota")
+        .expect("the quota's status in the timeline");
+    assert!(
+        quota.hard.contains_key("requests.cpu"),
+        "hard: {:?}",
+        quota.hard
+    );
+    for refused in ["refused: over-max", "refused: over-quota"] {
+        assert!(
+            saved.samples.iter().any(|s| matches!(&s.what,
+                harness::timeline::Observation::Marker { label } if label.starts_with(refused))),
+            "expected a [{refused} ..] marker in {:?}",
+            saved.samples
+        );
+    }
 }
 
 #[rstest]
@@ -32,4 +49,9 @@ async fn live_quota_limits_broken_no_defaults_fails(#[future(awt)] namespace: Te
     .await;
     show(&verdict);
     assert_expected_verdict(&verdict, "quota_limits/broken-no-defaults");
+    let saved = assert_timeline_saved(&verdict);
+    assert!(
+        saved.marker("quota-status-missing").is_none(),
+        "the quota's status never reached the timeline"
+    );
 }

@@ -1,11 +1,14 @@
 //! Live probe of `quota-limits`: the namespace's LimitRange gives defaults to a
 //! container without resources, refuses a container over its max, and the
 //! ResourceQuota refuses what would exceed it. All through server-side dry-run:
-//! admission runs for real, nothing is created.
+//! admission runs for real, nothing is created. A [`Recorder`] keeps the quota's
+//! status (hard/used) and a marker per admission outcome (`admitted: ..`, `refused: ..`).
 
 use crate::cluster::{FIELD_MANAGER, TestNamespace};
+use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
 use crate::submission::{Submission, Typed};
+use crate::timeline::Observation;
 use crate::verdict::{Evidence, Outcome, Verdict};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
@@ -90,6 +93,57 @@ fn verdict(outcome: Outcome, message: String, evidence: Vec<Evidence>) -> Verdic
 }
 
 pub async fn probe(namespace: &mut TestNamespace, submission: &Submission) -> Verdict {
+    let recorder = Recorder::start(namespace, &format!("{QUOTA_LIMITS}-{}", namespace.name));
+    let quota = submission
+        .objects
+        .iter()
+        .find(|o| matches!(o.typed, Typed::ResourceQuota(_)))
+        .map(|o| o.name.clone());
+    let mut verdict = admission(namespace, submission, &recorder).await;
+    let timeline = recorder.finish();
+    // The probe's admission outcomes and the submission's quota as the controller wrote
+    // its status (not the namespace's other quotas).
+    let points = timeline.excerpt(|o| match o {
+        Observation::Quota { name, hard, .. } => Some(name) == quota.as_ref() && !hard.is_empty(),
+        Observation::Marker { .. } | Observation::Event { .. } => true,
+        _ => false,
+    });
+    if !points.is_empty() {
+        verdict.evidence.push(Evidence::Timeline { points });
+    }
+    verdict.evidence.extend(timeline.file_evidence());
+    verdict
+}
+
+/// The quota's status as last recorded, for messages: "hard [..] used [..] at t=..".
+fn quota_status(recorder: &Recorder, name: &str) -> String {
+    let timeline = recorder.snapshot();
+    match timeline.quota(name) {
+        Some(state) => {
+            let pairs = |m: &std::collections::BTreeMap<String, String>| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            format!(
+                "ResourceQuota {name} status at t={:.1} s: hard [{}], used [{}]",
+                state.t,
+                pairs(state.hard),
+                pairs(state.used)
+            )
+        }
+        None => format!("no status of ResourceQuota {name} was recorded"),
+    }
+}
+
+/// Applies the LimitRange and ResourceQuota and sends the three dry-run pods through
+/// admission, marking each outcome on the timeline (`admitted: ..`, `refused: ..`).
+async fn admission(
+    namespace: &mut TestNamespace,
+    submission: &Submission,
+    recorder: &Recorder,
+) -> Verdict {
     let limit_range = submission
         .objects
         .iter()
@@ -109,12 +163,17 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission) -> Ve
     let quota_namespace = quota.namespace.clone();
     let objects = vec![limit_range.value().clone(), quota.value().clone()];
     if let Err(e) = namespace.apply(&objects).await {
+        recorder.mark(&format!("refused: LimitRange/ResourceQuota: {e}"));
         return verdict(
             Outcome::Fail,
             format!("the cluster refused the LimitRange/ResourceQuota: {e}"),
             Vec::new(),
         );
     }
+    recorder.mark(&format!(
+        "applied: LimitRange {}, ResourceQuota {}",
+        limit_range.name, quota.name
+    ));
     let container_limits = limit_range
         .value()
         .pointer("/spec/limits")
@@ -134,49 +193,73 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission) -> Ve
     };
     // The quota controller must have computed the quota's status before admission
     // enforces it; a dry-run create before that is refused with "status unknown".
-    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = namespace.api();
-    let _ = crate::cluster::wait_for(
-        &quotas,
-        &quota.name,
-        "the quota's first status",
-        std::time::Duration::from_secs(30),
-        |q: Option<&k8s_openapi::api::core::v1::ResourceQuota>| {
-            q.and_then(|q| q.status.as_ref())
-                .and_then(|s| s.hard.as_ref())
-                .is_some()
-        },
-        |_| "no status".into(),
-    )
-    .await;
+    // The recorder watches the quota: wait until its timeline has that status.
+    let quota_name = quota.name.clone();
+    let has_status = recorder
+        .caught_up(std::time::Duration::from_secs(30), |t| {
+            t.quota(&quota_name).is_some_and(|q| !q.hard.is_empty())
+        })
+        .await;
+    if !has_status {
+        recorder.mark("quota-status-missing");
+    }
+    let status = quota_status(recorder, &quota.name);
+    values.push(("quota status".into(), status.clone()));
 
     // 1. Defaults for a container that declares nothing.
-    match pods.create(&dry_run, &pod("defaults", vec![container("c", json!({}))])).await {
+    match pods
+        .create(&dry_run, &pod("defaults", vec![container("c", json!({}))]))
+        .await
+    {
         Ok(created) => {
-            let resources = serde_json::to_value(created.spec.as_ref().map(|s| &s.containers[0].resources)).unwrap_or_default();
+            let resources =
+                serde_json::to_value(created.spec.as_ref().map(|s| &s.containers[0].resources))
+                    .unwrap_or_default();
+            recorder.mark(&format!("admitted: defaults, resources {resources}"));
             for (field, limit_field) in [("requests", "defaultRequest"), ("limits", "default")] {
                 for resource in ["cpu", "memory"] {
-                    let expected = quantity(&container_limits, &format!("/{limit_field}/{resource}"));
+                    let expected =
+                        quantity(&container_limits, &format!("/{limit_field}/{resource}"));
                     let got = quantity(&resources, &format!("/{field}/{resource}"));
-                    values.push((format!("{field}.{resource}"), format!("expected {expected:?}, got {got:?}")));
+                    values.push((
+                        format!("{field}.{resource}"),
+                        format!("expected {expected:?}, got {got:?}"),
+                    ));
                     if expected.is_some() && expected != got {
-                        problems.push(format!("expected LimitRange defaults {field}.{resource}={expected:?} on a container without resources; got {got:?}"));
+                        problems.push(format!("expected LimitRange defaults {field}.{resource}={expected:?} on a container without resources; got {got:?} (see the [admitted: defaults] marker)"));
                     }
                 }
             }
-            if quantity(&container_limits, "/defaultRequest/cpu").is_none() && quantity(&container_limits, "/default/cpu").is_none() {
+            if quantity(&container_limits, "/defaultRequest/cpu").is_none()
+                && quantity(&container_limits, "/default/cpu").is_none()
+            {
                 problems.push("expected LimitRange defaults (default/defaultRequest) for containers; the LimitRange sets none".into());
             }
         }
-        Err(e) => problems.push(format!("expected LimitRange defaults to let a container without resources in; the pod was refused: {}", api_message(&e))),
+        Err(e) => {
+            let message = api_message(&e);
+            recorder.mark(&format!("refused: defaults: {message}"));
+            problems.push(format!("expected LimitRange defaults to let a container without resources in; the pod was refused: {message} (with {status})"));
+        }
     }
 
     // 2. A container over the LimitRange max is refused.
     if let Some(max_cpu) = quantity(&container_limits, "/max/cpu") {
         let over = format!("{}m", ((max_cpu + 1.0) * 1000.0).round() as i64);
         let resources = json!({"requests": {"cpu": over, "memory": "256Mi"}, "limits": {"cpu": over, "memory": "256Mi"}});
-        match pods.create(&dry_run, &pod("over-max", vec![container("c", resources)])).await {
-            Ok(_) => problems.push(format!("expected a container asking {over} CPU (over the LimitRange max {max_cpu}) to be refused; it was admitted")),
-            Err(e) => values.push(("over LimitRange max".into(), format!("refused: {}", api_message(&e)))),
+        match pods
+            .create(&dry_run, &pod("over-max", vec![container("c", resources)]))
+            .await
+        {
+            Ok(_) => {
+                recorder.mark(&format!("admitted: over-max ({over} CPU)"));
+                problems.push(format!("expected a container asking {over} CPU (over the LimitRange max {max_cpu}) to be refused; it was admitted"));
+            }
+            Err(e) => {
+                let message = api_message(&e);
+                recorder.mark(&format!("refused: over-max ({over} CPU): {message}"));
+                values.push(("over LimitRange max".into(), format!("refused: {message}")));
+            }
         }
     } else {
         problems.push("expected a max CPU per container in the LimitRange; none is set".into());
@@ -195,11 +278,17 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission) -> Ve
             .map(|i| container(&format!("c{i}"), json!({"requests": {"cpu": cpu, "memory": "256Mi"}, "limits": {"cpu": cpu, "memory": "256Mi"}})))
             .collect();
         match pods.create(&dry_run, &pod("over-quota", containers)).await {
-            Ok(_) => problems.push(format!("expected a pod requesting {count} x {cpu} CPU (over the quota's {quota_cpu}) to be refused; it was admitted")),
+            Ok(_) => {
+                recorder.mark(&format!("admitted: over-quota ({count} x {cpu} CPU)"));
+                problems.push(format!("expected a pod requesting {count} x {cpu} CPU (over the quota's {quota_cpu}) to be refused; it was admitted ({status})"));
+            }
             Err(e) => {
                 let message = api_message(&e);
+                recorder.mark(&format!(
+                    "refused: over-quota ({count} x {cpu} CPU): {message}"
+                ));
                 if !message.contains("exceeded quota") {
-                    problems.push(format!("expected the ResourceQuota to refuse {count} x {cpu} CPU with 'exceeded quota'; refused instead with: {message}"));
+                    problems.push(format!("expected the ResourceQuota to refuse {count} x {cpu} CPU with 'exceeded quota'; refused instead with: {message} ({status})"));
                 }
                 values.push(("over quota".into(), format!("refused: {message}")));
             }
@@ -218,7 +307,13 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission) -> Ve
     );
     let evidence = vec![Evidence::Values { values }, Evidence::Note { text: note }];
     match problems.as_slice() {
-        [] => verdict(Outcome::Pass, "LimitRange defaults applied, over-max container refused, over-quota pod refused with the quota's reason".into(), evidence),
+        [] => verdict(
+            Outcome::Pass,
+            format!(
+                "LimitRange defaults applied, over-max container refused, over-quota pod refused with the quota's reason ({status})"
+            ),
+            evidence,
+        ),
         [first, ..] => verdict(Outcome::Fail, first.clone(), evidence),
     }
 }
