@@ -5,8 +5,9 @@
 mod live;
 
 use harness::cluster::TestNamespace;
+use harness::probe::gpu_pool::{Placement, placement_in};
 use harness::verdict::Outcome;
-use live::{assert_expected_verdict, load_fixture, namespace, show};
+use live::{assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, show};
 use rstest::rstest;
 
 #[rstest]
@@ -20,6 +21,16 @@ async fn live_gpu_pool_cluster_scoped_reference_training_lands_on_the_pool(
             .await;
     show(&verdict);
     assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
+    // The saved timeline shows what the verdict says: the over-asking pod Unschedulable.
+    let saved = assert_timeline_saved(&verdict);
+    assert!(
+        matches!(
+            placement_in(&saved, "gpu-over-ask"),
+            Some((_, Placement::Unschedulable(_)))
+        ),
+        "expected gpu-over-ask Unschedulable in the saved timeline: {:?}",
+        saved.pod_states("gpu-over-ask")
+    );
 }
 
 #[rstest]
@@ -35,4 +46,13 @@ async fn live_gpu_pool_cluster_scoped_broken_no_toleration_fails(
     .await;
     show(&verdict);
     assert_expected_verdict(&verdict, "gpu_pool/broken-no-toleration");
+    let saved = assert_timeline_saved(&verdict);
+    assert!(
+        saved
+            .event_lines()
+            .iter()
+            .any(|e| e.contains("FailedScheduling")),
+        "expected a FailedScheduling event in the saved timeline: {:?}",
+        saved.event_lines()
+    );
 }
