@@ -1,12 +1,20 @@
 //! Live smoke test of a cluster (issue 3): the node is Ready, the inference server
 //! answers through its Service by DNS name from another pod, metrics-server serves
 //! its PodMetrics, and the GPU pool takes only the pods that tolerate and select it.
+//! Each test records a timeline of its namespace (saved as JSON, also on failure).
 
 mod live;
 
 use futures::StreamExt;
 use harness::cluster::{GPU_POOL_LABEL, TestNamespace, deployment_available, wait_for};
 use harness::load::{LoadJob, LoadSpec, describe_pod};
+use harness::observe::Recorder;
+use harness::probe::gpu_pool::{Placement, placement, placement_in};
+use harness::probe::metrics_server::{
+    POD_METRICS_GAVE_UP, POD_METRICS_SEEN, POD_METRICS_WITHIN, judge_fresh_pod,
+};
+use harness::timeline::{Observation, Timeline};
+use harness::verdict::{Evidence, Outcome};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -15,7 +23,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use live::namespace;
 use rstest::rstest;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SERVER: &str = "smoke-inference";
 
@@ -49,21 +57,63 @@ fn inference_objects() -> Vec<serde_json::Value> {
     ]
 }
 
+/// Ends a smoke test: the timeline is saved whatever happened; a failure names what
+/// was expected and seen, and points at the saved timeline and its excerpt.
+fn conclude(outcome: Result<String, String>, timeline: &Timeline) {
+    let path = timeline
+        .saved_to
+        .clone()
+        .unwrap_or_else(|| "<timeline not saved>".into());
+    match outcome {
+        Ok(summary) => {
+            eprintln!("{summary}\ntimeline: {path}");
+            assert!(
+                std::path::Path::new(&path).is_file(),
+                "expected the timeline saved as JSON; no file at {path}"
+            );
+        }
+        Err(message) => {
+            let excerpt: Vec<String> = timeline
+                .excerpt(|o| match o {
+                    Observation::Marker { .. } | Observation::Pod { .. } => true,
+                    Observation::Event { type_, .. } => type_ == "Warning",
+                    _ => false,
+                })
+                .iter()
+                .map(|p| format!("  t={:.1} s {}", p.seconds, p.what))
+                .collect();
+            panic!(
+                "{message}\ntimeline: {path}\nexcerpt:\n{}",
+                excerpt.join("\n")
+            );
+        }
+    }
+}
+
 #[rstest]
 #[tokio::test]
-async fn live_smoke_inference_server_answers_by_dns_and_has_pod_metrics(
+async fn live_cluster_smoke_inference_server_answers_by_dns_and_has_pod_metrics(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    let started = Instant::now();
-    assert!(
-        !namespace.cluster.facts.real_nodes.is_empty(),
-        "no Ready node"
-    );
+    let recorder = Recorder::start(&namespace, &format!("cluster-smoke-{}", namespace.name));
+    let outcome = inference_server_answers(&mut namespace, &recorder).await;
+    let timeline = recorder.finish();
+    conclude(outcome, &timeline);
+}
+
+async fn inference_server_answers(
+    namespace: &mut TestNamespace,
+    recorder: &Recorder,
+) -> Result<String, String> {
+    if namespace.cluster.facts.real_nodes.is_empty() {
+        return Err("expected a Ready node; the cluster has none".into());
+    }
     namespace
         .apply(&inference_objects())
         .await
-        .expect("apply inference server");
+        .map_err(|e| format!("expected the inference server applied; {e}"))?;
+    recorder.mark("server-applied");
     let deployments: Api<Deployment> = namespace.api();
     wait_for(
         &deployments,
@@ -79,8 +129,8 @@ async fn live_smoke_inference_server_answers_by_dns_and_has_pod_metrics(
         |d| format!("{:?}", d.and_then(|d| d.status.as_ref())),
     )
     .await
-    .expect("inference server Available");
-    let available_after = started.elapsed();
+    .map_err(|e| format!("expected the inference server Available within 120 s; {e}"))?;
+    let available_after = recorder.mark("server-available");
 
     // The Service answers once its EndpointSlice lists the ready pod (kube-proxy programs
     // the rules from it); before that a connection is refused.
@@ -106,7 +156,10 @@ async fn live_smoke_inference_server_answers_by_dns_and_has_pod_metrics(
     };
     tokio::time::timeout(Duration::from_secs(60), endpoint_ready)
         .await
-        .expect("a ready endpoint for the Service within 60 s");
+        .map_err(|_| {
+            "expected a ready endpoint for the Service within 60 s; none came".to_string()
+        })?;
+    recorder.mark("endpoint-ready");
     // From another pod, through the Service's DNS name: a short, bounded load run.
     let spec = LoadSpec {
         url: LoadSpec::service_url(SERVER, &namespace.name, 80, "/predict"),
@@ -114,59 +167,88 @@ async fn live_smoke_inference_server_answers_by_dns_and_has_pod_metrics(
         duration: Duration::from_secs(5),
         concurrency: 4,
     };
-    let load = LoadJob::start(&namespace, "smoke-load", spec)
+    let load = LoadJob::start(namespace, "smoke-load", spec)
         .await
-        .expect("start loadgen");
-    let summary = load.finish().await.expect("loadgen summary");
-    eprintln!("loadgen summary: {summary:?}");
-    assert!(
-        summary.sent >= 10,
-        "expected the loadgen to send about 25 requests, sent {}",
-        summary.sent
-    );
+        .map_err(|e| format!("expected the load generator to start; {e}"))?;
+    recorder.mark("load-start");
+    let summary = load
+        .finish()
+        .await
+        .map_err(|e| format!("expected the load generator's summary; {e}"))?;
+    recorder.mark(&format!(
+        "load-done: {} ok of {} sent, errors {:?}",
+        summary.ok, summary.sent, summary.errors
+    ));
+    if summary.sent < 10 {
+        return Err(format!(
+            "expected the loadgen to send about 25 requests, sent {}",
+            summary.sent
+        ));
+    }
     // kube-proxy programs the Service's rules asynchronously after the endpoint is
     // ready; with the whole suite running on two cores the first request can still
     // meet no rule (connection refused). Any other error, or more than one in ten, fails.
     let only_connect_errors = summary.errors.keys().all(|kind| kind == "connect");
-    assert!(
-        only_connect_errors && summary.ok * 10 >= summary.sent * 9,
-        "expected (nearly) every request to answer 2xx through the Service; ok {} of {}, errors: {:?}",
-        summary.ok,
-        summary.sent,
-        summary.errors
-    );
+    if !(only_connect_errors && summary.ok * 10 >= summary.sent * 9) {
+        return Err(format!(
+            "expected (nearly) every request to answer 2xx through the Service; ok {} of {}, errors: {:?}",
+            summary.ok, summary.sent, summary.errors
+        ));
+    }
 
-    // PodMetrics for the fresh pod within 60 s of it being Available.
+    // PodMetrics for the fresh pod within 60 s of it running, judged from the timeline
+    // as the metrics-server probe judges its own fresh pod.
     let pods: Api<Pod> = namespace.api();
-    let pod = pods
+    let pod_name = pods
         .list(&kube::api::ListParams::default().labels(&format!("app={SERVER}")))
         .await
-        .expect("list pods")
+        .map_err(|e| format!("expected to list the inference pods; {e}"))?
         .items
         .into_iter()
         .next()
-        .expect("an inference pod");
-    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        .and_then(|p| p.metadata.name)
+        .ok_or_else(|| "expected an inference pod; none is listed".to_string())?;
     let metrics_resource = namespace.cluster.metrics_api("PodMetrics", "pods");
     let pod_metrics: Api<DynamicObject> =
         Api::namespaced_with(namespace.client(), &namespace.name, &metrics_resource);
     let metrics =
-        harness::probe::poll_until(Duration::from_secs(60), Duration::from_secs(2), || async {
+        harness::probe::poll_until(POD_METRICS_WITHIN, Duration::from_secs(2), || async {
             pod_metrics.get_opt(&pod_name).await.ok().flatten()
         })
         .await;
-    let metrics_after = started.elapsed();
-    let metrics = metrics.unwrap_or_else(|| panic!("no PodMetrics for {pod_name} within 60 s"));
-    eprintln!(
-        "available after {:.1}s, PodMetrics after {:.1}s: {}",
-        available_after.as_secs_f64(),
-        metrics_after.as_secs_f64(),
-        metrics
-            .data
-            .get("containers")
-            .map(|c| c.to_string())
-            .unwrap_or_default()
+    match &metrics {
+        Some(_) => recorder.mark(POD_METRICS_SEEN),
+        None => recorder.mark(POD_METRICS_GAVE_UP),
+    };
+    let judged = judge_fresh_pod(
+        &recorder.snapshot(),
+        &pod_name,
+        POD_METRICS_WITHIN,
+        Vec::new(),
     );
+    if judged.outcome != Outcome::Pass {
+        return Err(judged.message);
+    }
+    // The judge's reading of the timeline: "t=…, N s after Running".
+    let seen_after = judged
+        .evidence
+        .iter()
+        .find_map(|e| match e {
+            Evidence::Values { values } => values
+                .iter()
+                .find(|(k, _)| k.starts_with("PodMetrics") && k.ends_with("seen"))
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Ok(format!(
+        "available at t={available_after:.1} s, {} ok of {} requests through the Service; PodMetrics of {pod_name} at {seen_after}; usage {}",
+        summary.ok,
+        summary.sent,
+        metrics
+            .and_then(|m| m.data.get("containers").map(|c| c.to_string()))
+            .unwrap_or_default()
+    ))
 }
 
 fn probe_pod(name: &str, tolerate: bool, select_pool: bool) -> serde_json::Value {
@@ -190,16 +272,26 @@ fn probe_pod(name: &str, tolerate: bool, select_pool: bool) -> serde_json::Value
 
 #[rstest]
 #[tokio::test]
-async fn live_smoke_gpu_pool_takes_only_pods_that_tolerate_and_select_it(
+async fn live_cluster_smoke_gpu_pool_takes_only_pods_that_tolerate_and_select_it(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    assert!(
-        !namespace.cluster.facts.gpu_nodes.is_empty(),
-        "no Ready node labelled {}={}",
-        GPU_POOL_LABEL.0,
-        GPU_POOL_LABEL.1
-    );
+    let recorder = Recorder::start(&namespace, &format!("cluster-smoke-{}", namespace.name));
+    let outcome = gpu_pool_takes_only_its_pods(&mut namespace, &recorder).await;
+    let timeline = recorder.finish();
+    conclude(outcome, &timeline);
+}
+
+async fn gpu_pool_takes_only_its_pods(
+    namespace: &mut TestNamespace,
+    recorder: &Recorder,
+) -> Result<String, String> {
+    if namespace.cluster.facts.gpu_nodes.is_empty() {
+        return Err(format!(
+            "expected a Ready node labelled {}={}; there is none",
+            GPU_POOL_LABEL.0, GPU_POOL_LABEL.1
+        ));
+    }
     namespace
         .apply(&[
             probe_pod("gpu-bound", true, true),
@@ -207,7 +299,8 @@ async fn live_smoke_gpu_pool_takes_only_pods_that_tolerate_and_select_it(
             probe_pod("no-toleration", false, true),
         ])
         .await
-        .expect("apply probe pods");
+        .map_err(|e| format!("expected the probe pods applied; {e}"))?;
+    recorder.mark("probe-pods-applied");
     let pods: Api<Pod> = namespace.api();
     let nodes: Api<Node> = Api::all(namespace.client());
     let bound = |pod: Option<&Pod>| {
@@ -215,7 +308,12 @@ async fn live_smoke_gpu_pool_takes_only_pods_that_tolerate_and_select_it(
             .is_some_and(|s| s.node_name.is_some())
     };
     let budget = Duration::from_secs(60);
-    let gpu_bound = wait_for(
+    let node_of = |pod: Option<Pod>| {
+        pod.and_then(|p| p.spec)
+            .and_then(|s| s.node_name)
+            .unwrap_or_default()
+    };
+    let gpu_node = wait_for(
         &pods,
         "gpu-bound",
         "the tolerating pod to be bound",
@@ -224,8 +322,10 @@ async fn live_smoke_gpu_pool_takes_only_pods_that_tolerate_and_select_it(
         describe_pod,
     )
     .await
-    .expect("bound");
-    let plain = wait_for(
+    .map(node_of)
+    .map_err(|e| format!("expected the tolerating, selecting pod bound within 60 s; {e}"))?;
+    recorder.mark(&format!("gpu-pod-scheduled: gpu-bound on {gpu_node}"));
+    let plain_node = wait_for(
         &pods,
         "plain",
         "the plain pod to be bound",
@@ -234,12 +334,9 @@ async fn live_smoke_gpu_pool_takes_only_pods_that_tolerate_and_select_it(
         describe_pod,
     )
     .await
-    .expect("bound");
-    let node_of = |pod: Option<Pod>| {
-        pod.and_then(|p| p.spec)
-            .and_then(|s| s.node_name)
-            .unwrap_or_default()
-    };
+    .map(node_of)
+    .map_err(|e| format!("expected the plain pod bound within 60 s; {e}"))?;
+    recorder.mark(&format!("plain-pod-scheduled: plain on {plain_node}"));
     let in_pool = |node: Node| {
         node.metadata
             .labels
@@ -248,29 +345,30 @@ async fn live_smoke_gpu_pool_takes_only_pods_that_tolerate_and_select_it(
             .map(String::as_str)
             == Some(GPU_POOL_LABEL.1)
     };
-    let gpu_node = node_of(gpu_bound);
-    assert!(
-        in_pool(nodes.get(&gpu_node).await.expect("node")),
-        "the tolerating, selecting pod went to {gpu_node}, not the GPU pool"
-    );
-    let plain_node = node_of(plain);
-    assert!(
-        !in_pool(nodes.get(&plain_node).await.expect("node")),
-        "a pod without toleration landed on GPU node {plain_node}"
-    );
+    let node = |name: String| {
+        let nodes = nodes.clone();
+        async move {
+            nodes
+                .get(&name)
+                .await
+                .map_err(|e| format!("expected to read node {name}; {e}"))
+        }
+    };
+    if !in_pool(node(gpu_node.clone()).await?) {
+        return Err(format!(
+            "expected the tolerating, selecting pod on the GPU pool; it went to {gpu_node}"
+        ));
+    }
+    if in_pool(node(plain_node.clone()).await?) {
+        return Err(format!(
+            "expected a pod without toleration off the GPU pool; it landed on GPU node {plain_node}"
+        ));
+    }
     // Selecting the pool without tolerating its taint: unschedulable, never bound.
     let unschedulable = |pod: Option<&Pod>| {
-        pod.and_then(|p| p.status.as_ref())
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter().any(|c| {
-                    c.type_ == "PodScheduled"
-                        && c.status == "False"
-                        && c.reason.as_deref() == Some("Unschedulable")
-                })
-            })
+        pod.is_some_and(|p| matches!(placement(p), Placement::Unschedulable(_)))
     };
-    let pending = wait_for(
+    wait_for(
         &pods,
         "no-toleration",
         "the scheduler to refuse the pod",
@@ -279,14 +377,38 @@ async fn live_smoke_gpu_pool_takes_only_pods_that_tolerate_and_select_it(
         describe_pod,
     )
     .await
-    .expect("Unschedulable");
-    assert!(
-        pending
-            .and_then(|p| p.spec)
-            .and_then(|s| s.node_name)
-            .is_none()
-    );
-    eprintln!(
-        "GPU-pool pod on {gpu_node}, plain pod on {plain_node}, pod without toleration Unschedulable"
-    );
+    .map_err(|e| format!("expected the pod without toleration Unschedulable within 60 s; {e}"))?;
+    recorder.mark("no-toleration-unschedulable");
+    // Judge the placements again from what the recorder's pod watch saw.
+    let _ = recorder
+        .caught_up(namespace.cluster.intervals.observation_slack, |t| {
+            ["gpu-bound", "plain", "no-toleration"]
+                .iter()
+                .all(|p| !matches!(placement_in(t, p), None | Some((_, Placement::Waiting))))
+        })
+        .await;
+    let timeline = recorder.snapshot();
+    let seen = |pod: &str| match placement_in(&timeline, pod) {
+        Some((t, Placement::Bound(node))) => format!("{pod} bound to {node} at t={t:.1} s"),
+        Some((t, Placement::Unschedulable(m))) => {
+            format!("{pod} Pending, Unschedulable since t={t:.1} s: {m}")
+        }
+        Some((t, Placement::Waiting)) => format!("{pod} Pending since t={t:.1} s"),
+        None => format!("{pod} never recorded"),
+    };
+    match placement_in(&timeline, "no-toleration") {
+        Some((_, Placement::Unschedulable(_))) => {}
+        _ => {
+            return Err(format!(
+                "expected the timeline to show no-toleration Unschedulable; it shows {}",
+                seen("no-toleration")
+            ));
+        }
+    }
+    Ok(format!(
+        "{}; {}; {}",
+        seen("gpu-bound"),
+        seen("plain"),
+        seen("no-toleration")
+    ))
 }
