@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help tools test e2e main images bench-load bench-grade bench-cluster cluster-up cluster-down cluster-status kind-up lint
+.PHONY: help tools test e2e main grade images bench-load bench-grade bench-cluster cluster-up cluster-down cluster-status kind-up lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -46,4 +46,8 @@ kind-up: ## the kind path (GitHub Actions): same images, same addons
 e2e: tools cluster-up ## the live suite against the local cluster
 	KUBECONFIG=$$(ci/cluster kubeconfig) cargo nextest run --workspace --profile e2e
 
-main: e2e ## the main job: local cluster + conformance suite on the reference submission
+main: e2e ## the main job: local cluster + conformance suite, grading the reference submission live
+
+SUBMISSION ?= fixtures/submissions/reference
+grade: cluster-up ## grade a submission live (static + live probes): make grade SUBMISSION=dir
+	KUBECONFIG=$$(ci/cluster kubeconfig) cargo run -q -- grade "$(SUBMISSION)" --out "target/grade/$$(basename "$(SUBMISSION)")"

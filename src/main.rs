@@ -1,6 +1,6 @@
 //! `autoscale-conformance`: grades a student submission against the exercise's rubric.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use harness::checks::{self, Tools};
 use harness::criteria;
@@ -36,13 +36,16 @@ struct GradeArgs {
     /// The submission directory.
     submission: PathBuf,
     /// Only static checks: no cluster needed. Live points are reported as "not run".
+    /// Without it the live probes run against the cluster of KUBECONFIG, each in a
+    /// sandboxed namespace of its own, with the submission's own windows.
     #[arg(long)]
     offline: bool,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Also write every format into this directory (report.txt, report.json,
-    /// junit.xml, summary.md, classroom.json).
+    /// junit.xml, summary.md, classroom.json) and the live probes' timelines into
+    /// its timelines/.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Exit with status 2 when the score is below this many points.
@@ -70,12 +73,22 @@ fn render(report: &Report, format: Format) -> anyhow::Result<String> {
 }
 
 fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
-    if !args.offline {
-        bail!(
-            "live grading needs the live suite (not available in this build); run with --offline for the static checks"
+    let report = if args.offline {
+        grade_offline(&args.submission, &Tools::discover())?
+    } else {
+        if let Some(dir) = &args.out {
+            harness::observe::set_timelines_dir(dir.join("timelines"));
+        }
+        eprintln!(
+            "live grading of {}: the probes run in parallel; the HPA probe waits out the submission's own scale-down window (minutes)",
+            args.submission.display()
         );
-    }
-    let report = grade_offline(&args.submission, &Tools::discover())?;
+        let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        runtime.block_on(harness::live::grade_live(
+            &args.submission,
+            &Tools::discover(),
+        ))?
+    };
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for (format, name) in [
@@ -91,6 +104,13 @@ fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     print!("{}", render(&report, args.format)?);
+    if report.score.environment_errors > 0.0 {
+        eprintln!(
+            "{} point(s) not judged: the cluster's environment was broken (see the \"error\" items); not the submission's fault",
+            report.score.environment_errors
+        );
+        return Ok(ExitCode::from(3));
+    }
     if let Some(minimum) = args.min_score
         && report.score.earned < minimum
     {

@@ -276,7 +276,14 @@ impl Cluster {
         let namespace: Namespace = serde_json::from_value(json!({
             "metadata": {
                 "name": name,
-                "labels": { SUITE_LABEL: "true", "autoscale-conformance/test": label_value(test) },
+                "labels": {
+                    SUITE_LABEL: "true",
+                    "autoscale-conformance/test": label_value(test),
+                    // A submission is untrusted: no privileged pods, host namespaces or
+                    // hostPath volumes (Pod Security "baseline"), whatever it asks for.
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                    "pod-security.kubernetes.io/warn": "baseline",
+                },
                 "annotations": { EXPIRES_ANNOTATION: expires.to_rfc3339() },
             }
         }))
@@ -291,13 +298,15 @@ impl Cluster {
             )
             .await
             .map_err(EnvironmentError::api(format!("creating namespace {name}")))?;
-        Ok(TestNamespace {
+        let namespace = TestNamespace {
             cluster: self.clone(),
             name,
             cluster_scoped: Vec::new(),
             after_namespace: Vec::new(),
             cleanup_budget: Duration::from_secs(45),
-        })
+        };
+        namespace.apply_raw(&sandbox_quota()).await?;
+        Ok(namespace)
     }
 
     /// Deletes test namespaces that outlived their expiry (a run killed by a timeout
@@ -326,6 +335,29 @@ impl Cluster {
             }
         }
     }
+}
+
+/// Caps what a submission can create in its namespace. Object counts only: a compute
+/// quota would refuse every pod without requests, which is what some criteria test.
+/// Generous for any HPA of the exercise (maxReplicas 10-20), tight for a runaway.
+pub fn sandbox_quota() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": { "name": "autoscale-conformance-sandbox" },
+        "spec": { "hard": {
+            "pods": "40",
+            "services": "10",
+            "services.nodeports": "0",
+            "services.loadbalancers": "0",
+            "persistentvolumeclaims": "0",
+            "count/jobs.batch": "10",
+            "count/deployments.apps": "10",
+            "count/statefulsets.apps": "5",
+            "configmaps": "20",
+            "secrets": "20",
+        }}
+    })
 }
 
 pub fn deployment_available(deployment: &Deployment) -> bool {

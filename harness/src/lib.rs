@@ -6,6 +6,7 @@ pub mod checks;
 pub mod cluster;
 pub mod criteria;
 pub mod judge;
+pub mod live;
 pub mod load;
 pub mod nodes;
 pub mod observe;

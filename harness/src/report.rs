@@ -7,7 +7,7 @@
 use crate::checks::{self, Tools};
 use crate::criteria;
 use crate::submission::{self, LoadOptions};
-use crate::verdict::{Finding, Outcome, Severity, Verdict};
+use crate::verdict::{Evidence, Finding, Outcome, Severity, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -183,6 +183,53 @@ pub struct ItemResult {
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// What a live probe saw (values, events, a timeline excerpt and file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+}
+
+/// Evidence as indented text lines, for the terminal, JUnit and Markdown (bounded:
+/// a long timeline is in its JSON file, the report shows its start and end).
+pub fn evidence_lines(evidence: &[Evidence]) -> Vec<String> {
+    const MAX_POINTS: usize = 24;
+    let mut lines = Vec::new();
+    for item in evidence {
+        match item {
+            Evidence::Note { text } => lines.extend(text.lines().map(|l| format!("note: {l}"))),
+            Evidence::Values { values } => {
+                lines.extend(
+                    values
+                        .iter()
+                        .map(|(name, value)| format!("{name}: {value}")),
+                );
+            }
+            Evidence::Events { lines: events } => {
+                lines.extend(
+                    events
+                        .iter()
+                        .take(MAX_POINTS)
+                        .map(|e| format!("event: {e}")),
+                );
+                if events.len() > MAX_POINTS {
+                    lines.push(format!("event: ... {} more", events.len() - MAX_POINTS));
+                }
+            }
+            Evidence::Timeline { points } => {
+                let shown =
+                    |p: &crate::verdict::TimelinePoint| format!("t={:>6.1}s {}", p.seconds, p.what);
+                if points.len() <= MAX_POINTS {
+                    lines.extend(points.iter().map(shown));
+                } else {
+                    let half = MAX_POINTS / 2;
+                    lines.extend(points[..half].iter().map(shown));
+                    lines.push(format!("... {} more points ...", points.len() - MAX_POINTS));
+                    lines.extend(points[points.len() - half..].iter().map(shown));
+                }
+            }
+            Evidence::TimelineFile { path } => lines.push(format!("timeline: {path}")),
+        }
+    }
+    lines
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -294,6 +341,10 @@ impl Report {
                     ),
                     None => (Outcome::NotRun, "check did not run".to_string(), Vec::new()),
                 };
+                let evidence = match verdict {
+                    Some(v) if kind == "live" => v.evidence.clone(),
+                    _ => Vec::new(),
+                };
                 let earned = if outcome == Outcome::Pass {
                     item_points
                 } else {
@@ -321,6 +372,7 @@ impl Report {
                     outcome,
                     message,
                     findings,
+                    evidence,
                 });
             }
             let earned = items.iter().map(|i| i.earned).sum();
@@ -387,7 +439,7 @@ impl Report {
         let mut notes = Vec::new();
         for verdict in &self.verdicts {
             for evidence in &verdict.evidence {
-                if let crate::verdict::Evidence::Values { values } = evidence {
+                if let Evidence::Values { values } = evidence {
                     for (name, value) in values {
                         notes.push((verdict.id.clone(), name.clone(), value.clone()));
                     }
@@ -453,6 +505,9 @@ impl Report {
                     let _ = writeln!(out, "        {}: {}", finding.location, finding.message);
                     let _ = writeln!(out, "          hint: {}", finding.hint);
                 }
+                for evidence in evidence_lines(&item.evidence) {
+                    let _ = writeln!(out, "        | {evidence}");
+                }
             }
         }
         let notes = self.notes();
@@ -471,10 +526,11 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "Score: {} / {} ({} points judged statically, {} lost; {} live points not run{})",
+            "Score: {} / {} ({} points judged statically, {} judged live, {} lost; {} live points not run{})",
             points(s.earned),
             points(s.total),
             points(s.static_judged),
+            points(s.total - s.static_judged - s.not_run - s.environment_errors),
             points(s.lost),
             points(s.not_run),
             if s.environment_errors > 0.0 {
@@ -500,10 +556,16 @@ impl Report {
             points(s.total),
             self.mode
         );
-        if s.not_run > 0.0 {
+        if s.not_run > 0.0 && self.mode == "offline" {
             let _ = writeln!(
                 out,
                 "> {} points depend on live behaviour and were **not run**; the live suite awards them.\n",
+                points(s.not_run)
+            );
+        } else if s.not_run > 0.0 {
+            let _ = writeln!(
+                out,
+                "> {} points were **not run**: criteria that this suite has no live probe for yet (their static checks were graded).\n",
                 points(s.not_run)
             );
         }
@@ -547,6 +609,10 @@ impl Report {
                         "  - `{}`: {}  \n    _Fix:_ {}",
                         finding.location, finding.message, finding.hint
                     );
+                }
+                let evidence = evidence_lines(&item.evidence);
+                if !evidence.is_empty() {
+                    let _ = writeln!(out, "\n  ```text\n  {}\n  ```", evidence.join("\n  "));
                 }
             }
         }
@@ -664,6 +730,7 @@ impl Report {
                         .findings
                         .iter()
                         .map(|f| format!("{}: {}\n  hint: {}", f.location, f.message, f.hint))
+                        .chain(evidence_lines(&item.evidence))
                         .collect();
                     if !detail.is_empty() {
                         status.set_description(detail.join("\n"));

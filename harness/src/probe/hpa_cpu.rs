@@ -336,7 +336,20 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission, name:
         load_spec.url,
         load_budget.as_secs()
     ));
-    let load = match LoadJob::start(namespace, "hpa-load", load_spec).await {
+    // The load generator runs in a namespace of its own: the submission's LimitRange
+    // and ResourceQuota govern the student's pods, not the suite's instrument.
+    let load_namespace = match namespace.cluster.namespace(&format!("{name}-load")).await {
+        Ok(load_namespace) => load_namespace,
+        Err(e) => {
+            return both(
+                Outcome::Error,
+                format!("no namespace for the load generator: {e}"),
+                notes,
+                recorder.finish(),
+            );
+        }
+    };
+    let load = match LoadJob::start(&load_namespace, "hpa-load", load_spec).await {
         Ok(load) => load,
         Err(e) => {
             return both(

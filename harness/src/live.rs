@@ -1,0 +1,341 @@
+//! Live grading: the suite's probes run on one submission, each criterion in a
+//! namespace of its own and all at once, so the whole live part takes as long as its
+//! longest probe (the HPA's scale-down, which waits out the student's own windows).
+//! The probes are the ones the live tests run; this module only picks, from the
+//! submission, what each probe is pointed at.
+
+use crate::checks::{self, Tools};
+use crate::cluster::{Cluster, EnvironmentError, TestNamespace};
+use crate::criteria;
+use crate::judge::{HPA_SCALE_DOWN, HPA_SCALE_UP};
+use crate::probe;
+use crate::report::{Report, ReportError, Rubric};
+use crate::submission::{self, LoadOptions, Submission, Typed};
+use crate::verdict::{Outcome, Verdict};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Criteria this suite judges live today, in rubric order.
+pub const PROBED: &[&str] = &[
+    probe::metrics_server::METRICS_SERVER,
+    probe::quota_limits::QUOTA_LIMITS,
+    HPA_SCALE_UP,
+    HPA_SCALE_DOWN,
+    probe::pdb::PDB,
+    probe::gpu_pool::GPU_POOL,
+];
+
+/// Why a live criterion is not probed yet (it is graded on its static checks only).
+pub fn not_probed_reason(criterion: &str) -> String {
+    let needs = match criterion {
+        "hpa-custom" => "Prometheus and prometheus-adapter in the cluster",
+        "vpa" => "the VPA recommender and updater in the cluster",
+        "keda-scale-to-zero" | "keda-cron" => "KEDA (and Prometheus) in the cluster",
+        "monitoring" => "Prometheus and Grafana in the cluster",
+        "load-testing" => "running the submission's own load scripts in a sandbox",
+        _ => "a live probe",
+    };
+    format!(
+        "live criterion {criterion}: not run: this suite has no live probe for it yet (it needs {needs}); its static checks are graded"
+    )
+}
+
+/// Loads `dir`, runs the static checks and every live probe against the cluster
+/// (KUBECONFIG), and folds both into the rubric. A cluster that is unreachable or
+/// fails the preflight gives "error" verdicts for the live criteria, never "fail".
+pub async fn grade_live(dir: &Path, tools: &Tools) -> Result<Report, ReportError> {
+    let started = Instant::now();
+    let rubric = Rubric::builtin()?;
+    let submission = submission::load(dir, &LoadOptions::default()).map_err(|source| {
+        ReportError::Submission {
+            path: dir.display().to_string(),
+            source,
+        }
+    })?;
+    let check_verdicts = checks::run(&submission, tools);
+    let live = match Cluster::connect().await {
+        Ok(cluster) => run_probes(&cluster, &submission).await,
+        Err(environment) => PROBED
+            .iter()
+            .map(|id| (id.to_string(), environment_error(id, &environment)))
+            .collect(),
+    };
+    let mut live_verdicts: BTreeMap<String, Verdict> = live;
+    for line in &rubric.lines {
+        for item in &line.live {
+            live_verdicts
+                .entry(item.criterion.clone())
+                .or_insert_with(|| {
+                    Verdict::not_run(&item.criterion, not_probed_reason(&item.criterion))
+                });
+        }
+    }
+    Ok(Report::build(
+        &rubric,
+        &dir.display().to_string(),
+        check_verdicts,
+        &live_verdicts,
+        started.elapsed(),
+    ))
+}
+
+fn environment_error(id: &str, error: &EnvironmentError) -> Verdict {
+    Verdict {
+        id: id.to_string(),
+        outcome: Outcome::Error,
+        message: format!("environment error (not the submission's fault): {error}"),
+        findings: Vec::new(),
+        evidence: Vec::new(),
+    }
+}
+
+/// Runs every probe of [`PROBED`] on `submission`, concurrently, each in its own
+/// namespace; returns one verdict per criterion.
+pub async fn run_probes(cluster: &Cluster, submission: &Submission) -> BTreeMap<String, Verdict> {
+    let fresh_pod = fresh_pod(submission);
+    let metrics = async {
+        let mut ns = cluster.namespace("grade-metrics-server").await?;
+        let verdict = probe::metrics_server::probe(&mut ns, &fresh_pod).await;
+        Ok(finish(ns, vec![verdict]).await)
+    };
+    let quota = async {
+        let mut ns = cluster.namespace("grade-quota-limits").await?;
+        let verdict = probe::quota_limits::probe(&mut ns, submission).await;
+        Ok(finish(ns, vec![verdict]).await)
+    };
+    let hpa = async {
+        let mut ns = cluster.namespace("grade-hpa-cpu").await?;
+        let name = ns.name.clone();
+        let run = probe::hpa_cpu::probe(&mut ns, submission, &name).await;
+        Ok(finish(ns, vec![run.scale_up, run.scale_down]).await)
+    };
+    let pdb = async {
+        let mut ns = cluster.namespace("grade-pdb").await?;
+        let verdict = match pdb_to_probe(submission) {
+            Some((pdb, workload)) => probe::pdb::probe(&mut ns, submission, &pdb, &workload).await,
+            None => Verdict {
+                id: probe::pdb::PDB.into(),
+                outcome: Outcome::Fail,
+                message: "expected a PodDisruptionBudget (policy/v1) that protects the serving Deployment; the submission has none".into(),
+                findings: Vec::new(),
+                evidence: Vec::new(),
+            },
+        };
+        Ok(finish(ns, vec![verdict]).await)
+    };
+    let gpu = async {
+        let mut ns = cluster.namespace("grade-gpu-pool").await?;
+        let verdict = probe::gpu_pool::probe(&mut ns, submission).await;
+        Ok(finish(ns, vec![verdict]).await)
+    };
+    let (metrics, quota, hpa, pdb, gpu): (Probed, Probed, Probed, Probed, Probed) =
+        tokio::join!(metrics, quota, hpa, pdb, gpu);
+    let mut verdicts = BTreeMap::new();
+    for (ids, result) in [
+        (&[probe::metrics_server::METRICS_SERVER][..], metrics),
+        (&[probe::quota_limits::QUOTA_LIMITS][..], quota),
+        (&[HPA_SCALE_UP, HPA_SCALE_DOWN][..], hpa),
+        (&[probe::pdb::PDB][..], pdb),
+        (&[probe::gpu_pool::GPU_POOL][..], gpu),
+    ] {
+        match result {
+            Ok(found) => {
+                for verdict in found {
+                    verdicts.insert(verdict.id.clone(), verdict);
+                }
+            }
+            Err(environment) => {
+                for id in ids {
+                    verdicts.insert(id.to_string(), environment_error(id, &environment));
+                }
+            }
+        }
+    }
+    verdicts
+}
+
+type Probed = Result<Vec<Verdict>, EnvironmentError>;
+
+/// Deletes a probe's namespace (bounded; what finalizers hold back is printed, not
+/// hidden) and hands back its verdicts.
+async fn finish(namespace: TestNamespace, verdicts: Vec<Verdict>) -> Vec<Verdict> {
+    let stuck = namespace.cleanup().await;
+    if !stuck.is_empty() {
+        eprintln!(
+            "cleanup of {} incomplete:\n  {}",
+            namespace.name,
+            stuck.join("\n  ")
+        );
+    }
+    verdicts
+}
+
+/// A fresh pod for the metrics-server criterion: the pod the CPU HPA's target would
+/// run (its metrics are what the HPA needs), else the first Deployment's, else the
+/// suite's own inference pod.
+pub fn fresh_pod(submission: &Submission) -> Value {
+    let hpa_target = submission.objects.iter().find_map(|o| match &o.typed {
+        Typed::HorizontalPodAutoscaler(h) => {
+            let reference = &h.spec.scale_target_ref;
+            submission.find_workload(
+                Some(&reference.kind),
+                &reference.name,
+                o.namespace.as_deref(),
+            )
+        }
+        _ => None,
+    });
+    let workload = hpa_target.or_else(|| {
+        submission
+            .objects
+            .iter()
+            .find(|o| matches!(o.typed, Typed::Deployment(_)))
+    });
+    let template = workload.and_then(|w| {
+        w.value()
+            .pointer("/spec/template")
+            .filter(|t| t.pointer("/spec/containers").is_some())
+            .map(|t| (w.name.clone(), t.clone()))
+    });
+    match template {
+        Some((name, template)) => json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": format!("fresh-{name}").chars().take(63).collect::<String>(),
+                "labels": template.pointer("/metadata/labels").cloned().unwrap_or(json!({})),
+            },
+            "spec": template["spec"].clone(),
+        }),
+        None => json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": { "name": "fresh-inference" },
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{
+                    "name": "server",
+                    "image": "localhost/autoscale-conformance/inference-server:0.1.0",
+                    "imagePullPolicy": "IfNotPresent",
+                    "resources": { "requests": { "cpu": "20m", "memory": "32Mi" } },
+                }],
+            },
+        }),
+    }
+}
+
+/// The budget to drain against: the one protecting the CPU HPA's target (the serving
+/// API the exercise asks to keep available), else the first. Returns the PDB's name
+/// and the Deployment it is meant to protect.
+pub fn pdb_to_probe(submission: &Submission) -> Option<(String, String)> {
+    let pdbs: Vec<_> = submission
+        .objects
+        .iter()
+        .filter(|o| matches!(o.typed, Typed::PodDisruptionBudget(_)))
+        .collect();
+    let selects = |pdb: &crate::submission::Object, workload: &crate::submission::Object| {
+        let Typed::PodDisruptionBudget(p) = &pdb.typed else {
+            return false;
+        };
+        let selector = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .and_then(|s| s.match_labels.clone())
+            .unwrap_or_default();
+        !selector.is_empty()
+            && pdb.same_namespace(workload.namespace.as_deref())
+            && workload
+                .pod_template()
+                .and_then(|t| t.labels)
+                .is_some_and(|labels| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    };
+    let hpa_targets: Vec<&crate::submission::Object> = submission
+        .objects
+        .iter()
+        .filter_map(|o| match &o.typed {
+            Typed::HorizontalPodAutoscaler(h) => {
+                let reference = &h.spec.scale_target_ref;
+                submission.find_workload(
+                    Some(&reference.kind),
+                    &reference.name,
+                    o.namespace.as_deref(),
+                )
+            }
+            _ => None,
+        })
+        .collect();
+    for target in &hpa_targets {
+        if let Some(pdb) = pdbs.iter().find(|p| selects(p, target)) {
+            return Some((pdb.name.clone(), target.name.clone()));
+        }
+    }
+    let pdb = pdbs.first()?;
+    let workload = submission
+        .objects
+        .iter()
+        .find(|o| matches!(o.typed, Typed::Deployment(_)) && selects(pdb, o))
+        .or(hpa_targets.first().copied())
+        .map(|o| o.name.clone())
+        .unwrap_or_default();
+    Some((pdb.name.clone(), workload))
+}
+
+/// Every live criterion of the rubric is either probed here or has a reason not to be.
+pub fn coverage() -> Vec<(&'static str, bool)> {
+    criteria::CRITERIA
+        .iter()
+        .filter(|c| c.has_live_part)
+        .map(|c| (c.id, PROBED.contains(&c.id)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn reference() -> Submission {
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/submissions/reference");
+        submission::load(&dir, &LoadOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn the_reference_drains_the_serving_apis_budget() {
+        assert_eq!(
+            pdb_to_probe(&reference()),
+            Some(("fraud-detector-pdb".into(), "fraud-detector-api".into()))
+        );
+    }
+
+    #[test]
+    fn the_fresh_pod_is_the_hpa_targets_pod() {
+        let pod = fresh_pod(&reference());
+        assert_eq!(pod["kind"], "Pod");
+        assert_eq!(pod["metadata"]["labels"]["app"], "fraud-detector");
+        assert_eq!(
+            pod["spec"]["containers"][0]["resources"]["requests"]["cpu"],
+            "200m"
+        );
+    }
+
+    #[test]
+    fn every_live_criterion_is_probed_or_says_why_not() {
+        let rubric = Rubric::builtin().unwrap();
+        for line in &rubric.lines {
+            for item in &line.live {
+                let probed = PROBED.contains(&item.criterion.as_str());
+                let reason = not_probed_reason(&item.criterion);
+                assert!(
+                    probed || !reason.contains("needs a live probe"),
+                    "{}: {reason}",
+                    item.criterion
+                );
+            }
+        }
+        assert!(coverage().iter().filter(|(_, probed)| *probed).count() == PROBED.len());
+    }
+}

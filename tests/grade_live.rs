@@ -1,0 +1,109 @@
+//! The grading path, live: `grade` on a whole submission runs every probe of the
+//! suite with the submission's own windows (the reference's 300 s scale-down
+//! stabilization included) and folds the verdicts into the rubric. This is the main
+//! job's run against `fixtures/submissions/reference`; its report (every format) and
+//! timelines are written to `<target>/grade/<submission>/`.
+
+mod support;
+
+use harness::checks::Tools;
+use harness::report::Report;
+use harness::verdict::Outcome;
+use std::path::{Path, PathBuf};
+
+fn out_dir(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| support::repo().join("target"));
+    target.join("grade").join(name)
+}
+
+/// Grades `dir` live and writes the report where the main job's users look for it.
+async fn grade_live(dir: &Path, name: &str) -> Report {
+    let out = out_dir(name);
+    harness::observe::set_timelines_dir(out.join("timelines"));
+    let report = harness::live::grade_live(dir, &Tools::discover())
+        .await
+        .unwrap_or_else(|e| panic!("grading {}: {e}", dir.display()));
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("report.txt"), report.to_text()).unwrap();
+    std::fs::write(out.join("report.json"), report.to_json().unwrap()).unwrap();
+    std::fs::write(out.join("summary.md"), report.to_markdown()).unwrap();
+    std::fs::write(out.join("junit.xml"), report.to_junit().unwrap()).unwrap();
+    eprintln!("{}", report.to_text());
+    eprintln!("report written to {}", out.display());
+    report
+}
+
+fn live_item<'a>(report: &'a Report, criterion: &str) -> &'a harness::report::ItemResult {
+    report
+        .lines
+        .iter()
+        .flat_map(|l| &l.items)
+        .find(|i| i.kind == "live" && i.id == criterion)
+        .unwrap_or_else(|| panic!("no live item {criterion} in the report"))
+}
+
+#[tokio::test]
+async fn live_grade_reference_earns_every_point_the_suite_can_judge() {
+    let report = grade_live(&support::reference(), "reference").await;
+    assert_eq!(report.mode, "live");
+    for criterion in harness::live::PROBED {
+        let item = live_item(&report, criterion);
+        assert_eq!(item.outcome, Outcome::Pass, "{criterion}: {}", item.message);
+        assert!(
+            item.evidence
+                .iter()
+                .any(|e| matches!(e, harness::verdict::Evidence::TimelineFile { .. }))
+                || !matches!(*criterion, "hpa-cpu" | "hpa-scale-down"),
+            "{criterion}: no timeline file in the evidence"
+        );
+    }
+    // What is not probed says so; nothing is lost and nothing is an environment error.
+    for item in report.lines.iter().flat_map(|l| &l.items) {
+        if item.kind == "live" && !harness::live::PROBED.contains(&item.id.as_str()) {
+            assert_eq!(item.outcome, Outcome::NotRun, "{}", item.id);
+            assert!(item.message.contains("no live probe"), "{}", item.message);
+        }
+    }
+    if support::tools_present() {
+        assert_eq!(report.score.lost, 0.0, "{}", report.to_text());
+    }
+    assert_eq!(report.score.environment_errors, 0.0, "{}", report.to_text());
+    assert!(
+        (report.score.earned + report.score.not_run + report.score.lost - report.score.total).abs()
+            < 1e-9
+    );
+}
+
+/// A sidecar without resources under a LimitRange that gives it no CPU request: the
+/// HPA cannot compute utilization, so both HPA criteria are lost, with the HPA's own
+/// reason as evidence; the criteria that do not depend on it still pass.
+#[tokio::test]
+async fn live_grade_broken_sidecar_without_requests_loses_the_hpa_points_with_evidence() {
+    let variant = support::repo().join("fixtures/submissions/broken/hpa-requests-missing-sidecar");
+    let workdir = tempfile::tempdir().unwrap();
+    let submission = workdir.path().join("submission");
+    support::materialise_overlay(&variant, &[], &submission);
+    let report = grade_live(&submission, "broken-hpa-requests-missing-sidecar").await;
+    for criterion in ["hpa-cpu", "hpa-scale-down"] {
+        let item = live_item(&report, criterion);
+        assert_eq!(item.outcome, Outcome::Fail, "{criterion}: {}", item.message);
+        assert!(item.earned == 0.0);
+    }
+    let hpa = live_item(&report, "hpa-cpu");
+    assert!(
+        hpa.message.contains("CPU utilization") || hpa.message.contains("refused"),
+        "the message says why: {}",
+        hpa.message
+    );
+    let text = report.to_text();
+    assert!(
+        text.contains(&format!("-{} hpa-cpu [fail]", hpa.points)),
+        "the report shows the lost live points:\n{text}"
+    );
+    for criterion in ["metrics-server", "gpu-pool"] {
+        let item = live_item(&report, criterion);
+        assert_eq!(item.outcome, Outcome::Pass, "{criterion}: {}", item.message);
+    }
+}
