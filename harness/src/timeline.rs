@@ -453,4 +453,51 @@ mod tests {
         assert_eq!(back, timeline);
         assert_eq!(back.marker("load-start"), Some(0.0));
     }
+
+    #[test]
+    fn pod_scheduling_and_quota_status_round_trip_and_read_back() {
+        let mut timeline = Timeline::new("t", "2026-01-01T00:00:00Z");
+        let pod = |node: Option<&str>, message: Option<&str>| Observation::Pod {
+            name: "p".into(),
+            phase: "Pending".into(),
+            ready: false,
+            node: node.map(Into::into),
+            reason: message.map(|_| "Unschedulable".into()),
+            message: message.map(Into::into),
+        };
+        timeline.push(0.5, pod(None, Some("0/3 nodes are available")));
+        timeline.push(2.0, pod(Some("n1"), None));
+        let quantities = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        timeline.push(
+            1.0,
+            Observation::Quota {
+                name: "q".into(),
+                hard: quantities(&[("requests.cpu", "4")]),
+                used: quantities(&[("requests.cpu", "0")]),
+            },
+        );
+        let json = serde_json::to_value(&timeline).unwrap();
+        assert_eq!(json["samples"][0]["message"], "0/3 nodes are available");
+        assert_eq!(json["samples"][2]["kind"], "quota");
+        let back: Timeline = serde_json::from_value(json).unwrap();
+        assert_eq!(back, timeline);
+        let states = back.pod_states("p");
+        assert_eq!(states.len(), 2);
+        assert_eq!(states[0].reason, Some("Unschedulable"));
+        assert_eq!(states[1].node, Some("n1"));
+        let quota = back.quota("q").unwrap();
+        assert_eq!((quota.t, quota.hard["requests.cpu"].as_str()), (1.0, "4"));
+        assert!(back.quota("other").is_none());
+        let excerpt = back.excerpt(|o| matches!(o, Observation::Pod { .. }));
+        assert_eq!(
+            excerpt[0].what,
+            "pod p Pending PodScheduled=False Unschedulable: 0/3 nodes are available"
+        );
+        assert_eq!(excerpt[1].what, "pod p Pending on n1");
+    }
 }
