@@ -86,7 +86,7 @@ pub fn node_manifest(name: &str, namespace: &str, namespace_uid: &str, cordoned:
 
 /// Pins a pod spec to the test's nodes: their nodeSelector (replacing the pod's own)
 /// and a toleration of their taint; a required node affinity, which could exclude them,
-/// goes. Returns one note per rewrite, for the verdict.
+/// goes, and hard per-node spreading is softened. Returns one note per rewrite, for the verdict.
 pub fn pin_pod_spec(pod_spec: &mut Value, namespace: &str) -> Vec<String> {
     let mut notes = Vec::new();
     let Some(spec) = pod_spec.as_object_mut() else {
@@ -96,10 +96,39 @@ pub fn pin_pod_spec(pod_spec: &mut Value, namespace: &str) -> Vec<String> {
         notes.push(format!("its nodeSelector {own} was replaced"));
     }
     spec.insert("nodeSelector".into(), json!({ TEST_NODE_KEY: namespace }));
-    if let Some(affinity) = spec.get_mut("affinity").and_then(Value::as_object_mut)
-        && affinity.remove("nodeAffinity").is_some()
+    if let Some(affinity) = spec.get_mut("affinity").and_then(Value::as_object_mut) {
+        if affinity.remove("nodeAffinity").is_some() {
+            notes.push("its node affinity was dropped".into());
+        }
+        // Two test nodes cannot hold N replicas one per node: hard spreading would keep
+        // pods Pending and judge the nodes' count instead of the budget.
+        if let Some(anti) = affinity
+            .get_mut("podAntiAffinity")
+            .and_then(Value::as_object_mut)
+            && anti
+                .remove("requiredDuringSchedulingIgnoredDuringExecution")
+                .is_some()
+        {
+            notes.push("its required pod anti-affinity was dropped (preferred kept)".into());
+        }
+    }
+    if let Some(constraints) = spec
+        .get_mut("topologySpreadConstraints")
+        .and_then(Value::as_array_mut)
     {
-        notes.push("its node affinity was dropped".into());
+        let mut softened = 0;
+        for constraint in constraints {
+            if constraint.get("whenUnsatisfiable").and_then(Value::as_str) != Some("ScheduleAnyway")
+            {
+                constraint["whenUnsatisfiable"] = json!("ScheduleAnyway");
+                softened += 1;
+            }
+        }
+        if softened > 0 {
+            notes.push(format!(
+                "{softened} topology spread constraint(s) set to ScheduleAnyway"
+            ));
+        }
     }
     let toleration = json!({"key": TEST_NODE_KEY, "operator": "Equal", "value": namespace, "effect": "NoSchedule"});
     match spec.get_mut("tolerations").and_then(Value::as_array_mut) {
@@ -287,6 +316,29 @@ mod tests {
         assert_eq!(pod["affinity"]["podAntiAffinity"]["y"], 2, "kept");
         assert_eq!(pod["tolerations"].as_array().unwrap().len(), 2);
         assert_eq!(pod["tolerations"][1]["value"], "ac-ns");
+        assert_eq!(notes.len(), 3, "{notes:?}");
+
+        let mut spread = json!({
+            "affinity": {"podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "kubernetes.io/hostname"}],
+                "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1}],
+            }},
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule"}],
+        });
+        let notes = pin_pod_spec(&mut spread, "ac-ns");
+        let anti = &spread["affinity"]["podAntiAffinity"];
+        assert!(
+            anti.get("requiredDuringSchedulingIgnoredDuringExecution")
+                .is_none()
+        );
+        assert!(
+            anti.get("preferredDuringSchedulingIgnoredDuringExecution")
+                .is_some()
+        );
+        assert_eq!(
+            spread["topologySpreadConstraints"][0]["whenUnsatisfiable"],
+            "ScheduleAnyway"
+        );
         assert_eq!(notes.len(), 3, "{notes:?}");
 
         let mut bare = json!({"containers": []});
