@@ -138,15 +138,52 @@ fn cli_writes_every_format_and_exits_by_min_score() {
     assert!(String::from_utf8_lossy(&below.stderr).contains("below --min-score"));
 }
 
+/// Live grading without a cluster: the static part is graded, every live criterion
+/// the suite probes is an environment "error" (not a lost point), and the exit
+/// status (3) tells a pipeline that the grade is incomplete.
 #[test]
-fn cli_refuses_live_grading_it_cannot_do_and_unknown_directories() {
+fn cli_live_grading_without_a_cluster_is_an_environment_error_not_a_fail() {
+    let home = tempfile::tempdir().unwrap();
     let live = cli()
-        .args(["grade"])
+        .args(["grade", "--format", "json"])
         .arg(support::reference())
+        .env("KUBECONFIG", home.path().join("no-such-kubeconfig"))
+        .env("HOME", home.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
         .output()
         .unwrap();
-    assert_eq!(live.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&live.stderr).contains("--offline"));
+    assert_eq!(
+        live.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&live.stdout).unwrap();
+    assert_eq!(report["mode"], "live");
+    assert_eq!(report["score"]["lost"], 0.0);
+    let items: Vec<&serde_json::Value> = report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["items"].as_array().unwrap())
+        .filter(|i| i["kind"] == "live")
+        .collect();
+    for id in harness::live::PROBED {
+        let item = items.iter().find(|i| i["id"] == *id).unwrap();
+        assert_eq!(item["outcome"], "error", "{item}");
+        assert!(
+            item["message"]
+                .as_str()
+                .unwrap()
+                .contains("environment error"),
+            "{item}"
+        );
+    }
+    assert!(String::from_utf8_lossy(&live.stderr).contains("not the submission's fault"));
+}
+
+#[test]
+fn cli_refuses_unknown_directories() {
     let missing = cli()
         .args(["grade", "--offline", "/nonexistent/submission"])
         .output()

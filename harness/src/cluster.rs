@@ -11,7 +11,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope;
 use kube::{Client, Config};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -83,6 +83,9 @@ pub struct ClusterFacts {
     pub gpu_nodes: Vec<String>,
     /// metrics-server's reported window on node metrics.
     pub metrics_window: Option<String>,
+    /// Images present on the real nodes (normalized, see [`normalize_image`]): nothing
+    /// else can run, since the cluster never pulls.
+    pub node_images: BTreeSet<String>,
 }
 
 /// How long connecting may take before we call the cluster unreachable.
@@ -188,6 +191,7 @@ impl Cluster {
             .map_err(EnvironmentError::api("listing nodes"))?;
         let mut real_nodes = Vec::new();
         let mut gpu_nodes = Vec::new();
+        let mut node_images = BTreeSet::new();
         for node in &nodes.items {
             if !node_ready(node) {
                 continue;
@@ -199,6 +203,12 @@ impl Cluster {
             }
             if labels.get(KWOK_LABEL.0).map(String::as_str) != Some(KWOK_LABEL.1) {
                 real_nodes.push(name);
+                let images = node.status.as_ref().and_then(|s| s.images.as_ref());
+                for image in images.into_iter().flatten() {
+                    for image_name in image.names.iter().flatten() {
+                        node_images.insert(normalize_image(image_name));
+                    }
+                }
             }
         }
         if real_nodes.is_empty() {
@@ -253,6 +263,7 @@ impl Cluster {
         }
         self.facts.real_nodes = real_nodes;
         self.facts.gpu_nodes = gpu_nodes;
+        self.facts.node_images = node_images;
         self.facts.metrics_window = window;
         Ok(())
     }
@@ -482,7 +493,30 @@ impl TestNamespace {
 
     /// Server-side apply of a submission's objects into this namespace.
     pub async fn apply(&mut self, objects: &[Value]) -> Result<Applied, ApplyError> {
-        let plan = plan_apply(objects, &self.name);
+        let mut plan = plan_apply(objects, &self.name);
+        if !self.cluster.facts.node_images.is_empty() {
+            for object in &mut plan.objects {
+                let kind = object
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let name = object
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                for pointer in pod_spec_pointers(&kind) {
+                    if let Some(pod_spec) = object.pointer_mut(pointer) {
+                        for note in
+                            substitute_unavailable(pod_spec, &self.cluster.facts.node_images)
+                        {
+                            plan.notes.push(format!("{kind} {name}: {note}"));
+                        }
+                    }
+                }
+            }
+        }
         let mut applied = Applied {
             objects: Vec::new(),
             notes: plan.notes.clone(),
@@ -930,52 +964,161 @@ pub fn substitute_placeholders(pod_spec: &mut Value) -> Vec<String> {
         if !is_placeholder(&image) {
             continue;
         }
-        let Some(map) = container.as_object_mut() else {
-            continue;
-        };
-        map.insert("image".into(), json!(INFERENCE_IMAGE));
-        map.insert("imagePullPolicy".into(), json!("IfNotPresent"));
-        let mut dropped = Vec::new();
-        for field in ["command", "args"] {
-            if map.remove(field).is_some() {
-                dropped.push(field.to_string());
-            }
-        }
-        if map
-            .get("lifecycle")
-            .is_some_and(|l| l.to_string().contains("\"exec\""))
-        {
-            map.remove("lifecycle");
-            dropped.push("exec lifecycle hooks".into());
-        }
-        for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
-            if map.get(probe).is_some_and(|p| p.get("exec").is_some()) {
-                map.remove(probe);
-                dropped.push(format!("exec {probe}"));
-            }
-        }
-        let port = map
-            .get("ports")
-            .and_then(|p| p.get(0))
-            .and_then(|p| p.get("containerPort"))
-            .and_then(Value::as_i64);
-        if let Some(port) = port.filter(|p| *p != 8080) {
-            let env = map.entry("env").or_insert_with(|| json!([]));
-            if let Some(env) = env.as_array_mut()
-                && !env
-                    .iter()
-                    .any(|e| e.get("name").and_then(Value::as_str) == Some("LISTEN"))
-            {
-                env.push(json!({"name": "LISTEN", "value": format!("0.0.0.0:{port}")}));
-            }
-        }
-        let mut note = format!("container {name}: image {image} replaced by {INFERENCE_IMAGE}");
-        if !dropped.is_empty() {
-            note.push_str(&format!(" (dropped {})", dropped.join(", ")));
-        }
-        notes.push(note);
+        notes.extend(into_inference_server(container, &name, &image));
     }
     notes
+}
+
+/// Turns one container into the inference workload, keeping its resources, ports and
+/// HTTP/TCP probes; what cannot work in a shell-less image goes. Returns the note.
+fn into_inference_server(container: &mut Value, name: &str, image: &str) -> Option<String> {
+    let map = container.as_object_mut()?;
+    map.insert("image".into(), json!(INFERENCE_IMAGE));
+    map.insert("imagePullPolicy".into(), json!("IfNotPresent"));
+    let mut dropped = Vec::new();
+    for field in ["command", "args"] {
+        if map.remove(field).is_some() {
+            dropped.push(field.to_string());
+        }
+    }
+    if map
+        .get("lifecycle")
+        .is_some_and(|l| l.to_string().contains("\"exec\""))
+    {
+        map.remove("lifecycle");
+        dropped.push("exec lifecycle hooks".into());
+    }
+    for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
+        if map.get(probe).is_some_and(|p| p.get("exec").is_some()) {
+            map.remove(probe);
+            dropped.push(format!("exec {probe}"));
+        }
+    }
+    let port = map
+        .get("ports")
+        .and_then(|p| p.get(0))
+        .and_then(|p| p.get("containerPort"))
+        .and_then(Value::as_i64);
+    if let Some(port) = port.filter(|p| *p != 8080) {
+        let env = map.entry("env").or_insert_with(|| json!([]));
+        if let Some(env) = env.as_array_mut()
+            && !env
+                .iter()
+                .any(|e| e.get("name").and_then(Value::as_str) == Some("LISTEN"))
+        {
+            env.push(json!({"name": "LISTEN", "value": format!("0.0.0.0:{port}")}));
+        }
+    }
+    let mut note = format!("container {name}: image {image} replaced by {INFERENCE_IMAGE}");
+    if !dropped.is_empty() {
+        note.push_str(&format!(" (dropped {})", dropped.join(", ")));
+    }
+    Some(note)
+}
+
+/// Images the cluster cannot run (not on any real node: it never pulls) are replaced
+/// so that the submission's pods still start with the resources it declared: the
+/// first container becomes the inference workload (as a placeholder would), every
+/// other one an idle pause container, and unavailable init containers go. Without
+/// this, a sidecar such as a log shipper would keep the whole pod Pending here, where
+/// a real cluster would pull it. Returns one note per change.
+pub fn substitute_unavailable(pod_spec: &mut Value, available: &BTreeSet<String>) -> Vec<String> {
+    let mut notes = Vec::new();
+    let runnable = |image: &str| available.contains(&normalize_image(image));
+    if let Some(init) = pod_spec
+        .get_mut("initContainers")
+        .and_then(Value::as_array_mut)
+    {
+        init.retain(|c| {
+            let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+            let keep = runnable(image);
+            if !keep {
+                notes.push(format!(
+                    "init container image {image} is not in this cluster: dropped"
+                ));
+            }
+            keep
+        });
+    }
+    let pause = available
+        .iter()
+        .find(|i| i.starts_with("registry.k8s.io/pause:"))
+        .cloned();
+    let Some(containers) = pod_spec.get_mut("containers").and_then(Value::as_array_mut) else {
+        return notes;
+    };
+    for (index, container) in containers.iter_mut().enumerate() {
+        let name = container
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        let Some(image) = container
+            .get("image")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if runnable(&image) {
+            continue;
+        }
+        match (&pause, index) {
+            (Some(pause), 1..) => {
+                let Some(map) = container.as_object_mut() else {
+                    continue;
+                };
+                map.insert("image".into(), json!(pause));
+                map.insert("imagePullPolicy".into(), json!("IfNotPresent"));
+                for field in [
+                    "command",
+                    "args",
+                    "lifecycle",
+                    "readinessProbe",
+                    "livenessProbe",
+                    "startupProbe",
+                    "ports",
+                ] {
+                    map.remove(field);
+                }
+                notes.push(format!(
+                    "container {name}: image {image} is not in this cluster (no pulls); replaced by the idle {pause}, resources kept"
+                ));
+            }
+            _ => notes.extend(
+                into_inference_server(container, &name, &image)
+                    .map(|note| format!("{note} (the image is not in this cluster: no pulls)")),
+            ),
+        }
+    }
+    notes
+}
+
+/// The reference a kubelet reports for `image`: registry, repository and tag in full
+/// (`nginx` is `docker.io/library/nginx:latest`); a digest is kept as given.
+pub fn normalize_image(image: &str) -> String {
+    let (name, digest) = match image.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (image, None),
+    };
+    let first = name.split('/').next().unwrap_or_default();
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let mut full = if has_registry {
+        name.to_string()
+    } else if name.contains('/') {
+        format!("docker.io/{name}")
+    } else {
+        format!("docker.io/library/{name}")
+    };
+    let last = full.rsplit('/').next().unwrap_or_default();
+    if digest.is_none() && !last.contains(':') {
+        full.push_str(":latest");
+    }
+    match digest {
+        Some(digest) => format!("{full}@{digest}"),
+        None => full,
+    }
 }
 
 /// Waits until `condition` holds for the named object, at most `budget`. On timeout
@@ -1167,5 +1310,60 @@ mod tests {
     #[case("15", None)]
     fn parses_go_durations(#[case] text: &str, #[case] seconds: Option<f64>) {
         assert_eq!(parse_go_seconds(text), seconds);
+    }
+
+    #[rstest]
+    #[case("nginx", "docker.io/library/nginx:latest")]
+    #[case("nginx:1.27", "docker.io/library/nginx:1.27")]
+    #[case("fluent/fluent-bit:3.2", "docker.io/fluent/fluent-bit:3.2")]
+    #[case(
+        "cr.fluentbit.io/fluent/fluent-bit:3.2",
+        "cr.fluentbit.io/fluent/fluent-bit:3.2"
+    )]
+    #[case("localhost:5000/app", "localhost:5000/app:latest")]
+    #[case(
+        "localhost/autoscale-conformance/loadgen:0.1.0",
+        "localhost/autoscale-conformance/loadgen:0.1.0"
+    )]
+    #[case("busybox@sha256:abc", "docker.io/library/busybox@sha256:abc")]
+    fn images_are_normalized_as_the_kubelet_reports_them(#[case] image: &str, #[case] full: &str) {
+        assert_eq!(normalize_image(image), full);
+    }
+
+    #[test]
+    fn unavailable_images_become_the_workload_or_an_idle_sidecar_keeping_resources() {
+        let available: BTreeSet<String> = [
+            INFERENCE_IMAGE.to_string(),
+            "registry.k8s.io/pause:3.10.2".to_string(),
+        ]
+        .into_iter()
+        .collect();
+        let mut pod_spec = json!({
+            "initContainers": [{"name": "fetch-model", "image": "curlimages/curl:8"}],
+            "containers": [
+                {"name": "api", "image": "registry.example.com/team/fraud:2",
+                 "ports": [{"containerPort": 9000}],
+                 "resources": {"requests": {"cpu": "200m"}}},
+                {"name": "log-shipper", "image": "cr.fluentbit.io/fluent/fluent-bit:3.2",
+                 "args": ["-i", "dummy"], "readinessProbe": {"httpGet": {"port": 2020}}},
+                {"name": "ok", "image": INFERENCE_IMAGE}
+            ]
+        });
+        let notes = substitute_unavailable(&mut pod_spec, &available);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert_eq!(pod_spec["initContainers"], json!([]));
+        let containers = &pod_spec["containers"];
+        assert_eq!(containers[0]["image"], INFERENCE_IMAGE);
+        assert_eq!(containers[0]["resources"]["requests"]["cpu"], "200m");
+        assert_eq!(containers[0]["env"][0]["value"], "0.0.0.0:9000");
+        assert_eq!(containers[1]["image"], "registry.k8s.io/pause:3.10.2");
+        assert!(containers[1].get("args").is_none());
+        assert!(containers[1].get("readinessProbe").is_none());
+        assert!(
+            containers[1].get("resources").is_none(),
+            "no resources were declared, none are invented"
+        );
+        assert_eq!(containers[2]["image"], INFERENCE_IMAGE);
+        assert!(notes[2].contains("fluent-bit") && notes[2].contains("resources kept"));
     }
 }
