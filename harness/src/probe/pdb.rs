@@ -905,6 +905,17 @@ pub async fn probe(
             "drain budget after uncordoning".into(),
             format!("{:.0}s", budget.as_secs_f64()),
         ),
+        (
+            "drain duration".into(),
+            match (facts.cordoned_at, facts.uncordoned_at, facts.end) {
+                (Some(cordon), Some(uncordon), Some((t, end))) => format!(
+                    "{} from the cordon, {} from the uncordon ({end:?})",
+                    seconds(t - cordon),
+                    seconds(t - uncordon)
+                ),
+                _ => "-".into(),
+            },
+        ),
     ];
     let mut evidence = vec![
         Evidence::Values { values },
