@@ -135,6 +135,48 @@ pub struct Roles {
 pub struct Pool {
     pub nodes: Vec<String>,
     pub gpus: i64,
+    /// GPUs of the pool that pods of other namespaces held when the probe looked
+    /// (`namespace/pod`, GPUs): capacity the submission could not have.
+    pub held_elsewhere: Vec<(String, i64)>,
+}
+
+/// GPUs requested by the pods bound to `nodes`, outside `namespace`, that still hold them.
+async fn gpus_held_elsewhere(
+    client: kube::Client,
+    nodes: &[String],
+    namespace: &str,
+) -> Vec<(String, i64)> {
+    let pods: Api<Pod> = Api::all(client);
+    let mut held = Vec::new();
+    for node in nodes {
+        let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
+        let Ok(list) = pods.list(&params).await else {
+            continue;
+        };
+        for pod in list.items {
+            let pod_namespace = pod.metadata.namespace.clone().unwrap_or_default();
+            let finished = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(|p| p == "Succeeded" || p == "Failed");
+            if pod_namespace == namespace || finished {
+                continue;
+            }
+            let gpus: i64 = pod
+                .spec
+                .iter()
+                .flat_map(|s| &s.containers)
+                .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(GPU_RESOURCE))
+                .filter_map(|q| q.0.parse::<i64>().ok())
+                .sum();
+            if gpus > 0 {
+                let name = pod.metadata.name.unwrap_or_default();
+                held.push((format!("{pod_namespace}/{name}"), gpus));
+            }
+        }
+    }
+    held
 }
 
 /// Where pod `name` stood with the scheduler at the end of `timeline`, and since when
@@ -179,6 +221,31 @@ pub fn judge_placements(
 ) -> Verdict {
     let end = timeline.samples.last().map_or(0.0, |s| s.t);
     let over_gpus = pool.gpus + 1;
+    let held: i64 = pool.held_elsewhere.iter().map(|(_, g)| g).sum();
+    // Refused for GPUs that other namespaces held: the environment, not the submission.
+    for name in &roles.training {
+        if let Some((t, Placement::Unschedulable(message))) = placement_in(timeline, name)
+            && held > 0
+            && message.contains(&format!("Insufficient {GPU_RESOURCE}"))
+        {
+            let holders: Vec<String> = pool
+                .held_elsewhere
+                .iter()
+                .map(|(pod, gpus)| format!("{pod} ({gpus})"))
+                .collect();
+            return verdict(
+                Outcome::Error,
+                format!(
+                    "cannot judge the GPU pool: training pod {name} was refused at t={t:.1} s for lack of GPUs while pods of other namespaces held {held} of the pool's {}: {}; the scheduler said: {message}",
+                    pool.gpus,
+                    holders.join(", ")
+                ),
+                vec![Evidence::Timeline {
+                    points: timeline.excerpt(|o| matches!(o, Observation::Marker { .. })),
+                }],
+            );
+        }
+    }
     let mut problems = Vec::new();
     let mut lines = BTreeMap::new();
     let mut cited = Vec::new();
@@ -441,6 +508,19 @@ async fn observe(
         Vec::new()
     };
     mark_settled(recorder, "gpu-over-ask", &over);
+    // Pool capacity held by other tests or tenants would make a refusal not the student's.
+    let held_elsewhere =
+        gpus_held_elsewhere(namespace.client(), &pool_names, &namespace.name).await;
+    if !held_elsewhere.is_empty() {
+        recorder.mark(&format!(
+            "gpu-pool-held-elsewhere: {}",
+            held_elsewhere
+                .iter()
+                .map(|(pod, gpus)| format!("{pod} ({gpus})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     // The judge reads placements from the recorder: let its pod watch catch up with
     // what the probe's own watches saw.
     let settled: Vec<(String, Placement)> = trained
@@ -465,6 +545,7 @@ async fn observe(
         pool: Pool {
             nodes: pool_names,
             gpus: pool_gpus,
+            held_elsewhere,
         },
         roles: Roles {
             training: names(&trained),
@@ -495,6 +576,7 @@ mod tests {
         Pool {
             nodes: vec!["gpu-1".into(), "gpu-2".into()],
             gpus: 2,
+            held_elsewhere: Vec::new(),
         }
     }
 
@@ -612,6 +694,40 @@ mod tests {
             "{}",
             verdict.message
         );
+    }
+
+    #[test]
+    fn refused_for_gpus_other_namespaces_held_is_an_environment_error() {
+        let mut timeline = recorded(Some("gpu-1"));
+        timeline.push(
+            1.5,
+            pod(
+                "train-b",
+                None,
+                Some("0/3 nodes are available: 2 Insufficient nvidia.com/gpu."),
+            ),
+        );
+        let roles = Roles {
+            training: vec!["train-a".into(), "train-b".into()],
+            ..roles()
+        };
+        let busy = Pool {
+            held_elsewhere: vec![("other/trainer".into(), 1)],
+            ..pool()
+        };
+        let budget = Duration::from_secs(60);
+        let verdict = judge_placements(&timeline, &busy, &roles, budget, &[]);
+        assert_eq!(verdict.outcome, Outcome::Error, "{}", verdict.message);
+        assert!(
+            verdict
+                .message
+                .contains("held 1 of the pool's 2: other/trainer (1)"),
+            "{}",
+            verdict.message
+        );
+        // With the pool to itself, the same refusal is the submission's failure.
+        let verdict = judge_placements(&timeline, &pool(), &roles, budget, &[]);
+        assert_eq!(verdict.outcome, Outcome::Fail, "{}", verdict.message);
     }
 
     /// A timeline saved as JSON by the recorder is judged again to the same verdict.
