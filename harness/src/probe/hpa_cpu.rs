@@ -32,19 +32,31 @@ pub struct HpaRun {
     pub notes: Vec<String>,
 }
 
+/// One verdict for both criteria when the probe stops before there is anything to
+/// judge; the evidence is what the cluster said meanwhile (its Warning events: a
+/// ReplicaSet refused by a quota, a pod that cannot be scheduled) and the timeline.
 fn both(outcome: Outcome, message: String, notes: Vec<String>, timeline: Timeline) -> HpaRun {
+    let mut evidence = Vec::new();
+    if !notes.is_empty() {
+        evidence.push(Evidence::Note {
+            text: notes.join("\n"),
+        });
+    }
+    let warnings: Vec<String> = timeline
+        .event_lines()
+        .into_iter()
+        .filter(|line| line.contains(" Warning "))
+        .collect();
+    if !warnings.is_empty() {
+        evidence.push(Evidence::Events { lines: warnings });
+    }
+    evidence.extend(timeline.file_evidence());
     let verdict = |id: &str| Verdict {
         id: id.into(),
         outcome,
         message: message.clone(),
         findings: Vec::new(),
-        evidence: if notes.is_empty() {
-            Vec::new()
-        } else {
-            vec![Evidence::Note {
-                text: notes.join("\n"),
-            }]
-        },
+        evidence: evidence.clone(),
     };
     HpaRun {
         scale_up: verdict(HPA_SCALE_UP),
@@ -265,8 +277,16 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission, name:
     .await;
     let hpa_now = hpas.get_opt(&hpa_name).await.ok().flatten();
     if hpa_ready.is_err() || !hpa_active(hpa_now.as_ref()) {
+        // Pods that were never created explain "no metrics" better than the HPA can.
+        let refused = recorder
+            .snapshot()
+            .event_lines()
+            .into_iter()
+            .find(|line| line.contains(" FailedCreate: "))
+            .map(|line| format!("; the target's pods were refused: {line}"))
+            .unwrap_or_default();
         let message = format!(
-            "expected the HPA {hpa_name} to compute a CPU utilization within {:.0}s; it reports: {}",
+            "expected the HPA {hpa_name} to compute a CPU utilization within {:.0}s; it reports: {}{refused}",
             baseline_budget.as_secs_f64(),
             hpa_conditions(hpa_now.as_ref())
         );
