@@ -140,6 +140,72 @@ pub struct Pool {
     pub held_elsewhere: Vec<(String, i64)>,
 }
 
+/// The GPUs `pod` holds if it is outside `namespace` and not finished: (`ns/name`, GPUs).
+fn held_outside(pod: &Pod, namespace: &str) -> Option<(String, i64)> {
+    let pod_namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let finished = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|p| p == "Succeeded" || p == "Failed");
+    if pod_namespace == namespace || finished {
+        return None;
+    }
+    let gpus: i64 = pod
+        .spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(GPU_RESOURCE))
+        .filter_map(|q| q.0.parse::<i64>().ok())
+        .sum();
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    (gpus > 0).then(|| (format!("{pod_namespace}/{name}"), gpus))
+}
+
+/// Watches the pods bound to the pool `nodes` until none outside `namespace` holds a
+/// GPU, at most `budget` (another test's or tenant's training would make the scheduler
+/// refuse ours for capacity). Returns what is still held when it stops.
+async fn wait_for_free_pool(
+    client: kube::Client,
+    nodes: &[String],
+    namespace: &str,
+    budget: Duration,
+) -> Vec<(String, i64)> {
+    let mut stores = Vec::new();
+    let mut streams = Vec::new();
+    for (index, node) in nodes.iter().enumerate() {
+        let (reader, writer) = reflector::store();
+        let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+        let stream = reflector(writer, watcher(Api::<Pod>::all(client.clone()), config))
+            .default_backoff()
+            .map(move |event| (index, event))
+            .boxed();
+        streams.push(stream);
+        stores.push(reader);
+    }
+    let held = |stores: &[reflector::Store<Pod>]| -> Vec<(String, i64)> {
+        stores
+            .iter()
+            .flat_map(|s| s.state())
+            .filter_map(|p| held_outside(&p, namespace))
+            .collect()
+    };
+    let mut listed = vec![false; nodes.len()];
+    let mut merged = futures::stream::select_all(streams);
+    let _ = tokio::time::timeout(budget, async {
+        while let Some((index, event)) = merged.next().await {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                listed[index] = true;
+            }
+            if listed.iter().all(|l| *l) && held(&stores).is_empty() {
+                return;
+            }
+        }
+    })
+    .await;
+    held(&stores)
+}
+
 /// GPUs requested by the pods bound to `nodes`, outside `namespace`, that still hold them.
 async fn gpus_held_elsewhere(
     client: kube::Client,
@@ -150,30 +216,8 @@ async fn gpus_held_elsewhere(
     let mut held = Vec::new();
     for node in nodes {
         let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
-        let Ok(list) = pods.list(&params).await else {
-            continue;
-        };
-        for pod in list.items {
-            let pod_namespace = pod.metadata.namespace.clone().unwrap_or_default();
-            let finished = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.as_deref())
-                .is_some_and(|p| p == "Succeeded" || p == "Failed");
-            if pod_namespace == namespace || finished {
-                continue;
-            }
-            let gpus: i64 = pod
-                .spec
-                .iter()
-                .flat_map(|s| &s.containers)
-                .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(GPU_RESOURCE))
-                .filter_map(|q| q.0.parse::<i64>().ok())
-                .sum();
-            if gpus > 0 {
-                let name = pod.metadata.name.unwrap_or_default();
-                held.push((format!("{pod_namespace}/{name}"), gpus));
-            }
+        if let Ok(list) = pods.list(&params).await {
+            held.extend(list.items.iter().filter_map(|p| held_outside(p, namespace)));
         }
     }
     held
@@ -296,7 +340,7 @@ pub fn judge_placements(
         );
         match place {
             Some((t, Placement::Unschedulable(message))) if message.contains(GPU_RESOURCE) => {
-                cited.push(format!("a {over_gpus}-GPU pod stayed Pending: Unschedulable from t={t:.1} s to t={end:.1} s: {message}"));
+                cited.push(format!("a {over_gpus}-GPU pod Pending, Unschedulable from t={t:.1} s and still at the end of the recording (t={end:.1} s): {message}"));
             }
             Some((t, Placement::Unschedulable(message))) => problems.push(format!("a pod asking {over_gpus} GPUs was unschedulable from t={t:.1} s, but not for {GPU_RESOURCE}: {message}")),
             other => problems.push(format!("expected a pod asking {over_gpus} GPUs (the pool has {}) to stay Pending Unschedulable; it was {}", pool.gpus, describe(&other))),
@@ -448,6 +492,35 @@ async fn observe(
         "gpu-pool: {} ({pool_gpus} {GPU_RESOURCE})",
         pool_names.join(", ")
     ));
+    // Wait for GPUs that others hold (another probe's training, cleaned up with its
+    // namespace) rather than judge the submission on a pool it cannot have.
+    let intervals = namespace.cluster.intervals;
+    let free_budget = namespace.cleanup_budget + intervals.pod_ready * 2;
+    let busy = gpus_held_elsewhere(namespace.client(), &pool_names, &namespace.name).await;
+    if !busy.is_empty() {
+        let describe = |held: &[(String, i64)]| {
+            held.iter()
+                .map(|(pod, gpus)| format!("{pod} ({gpus})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        recorder.mark(&format!("gpu-pool-wait: held by {}", describe(&busy)));
+        let still = wait_for_free_pool(
+            namespace.client(),
+            &pool_names,
+            &namespace.name,
+            free_budget,
+        )
+        .await;
+        match still.as_slice() {
+            [] => recorder.mark("gpu-pool-free"),
+            _ => recorder.mark(&format!(
+                "gpu-pool-still-held after {}s: {}",
+                free_budget.as_secs(),
+                describe(&still)
+            )),
+        };
+    }
 
     let mut objects: Vec<Value> = Vec::new();
     let template = training.pod_template();
@@ -631,7 +704,7 @@ mod tests {
             verdict.message.contains("train-a on gpu-1 at t=1.4 s")
                 && verdict
                     .message
-                    .contains("stayed Pending: Unschedulable from t=2.1 s to t=9.0 s: 0/3 nodes"),
+                    .contains("Unschedulable from t=2.1 s and still at the end of the recording (t=9.0 s): 0/3 nodes"),
             "{}",
             verdict.message
         );
