@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help tools test e2e main grade images bench-load bench-grade bench-cluster cluster-up cluster-down cluster-status kind-up lint
+.PHONY: help tools test e2e main grade images bench-load bench-grade bench-cluster cluster-up cluster-down cluster-status kind-up kind-down lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,9 @@ cluster-status: ## what is running
 
 kind-up: ## the kind path (GitHub Actions): same images, same addons
 	@ci/kind/up.sh
+
+kind-down: ## stop the kind path's kwok and delete the kind cluster
+	@ci/kind/up.sh down
 
 e2e: tools cluster-up ## the live suite against the local cluster
 	KUBECONFIG=$$(ci/cluster kubeconfig) cargo nextest run --workspace --profile e2e
