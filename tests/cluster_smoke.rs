@@ -10,11 +10,7 @@ use harness::cluster::{GPU_POOL_LABEL, TestNamespace, deployment_available, wait
 use harness::load::{LoadJob, LoadSpec, describe_pod};
 use harness::observe::Recorder;
 use harness::probe::gpu_pool::{Placement, placement, placement_in};
-use harness::probe::metrics_server::{
-    POD_METRICS_GAVE_UP, POD_METRICS_SEEN, POD_METRICS_WITHIN, judge_fresh_pod,
-};
 use harness::timeline::{Observation, Timeline};
-use harness::verdict::{Evidence, Outcome};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -57,6 +53,9 @@ fn inference_objects() -> Vec<serde_json::Value> {
     ]
 }
 
+/// How many timeline lines a failure message shows.
+const EXCERPT_LINES: usize = 12;
+
 /// Ends a smoke test: the timeline is saved whatever happened; a failure names what
 /// was expected and seen, and points at the saved timeline and its excerpt.
 fn conclude(outcome: Result<String, String>, timeline: &Timeline) {
@@ -82,9 +81,11 @@ fn conclude(outcome: Result<String, String>, timeline: &Timeline) {
                 .iter()
                 .map(|p| format!("  t={:.1} s {}", p.seconds, p.what))
                 .collect();
+            // The last lines lead to the failure; the file has the rest.
+            let shown = excerpt.len().saturating_sub(EXCERPT_LINES);
             panic!(
-                "{message}\ntimeline: {path}\nexcerpt:\n{}",
-                excerpt.join("\n")
+                "{message}\ntimeline: {path}\nexcerpt ({shown} earlier lines in the file):\n{}",
+                excerpt[shown..].join("\n")
             );
         }
     }
@@ -196,8 +197,9 @@ async fn inference_server_answers(
         ));
     }
 
-    // PodMetrics for the fresh pod within 60 s of it running, judged from the timeline
-    // as the metrics-server probe judges its own fresh pod.
+    // metrics-server serves the pod's PodMetrics within 60 s of being asked after the
+    // load (the smoke test's own, looser bound: the `metrics-server` criterion times
+    // them from the pod's Running). The timeline says how long after Running they came.
     let pods: Api<Pod> = namespace.api();
     let pod_name = pods
         .list(&kube::api::ListParams::default().labels(&format!("app={SERVER}")))
@@ -211,42 +213,34 @@ async fn inference_server_answers(
     let metrics_resource = namespace.cluster.metrics_api("PodMetrics", "pods");
     let pod_metrics: Api<DynamicObject> =
         Api::namespaced_with(namespace.client(), &namespace.name, &metrics_resource);
+    let asked = recorder.mark("pod-metrics-asked");
     let metrics =
-        harness::probe::poll_until(POD_METRICS_WITHIN, Duration::from_secs(2), || async {
+        harness::probe::poll_until(Duration::from_secs(60), Duration::from_secs(2), || async {
             pod_metrics.get_opt(&pod_name).await.ok().flatten()
         })
         .await;
-    match &metrics {
-        Some(_) => recorder.mark(POD_METRICS_SEEN),
-        None => recorder.mark(POD_METRICS_GAVE_UP),
-    };
-    let judged = judge_fresh_pod(
-        &recorder.snapshot(),
-        &pod_name,
-        POD_METRICS_WITHIN,
-        Vec::new(),
-    );
-    if judged.outcome != Outcome::Pass {
-        return Err(judged.message);
-    }
-    // The judge's reading of the timeline: "t=…, N s after Running".
-    let seen_after = judged
-        .evidence
+    let timeline = recorder.snapshot();
+    let running = timeline
+        .pod_states(&pod_name)
         .iter()
-        .find_map(|e| match e {
-            Evidence::Values { values } => values
-                .iter()
-                .find(|(k, _)| k.starts_with("PodMetrics") && k.ends_with("seen"))
-                .map(|(_, v)| v.clone()),
-            _ => None,
-        })
-        .unwrap_or_default();
+        .find(|s| s.phase == "Running")
+        .map(|s| format!("Running at t={:.1} s", s.t))
+        .unwrap_or_else(|| "never recorded Running".into());
+    let Some(metrics) = metrics else {
+        let gave_up = recorder.mark("pod-metrics-gave-up");
+        return Err(format!(
+            "expected PodMetrics for {pod_name} within 60 s of asking (t={asked:.1} s); none by t={gave_up:.1} s ({running})"
+        ));
+    };
+    let seen = recorder.mark("pod-metrics-seen");
     Ok(format!(
-        "available at t={available_after:.1} s, {} ok of {} requests through the Service; PodMetrics of {pod_name} at {seen_after}; usage {}",
+        "available at t={available_after:.1} s, {} ok of {} requests through the Service; PodMetrics of {pod_name} at t={seen:.1} s ({running}, asked at t={asked:.1} s); usage {}",
         summary.ok,
         summary.sent,
         metrics
-            .and_then(|m| m.data.get("containers").map(|c| c.to_string()))
+            .data
+            .get("containers")
+            .map(|c| c.to_string())
             .unwrap_or_default()
     ))
 }
