@@ -59,3 +59,21 @@ async fn live_metrics_server_broken_pod_never_runs_fails(#[future(awt)] namespac
         saved.pod_states(FRESH_POD)
     );
 }
+
+/// A fresh pod the cluster has no room for says nothing about metrics-server: the
+/// probe waits for capacity (it may free up), then reports "error", not "fail".
+#[rstest]
+#[tokio::test]
+async fn live_metrics_server_pod_without_room_is_an_environment_error(
+    #[future(awt)] namespace: TestNamespace,
+) {
+    let mut namespace = namespace;
+    let verdict = harness::probe::metrics_server::probe(
+        &mut namespace,
+        &pod("metrics_server/pod-without-room"),
+    )
+    .await;
+    show(&verdict);
+    assert_expected_verdict(&verdict, "metrics_server/pod-without-room");
+    assert_timeline_saved(&verdict);
+}

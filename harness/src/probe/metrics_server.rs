@@ -133,7 +133,8 @@ async fn observe(
     }
     recorder.mark(POD_CREATED);
     let pods: Api<Pod> = namespace.api();
-    // Unschedulable ends the wait early: such a pod will not run by itself.
+    // Unschedulable ends the wait early: such a pod will not run by itself. Unless the
+    // scheduler only lacks capacity (`Insufficient cpu`): other pods may free it.
     let settled = wait_for(
         &pods,
         &name,
@@ -143,11 +144,9 @@ async fn observe(
             p.and_then(|p| p.status.as_ref())
                 .and_then(|s| s.phase.as_deref())
                 == Some("Running")
-                || p.is_some_and(|p| {
-                    matches!(
-                        super::gpu_pool::placement(p),
-                        super::gpu_pool::Placement::Unschedulable(_)
-                    )
+                || p.is_some_and(|p| match super::gpu_pool::placement(p) {
+                    super::gpu_pool::Placement::Unschedulable(message) => !lacks_capacity(&message),
+                    _ => false,
                 })
         },
         describe_pod,
@@ -196,6 +195,12 @@ async fn observe(
     Ok(name)
 }
 
+/// The scheduler refused a pod only for want of free resources on fitting nodes
+/// (`3 Insufficient cpu`): capacity that other pods hold and may release.
+fn lacks_capacity(scheduler_message: &str) -> bool {
+    scheduler_message.contains("Insufficient ")
+}
+
 /// Judges the fresh pod `pod` from a recorded timeline: Running at some point, then
 /// [`POD_METRICS_SEEN`] at most `within` later. `values` are the probe's other readings.
 pub fn judge_fresh_pod(
@@ -232,7 +237,23 @@ pub fn judge_fresh_pod(
             }
             None => "the timeline has no state of it".into(),
         };
+        let end = timeline.samples.last().map_or(0.0, |s| s.t);
+        let last = format!("{last} (recording ended at t={end:.1} s)");
         evidence.insert(0, Evidence::Values { values });
+        // The pod is only the vehicle: a cluster too busy to run it says nothing about
+        // metrics-server.
+        let busy = states
+            .last()
+            .is_some_and(|s| s.reason.is_some() && s.message.is_some_and(lacks_capacity));
+        if busy {
+            return verdict(
+                Outcome::Error,
+                format!(
+                    "cannot judge PodMetrics: the fresh pod never ran for lack of free node capacity (the cluster's, not metrics-server's): pod {pod} {last}"
+                ),
+                evidence,
+            );
+        }
         return verdict(
             Outcome::Fail,
             format!(
@@ -371,7 +392,17 @@ mod tests {
     fn a_pod_that_never_runs_fails_with_the_scheduler_reason() {
         let mut timeline = Timeline::new("t", "2026-01-01T00:00:00Z");
         timeline.push(0.5, marker(POD_CREATED));
-        timeline.push(2.1, pod("Pending", None, Some("Unschedulable")));
+        timeline.push(
+            2.1,
+            Observation::Pod {
+                name: "fresh".into(),
+                phase: "Pending".into(),
+                ready: false,
+                node: None,
+                reason: Some("Unschedulable".into()),
+                message: Some("0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 node(s) had untolerated taint(s).".into()),
+            },
+        );
         let verdict = judge_fresh_pod(&timeline, "fresh", POD_METRICS_WITHIN, vec![]);
         assert_eq!(verdict.outcome, Outcome::Fail);
         assert!(
@@ -387,6 +418,21 @@ mod tests {
         };
         assert_eq!(points.len(), 2);
         assert_eq!(points[1].seconds, 2.1);
+    }
+
+    #[test]
+    fn a_pod_the_cluster_has_no_room_for_is_an_environment_error() {
+        let mut timeline = Timeline::new("t", "2026-01-01T00:00:00Z");
+        timeline.push(0.5, marker(POD_CREATED));
+        timeline.push(2.1, pod("Pending", None, Some("Unschedulable")));
+        let verdict = judge_fresh_pod(&timeline, "fresh", POD_METRICS_WITHIN, vec![]);
+        assert_eq!(verdict.outcome, Outcome::Error, "{}", verdict.message);
+        assert!(
+            verdict.message.contains("lack of free node capacity")
+                && verdict.message.contains("3 Insufficient cpu"),
+            "{}",
+            verdict.message
+        );
     }
 
     /// A timeline saved as JSON by the recorder is judged again to the same verdict.
