@@ -10,6 +10,7 @@ use crate::submission::quantity::parse_quantity;
 use crate::submission::{Submission, Typed};
 use crate::timeline::Observation;
 use crate::verdict::{Evidence, Outcome, Verdict};
+use backon::{ConstantBuilder, Retryable};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
@@ -277,20 +278,49 @@ async fn admission(
         let containers = (0..count)
             .map(|i| container(&format!("c{i}"), json!({"requests": {"cpu": cpu, "memory": "256Mi"}, "limits": {"cpu": cpu, "memory": "256Mi"}})))
             .collect();
-        match pods.create(&dry_run, &pod("over-quota", containers)).await {
-            Ok(_) => {
-                recorder.mark(&format!("admitted: over-quota ({count} x {cpu} CPU)"));
-                problems.push(format!("expected a pod requesting {count} x {cpu} CPU (over the quota's {quota_cpu}) to be refused; it was admitted ({status})"));
+        // The API server's quota admission reads quotas from its own cache: a quota
+        // created a moment ago may not be enforced yet although its status is written
+        // (the namespace's other quota keeps admission from looking it up live). Ask
+        // again for a few seconds while the pod is admitted; a refusal ends it.
+        let over_quota = pod("over-quota", containers);
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let asked_at = recorder.now();
+        let attempt = || async {
+            tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match pods.create(&dry_run, &over_quota).await {
+                Ok(_) => Err(()),
+                Err(e) => Ok(api_message(&e)),
             }
-            Err(e) => {
-                let message = api_message(&e);
+        };
+        let slack = namespace.cluster.intervals.observation_slack;
+        let every = std::time::Duration::from_millis(250);
+        let refused = attempt
+            .retry(
+                ConstantBuilder::default()
+                    .with_delay(every)
+                    .with_max_times((slack.as_millis() / every.as_millis()) as usize),
+            )
+            .await;
+        let tries = tries.into_inner();
+        match refused {
+            Err(()) => {
                 recorder.mark(&format!(
-                    "refused: over-quota ({count} x {cpu} CPU): {message}"
+                    "admitted: over-quota ({count} x {cpu} CPU), {tries} tries over {:.1} s",
+                    recorder.now() - asked_at
+                ));
+                problems.push(format!("expected a pod requesting {count} x {cpu} CPU (over the quota's {quota_cpu}) to be refused; it was admitted on each of {tries} tries over {:.0} s ({status})", slack.as_secs_f64()));
+            }
+            Ok(message) => {
+                recorder.mark(&format!(
+                    "refused: over-quota ({count} x {cpu} CPU, try {tries}): {message}"
                 ));
                 if !message.contains("exceeded quota") {
                     problems.push(format!("expected the ResourceQuota to refuse {count} x {cpu} CPU with 'exceeded quota'; refused instead with: {message} ({status})"));
                 }
-                values.push(("over quota".into(), format!("refused: {message}")));
+                values.push((
+                    "over quota".into(),
+                    format!("refused (try {tries}): {message}"),
+                ));
             }
         }
         values.extend(quota_headroom(
