@@ -409,7 +409,8 @@ pub fn judge_placements(
 
 pub async fn probe(namespace: &mut TestNamespace, submission: &Submission) -> Verdict {
     let recorder = Recorder::start(namespace, &format!("{GPU_POOL}-{}", namespace.name));
-    let observed = observe(namespace, submission, &recorder).await;
+    // Boxed: the probe's state stays off the caller's stack (the grader joins probes).
+    let observed = Box::pin(observe(namespace, submission, &recorder)).await;
     let timeline = recorder.finish();
     let mut verdict = match observed {
         Ok(run) => judge_placements(&timeline, &run.pool, &run.roles, run.budget, &run.notes),
