@@ -22,7 +22,8 @@ fn out_dir(name: &str) -> PathBuf {
 async fn grade_live(dir: &Path, name: &str) -> Report {
     let out = out_dir(name);
     harness::observe::set_timelines_dir(out.join("timelines"));
-    let report = harness::live::grade_live(dir, &Tools::discover())
+    // Boxed: the whole grading future is large for a test thread's stack.
+    let report = Box::pin(harness::live::grade_live(dir, &Tools::discover()))
         .await
         .unwrap_or_else(|e| panic!("grading {}: {e}", dir.display()));
     std::fs::create_dir_all(&out).unwrap();

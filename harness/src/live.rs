@@ -95,23 +95,23 @@ fn environment_error(id: &str, error: &EnvironmentError) -> Verdict {
 /// namespace; returns one verdict per criterion.
 pub async fn run_probes(cluster: &Cluster, submission: &Submission) -> BTreeMap<String, Verdict> {
     let fresh_pod = fresh_pod(submission);
-    let metrics = async {
+    let metrics = Box::pin(async {
         let mut ns = cluster.namespace("grade-metrics-server").await?;
         let verdict = probe::metrics_server::probe(&mut ns, &fresh_pod).await;
         Ok(finish(ns, vec![verdict]).await)
-    };
-    let quota = async {
+    });
+    let quota = Box::pin(async {
         let mut ns = cluster.namespace("grade-quota-limits").await?;
         let verdict = probe::quota_limits::probe(&mut ns, submission).await;
         Ok(finish(ns, vec![verdict]).await)
-    };
-    let hpa = async {
+    });
+    let hpa = Box::pin(async {
         let mut ns = cluster.namespace("grade-hpa-cpu").await?;
         let name = ns.name.clone();
         let run = probe::hpa_cpu::probe(&mut ns, submission, &name).await;
         Ok(finish(ns, vec![run.scale_up, run.scale_down]).await)
-    };
-    let pdb = async {
+    });
+    let pdb = Box::pin(async {
         let mut ns = cluster.namespace("grade-pdb").await?;
         let verdict = match pdb_to_probe(submission) {
             Some((pdb, workload)) => probe::pdb::probe(&mut ns, submission, &pdb, &workload).await,
@@ -124,12 +124,13 @@ pub async fn run_probes(cluster: &Cluster, submission: &Submission) -> BTreeMap<
             },
         };
         Ok(finish(ns, vec![verdict]).await)
-    };
-    let gpu = async {
+    });
+    let gpu = Box::pin(async {
         let mut ns = cluster.namespace("grade-gpu-pool").await?;
         let verdict = probe::gpu_pool::probe(&mut ns, submission).await;
         Ok(finish(ns, vec![verdict]).await)
-    };
+    });
+    // Each probe's state is boxed: joined on one stack, it overflowed a test thread's.
     // The quick probes first, together; then the HPA alone: at its peak it requests
     // most of a small node's CPU, and a pod of another probe left Pending for want of
     // CPU would be judged as the submission's failure.
