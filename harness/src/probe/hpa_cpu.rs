@@ -189,6 +189,27 @@ fn hpa_conditions(hpa: Option<&HorizontalPodAutoscaler>) -> String {
         .unwrap_or_else(|| "no status yet".into())
 }
 
+/// The Deployment's ReplicaFailure condition, when its ReplicaSet cannot create pods.
+fn replica_failure(deployment: Option<&Deployment>) -> Option<String> {
+    deployment
+        .and_then(|d| d.status.as_ref())
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| {
+            c.iter()
+                .find(|c| {
+                    c.type_.as_deref() == Some("ReplicaFailure")
+                        && c.status.as_deref() == Some("True")
+                })
+                .map(|c| {
+                    format!(
+                        "{}: {}",
+                        c.reason.as_deref().unwrap_or("-"),
+                        c.message.as_deref().unwrap_or("-")
+                    )
+                })
+        })
+}
+
 /// True once the HPA computes a CPU utilization and may scale.
 fn hpa_active(hpa: Option<&HorizontalPodAutoscaler>) -> bool {
     let Some(status) = hpa.and_then(|h| h.status.as_ref()) else {
@@ -273,20 +294,45 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission, name:
         baseline_budget,
         |h: Option<&HorizontalPodAutoscaler>| hpa_active(h) || hpa_hopeless(h),
         hpa_conditions,
-    )
-    .await;
+    );
+    // A target whose pods the API server refuses (a quota the pods do not satisfy)
+    // never gives the HPA a metric: stop at the Deployment's ReplicaFailure instead of
+    // waiting out the whole budget.
+    let pods_refused = wait_for(
+        &deployments,
+        &target,
+        "the target's pods to be refused",
+        baseline_budget,
+        |d: Option<&Deployment>| replica_failure(d).is_some(),
+        |_| String::new(),
+    );
+    let hpa_ready = tokio::select! {
+        ready = hpa_ready => ready.map(|_| ()),
+        refused = pods_refused => match refused {
+            Ok(_) => Err(crate::cluster::EnvironmentError::NotReady {
+                what: "HPA".into(),
+                detail: "the target's pods were refused".into(),
+            }),
+            Err(e) => Err(e),
+        },
+    };
     let hpa_now = hpas.get_opt(&hpa_name).await.ok().flatten();
     if hpa_ready.is_err() || !hpa_active(hpa_now.as_ref()) {
         // Pods that were never created explain "no metrics" better than the HPA can.
-        let refused = recorder
-            .snapshot()
-            .event_lines()
-            .into_iter()
-            .find(|line| line.contains(" FailedCreate: "))
-            .map(|line| format!("; the target's pods were refused: {line}"))
+        let deployment_now = deployments.get_opt(&target).await.ok().flatten();
+        let refused = replica_failure(deployment_now.as_ref())
+            .map(|failure| format!("; the target's pods were refused: ReplicaFailure {failure}"))
+            .or_else(|| {
+                recorder
+                    .snapshot()
+                    .event_lines()
+                    .into_iter()
+                    .find(|line| line.contains(" FailedCreate: "))
+                    .map(|line| format!("; the target's pods were refused: {line}"))
+            })
             .unwrap_or_default();
         let message = format!(
-            "expected the HPA {hpa_name} to compute a CPU utilization within {:.0}s; it reports: {}{refused}",
+            "expected the HPA {hpa_name} to compute a CPU utilization (within {:.0}s); it reports: {}{refused}",
             baseline_budget.as_secs_f64(),
             hpa_conditions(hpa_now.as_ref())
         );
