@@ -496,16 +496,7 @@ impl TestNamespace {
         let mut plan = plan_apply(objects, &self.name);
         if !self.cluster.facts.node_images.is_empty() {
             for object in &mut plan.objects {
-                let kind = object
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let name = object
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
+                let (kind, name) = kind_and_name(object);
                 for pointer in pod_spec_pointers(&kind) {
                     if let Some(pod_spec) = object.pointer_mut(pointer) {
                         for note in
@@ -522,18 +513,9 @@ impl TestNamespace {
             notes: plan.notes.clone(),
         };
         for object in plan.objects {
-            let kind = object
-                .pointer("/kind")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            let (kind, name) = kind_and_name(&object);
             let api_version = object
                 .pointer("/apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let name = object
-                .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
@@ -945,16 +927,7 @@ pub fn substitute_placeholders(pod_spec: &mut Value) -> Vec<String> {
         return notes;
     };
     for container in containers {
-        let name = container
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string();
-        let Some(image) = container
-            .get("image")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
+        let Some((name, image)) = name_and_image(container) else {
             continue;
         };
         if image.starts_with("localhost/autoscale-conformance/") {
@@ -967,6 +940,29 @@ pub fn substitute_placeholders(pod_spec: &mut Value) -> Vec<String> {
         notes.extend(into_inference_server(container, &name, &image));
     }
     notes
+}
+
+/// An object's kind and name ("" where missing).
+fn kind_and_name(object: &Value) -> (String, String) {
+    let field = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    (field("/kind"), field("/metadata/name"))
+}
+
+/// A container's name (or "?") and image, if it names one.
+fn name_and_image(container: &Value) -> Option<(String, String)> {
+    let image = container.get("image").and_then(Value::as_str)?.to_string();
+    let name = container
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string();
+    Some((name, image))
 }
 
 /// Turns one container into the inference workload, keeping its resources, ports and
@@ -1048,16 +1044,7 @@ pub fn substitute_unavailable(pod_spec: &mut Value, available: &BTreeSet<String>
         return notes;
     };
     for (index, container) in containers.iter_mut().enumerate() {
-        let name = container
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string();
-        let Some(image) = container
-            .get("image")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
+        let Some((name, image)) = name_and_image(container) else {
             continue;
         };
         if runnable(&image) {

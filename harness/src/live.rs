@@ -4,13 +4,13 @@
 //! The probes are the ones the live tests run; this module only picks, from the
 //! submission, what each probe is pointed at.
 
-use crate::checks::{self, Tools};
+use crate::checks::Tools;
 use crate::cluster::{Cluster, EnvironmentError, TestNamespace};
 use crate::criteria;
 use crate::judge::{HPA_SCALE_DOWN, HPA_SCALE_UP};
 use crate::probe;
-use crate::report::{Report, ReportError, Rubric};
-use crate::submission::{self, LoadOptions, Submission, Typed};
+use crate::report::{Report, ReportError, Rubric, load_and_check};
+use crate::submission::{Object, Submission, Typed};
 use crate::verdict::{Outcome, Verdict};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -48,13 +48,7 @@ pub fn not_probed_reason(criterion: &str) -> String {
 pub async fn grade_live(dir: &Path, tools: &Tools) -> Result<Report, ReportError> {
     let started = Instant::now();
     let rubric = Rubric::builtin()?;
-    let submission = submission::load(dir, &LoadOptions::default()).map_err(|source| {
-        ReportError::Submission {
-            path: dir.display().to_string(),
-            source,
-        }
-    })?;
-    let check_verdicts = checks::run(&submission, tools);
+    let (submission, check_verdicts) = load_and_check(dir, tools)?;
     let live = match Cluster::connect().await {
         Ok(cluster) => run_probes(&cluster, &submission).await,
         Err(environment) => PROBED
@@ -177,21 +171,30 @@ async fn finish(namespace: TestNamespace, verdicts: Vec<Verdict>) -> Vec<Verdict
     verdicts
 }
 
+/// The workloads the submission's HPAs scale, in the order of the HPAs.
+fn hpa_targets(submission: &Submission) -> Vec<&Object> {
+    submission
+        .objects
+        .iter()
+        .filter_map(|o| match &o.typed {
+            Typed::HorizontalPodAutoscaler(h) => {
+                let reference = &h.spec.scale_target_ref;
+                submission.find_workload(
+                    Some(&reference.kind),
+                    &reference.name,
+                    o.namespace.as_deref(),
+                )
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// A fresh pod for the metrics-server criterion: the pod the CPU HPA's target would
 /// run (its metrics are what the HPA needs), else the first Deployment's, else the
 /// suite's own inference pod.
 pub fn fresh_pod(submission: &Submission) -> Value {
-    let hpa_target = submission.objects.iter().find_map(|o| match &o.typed {
-        Typed::HorizontalPodAutoscaler(h) => {
-            let reference = &h.spec.scale_target_ref;
-            submission.find_workload(
-                Some(&reference.kind),
-                &reference.name,
-                o.namespace.as_deref(),
-            )
-        }
-        _ => None,
-    });
+    let hpa_target = hpa_targets(submission).into_iter().next();
     let workload = hpa_target.or_else(|| {
         submission
             .objects
@@ -240,7 +243,7 @@ pub fn pdb_to_probe(submission: &Submission) -> Option<(String, String)> {
         .iter()
         .filter(|o| matches!(o.typed, Typed::PodDisruptionBudget(_)))
         .collect();
-    let selects = |pdb: &crate::submission::Object, workload: &crate::submission::Object| {
+    let selects = |pdb: &Object, workload: &Object| {
         let Typed::PodDisruptionBudget(p) = &pdb.typed else {
             return false;
         };
@@ -257,21 +260,7 @@ pub fn pdb_to_probe(submission: &Submission) -> Option<(String, String)> {
                 .and_then(|t| t.labels)
                 .is_some_and(|labels| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
     };
-    let hpa_targets: Vec<&crate::submission::Object> = submission
-        .objects
-        .iter()
-        .filter_map(|o| match &o.typed {
-            Typed::HorizontalPodAutoscaler(h) => {
-                let reference = &h.spec.scale_target_ref;
-                submission.find_workload(
-                    Some(&reference.kind),
-                    &reference.name,
-                    o.namespace.as_deref(),
-                )
-            }
-            _ => None,
-        })
-        .collect();
+    let hpa_targets = hpa_targets(submission);
     for target in &hpa_targets {
         if let Some(pdb) = pdbs.iter().find(|p| selects(p, target)) {
             return Some((pdb.name.clone(), target.name.clone()));
@@ -305,7 +294,7 @@ mod tests {
     fn reference() -> Submission {
         let dir =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/submissions/reference");
-        submission::load(&dir, &LoadOptions::default()).unwrap()
+        crate::submission::load(&dir, &crate::submission::LoadOptions::default()).unwrap()
     }
 
     #[test]

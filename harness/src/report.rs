@@ -749,10 +749,12 @@ impl Report {
     }
 }
 
-/// Grades a submission directory without a cluster.
-pub fn grade_offline(dir: &Path, tools: &Tools) -> Result<Report, ReportError> {
-    let started = Instant::now();
-    let rubric = Rubric::builtin()?;
+/// Loads a submission directory and runs every static check on it: the part of
+/// grading that offline and live grading share.
+pub fn load_and_check(
+    dir: &Path,
+    tools: &Tools,
+) -> Result<(submission::Submission, Vec<Verdict>), ReportError> {
     let submission = submission::load(dir, &LoadOptions::default()).map_err(|source| {
         ReportError::Submission {
             path: dir.display().to_string(),
@@ -760,6 +762,14 @@ pub fn grade_offline(dir: &Path, tools: &Tools) -> Result<Report, ReportError> {
         }
     })?;
     let verdicts = checks::run(&submission, tools);
+    Ok((submission, verdicts))
+}
+
+/// Grades a submission directory without a cluster.
+pub fn grade_offline(dir: &Path, tools: &Tools) -> Result<Report, ReportError> {
+    let started = Instant::now();
+    let rubric = Rubric::builtin()?;
+    let (_, verdicts) = load_and_check(dir, tools)?;
     Ok(Report::build(
         &rubric,
         &dir.display().to_string(),
