@@ -21,6 +21,8 @@ fn out_dir(name: &str) -> PathBuf {
 /// Grades `dir` live and writes the report where the main job's users look for it.
 async fn grade_live(dir: &Path, name: &str) -> Report {
     let out = out_dir(name);
+    // This run's report and timelines only: an earlier run's would be mistaken for them.
+    let _ = std::fs::remove_dir_all(&out);
     harness::observe::set_timelines_dir(out.join("timelines"));
     // Boxed: the whole grading future is large for a test thread's stack.
     let report = Box::pin(harness::live::grade_live(dir, &Tools::discover()))
