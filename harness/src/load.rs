@@ -51,6 +51,9 @@ impl LoadSpec {
             self.max_requests().to_string(),
             "--concurrency".into(),
             self.concurrency.to_string(),
+            // A Service created moments ago may not forward yet: the run starts once it does.
+            "--wait-reachable".into(),
+            "30s".into(),
             "--json".into(),
         ]
     }

@@ -60,6 +60,11 @@ pub struct LoadgenArgs {
     /// Per-request timeout, from the moment it is sent (connecting included).
     #[arg(long, env = "LOADGEN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Before the schedule starts, wait at most this long for the target to accept a TCP
+    /// connection (a Service whose forwarding rules are still being written drops the
+    /// first SYNs); the schedule then starts either way.
+    #[arg(long, env = "LOADGEN_WAIT_REACHABLE", value_parser = humantime::parse_duration)]
+    pub wait_reachable: Option<Duration>,
     /// Print the summary as JSON on stdout.
     #[arg(long, env = "LOADGEN_JSON")]
     pub json: bool,
@@ -97,6 +102,7 @@ pub struct Plan {
     pub concurrency: u32,
     pub timeout: Duration,
     pub connection_lifetime: Duration,
+    pub wait_reachable: Option<Duration>,
 }
 
 impl LoadgenArgs {
@@ -143,6 +149,7 @@ impl LoadgenArgs {
             concurrency: self.concurrency,
             timeout: self.timeout,
             connection_lifetime: self.connection_lifetime,
+            wait_reachable: self.wait_reachable,
         })
     }
 }
@@ -237,6 +244,10 @@ pub struct Summary {
     pub latency_ms: Percentiles,
     /// How late requests left compared to the schedule.
     pub send_lag_ms: Percentiles,
+    /// With `--wait-reachable`: how long the target took to accept a connection
+    /// (`None`: it did not within the bound, or no wait was asked for).
+    #[serde(default)]
+    pub reachable_after_ms: Option<u64>,
 }
 
 /// What one connection worker saw.
@@ -358,11 +369,18 @@ pub async fn run(
 ) -> Summary {
     let planned = plan.schedule.total_requests();
     let total = planned.min(plan.max_requests);
+    let host = plan.url.host().unwrap_or_default().to_owned();
+    let port = plan.url.port_u16().unwrap_or(80);
+    let resolver = Resolver::from_system();
+    let reachable_after_ms = match plan.wait_reachable {
+        Some(bound) => wait_reachable(&resolver, &host, port, bound, stop.clone()).await,
+        None => None,
+    };
     let start = Instant::now();
     let run = Arc::new(Run {
         plan: plan.clone(),
-        host: plan.url.host().unwrap_or_default().to_owned(),
-        port: plan.url.port_u16().unwrap_or(80),
+        host,
+        port,
         authority: plan
             .url
             .authority()
@@ -376,7 +394,7 @@ pub async fn run(
                     .unwrap_or_else(|_| Uri::from_static("/"))
             },
         ),
-        resolver: Resolver::from_system(),
+        resolver,
         start,
         end: start + plan.schedule.duration(),
         total,
@@ -493,6 +511,7 @@ pub async fn run(
         elapsed_seconds: elapsed.as_secs_f64(),
         latency_ms: Percentiles::from_micros(&tally.latency_micros),
         send_lag_ms: Percentiles::from_micros(&tally.send_lag_micros),
+        reachable_after_ms,
     }
 }
 
@@ -586,6 +605,38 @@ async fn connection_worker(
     (tally, last_send)
 }
 
+/// A SYN that gets no answer is given up after this long and the next attempt opens a
+/// fresh connection: one dropped before a Service's forwarding rules existed stays in
+/// conntrack un-forwarded, so retransmitting it never reaches the server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Tries a TCP connection to the target every 200 ms until one succeeds, `bound`
+/// passes or the stop signal comes. Returns the milliseconds it took, if it did.
+async fn wait_reachable(
+    resolver: &Resolver,
+    host: &str,
+    port: u16,
+    bound: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> Option<u64> {
+    let started = Instant::now();
+    let deadline = started + bound;
+    while Instant::now() < deadline {
+        if let Ok(addresses) = resolver.resolve(host, port).await
+            && let Some(address) = addresses.first()
+            && let Ok(Ok(_)) =
+                tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address)).await
+        {
+            return Some(started.elapsed().as_millis() as u64);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            () = stop_requested(&mut stop) => return None,
+        }
+    }
+    None
+}
+
 /// Opens a keep-alive HTTP/1.1 connection to the target.
 async fn connect(run: &Run, worker: u32) -> Result<Connection, Failure> {
     let addresses = run
@@ -595,8 +646,14 @@ async fn connect(run: &Run, worker: u32) -> Result<Connection, Failure> {
         .map_err(|error| Failure::new("connect", error.to_string()))?;
     // Spread workers over the addresses of a name with several (e.g. a headless Service).
     let address = addresses[worker as usize % addresses.len()];
-    let stream = tokio::net::TcpStream::connect(address)
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address))
         .await
+        .map_err(|_| {
+            Failure::new(
+                "connect",
+                format!("tcp connect to {address}: no answer within {CONNECT_TIMEOUT:?}"),
+            )
+        })?
         .map_err(|error| Failure::new("connect", format!("tcp connect to {address}: {error}")))?;
     let _ = stream.set_nodelay(true);
     let (sender, connection) =

@@ -72,3 +72,43 @@ async fn connections_are_reopened_after_their_lifetime() {
     let opened = accepted.load(Ordering::SeqCst);
     assert!((4..=7).contains(&opened), "{opened} connections");
 }
+
+/// With --wait-reachable the schedule starts only once the target accepts connections:
+/// a server that comes up late loses no request, and the wait is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_waits_for_a_late_target_to_accept_connections() {
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = reserved.local_addr().unwrap();
+    drop(reserved);
+    let url = format!("http://{address}/");
+    let run = tokio::spawn(loadgen(args(&url, &["--wait-reachable", "10s"])));
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let app = Router::new().route("/", post(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let summary = run.await.unwrap();
+    assert_eq!(summary.ok, 50, "{:?}", summary.errors);
+    let waited = summary
+        .reachable_after_ms
+        .expect("the target became reachable");
+    assert!(
+        waited >= 500,
+        "reported {waited} ms for a target that came up after 700 ms"
+    );
+}
+
+/// The wait is bounded: a target that never comes up does not hold the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_for_a_target_is_bounded() {
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", reserved.local_addr().unwrap());
+    drop(reserved);
+    let summary = loadgen(args(&url, &["--wait-reachable", "500ms"])).await;
+    assert_eq!(summary.reachable_after_ms, None);
+    assert_eq!(summary.ok, 0);
+    assert!(
+        summary.errors.contains_key("connect"),
+        "{:?}",
+        summary.errors
+    );
+}
