@@ -87,10 +87,7 @@ fn judge(variant: &Path) -> Option<String> {
 
 #[test]
 fn every_broken_variant_is_caught_by_exactly_its_expected_checks() {
-    assert!(
-        support::tools_present(),
-        "promtool, shellcheck and bash are needed (apt-get install prometheus shellcheck)"
-    );
+    support::require_tools();
     let variants = variants();
     assert!(
         variants.len() >= 18,

@@ -9,10 +9,7 @@ use harness::verdict::Outcome;
 
 #[test]
 fn reference_passes_every_static_check() {
-    assert!(
-        support::tools_present(),
-        "promtool, shellcheck and bash are needed (apt-get install prometheus shellcheck)"
-    );
+    support::require_tools();
     let verdicts = support::grade(&support::reference());
     let failing: Vec<_> = verdicts
         .iter()

@@ -138,10 +138,7 @@ fn judge(fixture: &Path) -> Option<String> {
 
 #[test]
 fn unseen_submissions_grade_as_the_exercise_says() {
-    assert!(
-        support::tools_present(),
-        "promtool, shellcheck and bash are needed (apt-get install prometheus shellcheck)"
-    );
+    support::require_tools();
     let fixtures = unseen();
     assert!(
         fixtures.len() >= 5,

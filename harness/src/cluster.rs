@@ -548,22 +548,15 @@ impl TestNamespace {
 
     /// Server-side apply of one object of the suite's own (no rewriting) into this namespace.
     pub async fn apply_raw(&self, object: &Value) -> Result<(), EnvironmentError> {
-        let kind = object
-            .pointer("/kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let (kind, name) = kind_and_name(object);
         let api_version = object
             .pointer("/apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let name = object
-            .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let (resource, _) = kube::discovery::pinned_kind(
             &self.client(),
-            &GroupVersionKind::gvk(group, version, kind),
+            &GroupVersionKind::gvk(group, version, &kind),
         )
         .await
         .map_err(EnvironmentError::api(format!(
@@ -571,7 +564,7 @@ impl TestNamespace {
         )))?;
         Api::<DynamicObject>::namespaced_with(self.client(), &self.name, &resource)
             .patch(
-                name,
+                &name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(object),
             )
@@ -806,15 +799,8 @@ pub fn plan_apply(objects: &[Value], namespace: &str) -> ApplyPlan {
         }
     }
     for object in objects {
-        let kind = object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let (kind, name) = kind_and_name(object);
+        let kind = kind.as_str();
         if kind == "Namespace" {
             plan.notes.push(format!(
                 "Namespace {name}: replaced by the test namespace {namespace}"

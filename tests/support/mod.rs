@@ -69,6 +69,14 @@ pub fn describe(verdicts: &[Verdict]) -> String {
         .join("\n")
 }
 
+/// Fails the test with what to install when an external checker is missing.
+pub fn require_tools() {
+    assert!(
+        tools_present(),
+        "promtool, shellcheck and bash are needed (apt-get install prometheus shellcheck)"
+    );
+}
+
 /// The external checkers the reference needs for full marks.
 pub fn tools_present() -> bool {
     let tools = Tools::discover();

@@ -2075,9 +2075,7 @@ mod tests {
     use rstest::rstest;
 
     fn exposure_of(config: &str) -> Exposure {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("adapter.yaml"), config).unwrap();
-        let submission = crate::submission::load(dir.path(), &Default::default()).unwrap();
+        let submission = submission_of("adapter.yaml", config);
         assert!(submission.findings.is_empty(), "{:?}", submission.findings);
         Exposure::new(&submission)
     }
@@ -2121,13 +2119,10 @@ mod tests {
 
     #[test]
     fn malformed_quantities_are_parse_errors_at_the_field() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("d.yaml"),
+        let submission = submission_of(
+            "d.yaml",
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers:\n      - name: c\n        resources:\n          requests: {cpu: 200m, memory: 256MB}\n",
-        )
-        .unwrap();
-        let submission = crate::submission::load(dir.path(), &Default::default()).unwrap();
+        );
         let mut out = Collector::default();
         check(&submission, &mut out);
         let errors: Vec<_> = out
@@ -2176,14 +2171,20 @@ mod tests {
         assert_eq!(scaled(&budget, replicas), expected);
     }
 
-    fn limit_range_submission(item: &str) -> Submission {
+    /// A submission of one file with `text`, loaded as the grader loads it.
+    fn submission_of(file: &str, text: &str) -> Submission {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("lr.yaml"),
-            format!("apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: lr\n  namespace: ml\nspec:\n  limits:\n    - type: Container\n{item}"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join(file), text).unwrap();
         crate::submission::load(dir.path(), &crate::submission::LoadOptions::default()).unwrap()
+    }
+
+    fn limit_range_submission(item: &str) -> Submission {
+        submission_of(
+            "lr.yaml",
+            &format!(
+                "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: lr\n  namespace: ml\nspec:\n  limits:\n    - type: Container\n{item}"
+            ),
+        )
     }
 
     /// SetDefaults_LimitRangeItem: default <- max; defaultRequest <- default, else min.
@@ -2271,15 +2272,12 @@ mod tests {
         #[case] check_id: &str,
         #[case] says: &str,
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("hpa.yaml"),
-            format!("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: h}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: d}}\n  {spec}"),
-        )
-        .unwrap();
-        let submission =
-            crate::submission::load(dir.path(), &crate::submission::LoadOptions::default())
-                .unwrap();
+        let submission = submission_of(
+            "hpa.yaml",
+            &format!(
+                "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: h}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: d}}\n  {spec}"
+            ),
+        );
         let mut out = Collector::default();
         check(&submission, &mut out);
         assert!(
@@ -2306,20 +2304,17 @@ mod tests {
         #[case] with_limit_range: bool,
         #[case] rejected_for: &[&str],
     ) {
-        let dir = tempfile::tempdir().unwrap();
         let limit_range = if with_limit_range {
             "apiVersion: v1\nkind: LimitRange\nmetadata: {name: lr, namespace: ml}\nspec:\n  limits:\n    - type: Container\n      default: {memory: 512Mi}\n      min: {cpu: 50m}\n---\n"
         } else {
             ""
         };
-        std::fs::write(
-            dir.path().join("all.yaml"),
-            format!("{limit_range}apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: q, namespace: ml}}\nspec:\n  hard: {{requests.cpu: \"20\", limits.memory: 40Gi, pods: \"50\"}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d, namespace: ml}}\nspec:\n  selector: {{matchLabels: {{app: d}}}}\n  template:\n    metadata: {{labels: {{app: d}}}}\n    spec:\n      containers: [{{name: c, image: i, resources: {resources}}}]\n"),
-        )
-        .unwrap();
-        let submission =
-            crate::submission::load(dir.path(), &crate::submission::LoadOptions::default())
-                .unwrap();
+        let submission = submission_of(
+            "all.yaml",
+            &format!(
+                "{limit_range}apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: q, namespace: ml}}\nspec:\n  hard: {{requests.cpu: \"20\", limits.memory: 40Gi, pods: \"50\"}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d, namespace: ml}}\nspec:\n  selector: {{matchLabels: {{app: d}}}}\n  template:\n    metadata: {{labels: {{app: d}}}}\n    spec:\n      containers: [{{name: c, image: i, resources: {resources}}}]\n"
+            ),
+        );
         assert!(submission.findings.is_empty(), "{:?}", submission.findings);
         let mut out = Collector::default();
         check(&submission, &mut out);
@@ -2342,26 +2337,21 @@ mod tests {
 
     #[test]
     fn a_service_backed_hpa_scaled_deployment_is_serving_whatever_its_name() {
-        let dir = tempfile::tempdir().unwrap();
         let deployment = |name: &str| {
             format!(
                 "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: ml}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: c, image: i, resources: {{requests: {{cpu: 100m}}}}}}]\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: ml}}\nspec:\n  selector: {{app: {name}}}\n  ports: [{{port: 80}}]\n---\n"
             )
         };
         let hpa = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: fraud, namespace: ml}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: fraud-detector}\n  minReplicas: 1\n  maxReplicas: 4\n";
-        std::fs::write(
-            dir.path().join("all.yaml"),
-            [
+        let submission = submission_of(
+            "all.yaml",
+            &[
                 deployment("fraud-detector"),
                 deployment("feature-cache"),
                 hpa.to_string(),
             ]
             .concat(),
-        )
-        .unwrap();
-        let submission =
-            crate::submission::load(dir.path(), &crate::submission::LoadOptions::default())
-                .unwrap();
+        );
         let mut out = Collector::default();
         check(&submission, &mut out);
         let about = |check_id: &str| -> Vec<String> {
