@@ -14,7 +14,7 @@ use crate::verdict::{Evidence, Outcome, Verdict};
 use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscaler};
 use serde::{Deserialize, Serialize};
 
-/// Criterion IDs these judges speak for (see `criteria::CRITERIA`).
+/// Criterion IDs these judges speak for (see `criteria::all`).
 pub const HPA_SCALE_UP: &str = "hpa-cpu";
 pub const HPA_SCALE_DOWN: &str = "hpa-scale-down";
 

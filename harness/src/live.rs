@@ -279,10 +279,9 @@ pub fn pdb_to_probe(submission: &Submission) -> Option<(String, String)> {
 
 /// Every live criterion of the rubric is either probed here or has a reason not to be.
 pub fn coverage() -> Vec<(&'static str, bool)> {
-    criteria::CRITERIA
-        .iter()
+    criteria::all()
         .filter(|c| c.has_live_part)
-        .map(|c| (c.id, PROBED.contains(&c.id)))
+        .map(|c| (c.id.as_str(), PROBED.contains(&c.id.as_str())))
         .collect()
 }
 

@@ -143,8 +143,8 @@ impl Rubric {
             .iter()
             .flat_map(|l| l.live.iter().map(|i| i.criterion.as_str()))
             .collect();
-        for criterion in criteria::CRITERIA {
-            if criterion.has_live_part != live.contains(criterion.id) {
+        for criterion in criteria::all() {
+            if criterion.has_live_part != live.contains(criterion.id.as_str()) {
                 return invalid(format!(
                     "criterion {} {} a live part but is {} in a live list",
                     criterion.id,
@@ -153,7 +153,7 @@ impl Rubric {
                     } else {
                         "has no"
                     },
-                    if live.contains(criterion.id) {
+                    if live.contains(criterion.id.as_str()) {
                         ""
                     } else {
                         "not"

@@ -14,6 +14,12 @@ use crate::submission::Submission;
 use crate::verdict::{Evidence, Finding, Location, Outcome, Severity, Verdict};
 pub use tools::Tools;
 
+/// What a criterion's static checks are given.
+pub struct Input<'a> {
+    pub submission: &'a Submission,
+    pub tools: &'a Tools,
+}
+
 /// What a check is and how to fix it.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckInfo {

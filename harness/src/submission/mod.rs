@@ -6,6 +6,7 @@
 
 pub mod crds;
 pub mod quantity;
+pub mod selector;
 pub mod yaml;
 
 use crate::verdict::{Finding, Location, Severity};

@@ -1,0 +1,1 @@
+//! Judge: pure functions of spec, timeline and budget (to be moved here).

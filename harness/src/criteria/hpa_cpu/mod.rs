@@ -1,0 +1,55 @@
+//! Criterions `hpa-cpu`, `hpa-scale-down`: static checks, live probe and judge.
+
+pub mod checks;
+pub mod judge;
+pub mod probe;
+
+use super::{Criterion, CriterionId, CriterionInfo, ProbeContext};
+use crate::checks::{CheckInfo, Collector, Input};
+use crate::cluster::TestNamespace;
+use crate::verdict::Verdict;
+use futures::future::BoxFuture;
+
+pub const SCALE_UP: CriterionId = CriterionId("hpa-cpu");
+pub const SCALE_DOWN: CriterionId = CriterionId("hpa-scale-down");
+
+pub const ABOUT: &[CriterionInfo] = &[
+    CriterionInfo {
+        id: SCALE_UP,
+        title: "HPA successfully scales deployment based on CPU load",
+        rubric_line: "hpa-cpu-configuration",
+        cncf_ai_conformance: Some("pod_autoscaling"),
+        has_live_part: true,
+    },
+    CriterionInfo {
+        id: SCALE_DOWN,
+        title: "Scale-down behavior is stable (no thrashing)",
+        rubric_line: "hpa-cpu-configuration",
+        cncf_ai_conformance: Some("pod_autoscaling"),
+        has_live_part: true,
+    },
+];
+
+pub struct HpaCpu;
+
+impl Criterion for HpaCpu {
+    fn about(&self) -> &'static [CriterionInfo] {
+        ABOUT
+    }
+
+    fn catalogue(&self) -> &'static [CheckInfo] {
+        checks::CATALOGUE
+    }
+
+    fn check(&self, input: &Input<'_>, out: &mut Collector) {
+        checks::check(input, out);
+    }
+
+    fn probe<'a>(
+        &'a self,
+        namespace: &'a mut TestNamespace,
+        context: &'a ProbeContext<'a>,
+    ) -> Option<BoxFuture<'a, Vec<Verdict>>> {
+        Some(Box::pin(probe::run(namespace, context)))
+    }
+}

@@ -1,0 +1,154 @@
+//! The success criteria of the exercise, one module each. A criterion's module
+//! holds everything about it: its typed ID, its static checks, its live probe and
+//! its judge. [`REGISTRY`] lists them; grading walks that list, so adding a
+//! criterion is one module plus one line here (see `ARCHITECTURE.md`).
+//!
+//! Dependencies point one way: criteria use `checks` (the static-check engine),
+//! `cluster`, `observe`, `submission`, `timeline` and `verdict`; nothing below
+//! them knows the criteria.
+
+pub mod docs;
+pub mod gpu_pool;
+pub mod hpa_cpu;
+pub mod hpa_custom;
+pub mod keda_cron;
+pub mod keda_scale_to_zero;
+pub mod load_testing;
+pub mod manifests_valid;
+pub mod metrics_server;
+pub mod monitoring;
+pub mod pdb;
+pub mod quota_limits;
+pub mod vpa;
+
+use crate::checks::{CheckInfo, Collector, Input};
+use crate::cluster::TestNamespace;
+use crate::submission::Submission;
+use crate::verdict::Verdict;
+use futures::future::BoxFuture;
+use serde::Serialize;
+use std::fmt;
+use std::path::Path;
+
+/// A criterion's ID: the name `rubric.toml`, the checks' catalogue and the reports
+/// use. Each is a constant defined once, in its criterion's module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CriterionId(pub &'static str);
+
+impl CriterionId {
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for CriterionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// What the exercise says of one success criterion.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CriterionInfo {
+    pub id: CriterionId,
+    /// The success criterion as the exercise words it (or the task it comes from).
+    pub title: &'static str,
+    /// The rubric line (ID in `rubric.toml`) whose points it earns.
+    pub rubric_line: &'static str,
+    /// CNCF Kubernetes AI Conformance requirement ID, where one applies.
+    pub cncf_ai_conformance: Option<&'static str>,
+    /// Whether its behaviour can only be judged on a cluster (live probe).
+    pub has_live_part: bool,
+}
+
+/// What a live probe is given besides its namespace.
+pub struct ProbeContext<'a> {
+    pub submission: &'a Submission,
+    /// Where the probe saves its timeline JSON (the grader's `--out DIR/timelines`,
+    /// or the e2e profile's `target/e2e-timelines`).
+    pub timelines: &'a Path,
+    /// Names this run in timeline file names (the test's name, or "grade").
+    pub run: &'a str,
+}
+
+/// One criterion module (a few judge two criteria from one run: the HPA's scale-up
+/// and scale-down come from the same load).
+pub trait Criterion: Sync {
+    /// The criteria this module judges, in rubric order.
+    fn about(&self) -> &'static [CriterionInfo];
+
+    /// Its static checks' catalogue entries.
+    fn catalogue(&self) -> &'static [CheckInfo] {
+        &[]
+    }
+
+    /// Runs its static checks over the submission.
+    fn check(&self, _input: &Input<'_>, _out: &mut Collector) {}
+
+    /// Its live probe, if it has one: one verdict per criterion of [`Criterion::about`]
+    /// that has a live part. `None`: graded on its static checks only, and reported
+    /// "not run" live with [`Criterion::not_probed_because`].
+    fn probe<'a>(
+        &'a self,
+        _namespace: &'a mut TestNamespace,
+        _context: &'a ProbeContext<'a>,
+    ) -> Option<BoxFuture<'a, Vec<Verdict>>> {
+        None
+    }
+
+    /// What a live probe of this criterion would need (for its "not run" verdict).
+    fn not_probed_because(&self) -> &'static str {
+        "a live probe"
+    }
+
+    /// Whether its probe must run alone: it uses capacity another probe would miss
+    /// (the HPA at its peak requests most of a small node's CPU).
+    fn probes_alone(&self) -> bool {
+        false
+    }
+}
+
+/// Every criterion module, in rubric order. Grading walks this list.
+pub const REGISTRY: &[&dyn Criterion] = &[
+    &metrics_server::MetricsServer,
+    &quota_limits::QuotaLimits,
+    &hpa_cpu::HpaCpu,
+    &hpa_custom::HpaCustom,
+    &vpa::Vpa,
+    &keda_scale_to_zero::KedaScaleToZero,
+    &keda_cron::KedaCron,
+    &pdb::Pdb,
+    &gpu_pool::GpuPool,
+    &load_testing::LoadTesting,
+    &docs::Docs,
+    &monitoring::Monitoring,
+    &manifests_valid::ManifestsValid,
+];
+
+/// Every criterion, in registry order. IDs are stable: `rubric.toml`, checks and
+/// live tests name them.
+pub fn all() -> impl Iterator<Item = &'static CriterionInfo> {
+    REGISTRY.iter().flat_map(|c| c.about().iter())
+}
+
+/// Looks a criterion up by its ID.
+pub fn find(id: &str) -> Option<&'static CriterionInfo> {
+    all().find(|c| c.id.as_str() == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn criterion_ids_are_unique() {
+        let mut ids: Vec<_> = all().map(|c| c.id.as_str()).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(before, ids.len());
+        assert!(find("hpa-cpu").is_some_and(|c| c.cncf_ai_conformance == Some("pod_autoscaling")));
+        assert!(find("nope").is_none());
+    }
+}
