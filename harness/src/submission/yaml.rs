@@ -131,7 +131,8 @@ struct Builder {
     loaded: Loaded,
 }
 
-fn escape_pointer(key: &str) -> String {
+/// A key as one JSON pointer token (RFC 6901: `~` as `~0`, `/` as `~1`).
+pub fn escape_pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
