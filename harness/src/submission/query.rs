@@ -3,8 +3,9 @@
 //! selector names, and the text of everything that runs shell commands.
 
 use super::classify::runs_shell_commands;
-use super::{Object, PodTemplate, Submission, Typed};
+use super::{Object, PodTemplate, Submission, Typed, selector};
 use crate::verdict::Location;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -199,16 +200,19 @@ impl Submission {
         })
     }
 
-    /// Workloads whose pod labels a selector matches.
+    /// Workloads whose pod labels a selector matches (a pod template without
+    /// labels has none, as the API server sees it).
     pub fn workloads_selected_by<'a>(
         &'a self,
         namespace: Option<&'a str>,
-        selector: &'a dyn Fn(&BTreeMap<String, String>) -> bool,
+        label_selector: &'a LabelSelector,
     ) -> impl Iterator<Item = &'a Object> + 'a {
+        let no_labels = BTreeMap::new();
         self.objects.iter().filter(move |o| {
             o.same_namespace(namespace)
-                && o.pod_template()
-                    .is_some_and(|t| t.labels.is_some_and(selector))
+                && o.pod_template().is_some_and(|t| {
+                    selector::matches(label_selector, t.labels.unwrap_or(&no_labels))
+                })
         })
     }
 
@@ -245,5 +249,60 @@ impl Submission {
             .filter(|f| runs_shell_commands(&f.path))
             .map(|f| (Location::file(f.path.clone()), f.text.clone()));
         scripts.chain(recipes).chain(containers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::submission::test_files::write;
+    use crate::submission::{LoadOptions, load};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn workloads_are_selected_by_labels_and_expressions_within_the_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let deployment = |name: &str, namespace: &str, labels: &str| {
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  selector: {{matchLabels: {labels}}}\n  template:\n    metadata: {{labels: {labels}}}\n    spec:\n      containers: [{{name: c, image: i}}]\n---\n"
+            )
+        };
+        write(
+            dir.path(),
+            "deployments.yaml",
+            &[
+                deployment("api", "ml", "{app: api, tier: serving}"),
+                deployment("batch", "ml", "{app: batch, tier: jobs}"),
+                deployment("other-api", "web", "{app: api, tier: serving}"),
+            ]
+            .concat(),
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        let selected = |namespace: Option<&str>, selector: &LabelSelector| {
+            submission
+                .workloads_selected_by(namespace, selector)
+                .map(|o| o.name.clone())
+                .collect::<BTreeSet<_>>()
+        };
+        let serving = LabelSelector {
+            match_labels: Some([("app".to_string(), "api".to_string())].into()),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: Some(vec!["serving".into()]),
+            }]),
+        };
+        assert_eq!(
+            selected(Some("ml"), &serving),
+            BTreeSet::from(["api".to_string()])
+        );
+        assert_eq!(
+            selected(None, &serving),
+            BTreeSet::from(["api".to_string(), "other-api".to_string()])
+        );
+        assert_eq!(
+            selected(Some("ml"), &LabelSelector::default()),
+            BTreeSet::from(["api".to_string(), "batch".to_string()])
+        );
     }
 }
