@@ -4,14 +4,22 @@
 //! Loading never panics and never stops at a bad file: each problem becomes an
 //! `input.*` finding with its path, and the other files are still loaded.
 //!
-//! This module holds the model (what a loaded submission is); its parts are:
-//! `loader` (the walk, the file guards and the order of loading), `classify`
-//! (what a file is), `kustomize` (what kustomizations do to the files they
-//! include), `objects` (a document into a typed [`Object`]), `convert` (removed
-//! API versions and other repairs before typing), `monitoring` (rules,
-//! dashboards and adapter rules, raw or embedded) and `query` (what checks and
-//! probes ask of the model). Dependencies between them point one way:
-//! `loader` → `kustomize`, `classify`, `objects` → `monitoring`, `convert`.
+//! This module holds the model (what a loaded submission is) and re-exports
+//! [`load`]. Its parts, by concern:
+//! - `loader`: the walk, the file guards (size, binary, UTF-8, symlinks), YAML
+//!   and JSON parsing, and the order of loading;
+//! - `classify`: what a file is (doc, script, CI workflow, Helm template, media);
+//! - `kustomize`: what kustomizations do to the files they include;
+//! - `objects`: a document into a typed [`Object`], with its schema errors;
+//! - `convert`: removed API versions and other repairs before typing;
+//! - `validate`: strict field validation (unknown fields);
+//! - `monitoring`: rule groups, dashboards and adapter rules, raw or embedded;
+//! - `query`: what checks and probes ask of the model.
+//!
+//! Dependencies between them point one way: `loader` uses `classify`,
+//! `kustomize`, `objects` and `monitoring`; `objects` uses `convert`,
+//! `validate` and `monitoring`; `query` uses `classify` and `selector`; all of
+//! them use `yaml` and the model here.
 
 mod classify;
 mod convert;

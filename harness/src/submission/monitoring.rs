@@ -3,8 +3,9 @@
 //! in Helm values, or embedded in ConfigMap values and other operators'
 //! resources.
 
-use super::yaml::escape_pointer;
-use super::yaml::{self, Document, Position, YamlLimits, YamlProblem, YamlProblemKind};
+use super::yaml::{
+    self, Document, Position, YamlLimits, YamlProblem, YamlProblemKind, escape_pointer,
+};
 use super::{AdapterRule, Dashboard, Object, PanelQuery, RuleSource, Submission, input_finding};
 use crate::verdict::Location;
 use serde_json::Value;

@@ -177,6 +177,7 @@ impl Object {
 }
 
 impl Submission {
+    /// Objects whose typed form `filter` accepts (`|t| matches!(t, Typed::Pod(_))`).
     pub fn objects_of<'a>(
         &'a self,
         filter: impl Fn(&Typed) -> bool + 'a,
