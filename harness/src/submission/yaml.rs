@@ -131,7 +131,8 @@ struct Builder {
     loaded: Loaded,
 }
 
-fn escape_pointer(key: &str) -> String {
+/// A key as one JSON pointer token (RFC 6901: `~` as `~0`, `/` as `~1`).
+pub fn escape_pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
@@ -334,127 +335,156 @@ impl Builder {
                 self.anchors.clear();
             }
             Event::Scalar(text, style, anchor, tag) => {
-                self.count(1, position)?;
-                if matches!(
-                    self.stack.last(),
-                    Some(Frame::Mapping {
-                        pending_key: None,
-                        ..
-                    })
-                ) {
-                    // A mapping key: positions are recorded for its value.
-                    self.push_value(Value::String(text.to_string()), position);
-                    return Ok(());
-                }
-                if let Some(document) = self.document.as_mut()
-                    && self.stack.is_empty()
-                {
-                    document.start = position;
-                }
-                self.child_pointer(position);
-                let value = resolve_scalar(&text, style, tag.as_deref());
-                if anchor != 0 {
-                    self.anchors.insert(anchor, (value.clone(), 1));
-                }
-                self.push_value(value, position);
+                self.scalar(&text, style, tag.as_deref(), anchor, position)?
             }
-            Event::Alias(anchor) => {
-                let Some((value, size)) = self.anchors.get(&anchor).cloned() else {
-                    self.problem(
-                        YamlProblemKind::Unsupported,
-                        position,
-                        "alias to an undefined anchor".to_string(),
-                        true,
-                    );
-                    return Err(());
-                };
-                // Count before cloning: a bomb is refused before it is built.
-                self.count(size, position)?;
-                if !matches!(
-                    self.stack.last(),
-                    Some(Frame::Mapping {
-                        pending_key: None,
-                        ..
-                    })
-                ) {
-                    self.child_pointer(position);
-                }
-                self.push_value(value, position);
-            }
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                self.count(1, position)?;
-                if self.stack.len() >= self.limits.max_depth {
-                    let message = format!("nesting deeper than {} levels", self.limits.max_depth);
-                    self.problem(YamlProblemKind::TooDeep, position, message, true);
-                    return Err(());
-                }
-                if self.stack.is_empty()
-                    && let Some(document) = self.document.as_mut()
-                {
-                    document.start = position;
-                }
-                let pointer = self.child_pointer(position);
-                let nodes_before = self.nodes - 1;
-                let frame = if matches!(event, Event::SequenceStart(..)) {
-                    Frame::Sequence {
-                        items: Vec::new(),
-                        anchor,
-                        pointer,
-                        nodes_before,
-                    }
-                } else {
-                    Frame::Mapping {
-                        entries: Map::new(),
-                        pending_key: None,
-                        merges: Vec::new(),
-                        anchor,
-                        pointer,
-                        nodes_before,
-                    }
-                };
-                self.stack.push(frame);
-            }
+            Event::Alias(anchor) => self.alias(anchor, position)?,
+            Event::SequenceStart(anchor, _) => self.start_collection(anchor, true, position)?,
+            Event::MappingStart(anchor, _) => self.start_collection(anchor, false, position)?,
             Event::SequenceEnd | Event::MappingEnd => {
-                let Some(frame) = self.stack.pop() else {
-                    return Ok(());
-                };
-                let (value, anchor, nodes_before) = match frame {
-                    Frame::Sequence {
-                        items,
-                        anchor,
-                        nodes_before,
-                        ..
-                    } => (Value::Array(items), anchor, nodes_before),
-                    Frame::Mapping {
-                        mut entries,
-                        merges,
-                        anchor,
-                        nodes_before,
-                        ..
-                    } => {
-                        // `<<` merge keys: explicit keys win, earlier merges win over later ones.
-                        for merge in merges {
-                            let sources = match merge {
-                                Value::Array(items) => items,
-                                other => vec![other],
-                            };
-                            for source in sources {
-                                if let Value::Object(map) = source {
-                                    for (key, value) in map {
-                                        entries.entry(key).or_insert(value);
-                                    }
-                                }
-                            }
-                        }
-                        (Value::Object(entries), anchor, nodes_before)
-                    }
-                };
-                self.remember_anchor(anchor, &value, nodes_before);
-                self.push_value(value, position);
+                if let Some(frame) = self.stack.pop() {
+                    let (value, anchor, nodes_before) = frame.finish();
+                    self.remember_anchor(anchor, &value, nodes_before);
+                    self.push_value(value, position);
+                }
             }
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
         Ok(())
+    }
+
+    /// Whether the next node is a mapping's key (its value gets the position).
+    fn expects_key(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Frame::Mapping {
+                pending_key: None,
+                ..
+            })
+        )
+    }
+
+    fn scalar(
+        &mut self,
+        text: &str,
+        style: ScalarStyle,
+        tag: Option<&Tag>,
+        anchor: usize,
+        position: Position,
+    ) -> Result<(), ()> {
+        self.count(1, position)?;
+        if self.expects_key() {
+            // A mapping key: positions are recorded for its value.
+            self.push_value(Value::String(text.to_string()), position);
+            return Ok(());
+        }
+        if let Some(document) = self.document.as_mut()
+            && self.stack.is_empty()
+        {
+            document.start = position;
+        }
+        self.child_pointer(position);
+        let value = resolve_scalar(text, style, tag);
+        if anchor != 0 {
+            self.anchors.insert(anchor, (value.clone(), 1));
+        }
+        self.push_value(value, position);
+        Ok(())
+    }
+
+    fn alias(&mut self, anchor: usize, position: Position) -> Result<(), ()> {
+        let Some((value, size)) = self.anchors.get(&anchor).cloned() else {
+            self.problem(
+                YamlProblemKind::Unsupported,
+                position,
+                "alias to an undefined anchor".to_string(),
+                true,
+            );
+            return Err(());
+        };
+        // Count before cloning: a bomb is refused before it is built.
+        self.count(size, position)?;
+        if !self.expects_key() {
+            self.child_pointer(position);
+        }
+        self.push_value(value, position);
+        Ok(())
+    }
+
+    fn start_collection(
+        &mut self,
+        anchor: usize,
+        is_sequence: bool,
+        position: Position,
+    ) -> Result<(), ()> {
+        self.count(1, position)?;
+        if self.stack.len() >= self.limits.max_depth {
+            let message = format!("nesting deeper than {} levels", self.limits.max_depth);
+            self.problem(YamlProblemKind::TooDeep, position, message, true);
+            return Err(());
+        }
+        if self.stack.is_empty()
+            && let Some(document) = self.document.as_mut()
+        {
+            document.start = position;
+        }
+        let pointer = self.child_pointer(position);
+        let nodes_before = self.nodes - 1;
+        let frame = if is_sequence {
+            Frame::Sequence {
+                items: Vec::new(),
+                anchor,
+                pointer,
+                nodes_before,
+            }
+        } else {
+            Frame::Mapping {
+                entries: Map::new(),
+                pending_key: None,
+                merges: Vec::new(),
+                anchor,
+                pointer,
+                nodes_before,
+            }
+        };
+        self.stack.push(frame);
+        Ok(())
+    }
+}
+
+impl Frame {
+    /// The finished node, with its anchor and the node count before it.
+    fn finish(self) -> (Value, usize, usize) {
+        match self {
+            Frame::Sequence {
+                items,
+                anchor,
+                nodes_before,
+                ..
+            } => (Value::Array(items), anchor, nodes_before),
+            Frame::Mapping {
+                mut entries,
+                merges,
+                anchor,
+                nodes_before,
+                ..
+            } => {
+                // `<<` merge keys: explicit keys win, earlier merges win over later ones.
+                for merge in merges {
+                    let sources = match merge {
+                        Value::Array(items) => items,
+                        other => vec![other],
+                    };
+                    for source in sources {
+                        if let Value::Object(map) = source {
+                            for (key, value) in map {
+                                entries.entry(key).or_insert(value);
+                            }
+                        }
+                    }
+                }
+                (Value::Object(entries), anchor, nodes_before)
+            }
+        }
     }
 }
 
