@@ -17,7 +17,7 @@ pub fn check_info(id: &str) -> Option<&'static CheckInfo> {
 }
 
 /// Runs the static checks of every criterion and returns one verdict per check,
-/// in report order (see [`REPORT_ORDER`]).
+/// in report order (see `REPORT_ORDER`).
 pub fn run_checks(submission: &Submission, tools: &Tools) -> Vec<Verdict> {
     fold(collect(submission, tools), report_order())
 }
@@ -26,7 +26,7 @@ pub fn run_checks(submission: &Submission, tools: &Tools) -> Vec<Verdict> {
 /// criterion runs on its own thread (the external tools dominate the run time:
 /// promtool for monitoring, bash and shellcheck for load testing); their records
 /// are joined in registry order, so the result does not depend on timing.
-pub(crate) fn collect(submission: &Submission, tools: &Tools) -> Collector {
+fn collect(submission: &Submission, tools: &Tools) -> Collector {
     let input = Input::new(submission, tools);
     let parts: Vec<Collector> = std::thread::scope(|scope| {
         let running: Vec<_> = REGISTRY

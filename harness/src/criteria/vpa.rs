@@ -133,22 +133,32 @@ pub fn check(input: &Input<'_>, out: &mut Collector) {
         let Some(target) = index.vpa_target(object, vpa) else {
             continue;
         };
-        if let Some(first) = by_target.get(&identity(target)) {
-            out.fire(
-                &DUPLICATE_TARGET,
-                object.locate("/spec/targetRef"),
-                format!(
-                    "{} and {} (at {}) both target {}",
-                    object.describe(),
-                    first.describe(),
-                    first.location(),
-                    target.describe()
-                ),
-            );
-        } else {
-            by_target.insert(identity(target), object);
-        }
+        first_on_target(&mut by_target, object, target, out);
         no_hpa_conflict(index, object, vpa, target, out);
+    }
+}
+
+/// The first VPA of each target (in `by_target`) is its one; later ones are duplicates.
+fn first_on_target<'a>(
+    by_target: &mut BTreeMap<(String, String, Option<String>), &'a Object>,
+    object: &'a Object,
+    target: &Object,
+    out: &mut Collector,
+) {
+    if let Some(first) = by_target.get(&identity(target)) {
+        out.fire(
+            &DUPLICATE_TARGET,
+            object.locate("/spec/targetRef"),
+            format!(
+                "{} and {} (at {}) both target {}",
+                object.describe(),
+                first.describe(),
+                first.location(),
+                target.describe()
+            ),
+        );
+    } else {
+        by_target.insert(identity(target), object);
     }
 }
 
