@@ -4,9 +4,9 @@
 //! ([`fold`]). No cluster, no execution of student code (scripts are only parsed
 //! by `bash -n` and shellcheck).
 //!
-//! The checks themselves live with the criterion they evidence (see
-//! [`crate::criteria`]), which fires them as typed [`CheckInfo`] constants: this
-//! module knows no criterion.
+//! The checks themselves live with the criterion they evidence (in `criteria`),
+//! which fires them as typed [`CheckInfo`] constants: this module knows no
+//! criterion.
 
 mod defaults;
 mod index;
