@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use harness::checks::{self, Tools};
+use harness::checks::Tools;
 use harness::criteria;
 use harness::report::{Report, Rubric, grade_offline};
 use std::path::PathBuf;
@@ -128,7 +128,8 @@ fn catalogue(markdown: bool) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<[String; 6]> = Vec::new();
     for line in &rubric.lines {
         for item in &line.static_items {
-            let info = checks::info(&item.check).context("rubric names an unknown check")?;
+            let info =
+                criteria::check_info(&item.check).context("rubric names an unknown check")?;
             rows.push([
                 line.title.clone(),
                 format!("{}", item.points),
@@ -156,7 +157,7 @@ fn catalogue(markdown: bool) -> anyhow::Result<ExitCode> {
         }
     }
     for check in &rubric.unscored.checks {
-        let info = checks::info(check).context("rubric names an unknown check")?;
+        let info = criteria::check_info(check).context("rubric names an unknown check")?;
         rows.push([
             "(no points)".into(),
             "0".into(),

@@ -4,7 +4,7 @@
 //!
 //! The rubric mapping is data (`harness/rubric.toml`, compiled in), not code.
 
-use crate::checks::{self, Tools};
+use crate::checks::Tools;
 use crate::criteria;
 use crate::submission::{self, LoadOptions};
 use crate::verdict::{Evidence, Finding, Outcome, Severity, Verdict};
@@ -101,7 +101,7 @@ impl Rubric {
                 ));
             }
             for item in &line.static_items {
-                let Some(check) = checks::info(&item.check) else {
+                let Some(check) = criteria::check_info(&item.check) else {
                     return invalid(format!(
                         "line {} names unknown check {}",
                         line.id, item.check
@@ -110,7 +110,7 @@ impl Rubric {
                 if !seen.insert(item.check.clone()) {
                     return invalid(format!("check {} is scored twice", item.check));
                 }
-                let owner = criteria::find(check.criterion).map(|c| c.rubric_line);
+                let owner = criteria::find(check.criterion.as_str()).map(|c| c.rubric_line);
                 if owner != Some(line.id.as_str()) {
                     return invalid(format!(
                         "check {} serves criterion {} of line {:?}, not {}",
@@ -134,7 +134,7 @@ impl Rubric {
             }
         }
         for check in &self.unscored.checks {
-            if checks::info(check).is_none() || !seen.insert(check.clone()) {
+            if criteria::check_info(check).is_none() || !seen.insert(check.clone()) {
                 return invalid(format!("unscored check {check} is unknown or also scored"));
             }
         }
@@ -161,7 +161,7 @@ impl Rubric {
                 ));
             }
         }
-        if let Some(missing) = checks::CATALOGUE.iter().find(|c| !seen.contains(c.id)) {
+        if let Some(missing) = criteria::all_checks().find(|c| !seen.contains(c.id)) {
             return invalid(format!(
                 "check {} is neither scored nor listed as unscored",
                 missing.id
@@ -761,7 +761,7 @@ pub fn load_and_check(
             source,
         }
     })?;
-    let verdicts = checks::run(&submission, tools);
+    let verdicts = criteria::run_checks(&submission, tools);
     Ok((submission, verdicts))
 }
 
@@ -807,8 +807,7 @@ mod tests {
     }
 
     fn all_pass() -> Vec<Verdict> {
-        checks::CATALOGUE
-            .iter()
+        criteria::all_checks()
             .map(|c| verdict(c.id, Outcome::Pass))
             .collect()
     }

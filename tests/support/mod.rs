@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use harness::checks::{self, Tools};
+use harness::checks::Tools;
+use harness::criteria;
 use harness::submission::{self, LoadOptions};
 use harness::verdict::{Finding, Severity, Verdict};
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// Grades a directory with the static checks; returns every check verdict.
 pub fn grade(dir: &Path) -> Vec<Verdict> {
     let loaded = submission::load(dir, &LoadOptions::default()).expect("submission loads");
-    checks::run(&loaded, &Tools::discover())
+    criteria::run_checks(&loaded, &Tools::discover())
 }
 
 pub fn findings(verdicts: &[Verdict]) -> Vec<&Finding> {

@@ -1,455 +1,125 @@
-//! Static checks over a loaded [`Submission`]: no cluster, no execution of
-//! student code (scripts are only parsed by `bash -n` and shellcheck).
+//! The static-check engine: what a check is ([`CheckInfo`]), what checks record
+//! ([`Collector`]), what they are given ([`Input`], with the shared [`Index`] of
+//! typed objects) and how their findings become one [`Verdict`] per check
+//! ([`fold`]). No cluster, no execution of student code (scripts are only parsed
+//! by `bash -n` and shellcheck).
 //!
-//! Every check has a stable ID (the fixtures and the rubric name it), the
-//! criterion it evidences, a severity and a fixing hint. Each returns findings
-//! with `file:line`; [`run`] folds them into one [`Verdict`] per check.
+//! The checks themselves live with the criterion they evidence (in `criteria`),
+//! which fires them as typed [`CheckInfo`] constants: this module knows no
+//! criterion.
 
-mod content;
-mod cron;
-mod tools;
-mod workloads;
+mod defaults;
+mod index;
+pub mod tools;
 
 use crate::submission::Submission;
 use crate::verdict::{Evidence, Finding, Location, Outcome, Severity, Verdict};
+use regex::Regex;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::fmt;
+
+pub use defaults::{Defaults, namespace_defaults};
+pub use index::{
+    Index, ResourceMetric, identity, is_training, pointer_escape, resource_metrics,
+    service_selector, trigger_setting,
+};
 pub use tools::Tools;
+
+/// A criterion's ID: the name `rubric.toml`, the checks' catalogue and the reports
+/// use. Each is a constant defined once, in its criterion's module. It is defined
+/// here, below `criteria` (which re-exports it), so that a check can name its
+/// criterion without this engine knowing the criteria.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CriterionId(pub &'static str);
+
+impl CriterionId {
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for CriterionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// What a check is and how to fix it. Each check is one constant in its
+/// criterion's module, listed in that criterion's catalogue and fired by its rules.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckInfo {
+    /// Stable: fixtures and `rubric.toml` use it.
+    pub id: &'static str,
+    /// The criterion this check evidences.
+    pub criterion: CriterionId,
+    pub severity: Severity,
+    /// The success criterion, phrased as what must hold.
+    pub expectation: &'static str,
+    pub hint: &'static str,
+    /// Whether the check judges the whole submission (existence, input
+    /// problems): it always has a subject, so passing it with nothing found is a
+    /// real pass. Any other check passes only if it had something to examine.
+    pub always_applicable: bool,
+}
+
+impl CheckInfo {
+    /// A check whose findings are errors.
+    pub const fn error(
+        id: &'static str,
+        criterion: CriterionId,
+        expectation: &'static str,
+        hint: &'static str,
+    ) -> Self {
+        CheckInfo {
+            id,
+            criterion,
+            severity: Severity::Error,
+            expectation,
+            hint,
+            always_applicable: false,
+        }
+    }
+
+    /// A check whose findings only inform (they cost no points).
+    pub const fn info(
+        id: &'static str,
+        criterion: CriterionId,
+        expectation: &'static str,
+        hint: &'static str,
+    ) -> Self {
+        CheckInfo {
+            severity: Severity::Info,
+            ..CheckInfo::error(id, criterion, expectation, hint)
+        }
+    }
+
+    /// The same check, judging the whole submission (see [`CheckInfo::always_applicable`]).
+    pub const fn always_applicable(self) -> Self {
+        CheckInfo {
+            always_applicable: true,
+            ..self
+        }
+    }
+}
 
 /// What a criterion's static checks are given.
 pub struct Input<'a> {
     pub submission: &'a Submission,
     pub tools: &'a Tools,
+    /// The submission's objects, typed, with their targets resolved once for all criteria.
+    pub index: Index<'a>,
 }
 
-/// What a check is and how to fix it.
-#[derive(Debug, Clone, Copy)]
-pub struct CheckInfo {
-    pub id: &'static str,
-    /// The criterion (see [`crate::criteria`]) this check evidences.
-    pub criterion: &'static str,
-    pub severity: Severity,
-    /// The success criterion, phrased as what must hold.
-    pub expectation: &'static str,
-    pub hint: &'static str,
-}
-
-macro_rules! check {
-    ($id:literal, $criterion:literal, $severity:ident, $expectation:literal, $hint:literal) => {
-        CheckInfo {
-            id: $id,
-            criterion: $criterion,
-            severity: Severity::$severity,
-            expectation: $expectation,
-            hint: $hint,
+impl<'a> Input<'a> {
+    pub fn new(submission: &'a Submission, tools: &'a Tools) -> Self {
+        Input {
+            submission,
+            tools,
+            index: Index::new(submission),
         }
-    };
-}
-
-/// The check catalogue. IDs are stable: fixtures and `rubric.toml` use them.
-pub const CATALOGUE: &[CheckInfo] = &[
-    check!(
-        "api.removed-version",
-        "manifests-valid",
-        Error,
-        "manifests use API versions the cluster still serves",
-        "change apiVersion to the named replacement and adjust fields that changed"
-    ),
-    check!(
-        "ref.hpa-target-missing",
-        "hpa-cpu",
-        Error,
-        "every HPA's scaleTargetRef names a workload in the submission",
-        "make scaleTargetRef kind/name match the Deployment's metadata.name (not its app label)"
-    ),
-    check!(
-        "ref.vpa-target-missing",
-        "vpa",
-        Error,
-        "every VPA's targetRef names a workload in the submission",
-        "make targetRef kind/name match the workload's metadata.name"
-    ),
-    check!(
-        "ref.scaledobject-target-missing",
-        "keda-scale-to-zero",
-        Error,
-        "every ScaledObject's scaleTargetRef names a workload in the submission",
-        "make scaleTargetRef.name match the Deployment's metadata.name"
-    ),
-    check!(
-        "ref.pdb-selector-unmatched",
-        "pdb",
-        Error,
-        "every PodDisruptionBudget selects the pods of some workload",
-        "copy the workload's pod template labels into the PDB's selector.matchLabels"
-    ),
-    check!(
-        "ref.service-selector-unmatched",
-        "hpa-custom",
-        Error,
-        "every Service selects the pods of some workload",
-        "make spec.selector equal to labels on the pod template (spec.template.metadata.labels)"
-    ),
-    check!(
-        "hpa.cpu-missing",
-        "hpa-cpu",
-        Error,
-        "an autoscaling/v2 HPA scales a workload on CPU utilization",
-        "add an HPA with a `type: Resource` metric on `cpu` (target type Utilization)"
-    ),
-    check!(
-        "hpa.custom-missing",
-        "hpa-custom",
-        Error,
-        "an HPA scales on a custom (Pods/Object/External) Prometheus metric",
-        "add a `type: Pods` metric naming a metric exposed by prometheus-adapter"
-    ),
-    check!(
-        "hpa.requests-missing",
-        "hpa-cpu",
-        Error,
-        "every container of an HPA target requests the resource its utilization metric is computed from (in its manifest, or by a LimitRange default of its namespace)",
-        "set resources.requests for that resource on every container, sidecars included, or give the namespace a LimitRange defaultRequest for it"
-    ),
-    check!(
-        "hpa.min-exceeds-max",
-        "hpa-cpu",
-        Error,
-        "1 ≤ minReplicas ≤ maxReplicas",
-        "swap or fix minReplicas/maxReplicas"
-    ),
-    check!(
-        "hpa.serving-min-replicas",
-        "hpa-cpu",
-        Error,
-        "HPAs of serving workloads keep minReplicas ≥ 2",
-        "set minReplicas: 2 (or more) so one eviction or crash does not take the API down"
-    ),
-    check!(
-        "hpa.scale-down-unstable",
-        "hpa-scale-down",
-        Error,
-        "behavior.scaleDown.stabilizationWindowSeconds ≥ 60 (the exercise uses 300)",
-        "set behavior.scaleDown.stabilizationWindowSeconds: 300"
-    ),
-    check!(
-        "hpa.scale-down-policy-unbounded",
-        "hpa-scale-down",
-        Error,
-        "scale-down is rate-limited by explicit policies (each Percent policy < 100)",
-        "add behavior.scaleDown.policies, e.g. `type: Percent, value: 50, periodSeconds: 60`"
-    ),
-    check!(
-        "hpa.custom-metric-unexposed",
-        "hpa-custom",
-        Error,
-        "each custom metric an HPA uses is exposed by the submission's prometheus-adapter rules",
-        "use the metric name the adapter rule's `name.as` produces, or add a rule exposing it"
-    ),
-    check!(
-        "vpa.missing",
-        "vpa",
-        Error,
-        "a VerticalPodAutoscaler (autoscaling.k8s.io/v1) is configured",
-        "add a VPA for a workload whose resource needs drift (e.g. the training job)"
-    ),
-    check!(
-        "vpa.update-mode-invalid",
-        "vpa",
-        Error,
-        "updatePolicy.updateMode is one of Off, Initial, Recreate, InPlaceOrRecreate, Auto",
-        "use one of the documented update modes (case-sensitive)"
-    ),
-    check!(
-        "vpa.min-exceeds-max",
-        "vpa",
-        Error,
-        "minAllowed ≤ maxAllowed for every resource of every container policy",
-        "lower minAllowed or raise maxAllowed; compare quantities in the same unit"
-    ),
-    check!(
-        "vpa.controlled-resources-invalid",
-        "vpa",
-        Error,
-        "controlledResources lists only cpu and memory; controlledValues and mode are valid",
-        "VPA controls only cpu and memory: remove other resources such as nvidia.com/gpu"
-    ),
-    check!(
-        "vpa.hpa-conflict",
-        "vpa",
-        Error,
-        "no VPA in Auto/Recreate/Initial mode controls a resource an HPA on the same target scales on",
-        "set the VPA to updateMode \"Off\", restrict its controlledResources, or scale the HPA on a custom metric"
-    ),
-    check!(
-        "vpa.duplicate-target",
-        "vpa",
-        Error,
-        "at most one VPA per target workload",
-        "keep one VPA per workload; delete the others"
-    ),
-    check!(
-        "keda.missing",
-        "keda-scale-to-zero",
-        Error,
-        "a KEDA ScaledObject or ScaledJob (keda.sh/v1alpha1) is configured",
-        "add a ScaledObject with a prometheus (queue) trigger"
-    ),
-    check!(
-        "keda.prometheus-trigger-incomplete",
-        "keda-scale-to-zero",
-        Error,
-        "every prometheus trigger has serverAddress, query and a numeric threshold",
-        "set metadata.serverAddress, metadata.query and metadata.threshold (a quoted number)"
-    ),
-    check!(
-        "keda.cron-invalid",
-        "keda-cron",
-        Error,
-        "cron triggers have distinct five-field start/end expressions (no seconds, no @descriptors), an IANA timezone and desiredReplicas ≥ 1",
-        "use five-field cron as KEDA parses it (minute hour day month weekday, e.g. `0 9 * * 1-5`), a zone like America/New_York and desiredReplicas ≥ 1"
-    ),
-    check!(
-        "keda.scale-to-zero-missing",
-        "keda-scale-to-zero",
-        Error,
-        "event-driven ScaledObjects can scale to zero (minReplicaCount 0)",
-        "set minReplicaCount: 0 on the queue-driven ScaledObject"
-    ),
-    check!(
-        "keda.hpa-conflict",
-        "keda-scale-to-zero",
-        Error,
-        "no hand-written HPA targets a workload a ScaledObject already scales",
-        "delete the HPA: KEDA creates and owns the HPA for a ScaledObject"
-    ),
-    check!(
-        "pdb.missing",
-        "pdb",
-        Error,
-        "every serving workload is covered by a PodDisruptionBudget",
-        "add a policy/v1 PodDisruptionBudget selecting the serving pods"
-    ),
-    check!(
-        "pdb.malformed",
-        "pdb",
-        Error,
-        "each PDB sets exactly one of minAvailable/maxUnavailable, as a non-negative integer or a percentage",
-        "keep only one of minAvailable or maxUnavailable, written as 1 or \"30%\""
-    ),
-    check!(
-        "pdb.blocks-all-evictions",
-        "pdb",
-        Error,
-        "at the workload's minimum replica count the PDB still allows one eviction",
-        "lower minAvailable (or raise maxUnavailable) below the HPA's minReplicas"
-    ),
-    check!(
-        "quota.missing",
-        "quota-limits",
-        Error,
-        "the ML namespace has a ResourceQuota and a LimitRange",
-        "add the ResourceQuota and LimitRange of Task 1.2"
-    ),
-    check!(
-        "quota.limitrange-default-out-of-range",
-        "quota-limits",
-        Error,
-        "LimitRange default and defaultRequest lie within its min and max (defaultRequest ≤ default)",
-        "move the default values inside [min, max]"
-    ),
-    check!(
-        "quota.headroom-exceeded",
-        "quota-limits",
-        Error,
-        "Σ maxReplicas × per-pod requests/limits of the namespace's workloads fits its ResourceQuota, and every container has the requests/limits the quota tracks (after LimitRange defaults)",
-        "lower maxReplicas/maxReplicaCount or requests, or raise the quota"
-    ),
-    check!(
-        "gpu.training-not-on-pool",
-        "gpu-pool",
-        Error,
-        "GPU training workloads tolerate the nvidia.com/gpu taint and select the GPU node pool",
-        "add a toleration for nvidia.com/gpu and a nodeSelector/required node affinity for the GPU pool"
-    ),
-    check!(
-        "gpu.serving-on-pool",
-        "gpu-pool",
-        Error,
-        "CPU serving workloads neither tolerate the GPU taint nor select the GPU pool",
-        "remove the GPU toleration and GPU node selection from the serving workload"
-    ),
-    check!(
-        "metrics-server.verification-missing",
-        "metrics-server",
-        Error,
-        "a script verifies metrics-server (kubectl top, metrics.k8s.io, or waiting for it to be ready)",
-        "add a script step such as `kubectl top pods -A` or `kubectl wait ... deployment/metrics-server`"
-    ),
-    check!(
-        "monitoring.rules-missing",
-        "monitoring",
-        Error,
-        "Prometheus rules for autoscaling alerts are part of the submission",
-        "add a rule file (groups: ...) raw, in a ConfigMap or in a PrometheusRule"
-    ),
-    check!(
-        "monitoring.rules-invalid",
-        "monitoring",
-        Error,
-        "rule files pass `promtool check rules`",
-        "run `promtool check rules <file>` and fix what it reports"
-    ),
-    check!(
-        "monitoring.dashboard-missing",
-        "monitoring",
-        Error,
-        "a Grafana dashboard JSON is part of the submission",
-        "add the dashboard JSON (raw or in a ConfigMap)"
-    ),
-    check!(
-        "monitoring.dashboard-invalid",
-        "monitoring",
-        Error,
-        "the dashboard is valid JSON and every panel query parses as PromQL",
-        "fix the JSON syntax or the PromQL of the named panel"
-    ),
-    check!(
-        "monitoring.dashboard-coverage",
-        "monitoring",
-        Error,
-        "the dashboard shows HPA current and desired replicas, the HPA metric vs target, and VPA recommendations",
-        "add panels for the missing autoscaling metrics (kube-state-metrics names)"
-    ),
-    check!(
-        "scripts.test-suite-missing",
-        "load-testing",
-        Error,
-        "a test script exercises the autoscalers (kubectl against HPA, VPA and/or ScaledObjects)",
-        "add test_autoscaling.sh (Task 7.2)"
-    ),
-    check!(
-        "scripts.syntax",
-        "load-testing",
-        Error,
-        "every shell script passes `bash -n`",
-        "run `bash -n <script>` and fix the syntax error"
-    ),
-    check!(
-        "scripts.shellcheck",
-        "load-testing",
-        Error,
-        "shellcheck reports no errors",
-        "run `shellcheck -S error <script>` and fix what it reports"
-    ),
-    check!(
-        "scripts.load-missing",
-        "load-testing",
-        Error,
-        "the submission generates load (a load script, load-generator Job, hey/k6/wrk, or a request loop)",
-        "add a bounded load generation script"
-    ),
-    check!(
-        "scripts.unbounded-load",
-        "load-testing",
-        Error,
-        "every request loop is bounded in count or time",
-        "bound the loop: `timeout 120 sh -c '...'`, a counted `for`, or a load generator with --duration"
-    ),
-    check!(
-        "docs.guide-missing",
-        "docs",
-        Error,
-        "a Markdown guide explains the autoscaling set-up",
-        "add AUTOSCALING_GUIDE.md"
-    ),
-    check!(
-        "docs.decision-matrix-incomplete",
-        "docs",
-        Error,
-        "a decision matrix (table) covers HPA, VPA, KEDA and the Cluster Autoscaler",
-        "add a table with a column or row for each of HPA, VPA, KEDA and Cluster Autoscaler"
-    ),
-    check!(
-        "docs.troubleshooting-missing",
-        "docs",
-        Error,
-        "the guide has a troubleshooting section",
-        "add a `## Troubleshooting` section with common failures and fixes"
-    ),
-    check!(
-        "input.parse-error",
-        "manifests-valid",
-        Error,
-        "every manifest parses and matches its kind's schema",
-        "fix the syntax or field at the reported position"
-    ),
-    check!(
-        "input.too-large",
-        "manifests-valid",
-        Error,
-        "files are under the size limit",
-        "remove generated or vendored content"
-    ),
-    check!(
-        "input.binary",
-        "manifests-valid",
-        Error,
-        "text files contain text",
-        "remove binary artifacts from the submission"
-    ),
-    check!(
-        "input.not-utf8",
-        "manifests-valid",
-        Error,
-        "text files are UTF-8",
-        "save the file as UTF-8"
-    ),
-    check!(
-        "input.symlink-outside",
-        "manifests-valid",
-        Error,
-        "no symbolic link points outside the submission",
-        "commit the file instead of a link"
-    ),
-    check!(
-        "input.duplicate-object",
-        "manifests-valid",
-        Error,
-        "each object (kind, namespace, name) is defined once",
-        "remove the duplicate definition"
-    ),
-    check!(
-        "input.alias-bomb",
-        "manifests-valid",
-        Error,
-        "YAML aliases expand to a bounded size",
-        "write the values out instead of nesting aliases"
-    ),
-    check!(
-        "input.unknown-kind",
-        "manifests-valid",
-        Info,
-        "every object is of a kind the grader reads",
-        "nothing to do if the kind is intended"
-    ),
-    check!(
-        "input.helm-template",
-        "manifests-valid",
-        Info,
-        "Helm chart templates are recognised (not rendered, not graded) instead of failing to parse",
-        "commit the rendered manifests as well so that they are graded"
-    ),
-    check!(
-        "input.kustomize-patch",
-        "manifests-valid",
-        Info,
-        "files a kustomization applies as patches are read as patches, not as whole objects",
-        "nothing to fix"
-    ),
-];
-
-/// Looks a check up by ID.
-pub fn info(id: &str) -> Option<&'static CheckInfo> {
-    CATALOGUE.iter().find(|c| c.id == id)
+    }
 }
 
 /// What the checks produced: findings, environment problems, and evidence
@@ -463,35 +133,18 @@ pub struct Collector {
     /// Checks that found something to examine. A check with nothing to look at
     /// (no VPA for the VPA checks) earns no points: it did not pass, the
     /// subject is missing (which its `*.missing` check reports).
-    pub examined: std::collections::BTreeSet<String>,
+    pub examined: BTreeSet<String>,
 }
 
-/// Checks that judge the whole submission (existence, input problems): they
-/// always have a subject, so passing them with nothing found is a real pass.
-const ALWAYS_APPLICABLE: &[&str] = &[
-    "hpa.cpu-missing",
-    "hpa.custom-missing",
-    "vpa.missing",
-    "keda.missing",
-    "quota.missing",
-    "metrics-server.verification-missing",
-    "monitoring.rules-missing",
-    "monitoring.dashboard-missing",
-    "scripts.test-suite-missing",
-    "scripts.load-missing",
-    "docs.guide-missing",
-];
-
 impl Collector {
-    /// Records a finding with the catalogue's severity and hint.
-    pub fn fire(&mut self, check: &str, location: Location, message: impl Into<String>) {
-        let (severity, hint) = info(check).map_or((Severity::Error, ""), |c| (c.severity, c.hint));
+    /// Records a finding with the check's severity and hint.
+    pub fn fire(&mut self, check: &CheckInfo, location: Location, message: impl Into<String>) {
         self.findings.push(Finding {
-            check: check.to_string(),
-            severity,
+            check: check.id.to_string(),
+            severity: check.severity,
             location,
             message: message.into(),
-            hint: hint.to_string(),
+            hint: check.hint.to_string(),
             evidence: Vec::new(),
         });
     }
@@ -499,7 +152,7 @@ impl Collector {
     /// Records a finding with a more specific hint.
     pub fn fire_with_hint(
         &mut self,
-        check: &str,
+        check: &CheckInfo,
         location: Location,
         message: impl Into<String>,
         hint: impl Into<String>,
@@ -513,7 +166,7 @@ impl Collector {
     /// Records an information finding (costs no points) with its own hint.
     pub fn note(
         &mut self,
-        check: &str,
+        check: &CheckInfo,
         location: Location,
         message: impl Into<String>,
         hint: impl Into<String>,
@@ -525,27 +178,37 @@ impl Collector {
     }
 
     /// Marks checks as having had something to examine.
-    pub fn examined(&mut self, checks: &[&str]) {
-        self.examined.extend(checks.iter().map(|c| c.to_string()));
+    pub fn examined(&mut self, checks: &[CheckInfo]) {
+        self.examined
+            .extend(checks.iter().map(|c| c.id.to_string()));
     }
 
-    pub fn environment(&mut self, check: &str, message: impl Into<String>) {
-        self.environment.push((check.to_string(), message.into()));
+    /// Records that the environment (a missing tool) kept a check from running.
+    pub fn environment(&mut self, check: &CheckInfo, message: impl Into<String>) {
+        self.environment
+            .push((check.id.to_string(), message.into()));
+    }
+
+    /// Records evidence shown with a check's verdict whatever its outcome.
+    pub fn evidence(&mut self, check: &CheckInfo, evidence: Evidence) {
+        self.evidence.push((check.id.to_string(), evidence));
+    }
+
+    /// Appends what another collector (a part run on its own thread) recorded.
+    pub fn absorb(&mut self, part: Collector) {
+        self.findings.extend(part.findings);
+        self.environment.extend(part.environment);
+        self.evidence.extend(part.evidence);
+        self.examined.extend(part.examined);
     }
 }
 
-/// Runs every check and returns one verdict per catalogue entry, in catalogue order.
-pub fn run(submission: &Submission, tools: &Tools) -> Vec<Verdict> {
-    let mut collector = Collector {
-        findings: submission.findings.clone(),
-        ..Collector::default()
-    };
-    workloads::check(submission, &mut collector);
-    content::check(submission, tools, &mut collector);
-    fold(collector)
-}
-
-fn fold(collector: Collector) -> Vec<Verdict> {
+/// Folds what the checks recorded into one verdict per check of `catalogue`, in
+/// its order.
+pub fn fold<'a>(
+    collector: Collector,
+    catalogue: impl IntoIterator<Item = &'a CheckInfo>,
+) -> Vec<Verdict> {
     let Collector {
         mut findings,
         environment,
@@ -558,8 +221,8 @@ fn fold(collector: Collector) -> Vec<Verdict> {
             .then_with(|| a.check.cmp(&b.check))
     });
     findings.dedup();
-    CATALOGUE
-        .iter()
+    catalogue
+        .into_iter()
         .map(|check| {
             let own: Vec<Finding> = findings
                 .iter()
@@ -585,10 +248,7 @@ fn fold(collector: Collector) -> Vec<Verdict> {
                     Outcome::Fail,
                     format!("expected: {}; {failing} finding(s)", check.expectation),
                 )
-            } else if !examined.contains(check.id)
-                && !ALWAYS_APPLICABLE.contains(&check.id)
-                && (!check.id.starts_with("input.") || check.id == "input.parse-error")
-            {
+            } else if !examined.contains(check.id) && !check.always_applicable {
                 (
                     Outcome::Fail,
                     format!(
@@ -614,81 +274,30 @@ fn fold(collector: Collector) -> Vec<Verdict> {
         .collect()
 }
 
+/// Compiles one of the checks' built-in patterns.
+pub fn regex(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("static regex")
+}
+
+/// Helpers for the checks' unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashSet;
+pub mod test_support {
+    use crate::submission::Submission;
 
-    #[test]
-    fn catalogue_ids_are_unique_and_well_formed() {
-        let mut seen = HashSet::new();
-        for check in CATALOGUE {
-            assert!(seen.insert(check.id), "duplicate {}", check.id);
-            assert!(
-                check.id.contains('.') && check.id == check.id.to_lowercase(),
-                "{}",
-                check.id
-            );
-            assert!(!check.hint.is_empty() && !check.expectation.is_empty());
-            assert!(
-                crate::criteria::find(check.criterion).is_some(),
-                "{} → unknown criterion {}",
-                check.id,
-                check.criterion
-            );
-        }
+    /// A submission of one file with `text`, loaded as the grader loads it.
+    pub fn submission_of(file: &str, text: &str) -> Submission {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(file), text).unwrap();
+        crate::submission::load(dir.path(), &crate::submission::LoadOptions::default()).unwrap()
     }
 
-    #[test]
-    fn environment_problems_make_an_error_verdict_not_a_fail() {
-        let mut collector = Collector::default();
-        collector.environment("scripts.shellcheck", "shellcheck is not installed");
-        collector.fire("scripts.syntax", Location::line("a.sh", 3), "syntax error");
-        let verdicts = fold(collector);
-        let by_id = |id: &str| verdicts.iter().find(|v| v.id == id).unwrap();
-        assert_eq!(by_id("scripts.shellcheck").outcome, Outcome::Error);
-        assert!(
-            by_id("scripts.shellcheck")
-                .message
-                .contains("not installed")
-        );
-        assert_eq!(by_id("scripts.syntax").outcome, Outcome::Fail);
-        assert_eq!(by_id("scripts.syntax").findings[0].location.line, Some(3));
-        assert_eq!(by_id("hpa.cpu-missing").outcome, Outcome::Pass);
-    }
-
-    #[test]
-    fn a_check_with_nothing_to_examine_earns_nothing() {
-        let mut collector = Collector::default();
-        collector.examined(&["vpa.min-exceeds-max"]);
-        let verdicts = fold(collector);
-        let by_id = |id: &str| verdicts.iter().find(|v| v.id == id).unwrap();
-        assert_eq!(by_id("vpa.min-exceeds-max").outcome, Outcome::Pass);
-        assert_eq!(by_id("vpa.update-mode-invalid").outcome, Outcome::Fail);
-        assert!(
-            by_id("vpa.update-mode-invalid")
-                .message
-                .contains("nothing this check examines")
-        );
-        assert!(by_id("vpa.update-mode-invalid").findings.is_empty());
-        assert_eq!(by_id("vpa.missing").outcome, Outcome::Pass);
-        assert_eq!(by_id("input.binary").outcome, Outcome::Pass);
-    }
-
-    #[test]
-    fn info_findings_do_not_fail_their_check() {
-        let mut collector = Collector::default();
-        collector.fire(
-            "input.unknown-kind",
-            Location::file("x.yaml"),
-            "Foo is unknown",
-        );
-        let verdicts = fold(collector);
-        let verdict = verdicts
-            .iter()
-            .find(|v| v.id == "input.unknown-kind")
-            .unwrap();
-        assert_eq!(verdict.outcome, Outcome::Pass);
-        assert_eq!(verdict.findings.len(), 1);
+    /// A submission of one LimitRange `lr` in namespace `ml` with one Container `item`.
+    pub fn limit_range_submission(item: &str) -> Submission {
+        submission_of(
+            "lr.yaml",
+            &format!(
+                "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: lr\n  namespace: ml\nspec:\n  limits:\n    - type: Container\n{item}"
+            ),
+        )
     }
 }

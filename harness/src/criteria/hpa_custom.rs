@@ -1,7 +1,13 @@
-//! Criterion `hpa-custom`: static checks only, until its live probe arrives.
+//! Criterion `hpa-custom`: static checks only, until its live probe arrives. An
+//! HPA scales on a custom metric that the submission's prometheus-adapter rules
+//! expose, and the Services the metrics are scraped through select pods.
 
 use super::{Criterion, CriterionId, CriterionInfo};
-use crate::checks::{CheckInfo, Collector, Input};
+use crate::checks::{CheckInfo, Collector, Index, Input, service_selector};
+use crate::submission::{Submission, Typed, selector};
+use crate::verdict::Location;
+use k8s_openapi::api::autoscaling::v2::MetricSpec;
+use regex::Regex;
 
 pub const ID: CriterionId = CriterionId("hpa-custom");
 
@@ -13,7 +19,33 @@ pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
     has_live_part: true,
 }];
 
-pub const CATALOGUE: &[CheckInfo] = &[];
+pub const SERVICE_SELECTOR_UNMATCHED: CheckInfo = CheckInfo::error(
+    "ref.service-selector-unmatched",
+    ID,
+    "every Service selects the pods of some workload",
+    "make spec.selector equal to labels on the pod template (spec.template.metadata.labels)",
+);
+
+pub const CUSTOM_MISSING: CheckInfo = CheckInfo::error(
+    "hpa.custom-missing",
+    ID,
+    "an HPA scales on a custom (Pods/Object/External) Prometheus metric",
+    "add a `type: Pods` metric naming a metric exposed by prometheus-adapter",
+)
+.always_applicable();
+
+pub const CUSTOM_METRIC_UNEXPOSED: CheckInfo = CheckInfo::error(
+    "hpa.custom-metric-unexposed",
+    ID,
+    "each custom metric an HPA uses is exposed by the submission's prometheus-adapter rules",
+    "use the metric name the adapter rule's `name.as` produces, or add a rule exposing it",
+);
+
+pub const CATALOGUE: &[CheckInfo] = &[
+    SERVICE_SELECTOR_UNMATCHED,
+    CUSTOM_MISSING,
+    CUSTOM_METRIC_UNEXPOSED,
+];
 
 pub struct HpaCustom;
 
@@ -26,9 +58,266 @@ impl Criterion for HpaCustom {
         CATALOGUE
     }
 
-    fn check(&self, _input: &Input<'_>, _out: &mut Collector) {}
+    fn check(&self, input: &Input<'_>, out: &mut Collector) {
+        check(input, out);
+    }
 
     fn not_probed_because(&self) -> &'static str {
         "Prometheus and prometheus-adapter in the cluster"
+    }
+}
+
+pub fn check(input: &Input<'_>, out: &mut Collector) {
+    let index = &input.index;
+    let uses_custom_metric = index.hpas.iter().any(|(_, h)| {
+        h.spec
+            .metrics
+            .iter()
+            .flatten()
+            .enumerate()
+            .any(|(i, m)| custom_metric(m, i).is_some())
+    });
+    if uses_custom_metric {
+        out.examined(&[CUSTOM_METRIC_UNEXPOSED]);
+    } else {
+        out.fire(
+            &CUSTOM_MISSING,
+            index
+                .hpas
+                .first()
+                .map_or_else(|| Location::file(""), |(o, _)| o.location()),
+            "no HorizontalPodAutoscaler scales on a custom (Pods/Object/External) metric",
+        );
+    }
+    custom_metrics_exposed(index, out);
+    services_select_pods(index, out);
+}
+
+/// A custom metric of an HPA: (metric name, external?, pointer of the name).
+fn custom_metric(metric: &MetricSpec, i: usize) -> Option<(String, bool, String)> {
+    if let Some(pods) = &metric.pods {
+        return Some((
+            pods.metric.name.clone(),
+            false,
+            format!("/spec/metrics/{i}/pods/metric/name"),
+        ));
+    }
+    if let Some(object) = &metric.object {
+        return Some((
+            object.metric.name.clone(),
+            false,
+            format!("/spec/metrics/{i}/object/metric/name"),
+        ));
+    }
+    metric.external.as_ref().map(|e| {
+        (
+            e.metric.name.clone(),
+            true,
+            format!("/spec/metrics/{i}/external/metric/name"),
+        )
+    })
+}
+
+fn custom_metrics_exposed(index: &Index<'_>, out: &mut Collector) {
+    let exposure = Exposure::new(index.submission);
+    for (object, hpa) in &index.hpas {
+        for (i, metric) in hpa.spec.metrics.iter().flatten().enumerate() {
+            let Some((name, external, pointer)) = custom_metric(metric, i) else {
+                continue;
+            };
+            if let Some(problem) = exposure.problem(&name, external) {
+                out.fire(
+                    &CUSTOM_METRIC_UNEXPOSED,
+                    object.locate(&pointer),
+                    format!(
+                        "{} scales on {} metric `{name}`, but {problem}",
+                        object.describe(),
+                        if external { "external" } else { "custom" }
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Every Service with a selector sends traffic to the pods of some workload.
+fn services_select_pods(index: &Index<'_>, out: &mut Collector) {
+    for object in &index.submission.objects {
+        let Typed::Service(service) = &object.typed else {
+            continue;
+        };
+        let Some(wanted) = service_selector(service) else {
+            continue;
+        };
+        out.examined(&[SERVICE_SELECTOR_UNMATCHED]);
+        let selects = selector::of_labels(wanted);
+        let matched = index.workloads.iter().any(|w| {
+            w.same_namespace(object.namespace.as_deref())
+                && w.pod_template()
+                    .and_then(|t| t.labels)
+                    .is_some_and(|labels| selector::matches(&selects, labels))
+        });
+        if !matched {
+            let wanted: Vec<String> = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.fire(
+                &SERVICE_SELECTOR_UNMATCHED,
+                object.locate("/spec/selector"),
+                format!(
+                    "{} selects {} but no pod template carries those labels",
+                    object.describe(),
+                    wanted.join(",")
+                ),
+            );
+        }
+    }
+}
+
+/// What the submission's prometheus-adapter rules expose.
+struct Exposure {
+    rules: Vec<(bool, SeriesName, Regex, String)>,
+    any_config: bool,
+}
+
+enum SeriesName {
+    Literal(String),
+    Pattern(Regex),
+    Unknown,
+}
+
+impl Exposure {
+    fn new(submission: &Submission) -> Self {
+        let literal = Regex::new(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)").expect("static regex");
+        let name_pattern =
+            Regex::new(r#"__name__\s*=~?\s*["']([^"']*)["']"#).expect("static regex");
+        let rules = submission
+            .adapter_rules
+            .iter()
+            .filter_map(|rule| {
+                let series = if let Some(c) = literal.captures(&rule.series_query) {
+                    SeriesName::Literal(c[1].to_string())
+                } else if let Some(c) = name_pattern.captures(&rule.series_query) {
+                    Regex::new(&format!("^(?:{})$", &c[1]))
+                        .map_or(SeriesName::Unknown, SeriesName::Pattern)
+                } else {
+                    SeriesName::Unknown
+                };
+                let matches = rule
+                    .name_matches
+                    .clone()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| ".*".to_string());
+                let regex = Regex::new(&matches).ok()?;
+                let default_as = if regex.captures_len() > 1 { "$1" } else { "$0" };
+                let name_as = rule
+                    .name_as
+                    .clone()
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or_else(|| default_as.to_string());
+                Some((rule.external, series, regex, name_as))
+            })
+            .collect();
+        Exposure {
+            rules,
+            any_config: !submission.adapter_configs.is_empty(),
+        }
+    }
+
+    fn exposes(&self, metric: &str, external: bool) -> bool {
+        self.rules
+            .iter()
+            .filter(|(e, ..)| *e == external)
+            .any(|(_, series, regex, name_as)| {
+                let produces = |series_name: &str| {
+                    regex.is_match(series_name)
+                        && regex.replace(series_name, name_as.as_str()) == metric
+                };
+                match series {
+                    SeriesName::Literal(name) => produces(name),
+                    SeriesName::Pattern(pattern) => {
+                        ["", "_total", "_seconds_total", "_bucket", "_count", "_sum"]
+                            .iter()
+                            .map(|suffix| format!("{metric}{suffix}"))
+                            .any(|candidate| pattern.is_match(&candidate) && produces(&candidate))
+                    }
+                    SeriesName::Unknown => true,
+                }
+            })
+    }
+
+    fn problem(&self, metric: &str, external: bool) -> Option<String> {
+        if !self.any_config {
+            return Some("the submission has no prometheus-adapter rules exposing it".to_string());
+        }
+        if self.exposes(metric, external) {
+            return None;
+        }
+        let exposed: Vec<String> = self
+            .rules
+            .iter()
+            .filter(|(e, ..)| *e == external)
+            .filter_map(|(_, series, regex, name_as)| match series {
+                SeriesName::Literal(name) if regex.is_match(name) => {
+                    Some(regex.replace(name, name_as.as_str()).to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        Some(if exposed.is_empty() {
+            "no prometheus-adapter rule exposes it".to_string()
+        } else {
+            format!(
+                "the prometheus-adapter rules expose only {}",
+                exposed.join(", ")
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::test_support::submission_of;
+
+    fn exposure_of(config: &str) -> Exposure {
+        let submission = submission_of("adapter.yaml", config);
+        assert!(submission.findings.is_empty(), "{:?}", submission.findings);
+        Exposure::new(&submission)
+    }
+
+    #[test]
+    fn adapter_rules_expose_the_names_their_name_as_produces() {
+        let exposure = exposure_of(
+            "rules:\n- seriesQuery: 'http_requests_total{pod!=\"\"}'\n  name: {matches: \"^(.*)_total$\", as: \"${1}_per_second\"}\n  metricsQuery: x\n- seriesQuery: 'queue_depth{pod!=\"\"}'\n  metricsQuery: y\n",
+        );
+        assert!(exposure.exposes("http_requests_per_second", false));
+        assert!(!exposure.exposes("http_requests_total", false));
+        assert!(exposure.exposes("queue_depth", false));
+        assert!(
+            !exposure.exposes("queue_depth", true),
+            "custom rules do not expose external metrics"
+        );
+        let problem = exposure.problem("http_request_per_second", false).unwrap();
+        assert!(problem.contains("http_requests_per_second"), "{problem}");
+    }
+
+    #[test]
+    fn adapter_rules_with_name_patterns_and_helm_values_shape() {
+        let exposure = exposure_of(
+            "rules:\n  default: false\n  custom:\n  - seriesQuery: '{__name__=~\"^inference_.*_total$\",pod!=\"\"}'\n    name: {matches: \"^(.*)_total$\", as: \"${1}\"}\n    metricsQuery: x\n  external:\n  - seriesQuery: 'queue_length'\n    metricsQuery: y\n",
+        );
+        assert!(exposure.exposes("inference_requests", false));
+        assert!(!exposure.exposes("training_requests", false));
+        assert!(exposure.exposes("queue_length", true));
+    }
+
+    #[test]
+    fn without_adapter_rules_every_custom_metric_is_unexposed() {
+        let exposure = exposure_of("kind: nothing\n");
+        assert!(
+            exposure
+                .problem("anything", false)
+                .unwrap()
+                .contains("no prometheus-adapter rules")
+        );
     }
 }

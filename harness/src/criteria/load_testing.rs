@@ -1,7 +1,16 @@
 //! Criterion `load-testing`: static checks only, until its live probe arrives.
+//! A test script exercises the autoscalers, every shell script parses (`bash -n`)
+//! and passes shellcheck, and the submission generates load in bounded loops.
 
 use super::{Criterion, CriterionId, CriterionInfo};
-use crate::checks::{CheckInfo, Collector, Input};
+use crate::checks::tools::{self, Tools};
+use crate::checks::{CheckInfo, Collector, Input, regex};
+use crate::submission::{Submission, TextFile};
+use crate::verdict::Location;
+use regex::Regex;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::LazyLock;
 
 pub const ID: CriterionId = CriterionId("load-testing");
 
@@ -13,7 +22,50 @@ pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
     has_live_part: true,
 }];
 
-pub const CATALOGUE: &[CheckInfo] = &[];
+pub const TEST_SUITE_MISSING: CheckInfo = CheckInfo::error(
+    "scripts.test-suite-missing",
+    ID,
+    "a test script exercises the autoscalers (kubectl against HPA, VPA and/or ScaledObjects)",
+    "add test_autoscaling.sh (Task 7.2)",
+)
+.always_applicable();
+
+pub const SYNTAX: CheckInfo = CheckInfo::error(
+    "scripts.syntax",
+    ID,
+    "every shell script passes `bash -n`",
+    "run `bash -n <script>` and fix the syntax error",
+);
+
+pub const SHELLCHECK: CheckInfo = CheckInfo::error(
+    "scripts.shellcheck",
+    ID,
+    "shellcheck reports no errors",
+    "run `shellcheck -S error <script>` and fix what it reports",
+);
+
+pub const LOAD_MISSING: CheckInfo = CheckInfo::error(
+    "scripts.load-missing",
+    ID,
+    "the submission generates load (a load script, load-generator Job, hey/k6/wrk, or a request loop)",
+    "add a bounded load generation script",
+)
+.always_applicable();
+
+pub const UNBOUNDED_LOAD: CheckInfo = CheckInfo::error(
+    "scripts.unbounded-load",
+    ID,
+    "every request loop is bounded in count or time",
+    "bound the loop: `timeout 120 sh -c '...'`, a counted `for`, or a load generator with --duration",
+);
+
+pub const CATALOGUE: &[CheckInfo] = &[
+    TEST_SUITE_MISSING,
+    SYNTAX,
+    SHELLCHECK,
+    LOAD_MISSING,
+    UNBOUNDED_LOAD,
+];
 
 pub struct LoadTesting;
 
@@ -26,9 +78,364 @@ impl Criterion for LoadTesting {
         CATALOGUE
     }
 
-    fn check(&self, _input: &Input<'_>, _out: &mut Collector) {}
+    fn check(&self, input: &Input<'_>, out: &mut Collector) {
+        check(input, out);
+    }
 
     fn not_probed_because(&self) -> &'static str {
         "running the submission's own load scripts in a sandbox"
+    }
+}
+
+pub fn check(input: &Input<'_>, out: &mut Collector) {
+    let submission = input.submission;
+    if !submission.scripts.is_empty() {
+        out.examined(&[SYNTAX, SHELLCHECK, UNBOUNDED_LOAD]);
+    }
+    script_files(submission, input.tools, out);
+    load(submission, out);
+}
+
+static SYNTAX_LINE: LazyLock<Regex> = LazyLock::new(|| regex(r"line (\d+):"));
+
+fn script_files(submission: &Submission, tools: &Tools, out: &mut Collector) {
+    let is_test_suite = |script: &TextFile| {
+        let text = script.text.to_lowercase();
+        let topics = [
+            text.contains("hpa") || text.contains("horizontalpodautoscaler"),
+            text.contains("vpa") || text.contains("verticalpodautoscaler"),
+            text.contains("scaledobject") || text.contains("keda"),
+        ];
+        // A suite exercises all three autoscalers; a load script that glances
+        // at `kubectl get hpa,scaledobject` is not one.
+        text.contains("kubectl") && topics.iter().all(|t| *t)
+    };
+    if !submission.scripts.iter().any(is_test_suite) {
+        out.fire(
+            &TEST_SUITE_MISSING,
+            Location::file(""),
+            "no shell script runs kubectl against the autoscalers (HPA, VPA, ScaledObjects)",
+        );
+    }
+    if submission.scripts.is_empty() {
+        return;
+    }
+    let Some(bash) = &tools.bash else {
+        out.environment(&SYNTAX, "bash is not installed");
+        out.environment(
+            &SHELLCHECK,
+            "bash is not installed, so scripts were not checked",
+        );
+        return;
+    };
+    if tools.shellcheck.is_none() {
+        out.environment(
+            &SHELLCHECK,
+            "shellcheck is not installed (Debian package `shellcheck`)",
+        );
+    }
+    let results: Vec<Collector> = std::thread::scope(|scope| {
+        let handles: Vec<_> = submission
+            .scripts
+            .iter()
+            .map(|script| scope.spawn(move || check_script(&submission.root, script, bash, tools)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for part in results {
+        out.absorb(part);
+    }
+}
+
+fn check_script(root: &Path, script: &TextFile, bash: &Path, tools: &Tools) -> Collector {
+    let mut out = Collector::default();
+    let path = root.join(&script.path);
+    let shown = path.display().to_string();
+    match tools::run(bash, &["-n".as_ref(), path.as_os_str()], tools.deadline) {
+        Err(problem) => {
+            out.environment(&SYNTAX, problem);
+            return out;
+        }
+        Ok(output) if !output.success => {
+            let detail = output.stderr.trim().replace(&shown, &script.path);
+            let line = SYNTAX_LINE
+                .captures(&detail)
+                .and_then(|c| c[1].parse::<u32>().ok());
+            let location = line.map_or_else(
+                || Location::file(script.path.clone()),
+                |l| Location::line(script.path.clone(), l),
+            );
+            let detail: String = detail
+                .lines()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(400)
+                .collect();
+            out.fire(&SYNTAX, location, format!("bash -n fails: {detail}"));
+            // shellcheck would repeat the parse error as its own finding.
+            return out;
+        }
+        Ok(_) => {}
+    }
+    if let Some(shellcheck) = &tools.shellcheck {
+        run_shellcheck(script, &path, shellcheck, tools, &mut out);
+    }
+    out
+}
+
+/// Runs shellcheck on `script` (at `path`) and reports its errors.
+fn run_shellcheck(
+    script: &TextFile,
+    path: &Path,
+    shellcheck: &Path,
+    tools: &Tools,
+    out: &mut Collector,
+) {
+    let has_shebang = script.text.starts_with("#!");
+    let mut args: Vec<&OsStr> = vec![
+        "-f".as_ref(),
+        "json1".as_ref(),
+        "-S".as_ref(),
+        "error".as_ref(),
+    ];
+    if !has_shebang {
+        args.extend([OsStr::new("-s"), OsStr::new("bash")]);
+    }
+    args.push(path.as_os_str());
+    let output = match tools::run(shellcheck, &args, tools.deadline) {
+        Ok(output) => output,
+        Err(problem) => {
+            out.environment(&SHELLCHECK, problem);
+            return;
+        }
+    };
+    let Ok(report) = serde_json::from_str::<serde_json::Value>(&output.stdout) else {
+        if !output.success {
+            out.environment(
+                &SHELLCHECK,
+                format!("shellcheck failed: {}", output.stderr.trim()),
+            );
+        }
+        return;
+    };
+    for comment in report
+        .get("comments")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if comment.get("level").and_then(|l| l.as_str()) != Some("error") {
+            continue;
+        }
+        let line = comment.get("line").and_then(|l| l.as_u64()).unwrap_or(1) as u32;
+        let column = comment.get("column").and_then(|l| l.as_u64()).unwrap_or(1) as u32;
+        let code = comment.get("code").and_then(|c| c.as_u64()).unwrap_or(0);
+        let message = comment
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("");
+        out.fire_with_hint(
+            &SHELLCHECK,
+            Location::at(script.path.clone(), line, column),
+            format!("SC{code}: {message}"),
+            format!("see https://www.shellcheck.net/wiki/SC{code}"),
+        );
+    }
+}
+
+static LOAD_TOOL: LazyLock<Regex> = LazyLock::new(|| {
+    regex(
+        r"(?i)\b(hey|wrk|k6|vegeta|locust|oha|siege|fortio|loadgen|load-gen|load-generator|load_generator|loadtest|load-test)\b|\bab\s+-[nc]\b",
+    )
+});
+static REQUEST_TOOL: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(curl|wget|hey|http|nc|ab)\b"));
+static INFINITE_LOOP: LazyLock<Regex> = LazyLock::new(|| {
+    regex(
+        r"\bwhile\s+(?:true|:|\[\s*1\s*\]|\[\[\s*1\s*\]\]|\(\(\s*1\s*\)\))\s*;?\s*do\b|\buntil\s+false\s*;?\s*do\b|\bfor\s*\(\(\s*;\s*;\s*\)\)\s*;?\s*do\b",
+    )
+});
+static DO_DONE: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(do|done)\b"));
+static LOOP_EXIT: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(break|exit|return)\b"));
+static TIMEOUT_PREFIX: LazyLock<Regex> = LazyLock::new(|| regex(r"\btimeout\s+(-\S+\s+)*\d"));
+
+/// The body of the loop whose header ends at `start`, up to its matching `done`.
+fn loop_body(text: &str, start: usize) -> &str {
+    let mut depth = 1;
+    for token in DO_DONE.find_iter(&text[start..]) {
+        if token.as_str() == "do" {
+            depth += 1;
+        } else {
+            depth -= 1;
+            if depth == 0 {
+                return &text[start..start + token.start()];
+            }
+        }
+    }
+    &text[start..]
+}
+
+fn unbounded_request_loops(text: &str) -> Vec<usize> {
+    let mut lines = Vec::new();
+    for header in INFINITE_LOOP.find_iter(text) {
+        let body = loop_body(text, header.end());
+        if !REQUEST_TOOL.is_match(body) || LOOP_EXIT.is_match(body) {
+            continue;
+        }
+        let line_start = text[..header.start()].rfind('\n').map_or(0, |i| i + 1);
+        if TIMEOUT_PREFIX.is_match(&text[line_start..header.start()]) {
+            continue;
+        }
+        lines.push(text[..header.start()].matches('\n').count() + 1);
+    }
+    lines
+}
+
+fn load(submission: &Submission, out: &mut Collector) {
+    // Containers of Jobs and pods with activeDeadlineSeconds: Kubernetes ends
+    // them, so a `while true` request loop inside is bounded in time.
+    let deadline_bounded: Vec<Location> = submission
+        .objects
+        .iter()
+        .filter(|o| o.run_deadline_seconds().is_some_and(|s| s > 0))
+        .filter_map(|o| o.pod_template().map(|t| (o, t)))
+        .flat_map(|(object, template)| {
+            let count = template.spec.containers.len()
+                + template.spec.init_containers.as_ref().map_or(0, Vec::len);
+            (0..count).map(move |index| {
+                object.locate(&format!("{}/containers/{index}", template.pointer))
+            })
+        })
+        .collect();
+    let mut generates_load = false;
+    for (location, text) in submission.script_texts() {
+        if LOAD_TOOL.is_match(&text) || (REQUEST_TOOL.is_match(&text) && DO_DONE.is_match(&text)) {
+            generates_load = true;
+        }
+        let from_file = location.line.is_none();
+        if deadline_bounded.contains(&location) {
+            continue;
+        }
+        for line in unbounded_request_loops(&text) {
+            let at = if from_file {
+                Location::line(location.file.clone(), line as u32)
+            } else {
+                location.clone()
+            };
+            out.fire(
+                &UNBOUNDED_LOAD,
+                at,
+                "a request loop runs forever: nothing bounds it in count or time",
+            );
+        }
+    }
+    let images = submission
+        .objects
+        .iter()
+        .filter_map(|o| o.pod_template())
+        .any(|t| {
+            t.spec
+                .containers
+                .iter()
+                .any(|c| c.image.as_deref().is_some_and(|i| LOAD_TOOL.is_match(i)))
+        });
+    let other = submission
+        .other_text
+        .iter()
+        .any(|f| LOAD_TOOL.is_match(&f.text));
+    if !(generates_load || images || other) {
+        out.fire(
+            &LOAD_MISSING,
+            Location::file(""),
+            "nothing in the submission generates load",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn load_findings(manifest: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("load.yaml"), manifest).unwrap();
+        let submission =
+            crate::submission::load(dir.path(), &crate::submission::LoadOptions::default())
+                .unwrap();
+        let mut out = Collector::default();
+        load(&submission, &mut out);
+        out.findings.iter().map(|f| f.check.clone()).collect()
+    }
+
+    const LOOP: &str = r#"["/bin/sh", "-c", "while true; do wget -q -O- http://svc; done"]"#;
+
+    #[rstest]
+    #[case(
+        "batch/v1",
+        "Job",
+        "  activeDeadlineSeconds: 180\n  template:\n    spec:\n      restartPolicy: Never\n",
+        false
+    )]
+    #[case(
+        "batch/v1",
+        "Job",
+        "  template:\n    spec:\n      activeDeadlineSeconds: 180\n      restartPolicy: Never\n",
+        false
+    )]
+    #[case(
+        "batch/v1",
+        "Job",
+        "  template:\n    spec:\n      restartPolicy: Never\n",
+        true
+    )]
+    #[case(
+        "apps/v1",
+        "Deployment",
+        "  selector: {matchLabels: {app: l}}\n  template:\n    metadata: {labels: {app: l}}\n    spec:\n      activeDeadlineSeconds: 180\n",
+        true
+    )]
+    fn a_job_deadline_bounds_a_request_loop(
+        #[case] api_version: &str,
+        #[case] kind: &str,
+        #[case] spec: &str,
+        #[case] unbounded: bool,
+    ) {
+        let manifest = format!(
+            "apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: load}}\nspec:\n{spec}      containers:\n        - name: l\n          image: busybox:1.36\n          command: {LOOP}\n"
+        );
+        let findings = load_findings(&manifest);
+        assert_eq!(
+            findings.iter().any(|c| c == "scripts.unbounded-load"),
+            unbounded,
+            "{manifest}\n{findings:?}"
+        );
+    }
+
+    #[rstest]
+    #[case("while true; do wget -q -O- http://svc; done", 1)]
+    #[case(
+        "kubectl run x -- /bin/sh -c \"while true; do wget -q http://a; done\"",
+        1
+    )]
+    #[case("timeout 60 sh -c 'while true; do curl -s http://a; done'", 0)]
+    #[case("while true; do curl -s http://a || break; done", 0)]
+    #[case("for i in $(seq 1 100); do curl -s http://a; done", 0)]
+    #[case("while true; do echo tick; sleep 5; done", 0)]
+    #[case("x\nwhile :; do\n  curl http://a\ndone\n", 1)]
+    fn finds_unbounded_request_loops(#[case] text: &str, #[case] count: usize) {
+        assert_eq!(unbounded_request_loops(text).len(), count, "{text}");
+    }
+
+    #[test]
+    fn reports_the_line_of_the_loop() {
+        assert_eq!(
+            unbounded_request_loops("a\nb\nwhile true; do curl x; done\n"),
+            vec![3]
+        );
     }
 }

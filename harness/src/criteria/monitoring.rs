@@ -1,7 +1,16 @@
 //! Criterion `monitoring`: static checks only, until its live probe arrives.
+//! Prometheus rules for autoscaling alerts pass promtool; a Grafana dashboard is
+//! valid, its panel queries parse as PromQL, and it shows the HPA and VPA metrics.
 
 use super::{Criterion, CriterionId, CriterionInfo};
-use crate::checks::{CheckInfo, Collector, Input};
+use crate::checks::tools::{self, Tools};
+use crate::checks::{CheckInfo, Collector, Input, regex};
+use crate::submission::{RuleSource, Submission};
+use crate::verdict::Location;
+use regex::Regex;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::LazyLock;
 
 pub const ID: CriterionId = CriterionId("monitoring");
 
@@ -13,7 +22,50 @@ pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
     has_live_part: true,
 }];
 
-pub const CATALOGUE: &[CheckInfo] = &[];
+pub const RULES_MISSING: CheckInfo = CheckInfo::error(
+    "monitoring.rules-missing",
+    ID,
+    "Prometheus rules for autoscaling alerts are part of the submission",
+    "add a rule file (groups: ...) raw, in a ConfigMap or in a PrometheusRule",
+)
+.always_applicable();
+
+pub const RULES_INVALID: CheckInfo = CheckInfo::error(
+    "monitoring.rules-invalid",
+    ID,
+    "rule files pass `promtool check rules`",
+    "run `promtool check rules <file>` and fix what it reports",
+);
+
+pub const DASHBOARD_MISSING: CheckInfo = CheckInfo::error(
+    "monitoring.dashboard-missing",
+    ID,
+    "a Grafana dashboard JSON is part of the submission",
+    "add the dashboard JSON (raw or in a ConfigMap)",
+)
+.always_applicable();
+
+pub const DASHBOARD_INVALID: CheckInfo = CheckInfo::error(
+    "monitoring.dashboard-invalid",
+    ID,
+    "the dashboard is valid JSON and every panel query parses as PromQL",
+    "fix the JSON syntax or the PromQL of the named panel",
+);
+
+pub const DASHBOARD_COVERAGE: CheckInfo = CheckInfo::error(
+    "monitoring.dashboard-coverage",
+    ID,
+    "the dashboard shows HPA current and desired replicas, the HPA metric vs target, and VPA recommendations",
+    "add panels for the missing autoscaling metrics (kube-state-metrics names)",
+);
+
+pub const CATALOGUE: &[CheckInfo] = &[
+    RULES_MISSING,
+    RULES_INVALID,
+    DASHBOARD_MISSING,
+    DASHBOARD_INVALID,
+    DASHBOARD_COVERAGE,
+];
 
 pub struct Monitoring;
 
@@ -26,9 +78,291 @@ impl Criterion for Monitoring {
         CATALOGUE
     }
 
-    fn check(&self, _input: &Input<'_>, _out: &mut Collector) {}
+    fn check(&self, input: &Input<'_>, out: &mut Collector) {
+        check(input, out);
+    }
 
     fn not_probed_because(&self) -> &'static str {
         "Prometheus and Grafana in the cluster"
+    }
+}
+
+pub fn check(input: &Input<'_>, out: &mut Collector) {
+    let submission = input.submission;
+    if !submission.rule_sources.is_empty() {
+        out.examined(&[RULES_INVALID]);
+    }
+    if !submission.dashboards.is_empty() {
+        out.examined(&[DASHBOARD_INVALID, DASHBOARD_COVERAGE]);
+    }
+    rule_files(submission, input.tools, out);
+    dashboards(submission, out);
+}
+
+static LINE_COLUMN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:^|\s|:)(\d+):(\d+):"));
+static LINE_WORD: LazyLock<Regex> = LazyLock::new(|| regex(r"line (\d+)"));
+
+fn rule_files(submission: &Submission, tools: &Tools, out: &mut Collector) {
+    if submission.rule_sources.is_empty() {
+        out.fire(
+            &RULES_MISSING,
+            Location::file(""),
+            "no Prometheus rule groups (raw, ConfigMap or PrometheusRule)",
+        );
+        return;
+    }
+    let Some(promtool) = &tools.promtool else {
+        out.environment(
+            &RULES_INVALID,
+            "promtool is not installed (Debian package `prometheus`)",
+        );
+        return;
+    };
+    let Ok(scratch) = tempfile::tempdir() else {
+        out.environment(
+            &RULES_INVALID,
+            "cannot create a temporary directory for promtool",
+        );
+        return;
+    };
+    for (i, source) in submission.rule_sources.iter().enumerate() {
+        let path = match &source.raw_file {
+            Some(raw) => submission.root.join(raw),
+            None => {
+                // Embedded groups: hand promtool the same content as a file (JSON is YAML).
+                let path = scratch.path().join(format!("rules-{i}.yaml"));
+                let text = serde_json::to_string_pretty(&source.content).unwrap_or_default();
+                if std::fs::write(&path, text).is_err() {
+                    out.environment(
+                        &RULES_INVALID,
+                        "cannot write a temporary rule file for promtool",
+                    );
+                    continue;
+                }
+                path
+            }
+        };
+        let args: [&OsStr; 3] = ["check".as_ref(), "rules".as_ref(), path.as_os_str()];
+        match tools::run(promtool, &args, tools.deadline) {
+            Err(problem) => out.environment(&RULES_INVALID, problem),
+            Ok(output) if output.success => {}
+            Ok(output) => promtool_failure(source, &path, &output, out),
+        }
+    }
+}
+
+/// Reports what promtool said of rule source `source` (checked as file `path`),
+/// at the line it names when the source is a file of its own.
+fn promtool_failure(source: &RuleSource, path: &Path, output: &tools::Output, out: &mut Collector) {
+    let shown = path.display().to_string();
+    let text = format!("{}\n{}", output.stdout, output.stderr);
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Checking") && *l != "FAILED:")
+        .map(|l| l.replace(&shown, &source.location.file))
+        .collect();
+    let detail = lines.join(" ");
+    let line = LINE_COLUMN
+        .captures(&detail)
+        .or_else(|| LINE_WORD.captures(&detail))
+        .and_then(|c| c[1].parse::<u32>().ok());
+    let location = match (line, source.raw_file.is_some()) {
+        (Some(line), true) => Location::line(source.location.file.clone(), line),
+        (Some(_), false) | (None, _) => source.location.clone(),
+    };
+    let detail: String = detail.chars().take(600).collect();
+    out.fire(
+        &RULES_INVALID,
+        location,
+        format!("promtool check rules fails for {}: {detail}", source.origin),
+    );
+}
+
+static GRAFANA_RANGE_VARIABLE: LazyLock<Regex> = LazyLock::new(|| {
+    regex(r"\$\{?__(?:rate_interval|interval|range)(?:_ms|_s)?\}?|\[\s*\$\{?\w+\}?\s*\]")
+});
+static GRAFANA_VARIABLE: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"\$\{[^}]*\}|\$\w+|\[\[\w+\]\]"));
+
+/// Grafana template variables are not PromQL; substitute plausible values first.
+fn without_grafana_variables(expr: &str) -> String {
+    let ranged = GRAFANA_RANGE_VARIABLE.replace_all(expr, |c: &regex::Captures<'_>| {
+        if c[0].starts_with('[') {
+            "[5m]".to_string()
+        } else {
+            "5m".to_string()
+        }
+    });
+    GRAFANA_VARIABLE.replace_all(&ranged, "x").to_string()
+}
+
+/// What the seed asks the dashboard to show: each item is a test on the
+/// metric names a panel query uses. kube-state-metrics has renamed these over
+/// the years (`kube_hpa_*` before v2, VPA metrics only through a
+/// CustomResourceState config since v2.9, whose names the user chooses), so
+/// the tests look at name parts rather than one exact name.
+/// Whether a metric name shows one coverage item.
+type Shows = fn(&str) -> bool;
+
+const COVERAGE: &[(&str, Shows)] = &[
+    ("HPA current replicas", |m| {
+        is_hpa_metric(m) && m.contains("current_replicas")
+    }),
+    ("HPA desired replicas", |m| {
+        is_hpa_metric(m) && m.contains("desired_replicas")
+    }),
+    ("HPA metric vs target (e.g. CPU utilization)", |m| {
+        (is_hpa_metric(m) && (m.contains("target_metric") || m.contains("current_metrics")))
+            || m == "container_cpu_usage_seconds_total"
+    }),
+    ("VPA recommendations", |m| {
+        (m.contains("vpa") || m.contains("verticalpodautoscaler")) && m.contains("recommendation")
+    }),
+];
+
+fn is_hpa_metric(metric: &str) -> bool {
+    metric.starts_with("kube_horizontalpodautoscaler_") || metric.starts_with("kube_hpa_")
+}
+
+static METRIC_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"[A-Za-z_:][A-Za-z0-9_:]*"));
+
+/// The identifiers of a query (metric names among them), lower-cased.
+fn metric_names(expr: &str) -> Vec<String> {
+    METRIC_NAME
+        .find_iter(expr)
+        .map(|m| m.as_str().to_ascii_lowercase())
+        .collect()
+}
+
+fn dashboards(submission: &Submission, out: &mut Collector) {
+    if submission.dashboards.is_empty() {
+        out.fire(
+            &DASHBOARD_MISSING,
+            Location::file(""),
+            "no Grafana dashboard JSON (raw or in a ConfigMap)",
+        );
+        return;
+    }
+    let mut all_valid = true;
+    for dashboard in &submission.dashboards {
+        if let Some((message, location)) = &dashboard.invalid {
+            all_valid = false;
+            out.fire(
+                &DASHBOARD_INVALID,
+                location.clone(),
+                format!("{}: {message}", dashboard.origin),
+            );
+            continue;
+        }
+        for query in &dashboard.queries {
+            if query.expr.trim().is_empty() {
+                continue;
+            }
+            if let Err(error) =
+                promql_parser::parser::parse(&without_grafana_variables(&query.expr))
+            {
+                let error: String = error
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(300)
+                    .collect();
+                out.fire(
+                    &DASHBOARD_INVALID,
+                    query.location.clone(),
+                    format!(
+                        "panel \"{}\" query is not valid PromQL ({error}): {}",
+                        query.panel, query.expr
+                    ),
+                );
+            }
+        }
+    }
+    if !all_valid {
+        // Coverage cannot be judged on a dashboard that does not load.
+        return;
+    }
+    let names: Vec<String> = submission
+        .dashboards
+        .iter()
+        .flat_map(|d| d.queries.iter().flat_map(|q| metric_names(&q.expr)))
+        .collect();
+    let missing: Vec<&str> = COVERAGE
+        .iter()
+        .filter(|(_, shows)| !names.iter().any(|n| shows(n)))
+        .map(|(what, _)| *what)
+        .collect();
+    if !missing.is_empty() {
+        out.fire(
+            &DASHBOARD_COVERAGE,
+            submission.dashboards[0].location.clone(),
+            format!("the dashboard does not show: {}", missing.join("; ")),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn shown(expr: &str) -> Vec<&'static str> {
+        let names = metric_names(expr);
+        COVERAGE
+            .iter()
+            .filter(|(_, shows)| names.iter().any(|n| shows(n)))
+            .map(|(what, _)| *what)
+            .collect()
+    }
+
+    #[rstest]
+    #[case(
+        "kube_horizontalpodautoscaler_status_current_replicas{namespace=\"$namespace\"}",
+        "HPA current replicas"
+    )]
+    #[case("kube_hpa_status_desired_replicas", "HPA desired replicas")]
+    #[case(
+        "kube_horizontalpodautoscaler_status_current_metrics_value{metric_name='cpu'}",
+        "HPA metric vs target (e.g. CPU utilization)"
+    )]
+    #[case(
+        "kube_verticalpodautoscaler_status_recommendation_containerrecommendations_target",
+        "VPA recommendations"
+    )]
+    #[case(
+        "kube_customresource_vpa_containerrecommendations_target{resource=\"cpu\"}",
+        "VPA recommendations"
+    )]
+    #[case(
+        "max by (container) (kube_customresource_verticalpodautoscaler_status_recommendation_target)",
+        "VPA recommendations"
+    )]
+    fn dashboard_coverage_follows_kube_state_metrics_naming(
+        #[case] expr: &str,
+        #[case] what: &str,
+    ) {
+        assert!(shown(expr).contains(&what), "{expr}: {:?}", shown(expr));
+    }
+
+    #[rstest]
+    #[case("vpa_recommender_execution_latency_seconds_bucket")]
+    #[case("sum(rate(http_requests_total[5m]))")]
+    #[case("kube_deployment_status_replicas")]
+    fn unrelated_metrics_cover_nothing(#[case] expr: &str) {
+        assert!(shown(expr).is_empty(), "{expr}: {:?}", shown(expr));
+    }
+
+    #[rstest]
+    #[case("rate(x[$__rate_interval])", "rate(x[5m])")]
+    #[case(
+        "sum(rate(x{ns=\"$namespace\"}[$interval]))",
+        "sum(rate(x{ns=\"x\"}[5m]))"
+    )]
+    #[case("up", "up")]
+    fn substitutes_grafana_variables(#[case] expr: &str, #[case] expected: &str) {
+        assert_eq!(without_grafana_variables(expr), expected);
+        assert!(promql_parser::parser::parse(expected).is_ok());
     }
 }
