@@ -18,7 +18,7 @@ use thiserror::Error;
 /// The report's JSON schema version; bump on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
-const RUBRIC_TOML: &str = include_str!("../rubric.toml");
+const RUBRIC_TOML: &str = include_str!("../../rubric.toml");
 
 #[derive(Debug, Error)]
 pub enum ReportError {
