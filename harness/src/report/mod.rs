@@ -1,174 +1,32 @@
-//! Verdicts folded into rubric points, and the report in every output format:
-//! terminal text, versioned JSON, a GitHub Classroom runner result, JUnit XML
-//! (quick-junit) and Markdown for a GitHub step summary.
-//!
-//! The rubric mapping is data (`harness/rubric.toml`, compiled in), not code.
+//! Verdicts folded into rubric points: the [`Report`] and its [`Score`], built
+//! from check and live verdicts and the rubric alone (it knows no check, criterion
+//! or submission). One file per output format: terminal text, versioned JSON, a
+//! GitHub Classroom runner result, JUnit XML and Markdown for a GitHub step summary.
 
-use crate::checks::{self, Tools};
-use crate::criteria;
-use crate::submission::{self, LoadOptions};
-use crate::verdict::{Evidence, Finding, Outcome, Severity, Verdict};
+mod classroom;
+mod json;
+mod junit;
+mod markdown;
+pub mod rubric;
+mod text;
+
+pub use rubric::{LiveItem, Rubric, RubricError, RubricLine, StaticItem, Unscored};
+
+use crate::verdict::{Evidence, Finding, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write as _;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use thiserror::Error;
 
 /// The report's JSON schema version; bump on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
-const RUBRIC_TOML: &str = include_str!("../../rubric.toml");
-
+/// A report that could not be rendered in one of its formats.
 #[derive(Debug, Error)]
-pub enum ReportError {
-    #[error("rubric.toml does not parse: {0}")]
-    RubricSyntax(#[from] toml::de::Error),
-    #[error("rubric.toml is inconsistent: {0}")]
-    RubricInvalid(String),
-    #[error("cannot read the submission {path}: {source}")]
-    Submission {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot write the {format} report: {message}")]
-    Render {
-        format: &'static str,
-        message: String,
-    },
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Rubric {
-    pub schema: u32,
-    #[serde(rename = "line")]
-    pub lines: Vec<RubricLine>,
-    #[serde(default)]
-    pub unscored: Unscored,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Unscored {
-    #[serde(default)]
-    pub checks: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct RubricLine {
-    pub id: String,
-    pub title: String,
-    pub points: f64,
-    #[serde(rename = "static", default)]
-    pub static_items: Vec<StaticItem>,
-    #[serde(default)]
-    pub live: Vec<LiveItem>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct StaticItem {
-    pub check: String,
-    pub points: f64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct LiveItem {
-    pub criterion: String,
-    pub points: f64,
-}
-
-impl Rubric {
-    /// The compiled-in rubric, validated against the check and criterion catalogues.
-    pub fn builtin() -> Result<Rubric, ReportError> {
-        let rubric: Rubric = toml::from_str(RUBRIC_TOML)?;
-        rubric.validate()?;
-        Ok(rubric)
-    }
-
-    pub fn validate(&self) -> Result<(), ReportError> {
-        let invalid = |m: String| Err(ReportError::RubricInvalid(m));
-        let total: f64 = self.lines.iter().map(|l| l.points).sum();
-        if (total - 100.0).abs() > 1e-9 {
-            return invalid(format!("lines add up to {total}, not 100"));
-        }
-        let mut seen = HashSet::new();
-        for line in &self.lines {
-            let sum: f64 = line.static_items.iter().map(|i| i.points).sum::<f64>()
-                + line.live.iter().map(|i| i.points).sum::<f64>();
-            if (sum - line.points).abs() > 1e-9 {
-                return invalid(format!(
-                    "line {} has {} points but its items add up to {sum}",
-                    line.id, line.points
-                ));
-            }
-            for item in &line.static_items {
-                let Some(check) = checks::info(&item.check) else {
-                    return invalid(format!(
-                        "line {} names unknown check {}",
-                        line.id, item.check
-                    ));
-                };
-                if !seen.insert(item.check.clone()) {
-                    return invalid(format!("check {} is scored twice", item.check));
-                }
-                let owner = criteria::find(check.criterion).map(|c| c.rubric_line);
-                if owner != Some(line.id.as_str()) {
-                    return invalid(format!(
-                        "check {} serves criterion {} of line {:?}, not {}",
-                        item.check, check.criterion, owner, line.id
-                    ));
-                }
-            }
-            for item in &line.live {
-                let Some(criterion) = criteria::find(&item.criterion) else {
-                    return invalid(format!(
-                        "line {} names unknown criterion {}",
-                        line.id, item.criterion
-                    ));
-                };
-                if criterion.rubric_line != line.id {
-                    return invalid(format!(
-                        "criterion {} belongs to line {}, not {}",
-                        item.criterion, criterion.rubric_line, line.id
-                    ));
-                }
-            }
-        }
-        for check in &self.unscored.checks {
-            if checks::info(check).is_none() || !seen.insert(check.clone()) {
-                return invalid(format!("unscored check {check} is unknown or also scored"));
-            }
-        }
-        let live: HashSet<&str> = self
-            .lines
-            .iter()
-            .flat_map(|l| l.live.iter().map(|i| i.criterion.as_str()))
-            .collect();
-        for criterion in criteria::all() {
-            if criterion.has_live_part != live.contains(criterion.id.as_str()) {
-                return invalid(format!(
-                    "criterion {} {} a live part but is {} in a live list",
-                    criterion.id,
-                    if criterion.has_live_part {
-                        "has"
-                    } else {
-                        "has no"
-                    },
-                    if live.contains(criterion.id.as_str()) {
-                        ""
-                    } else {
-                        "not"
-                    }
-                ));
-            }
-        }
-        if let Some(missing) = checks::CATALOGUE.iter().find(|c| !seen.contains(c.id)) {
-            return invalid(format!(
-                "check {} is neither scored nor listed as unscored",
-                missing.id
-            ));
-        }
-        Ok(())
-    }
+#[error("cannot write the {format} report: {message}")]
+pub struct RenderError {
+    pub format: &'static str,
+    pub message: String,
 }
 
 /// How one rubric item fared.
@@ -243,7 +101,7 @@ pub struct LineResult {
     pub items: Vec<ItemResult>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Score {
     pub earned: f64,
     pub total: f64,
@@ -305,16 +163,8 @@ impl Report {
         let by_id: BTreeMap<&str, &Verdict> =
             check_verdicts.iter().map(|v| (v.id.as_str(), v)).collect();
         let mut lines = Vec::new();
-        let mut score = Score {
-            earned: 0.0,
-            total: 0.0,
-            static_judged: 0.0,
-            not_run: 0.0,
-            environment_errors: 0.0,
-            lost: 0.0,
-        };
+        let mut score = Score::default();
         for line in &rubric.lines {
-            let mut items = Vec::new();
             let static_items = line.static_items.iter().map(|i| {
                 (
                     "static",
@@ -331,49 +181,11 @@ impl Report {
                     live_verdicts.get(&i.criterion),
                 )
             });
+            let mut items = Vec::new();
             for (kind, id, item_points, verdict) in static_items.chain(live_items) {
-                let (outcome, message, findings) = match verdict {
-                    Some(v) => (v.outcome, v.message.clone(), v.findings.clone()),
-                    None if kind == "live" => (
-                        Outcome::NotRun,
-                        "live criterion: not run (offline grading)".to_string(),
-                        Vec::new(),
-                    ),
-                    None => (Outcome::NotRun, "check did not run".to_string(), Vec::new()),
-                };
-                let evidence = match verdict {
-                    Some(v) if kind == "live" => v.evidence.clone(),
-                    _ => Vec::new(),
-                };
-                let earned = if outcome == Outcome::Pass {
-                    item_points
-                } else {
-                    0.0
-                };
-                match outcome {
-                    Outcome::Pass => {
-                        score.static_judged += if kind == "static" { item_points } else { 0.0 }
-                    }
-                    Outcome::Fail => {
-                        score.lost += item_points;
-                        if kind == "static" {
-                            score.static_judged += item_points;
-                        }
-                    }
-                    Outcome::Error => score.environment_errors += item_points,
-                    Outcome::NotRun => score.not_run += item_points,
-                }
-                score.earned += earned;
-                items.push(ItemResult {
-                    kind: kind.to_string(),
-                    id: id.to_string(),
-                    points: item_points,
-                    earned,
-                    outcome,
-                    message,
-                    findings,
-                    evidence,
-                });
+                let item = ItemResult::judged(kind, id, item_points, verdict);
+                score.count(&item);
+                items.push(item);
             }
             let earned = items.iter().map(|i| i.earned).sum();
             lines.push(LineResult {
@@ -387,15 +199,7 @@ impl Report {
             });
         }
         score.total = rubric.lines.iter().map(|l| l.points).sum();
-        for value in [
-            &mut score.earned,
-            &mut score.static_judged,
-            &mut score.not_run,
-            &mut score.environment_errors,
-            &mut score.lost,
-        ] {
-            *value = round(*value);
-        }
+        score.round();
         let unscored: HashSet<&str> = rubric.unscored.checks.iter().map(String::as_str).collect();
         let unscored_findings = check_verdicts
             .iter()
@@ -424,7 +228,6 @@ impl Report {
         }
     }
 
-    /// Every finding of a scored check that lost points, with the line it cost.
     pub fn lost_items(&self) -> impl Iterator<Item = (&LineResult, &ItemResult)> {
         self.lines.iter().flat_map(|l| {
             l.items
@@ -448,341 +251,83 @@ impl Report {
         }
         notes
     }
+}
 
-    pub fn to_json(&self) -> Result<String, ReportError> {
-        serde_json::to_string_pretty(self).map_err(|e| ReportError::Render {
-            format: "json",
-            message: e.to_string(),
-        })
+impl ItemResult {
+    /// A rubric item as its verdict judged it; with no verdict, "not run".
+    fn judged(kind: &str, id: &str, points: f64, verdict: Option<&Verdict>) -> ItemResult {
+        let (outcome, message, findings) = match verdict {
+            Some(v) => (v.outcome, v.message.clone(), v.findings.clone()),
+            None if kind == "live" => (
+                Outcome::NotRun,
+                "live criterion: not run (offline grading)".to_string(),
+                Vec::new(),
+            ),
+            None => (Outcome::NotRun, "check did not run".to_string(), Vec::new()),
+        };
+        let evidence = match verdict {
+            Some(v) if kind == "live" => v.evidence.clone(),
+            _ => Vec::new(),
+        };
+        let earned = if outcome == Outcome::Pass {
+            points
+        } else {
+            0.0
+        };
+        ItemResult {
+            kind: kind.to_string(),
+            id: id.to_string(),
+            points,
+            earned,
+            outcome,
+            message,
+            findings,
+            evidence,
+        }
     }
+}
 
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        let s = &self.score;
-        let _ = writeln!(
-            out,
-            "autoscale-conformance {} — {} grading of {}",
-            self.tool.version, self.mode, self.submission
-        );
-        let _ = writeln!(out);
-        for line in &self.lines {
-            let not_run: f64 = line
-                .items
-                .iter()
-                .filter(|i| i.outcome == Outcome::NotRun)
-                .map(|i| i.points)
-                .sum();
-            let _ = write!(
-                out,
-                "{:<45} {:>6} / {:<3}",
-                line.title,
-                points(line.earned),
-                points(line.points)
-            );
-            if not_run > 0.0 {
-                let _ = write!(out, "  ({} live point(s) not run)", points(not_run));
-            }
-            let _ = writeln!(out);
-            for item in line
-                .items
-                .iter()
-                .filter(|i| matches!(i.outcome, Outcome::Fail | Outcome::Error))
-            {
-                let sign = if item.outcome == Outcome::Fail {
-                    "-"
+impl Score {
+    /// Adds one item: what it earned, and whose the points it did not earn are.
+    fn count(&mut self, item: &ItemResult) {
+        match item.outcome {
+            Outcome::Pass => {
+                self.static_judged += if item.kind == "static" {
+                    item.points
                 } else {
-                    "?"
-                };
-                let _ = writeln!(
-                    out,
-                    "    {sign}{} {} [{}]: {}",
-                    points(item.points),
-                    item.id,
-                    item.outcome,
-                    item.message
-                );
-                for finding in &item.findings {
-                    let _ = writeln!(out, "        {}: {}", finding.location, finding.message);
-                    let _ = writeln!(out, "          hint: {}", finding.hint);
-                }
-                for evidence in evidence_lines(&item.evidence) {
-                    let _ = writeln!(out, "        | {evidence}");
+                    0.0
                 }
             }
-        }
-        let notes = self.notes();
-        if !notes.is_empty() {
-            let _ = writeln!(out, "\nNotes:");
-            for (id, name, value) in &notes {
-                let _ = writeln!(out, "    {id}: {name}: {value}");
+            Outcome::Fail => {
+                self.lost += item.points;
+                if item.kind == "static" {
+                    self.static_judged += item.points;
+                }
             }
+            Outcome::Error => self.environment_errors += item.points,
+            Outcome::NotRun => self.not_run += item.points,
         }
-        if !self.unscored_findings.is_empty() {
-            let _ = writeln!(out, "\nOther findings (no points):");
-            for finding in &self.unscored_findings {
-                let _ = writeln!(out, "    {finding}");
-            }
-        }
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "Score: {} / {} ({} points judged statically, {} judged live, {} lost; {} live points not run{})",
-            points(s.earned),
-            points(s.total),
-            points(s.static_judged),
-            points(s.total - s.static_judged - s.not_run - s.environment_errors),
-            points(s.lost),
-            points(s.not_run),
-            if s.environment_errors > 0.0 {
-                format!(
-                    "; {} points not judged: environment error",
-                    points(s.environment_errors)
-                )
-            } else {
-                String::new()
-            }
-        );
-        let _ = writeln!(out, "Graded in {} ms.", self.duration_ms);
-        out
+        self.earned += item.earned;
     }
 
-    pub fn to_markdown(&self) -> String {
-        let mut out = String::new();
-        let s = &self.score;
-        let _ = writeln!(
-            out,
-            "## Autoscaling exercise: {} / {} ({})\n",
-            points(s.earned),
-            points(s.total),
-            self.mode
-        );
-        if s.not_run > 0.0 && self.mode == "offline" {
-            let _ = writeln!(
-                out,
-                "> {} points depend on live behaviour and were **not run**; the live suite awards them.\n",
-                points(s.not_run)
-            );
-        } else if s.not_run > 0.0 {
-            let _ = writeln!(
-                out,
-                "> {} points were **not run**: criteria that this suite has no live probe for yet (their static checks were graded).\n",
-                points(s.not_run)
-            );
+    /// Rounds every sum to hundredths (the total is a sum of the rubric's lines).
+    fn round(&mut self) {
+        for value in [
+            &mut self.earned,
+            &mut self.static_judged,
+            &mut self.not_run,
+            &mut self.environment_errors,
+            &mut self.lost,
+        ] {
+            *value = round(*value);
         }
-        let _ = writeln!(
-            out,
-            "| Rubric line | Earned | Points | Static | Live (not run) |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-        for line in &self.lines {
-            let not_run: f64 = line
-                .items
-                .iter()
-                .filter(|i| i.outcome == Outcome::NotRun)
-                .map(|i| i.points)
-                .sum();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} |",
-                line.title,
-                points(line.earned),
-                points(line.points),
-                points(line.static_points),
-                points(not_run)
-            );
-        }
-        let lost: Vec<_> = self.lost_items().collect();
-        if !lost.is_empty() {
-            let _ = writeln!(out, "\n### Lost points\n");
-            for (line, item) in lost {
-                let _ = writeln!(
-                    out,
-                    "- **−{}** `{}` ({}): {}",
-                    points(item.points),
-                    item.id,
-                    line.title,
-                    item.message
-                );
-                for finding in &item.findings {
-                    let _ = writeln!(
-                        out,
-                        "  - `{}`: {}  \n    _Fix:_ {}",
-                        finding.location, finding.message, finding.hint
-                    );
-                }
-                let evidence = evidence_lines(&item.evidence);
-                if !evidence.is_empty() {
-                    let _ = writeln!(out, "\n  ```text\n  {}\n  ```", evidence.join("\n  "));
-                }
-            }
-        }
-        let errors: Vec<_> = self
-            .lines
-            .iter()
-            .flat_map(|l| l.items.iter())
-            .filter(|i| i.outcome == Outcome::Error)
-            .collect();
-        if !errors.is_empty() {
-            let _ = writeln!(out, "\n### Not judged (environment)\n");
-            for item in errors {
-                let _ = writeln!(out, "- `{}`: {}", item.id, item.message);
-            }
-        }
-        let notes = self.notes();
-        if !notes.is_empty() {
-            let _ = writeln!(out, "\n### Notes\n");
-            for (id, name, value) in &notes {
-                let _ = writeln!(out, "- `{id}` {name}: {value}");
-            }
-        }
-        if !self.unscored_findings.is_empty() {
-            let _ = writeln!(out, "\n### Other findings\n");
-            for finding in &self.unscored_findings {
-                let _ = writeln!(
-                    out,
-                    "- `{}` {} `{}`: {}",
-                    finding.location, finding.severity, finding.check, finding.message
-                );
-            }
-        }
-        out
     }
-
-    /// The result a GitHub Classroom runner hands to
-    /// `classroom-resources/autograding-grading-reporter` (base64-encode it into
-    /// the `<RUNNER-ID>_RESULTS` environment variable): one test per rubric line.
-    pub fn to_classroom(&self) -> Result<String, ReportError> {
-        let tests: Vec<serde_json::Value> = self
-            .lines
-            .iter()
-            .map(|line| {
-                let failed = line.items.iter().any(|i| i.outcome == Outcome::Fail);
-                let errored = line.items.iter().any(|i| i.outcome == Outcome::Error);
-                let status = if failed { "fail" } else if errored { "error" } else { "pass" };
-                let first = line.items.iter().flat_map(|i| i.findings.iter()).find(|f| f.severity >= Severity::Warning);
-                let mut message: Vec<String> = line
-                    .items
-                    .iter()
-                    .filter(|i| matches!(i.outcome, Outcome::Fail | Outcome::Error))
-                    .flat_map(|i| {
-                        if i.findings.is_empty() {
-                            vec![format!("{}: {}", i.id, i.message)]
-                        } else {
-                            i.findings.iter().map(|f| format!("{}: {} (fix: {})", f.location, f.message, f.hint)).collect()
-                        }
-                    })
-                    .collect();
-                let not_run: f64 = line.items.iter().filter(|i| i.outcome == Outcome::NotRun).map(|i| i.points).sum();
-                if not_run > 0.0 {
-                    message.push(format!("{} live point(s) not run", points(not_run)));
-                }
-                serde_json::json!({
-                    "name": line.title,
-                    "status": status,
-                    "score": round(line.earned),
-                    "message": message.join("\n"),
-                    "test_code": line.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().join(", "),
-                    "filename": first.map(|f| f.location.file.clone()).unwrap_or_default(),
-                    "line_no": first.and_then(|f| f.location.line).unwrap_or(0),
-                    "execution_time": format!("{}ms", self.duration_ms),
-                })
-            })
-            .collect();
-        let any_fail = self
-            .lines
-            .iter()
-            .flat_map(|l| &l.items)
-            .any(|i| i.outcome == Outcome::Fail);
-        let any_error = self
-            .lines
-            .iter()
-            .flat_map(|l| &l.items)
-            .any(|i| i.outcome == Outcome::Error);
-        let result = serde_json::json!({
-            "version": 1,
-            "status": if any_fail { "fail" } else if any_error { "error" } else { "pass" },
-            "max_score": round(self.score.total),
-            "tests": tests,
-        });
-        serde_json::to_string_pretty(&result).map_err(|e| ReportError::Render {
-            format: "classroom",
-            message: e.to_string(),
-        })
-    }
-
-    /// JUnit XML: one suite per rubric line, one case per check or criterion.
-    pub fn to_junit(&self) -> Result<String, ReportError> {
-        use quick_junit::{NonSuccessKind, Report as Junit, TestCase, TestCaseStatus, TestSuite};
-        let mut junit = Junit::new("autoscale-conformance");
-        junit.set_time(Duration::from_millis(self.duration_ms));
-        for line in &self.lines {
-            let mut suite = TestSuite::new(format!("{} ({})", line.title, line.id));
-            for item in &line.items {
-                let mut status = match item.outcome {
-                    Outcome::Pass => TestCaseStatus::success(),
-                    Outcome::Fail => TestCaseStatus::non_success(NonSuccessKind::Failure),
-                    Outcome::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
-                    Outcome::NotRun => TestCaseStatus::skipped(),
-                };
-                if item.outcome != Outcome::Pass {
-                    status.set_message(item.message.clone());
-                    let detail: Vec<String> = item
-                        .findings
-                        .iter()
-                        .map(|f| format!("{}: {}\n  hint: {}", f.location, f.message, f.hint))
-                        .chain(evidence_lines(&item.evidence))
-                        .collect();
-                    if !detail.is_empty() {
-                        status.set_description(detail.join("\n"));
-                    }
-                }
-                let mut case = TestCase::new(item.id.clone(), status);
-                case.set_classname(format!("{}.{}", item.kind, line.id));
-                suite.add_test_case(case);
-            }
-            junit.add_test_suite(suite);
-        }
-        junit.to_string().map_err(|e| ReportError::Render {
-            format: "junit",
-            message: e.to_string(),
-        })
-    }
-}
-
-/// Loads a submission directory and runs every static check on it: the part of
-/// grading that offline and live grading share.
-pub fn load_and_check(
-    dir: &Path,
-    tools: &Tools,
-) -> Result<(submission::Submission, Vec<Verdict>), ReportError> {
-    let submission = submission::load(dir, &LoadOptions::default()).map_err(|source| {
-        ReportError::Submission {
-            path: dir.display().to_string(),
-            source,
-        }
-    })?;
-    let verdicts = checks::run(&submission, tools);
-    Ok((submission, verdicts))
-}
-
-/// Grades a submission directory without a cluster.
-pub fn grade_offline(dir: &Path, tools: &Tools) -> Result<Report, ReportError> {
-    let started = Instant::now();
-    let rubric = Rubric::builtin()?;
-    let (_, verdicts) = load_and_check(dir, tools)?;
-    Ok(Report::build(
-        &rubric,
-        &dir.display().to_string(),
-        verdicts,
-        &BTreeMap::new(),
-        started.elapsed(),
-    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Location;
+    use crate::verdict::{Location, Severity};
 
     fn verdict(id: &str, outcome: Outcome) -> Verdict {
         let findings = if outcome == Outcome::Fail {
@@ -806,28 +351,14 @@ mod tests {
         }
     }
 
+    /// A passing verdict for every check the rubric names (which `grade` checks is
+    /// every check of the catalogue).
     fn all_pass() -> Vec<Verdict> {
-        checks::CATALOGUE
-            .iter()
-            .map(|c| verdict(c.id, Outcome::Pass))
+        Rubric::builtin()
+            .unwrap()
+            .checks()
+            .map(|id| verdict(id, Outcome::Pass))
             .collect()
-    }
-
-    #[test]
-    fn the_builtin_rubric_is_consistent_and_adds_up_to_100() {
-        let rubric = Rubric::builtin().unwrap();
-        assert_eq!(rubric.lines.len(), 8);
-        assert_eq!(rubric.schema, 1);
-    }
-
-    #[test]
-    fn an_inconsistent_rubric_is_refused() {
-        let mut rubric = Rubric::builtin().unwrap();
-        rubric.lines[0].points += 1.0;
-        assert!(rubric.validate().is_err());
-        let mut rubric = Rubric::builtin().unwrap();
-        rubric.lines[1].static_items[0].check = "no.such-check".into();
-        assert!(rubric.validate().is_err());
     }
 
     #[test]
