@@ -1,5 +1,6 @@
 //! The grading harness: submission → checks → verdicts → report, and
-//! cluster → probes → timelines → verdicts. See `ARCHITECTURE.md` for the data flow.
+//! cluster → probes → timelines → verdicts; [`grade`] is the one entry that runs
+//! both. See `ARCHITECTURE.md` for the data flow.
 
 pub mod budget;
 pub mod checks;
