@@ -4,7 +4,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use harness::checks::Tools;
 use harness::criteria;
-use harness::report::{Report, Rubric, grade_offline};
+use harness::grade::{GradeOptions, LiveOptions};
+use harness::report::Report;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -74,20 +75,22 @@ fn render(report: &Report, format: Format) -> anyhow::Result<String> {
 
 fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
     let report = if args.offline {
-        grade_offline(&args.submission, &Tools::discover())?
+        harness::grade::grade_offline(&args.submission, &Tools::discover())?
     } else {
-        if let Some(dir) = &args.out {
-            harness::observe::set_timelines_dir(dir.join("timelines"));
-        }
+        let timelines = match &args.out {
+            Some(dir) => dir.join("timelines"),
+            None => harness::observe::timelines_dir(),
+        };
+        let options = GradeOptions {
+            tools: Tools::discover(),
+            live: Some(LiveOptions { timelines }),
+        };
         eprintln!(
             "live grading of {}: the probes run in parallel; the HPA probe waits out the submission's own scale-down window (minutes)",
             args.submission.display()
         );
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-        runtime.block_on(harness::live::grade_live(
-            &args.submission,
-            &Tools::discover(),
-        ))?
+        runtime.block_on(harness::grade::grade(&args.submission, &options))?
     };
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -124,7 +127,7 @@ fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn catalogue(markdown: bool) -> anyhow::Result<ExitCode> {
-    let rubric = Rubric::builtin()?;
+    let rubric = harness::grade::rubric()?;
     let mut rows: Vec<[String; 6]> = Vec::new();
     for line in &rubric.lines {
         for item in &line.static_items {

@@ -150,7 +150,7 @@ fn every_bad_input_case_is_reported_where_expected_and_hides_nothing() {
 fn a_missing_submission_directory_is_an_error_not_a_panic() {
     let scratch = tempfile::tempdir().unwrap();
     let missing = scratch.path().join("nope");
-    let result = harness::report::grade_offline(&missing, &harness::checks::Tools::discover());
+    let result = harness::grade::grade_offline(&missing, &harness::checks::Tools::discover());
     assert!(result.unwrap_err().to_string().contains("nope"));
 }
 
@@ -158,8 +158,7 @@ fn a_missing_submission_directory_is_an_error_not_a_panic() {
 fn an_empty_submission_loses_every_static_point_without_panicking() {
     let scratch = tempfile::tempdir().unwrap();
     let report =
-        harness::report::grade_offline(scratch.path(), &harness::checks::Tools::discover())
-            .unwrap();
+        harness::grade::grade_offline(scratch.path(), &harness::checks::Tools::discover()).unwrap();
     assert_eq!(report.score.earned, 0.0, "{}", report.to_text());
     assert!(report.score.lost > 0.0);
     for format in [
@@ -210,10 +209,9 @@ fn truncated_and_garbled_manifests_never_panic_the_grader() {
             let dir = scratch.path().join(format!("case-{graded}"));
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("manifest.yaml"), variant).unwrap();
-            let loaded =
-                harness::submission::load(&dir, &harness::submission::LoadOptions::default())
-                    .unwrap();
-            let verdicts = harness::criteria::run_checks(&loaded, &tools);
+            let verdicts = harness::grade::grade_offline(&dir, &tools)
+                .unwrap()
+                .verdicts;
             assert_eq!(verdicts.len(), harness::criteria::all_checks().count());
             graded += 1;
         }

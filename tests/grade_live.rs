@@ -7,7 +7,8 @@
 mod support;
 
 use harness::checks::Tools;
-use harness::report::Report;
+use harness::grade::{GradeOptions, LiveOptions};
+use harness::report::{ItemResult, Report};
 use harness::verdict::Outcome;
 use std::path::{Path, PathBuf};
 
@@ -23,9 +24,14 @@ async fn grade_live(dir: &Path, name: &str) -> Report {
     let out = out_dir(name);
     // This run's report and timelines only: an earlier run's would be mistaken for them.
     let _ = std::fs::remove_dir_all(&out);
-    harness::observe::set_timelines_dir(out.join("timelines"));
+    let options = GradeOptions {
+        tools: Tools::discover(),
+        live: Some(LiveOptions {
+            timelines: out.join("timelines"),
+        }),
+    };
     // Boxed: the whole grading future is large for a test thread's stack.
-    let report = Box::pin(harness::live::grade_live(dir, &Tools::discover()))
+    let report = Box::pin(harness::grade::grade(dir, &options))
         .await
         .unwrap_or_else(|e| panic!("grading {}: {e}", dir.display()));
     std::fs::create_dir_all(&out).unwrap();
@@ -38,7 +44,7 @@ async fn grade_live(dir: &Path, name: &str) -> Report {
     report
 }
 
-fn live_item<'a>(report: &'a Report, criterion: &str) -> &'a harness::report::ItemResult {
+fn live_item<'a>(report: &'a Report, criterion: &str) -> &'a ItemResult {
     report
         .lines
         .iter()
@@ -51,20 +57,21 @@ fn live_item<'a>(report: &'a Report, criterion: &str) -> &'a harness::report::It
 async fn live_grade_reference_earns_every_point_the_suite_can_judge() {
     let report = grade_live(&support::reference(), "reference").await;
     assert_eq!(report.mode, "live");
-    for criterion in harness::live::PROBED {
+    for criterion in harness::grade::probed() {
+        let criterion = criterion.as_str();
         let item = live_item(&report, criterion);
         assert_eq!(item.outcome, Outcome::Pass, "{criterion}: {}", item.message);
         assert!(
             item.evidence
                 .iter()
                 .any(|e| matches!(e, harness::verdict::Evidence::TimelineFile { .. }))
-                || !matches!(*criterion, "hpa-cpu" | "hpa-scale-down"),
+                || !matches!(criterion, "hpa-cpu" | "hpa-scale-down"),
             "{criterion}: no timeline file in the evidence"
         );
     }
     // What is not probed says so; nothing is lost and nothing is an environment error.
     for item in report.lines.iter().flat_map(|l| &l.items) {
-        if item.kind == "live" && !harness::live::PROBED.contains(&item.id.as_str()) {
+        if item.kind == "live" && !harness::grade::probed().any(|c| c.as_str() == item.id) {
             assert_eq!(item.outcome, Outcome::NotRun, "{}", item.id);
             assert!(item.message.contains("no live probe"), "{}", item.message);
         }

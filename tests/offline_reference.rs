@@ -4,7 +4,7 @@
 mod support;
 
 use harness::checks::Tools;
-use harness::report::{Rubric, grade_offline};
+use harness::grade::{grade_offline, rubric};
 use harness::verdict::Outcome;
 
 #[test]
@@ -31,7 +31,7 @@ fn reference_passes_every_static_check() {
 #[test]
 fn reference_scores_every_static_point_and_no_live_point() {
     let report = grade_offline(&support::reference(), &Tools::discover()).unwrap();
-    let rubric = Rubric::builtin().unwrap();
+    let rubric = rubric().unwrap();
     let live: f64 = rubric
         .lines
         .iter()
@@ -165,8 +165,8 @@ fn cli_live_grading_without_a_cluster_is_an_environment_error_not_a_fail() {
         .flat_map(|l| l["items"].as_array().unwrap())
         .filter(|i| i["kind"] == "live")
         .collect();
-    for id in harness::live::PROBED {
-        let item = items.iter().find(|i| i["id"] == *id).unwrap();
+    for id in harness::grade::probed() {
+        let item = items.iter().find(|i| i["id"] == id.as_str()).unwrap();
         assert_eq!(item["outcome"], "error", "{item}");
         assert!(
             item["message"]

@@ -11,7 +11,8 @@
 mod support;
 
 use harness::checks::Tools;
-use harness::report::{self, Report};
+use harness::grade::grade_offline;
+use harness::report::Report;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -87,7 +88,7 @@ fn judge(fixture: &Path) -> Option<String> {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("submission");
     materialise(fixture, &expected, &dir);
-    let report = report::grade_offline(&dir, &Tools::discover()).expect("grades");
+    let report = grade_offline(&dir, &Tools::discover()).expect("grades");
     let verdicts = &report.verdicts;
     let fired = support::fired(verdicts);
     let wanted: BTreeSet<String> = expected.expect.iter().map(|e| e.check.clone()).collect();

@@ -3,7 +3,7 @@
 //! timed over repeated runs in a release build. Goal: under 200 ms per grading.
 
 use harness::checks::Tools;
-use harness::report::grade_offline;
+use harness::grade::grade_offline;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

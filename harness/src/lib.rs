@@ -1,12 +1,13 @@
 //! The grading harness: submission → checks → verdicts → report, and
-//! cluster → probes → timelines → verdicts. See `ARCHITECTURE.md` for the data flow.
+//! cluster → probes → timelines → verdicts; [`grade`] is the one entry that runs
+//! both. See `ARCHITECTURE.md` for the data flow.
 
 pub mod budget;
 pub mod checks;
 pub mod cluster;
 pub mod criteria;
+pub mod grade;
 pub mod judge;
-pub mod live;
 pub mod load;
 pub mod nodes;
 pub mod observe;

@@ -4,8 +4,6 @@
 #![allow(dead_code)]
 
 use harness::checks::Tools;
-use harness::criteria;
-use harness::submission::{self, LoadOptions};
 use harness::verdict::{Finding, Severity, Verdict};
 use std::path::{Path, PathBuf};
 
@@ -43,10 +41,11 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Grades a directory with the static checks; returns every check verdict.
+/// Grades a directory offline; returns every check verdict.
 pub fn grade(dir: &Path) -> Vec<Verdict> {
-    let loaded = submission::load(dir, &LoadOptions::default()).expect("submission loads");
-    criteria::run_checks(&loaded, &Tools::discover())
+    harness::grade::grade_offline(dir, &Tools::discover())
+        .expect("submission grades")
+        .verdicts
 }
 
 pub fn findings(verdicts: &[Verdict]) -> Vec<&Finding> {

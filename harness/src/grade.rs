@@ -1,0 +1,354 @@
+//! Grading: the one entry the CLI, the tests and the benchmark use. It loads a
+//! submission, runs the static checks of every criterion, probes the cluster if
+//! asked to (each criterion module in a namespace of its own, walking
+//! [`criteria::REGISTRY`]) and folds the verdicts into the rubric.
+//!
+//! The rubric is checked against the check catalogue and the criteria here too:
+//! the report knows only verdicts and the rubric.
+
+use crate::checks::Tools;
+use crate::cluster::{Cluster, EnvironmentError, TestNamespace};
+use crate::criteria::{self, Criterion, CriterionId, CriterionInfo, ProbeContext};
+use crate::report::{Report, Rubric, RubricError};
+use crate::submission::{self, LoadOptions, Submission};
+use crate::verdict::{Outcome, Verdict};
+use futures::future::{BoxFuture, join_all};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use thiserror::Error;
+
+/// How to grade a submission.
+#[derive(Debug, Clone)]
+pub struct GradeOptions {
+    /// The external checkers some static checks run.
+    pub tools: Tools,
+    /// Probe the cluster too; `None` grades offline (live points are "not run").
+    pub live: Option<LiveOptions>,
+}
+
+/// Live grading, against the cluster of KUBECONFIG.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Where the probes save their timelines (the CLI's `--out DIR/timelines`).
+    pub timelines: PathBuf,
+}
+
+#[derive(Debug, Error)]
+pub enum GradeError {
+    #[error(transparent)]
+    Rubric(#[from] RubricError),
+    #[error("cannot read the submission {path}: {source}")]
+    Submission {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Names a grading run in the probes' timeline file names.
+const RUN: &str = "grade";
+
+/// Grades the submission in `dir`: loads it, runs every static check, runs the live
+/// probes if `options.live` asks for them, and folds it all into the rubric. A
+/// cluster that is unreachable or fails the preflight gives "error" verdicts for
+/// the live criteria, never "fail".
+pub async fn grade(dir: &Path, options: &GradeOptions) -> Result<Report, GradeError> {
+    let started = Instant::now();
+    let rubric = rubric()?;
+    let submission = submission::load(dir, &LoadOptions::default()).map_err(|source| {
+        GradeError::Submission {
+            path: dir.display().to_string(),
+            source,
+        }
+    })?;
+    let check_verdicts = criteria::run_checks(&submission, &options.tools);
+    let live_verdicts = match &options.live {
+        None => BTreeMap::new(),
+        // Boxed: the probes' state is large for a test thread's stack.
+        Some(live) => Box::pin(judge_live(&submission, live)).await,
+    };
+    Ok(Report::build(
+        &rubric,
+        &dir.display().to_string(),
+        check_verdicts,
+        &live_verdicts,
+        started.elapsed(),
+    ))
+}
+
+/// [`grade`] offline, for callers without an async runtime.
+pub fn grade_offline(dir: &Path, tools: &Tools) -> Result<Report, GradeError> {
+    let options = GradeOptions {
+        tools: tools.clone(),
+        live: None,
+    };
+    // Offline grading waits on nothing: the future completes when first polled.
+    futures::executor::block_on(grade(dir, &options))
+}
+
+/// The compiled-in rubric, checked against the check catalogue and the criteria.
+pub fn rubric() -> Result<Rubric, RubricError> {
+    let rubric = Rubric::builtin()?;
+    validate_names(&rubric)?;
+    Ok(rubric)
+}
+
+/// Every check and criterion the rubric names exists and sits on the line of its
+/// criterion; every check is scored once or listed as unscored; the live lists
+/// hold exactly the criteria that have a live part.
+pub fn validate_names(rubric: &Rubric) -> Result<(), RubricError> {
+    let invalid = |m: String| Err(RubricError::Invalid(m));
+    let mut seen = HashSet::new();
+    for line in &rubric.lines {
+        for item in &line.static_items {
+            let Some(check) = criteria::check_info(&item.check) else {
+                return invalid(format!(
+                    "line {} names unknown check {}",
+                    line.id, item.check
+                ));
+            };
+            if !seen.insert(item.check.clone()) {
+                return invalid(format!("check {} is scored twice", item.check));
+            }
+            let owner = criteria::find(check.criterion.as_str()).map(|c| c.rubric_line);
+            if owner != Some(line.id.as_str()) {
+                return invalid(format!(
+                    "check {} serves criterion {} of line {:?}, not {}",
+                    item.check, check.criterion, owner, line.id
+                ));
+            }
+        }
+        for item in &line.live {
+            let Some(criterion) = criteria::find(&item.criterion) else {
+                return invalid(format!(
+                    "line {} names unknown criterion {}",
+                    line.id, item.criterion
+                ));
+            };
+            if criterion.rubric_line != line.id {
+                return invalid(format!(
+                    "criterion {} belongs to line {}, not {}",
+                    item.criterion, criterion.rubric_line, line.id
+                ));
+            }
+        }
+    }
+    for check in &rubric.unscored.checks {
+        if criteria::check_info(check).is_none() || !seen.insert(check.clone()) {
+            return invalid(format!("unscored check {check} is unknown or also scored"));
+        }
+    }
+    let live: HashSet<&str> = rubric.live_criteria().collect();
+    for criterion in criteria::all() {
+        let listed = live.contains(criterion.id.as_str());
+        if criterion.has_live_part != listed {
+            return invalid(format!(
+                "criterion {} {} a live part but is {} in a live list",
+                criterion.id,
+                if criterion.has_live_part {
+                    "has"
+                } else {
+                    "has no"
+                },
+                if listed { "" } else { "not" }
+            ));
+        }
+    }
+    if let Some(missing) = criteria::all_checks().find(|c| !seen.contains(c.id)) {
+        return invalid(format!(
+            "check {} is neither scored nor listed as unscored",
+            missing.id
+        ));
+    }
+    Ok(())
+}
+
+/// The criteria live grading probes, in registry order; the other live criteria
+/// are reported "not run", with [`not_probed_reason`].
+pub fn probed() -> impl Iterator<Item = CriterionId> {
+    probed_modules().flat_map(|module| live_criteria(module).map(|c| c.id))
+}
+
+/// Why a live criterion is not probed (it is graded on its static checks only).
+pub fn not_probed_reason(module: &dyn Criterion, criterion: CriterionId) -> String {
+    format!(
+        "live criterion {criterion}: not run: this suite has no live probe for it yet (it needs {}); its static checks are graded",
+        module.not_probed_because()
+    )
+}
+
+/// One verdict per live criterion of the registry: probed, "error" when the
+/// cluster cannot be reached, or "not run" with the reason.
+async fn judge_live(submission: &Submission, live: &LiveOptions) -> BTreeMap<String, Verdict> {
+    let context = ProbeContext {
+        submission,
+        timelines: &live.timelines,
+        run: RUN,
+    };
+    let mut verdicts = match Cluster::connect().await {
+        Ok(cluster) => run_probes(&cluster, &context).await,
+        Err(environment) => probed()
+            .map(|id| (id.to_string(), environment_error(id, &environment)))
+            .collect(),
+    };
+    for module in criteria::REGISTRY {
+        for criterion in live_criteria(*module) {
+            verdicts.entry(criterion.id.to_string()).or_insert_with(|| {
+                Verdict::not_run(
+                    criterion.id.as_str(),
+                    not_probed_reason(*module, criterion.id),
+                )
+            });
+        }
+    }
+    verdicts
+}
+
+/// Runs the probe of every module that has one, each in its own namespace; returns
+/// one verdict per probed criterion.
+pub async fn run_probes(
+    cluster: &Cluster,
+    context: &ProbeContext<'_>,
+) -> BTreeMap<String, Verdict> {
+    let (alone, together): (Vec<_>, Vec<_>) = probed_modules().partition(|m| m.probes_alone());
+    // The quick probes first, together; then one at a time those that must run
+    // alone: the HPA's at its peak requests most of a small node's CPU, and a pod of
+    // another probe left Pending for want of CPU would be judged as the submission's
+    // failure. Each probe's state is boxed: joined on one stack, it overflowed a
+    // test thread's.
+    let mut found = join_all(
+        together
+            .into_iter()
+            .map(|module| probe_in_namespace(cluster, module, context)),
+    )
+    .await;
+    for module in alone {
+        found.push(probe_in_namespace(cluster, module, context).await);
+    }
+    found
+        .into_iter()
+        .flatten()
+        .map(|verdict| (verdict.id.clone(), verdict))
+        .collect()
+}
+
+/// One module's probe in a namespace of its own, `grade-<its first criterion>`.
+/// A namespace that cannot be made is an environment error for its criteria.
+fn probe_in_namespace<'a>(
+    cluster: &'a Cluster,
+    module: &'static dyn Criterion,
+    context: &'a ProbeContext<'a>,
+) -> BoxFuture<'a, Vec<Verdict>> {
+    Box::pin(async move {
+        let first = module
+            .about()
+            .first()
+            .map_or("criterion", |c| c.id.as_str());
+        let mut namespace = match cluster.namespace(&format!("grade-{first}")).await {
+            Ok(namespace) => namespace,
+            Err(environment) => {
+                return live_criteria(module)
+                    .map(|c| environment_error(c.id, &environment))
+                    .collect();
+            }
+        };
+        let verdicts = match module.probe(&mut namespace, context) {
+            Some(probe) => probe.await,
+            None => live_criteria(module)
+                .map(|c| Verdict::not_run(c.id.as_str(), not_probed_reason(module, c.id)))
+                .collect(),
+        };
+        finish(namespace, verdicts).await
+    })
+}
+
+/// Deletes a probe's namespace (bounded; what finalizers hold back is printed, not
+/// hidden) and hands back its verdicts.
+async fn finish(namespace: TestNamespace, verdicts: Vec<Verdict>) -> Vec<Verdict> {
+    let stuck = namespace.cleanup().await;
+    if !stuck.is_empty() {
+        eprintln!(
+            "cleanup of {} incomplete:\n  {}",
+            namespace.name,
+            stuck.join("\n  ")
+        );
+    }
+    verdicts
+}
+
+fn environment_error(id: CriterionId, error: &EnvironmentError) -> Verdict {
+    Verdict {
+        id: id.to_string(),
+        outcome: Outcome::Error,
+        message: format!("environment error (not the submission's fault): {error}"),
+        findings: Vec::new(),
+        evidence: Vec::new(),
+    }
+}
+
+/// The criteria of a module that are judged live.
+fn live_criteria(module: &dyn Criterion) -> impl Iterator<Item = &'static CriterionInfo> {
+    module.about().iter().filter(|c| c.has_live_part)
+}
+
+/// The modules with live criteria and a probe, in registry order.
+fn probed_modules() -> impl Iterator<Item = &'static dyn Criterion> {
+    criteria::REGISTRY
+        .iter()
+        .copied()
+        .filter(|module| live_criteria(*module).next().is_some() && has_probe(*module))
+}
+
+/// Whether a module has a live probe, known before a namespace is made for it
+/// (`Criterion::probe` needs one): a module without a probe says what one would
+/// need; a module with one keeps the trait's default. A module taken for probed
+/// that has none still gets "not run": its `probe` returns `None`.
+fn has_probe(module: &dyn Criterion) -> bool {
+    /// Overrides nothing: the trait's default answers.
+    struct Defaults;
+    impl Criterion for Defaults {
+        fn about(&self) -> &'static [CriterionInfo] {
+            &[]
+        }
+    }
+    module.not_probed_because() == Defaults.not_probed_because()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_rubric_is_consistent_and_adds_up_to_100() {
+        let rubric = rubric().unwrap();
+        assert_eq!(rubric.lines.len(), 8);
+        assert_eq!(rubric.schema, 1);
+    }
+
+    #[test]
+    fn a_rubric_naming_an_unknown_check_is_refused() {
+        let mut rubric = rubric().unwrap();
+        rubric.lines[1].static_items[0].check = "no.such-check".into();
+        assert!(validate_names(&rubric).is_err());
+    }
+
+    #[test]
+    fn every_live_criterion_is_probed_or_says_why_not() {
+        let rubric = rubric().unwrap();
+        let probed: Vec<CriterionId> = probed().collect();
+        for criterion in rubric.live_criteria() {
+            let module = criteria::REGISTRY
+                .iter()
+                .find(|m| m.about().iter().any(|c| c.id.as_str() == criterion))
+                .unwrap_or_else(|| panic!("{criterion} is in no module of the registry"));
+            let id = criteria::find(criterion).unwrap().id;
+            let reason = not_probed_reason(*module, id);
+            assert!(
+                probed.contains(&id) || !reason.contains("needs a live probe"),
+                "{criterion}: {reason}"
+            );
+        }
+        let live = criteria::all().filter(|c| c.has_live_part);
+        assert!(live.filter(|c| probed.contains(&c.id)).count() == probed.len());
+    }
+}
