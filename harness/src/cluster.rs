@@ -2,6 +2,9 @@
 //! from a failing student, a namespace per test that is always cleaned up, and
 //! server-side apply of a submission's objects into that namespace.
 
+pub mod load_generator;
+pub mod nodes;
+
 use crate::budget::ClusterIntervals;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node};

@@ -7,8 +7,6 @@ pub mod cluster;
 pub mod criteria;
 pub mod judge;
 pub mod live;
-pub mod load;
-pub mod nodes;
 pub mod observe;
 pub mod probe;
 pub mod report;

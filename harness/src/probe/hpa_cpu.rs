@@ -8,7 +8,7 @@ use crate::cluster::{TestNamespace, wait_for};
 use crate::judge::{
     HPA_SCALE_DOWN, HPA_SCALE_UP, ScalingSpec, Subject, judge_scale_down, judge_scale_up,
 };
-use crate::load::{LoadJob, LoadSpec};
+use crate::cluster::load_generator::{LoadJob, LoadSpec};
 use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
 use crate::submission::{Object, Submission, Typed};

@@ -6,7 +6,7 @@
 //! verdict from the recorded timeline alone, so a saved timeline can be judged again.
 
 use crate::cluster::{TestNamespace, deployment_available, wait_for};
-use crate::load::describe_pod;
+use crate::cluster::load_generator::describe_pod;
 use crate::observe::Recorder;
 use crate::timeline::{Observation, Timeline};
 use crate::verdict::{Evidence, Outcome, Verdict};

@@ -17,7 +17,7 @@
 
 use crate::budget::ClusterIntervals;
 use crate::cluster::{TestNamespace, deployment_available, wait_for};
-use crate::nodes::{TestNodes, pin_pod_spec, set_unschedulable};
+use crate::cluster::nodes::{TestNodes, pin_pod_spec, set_unschedulable};
 use crate::observe::Recorder;
 use crate::submission::{Object, Submission, Typed};
 use crate::timeline::{Observation, Timeline};
