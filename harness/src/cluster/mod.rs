@@ -2,8 +2,11 @@
 //! from a failing student, a namespace per test that is always cleaned up, and
 //! server-side apply of a submission's objects into that namespace.
 
+pub mod error;
 pub mod load_generator;
 pub mod nodes;
+
+pub use error::EnvironmentError;
 
 use crate::budget::ClusterIntervals;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -33,38 +36,6 @@ pub const KWOK_LABEL: (&str, &str) = ("type", "kwok");
 /// The GPU pool, as the exercise and `ci/` label it.
 pub const GPU_POOL_LABEL: (&str, &str) = ("node-pool", "gpu");
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
-
-/// The environment is not fit to judge anyone: a verdict of "error", never "fail".
-#[derive(Debug, thiserror::Error)]
-pub enum EnvironmentError {
-    #[error(
-        "no cluster configured ({0}); bring one up (`ci/cluster up`) and export KUBECONFIG=$(ci/cluster kubeconfig)"
-    )]
-    NoConfig(String),
-    #[error("cluster at {server} is unreachable: {detail}; is it up? (`ci/cluster status`)")]
-    Unreachable { server: String, detail: String },
-    #[error("environment not ready: {what}: {detail}")]
-    NotReady { what: String, detail: String },
-    #[error("{context}: {source}")]
-    Api {
-        context: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("timed out after {:.0}s waiting for {what}; last seen: {last_seen}", budget.as_secs_f64())]
-    Timeout {
-        what: String,
-        budget: Duration,
-        last_seen: String,
-    },
-}
-
-impl EnvironmentError {
-    pub fn api(context: impl Into<String>) -> impl FnOnce(kube::Error) -> EnvironmentError {
-        let context = context.into();
-        move |source| EnvironmentError::Api { context, source }
-    }
-}
 
 /// A connected, preflighted cluster.
 #[derive(Clone)]
