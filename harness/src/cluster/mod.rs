@@ -5,8 +5,10 @@
 pub mod error;
 pub mod load_generator;
 pub mod nodes;
+pub mod wait;
 
 pub use error::EnvironmentError;
+pub use wait::{deployment_available, node_ready, wait_for, within};
 
 use crate::budget::ClusterIntervals;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -18,7 +20,6 @@ use kube::discovery::Scope;
 use kube::{Client, Config};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -343,25 +344,6 @@ pub fn sandbox_quota() -> Value {
             "secrets": "20",
         }}
     })
-}
-
-pub fn deployment_available(deployment: &Deployment) -> bool {
-    deployment
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter().any(|c| {
-                c.type_.as_deref() == Some("Available") && c.status.as_deref() == Some("True")
-            })
-        })
-}
-
-pub fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// "15.2s", "1m0s", "500ms" → seconds.
@@ -1066,64 +1048,6 @@ pub fn normalize_image(image: &str) -> String {
         Some(digest) => format!("{full}@{digest}"),
         None => full,
     }
-}
-
-/// Waits until `condition` holds for the named object, at most `budget`. On timeout
-/// the error says what was awaited and describes the object as last seen. A watch
-/// that breaks (API server restart, expired resource version) is re-established
-/// within the same budget.
-pub async fn wait_for<K, C>(
-    api: &Api<K>,
-    name: &str,
-    what: &str,
-    budget: Duration,
-    condition: C,
-    describe: impl Fn(Option<&K>) -> String,
-) -> Result<Option<K>, EnvironmentError>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    C: kube::runtime::wait::Condition<K> + Clone,
-{
-    let deadline = tokio::time::Instant::now() + budget;
-    loop {
-        let attempt = tokio::time::timeout_at(
-            deadline,
-            kube::runtime::wait::await_condition(api.clone(), name, condition.clone()),
-        )
-        .await;
-        match attempt {
-            Ok(Ok(object)) => return Ok(object),
-            Ok(Err(e)) => {
-                tracing::warn!(%e, what, "watch broke while waiting; re-establishing it");
-                eprintln!("watch broke while waiting for {what}: {e}; re-establishing it");
-                // A short pause so that a refusing API server is not hammered.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(_) => {
-                let last = api.get_opt(name).await.ok().flatten();
-                return Err(EnvironmentError::Timeout {
-                    what: what.into(),
-                    budget,
-                    last_seen: describe(last.as_ref()),
-                });
-            }
-        }
-    }
-}
-
-/// Runs `future` with a budget, naming what it was for if it runs out.
-pub async fn within<T>(
-    budget: Duration,
-    what: &str,
-    future: impl Future<Output = T>,
-) -> Result<T, EnvironmentError> {
-    tokio::time::timeout(budget, future)
-        .await
-        .map_err(|_| EnvironmentError::Timeout {
-            what: what.into(),
-            budget,
-            last_seen: "-".into(),
-        })
 }
 
 #[cfg(test)]
