@@ -8,7 +8,7 @@ pub mod nodes;
 pub mod wait;
 
 pub use error::EnvironmentError;
-pub use wait::{deployment_available, node_ready, wait_for, within};
+pub use wait::{deployment_available, node_ready, poll_until, wait_for, within};
 
 use crate::budget::ClusterIntervals;
 use k8s_openapi::api::apps::v1::Deployment;

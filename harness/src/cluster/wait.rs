@@ -1,13 +1,14 @@
 //! Bounded waits on the cluster: [`wait_for`] watches an object until a condition
 //! holds and says what it last saw when time runs out, [`within`] bounds any future,
-//! and the predicates here are what the suite waits for.
+//! [`poll_until`] asks again and again where no watch is possible, and the predicates
+//! here are what the suite waits for.
 
 use super::error::EnvironmentError;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Waits until `condition` holds for the named object, at most `budget`. On timeout
 /// the error says what was awaited and describes the object as last seen. A watch
@@ -65,6 +66,25 @@ pub async fn within<T>(
             budget,
             last_seen: "-".into(),
         })
+}
+
+/// For APIs that cannot be watched (metrics.k8s.io): asks again every `every` until
+/// `attempt` yields something or `budget` runs out.
+pub async fn poll_until<T, F, Fut>(budget: Duration, every: Duration, mut attempt: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + budget;
+    loop {
+        if let Some(value) = attempt().await {
+            return Some(value);
+        }
+        if Instant::now() + every > deadline {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 pub fn deployment_available(deployment: &Deployment) -> bool {
