@@ -4,11 +4,11 @@
 //! own behaviour.
 
 use crate::budget::ClusterIntervals;
+use crate::cluster::load_generator::{LoadJob, LoadSpec};
 use crate::cluster::{TestNamespace, wait_for};
 use crate::judge::{
     HPA_SCALE_DOWN, HPA_SCALE_UP, ScalingSpec, Subject, judge_scale_down, judge_scale_up,
 };
-use crate::cluster::load_generator::{LoadJob, LoadSpec};
 use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
 use crate::submission::{Object, Submission, Typed};

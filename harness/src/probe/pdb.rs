@@ -16,8 +16,8 @@
 //! verdict is judged from that timeline against the budget's spec ([`judge_drain`]).
 
 use crate::budget::ClusterIntervals;
-use crate::cluster::{TestNamespace, deployment_available, wait_for};
 use crate::cluster::nodes::{TestNodes, pin_pod_spec, set_unschedulable};
+use crate::cluster::{TestNamespace, deployment_available, wait_for};
 use crate::observe::Recorder;
 use crate::submission::{Object, Submission, Typed};
 use crate::timeline::{Observation, Timeline};
