@@ -42,6 +42,13 @@ pub struct ClusterFacts {
     pub node_images: BTreeSet<String>,
 }
 
+/// The Ready nodes as the preflight sorts them, for [`ClusterFacts`].
+struct ReadyNodes {
+    real_nodes: Vec<String>,
+    gpu_nodes: Vec<String>,
+    node_images: BTreeSet<String>,
+}
+
 /// How long connecting may take before we call the cluster unreachable.
 const CONNECT_BUDGET: Duration = Duration::from_secs(10);
 
@@ -88,6 +95,34 @@ impl Cluster {
     /// The environment every live criterion needs: the metrics API Available, node
     /// metrics for every real node, metrics-server and CoreDNS Deployments Available.
     pub async fn preflight(&mut self) -> Result<(), EnvironmentError> {
+        self.require_metrics_api().await?;
+        self.require_system_deployments().await?;
+        let ReadyNodes {
+            real_nodes,
+            gpu_nodes,
+            node_images,
+        } = self.ready_nodes().await?;
+        let window = self.node_metrics_window(&real_nodes).await?;
+        if let Some(seconds) = window.as_deref().and_then(parse_go_seconds) {
+            // The window is the span of the two samples behind a rate: about one resolution.
+            self.intervals.metrics_resolution =
+                Duration::from_secs_f64(seconds.clamp(5.0, 60.0).ceil());
+        }
+        if let Some(sync) = std::env::var("AUTOSCALE_CONFORMANCE_HPA_SYNC_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            self.intervals.hpa_sync_period = Duration::from_secs(sync);
+        }
+        self.facts.real_nodes = real_nodes;
+        self.facts.gpu_nodes = gpu_nodes;
+        self.facts.node_images = node_images;
+        self.facts.metrics_window = window;
+        Ok(())
+    }
+
+    /// The metrics API is registered and Available (metrics-server serves it).
+    async fn require_metrics_api(&self) -> Result<(), EnvironmentError> {
         let api_services: Api<APIService> = Api::all(self.client.clone());
         let metrics_api = api_services
             .get_opt("v1beta1.metrics.k8s.io")
@@ -118,6 +153,11 @@ impl Cluster {
                 },
             });
         }
+        Ok(())
+    }
+
+    /// metrics-server and CoreDNS run: their Deployments are Available.
+    async fn require_system_deployments(&self) -> Result<(), EnvironmentError> {
         for (namespace, name) in [
             ("kube-system", "metrics-server"),
             ("kube-system", "coredns"),
@@ -139,6 +179,11 @@ impl Cluster {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// The Ready nodes, sorted as [`ClusterFacts`] keeps them; at least one must run pods.
+    async fn ready_nodes(&self) -> Result<ReadyNodes, EnvironmentError> {
         let nodes = Api::<Node>::all(self.client.clone())
             .list(&ListParams::default())
             .await
@@ -174,6 +219,19 @@ impl Cluster {
                 ),
             });
         }
+        Ok(ReadyNodes {
+            real_nodes,
+            gpu_nodes,
+            node_images,
+        })
+    }
+
+    /// Checks that every real node has NodeMetrics (metrics-server has scraped it) and
+    /// returns metrics-server's window as it reports it.
+    async fn node_metrics_window(
+        &self,
+        real_nodes: &[String],
+    ) -> Result<Option<String>, EnvironmentError> {
         let node_metrics = self.metrics_api("NodeMetrics", "nodes");
         let listed = Api::<DynamicObject>::all_with(self.client.clone(), &node_metrics)
             .list(&ListParams::default())
@@ -204,22 +262,7 @@ impl Cluster {
             .and_then(|m| m.data.get("window"))
             .and_then(Value::as_str)
             .map(String::from);
-        if let Some(seconds) = window.as_deref().and_then(parse_go_seconds) {
-            // The window is the span of the two samples behind a rate: about one resolution.
-            self.intervals.metrics_resolution =
-                Duration::from_secs_f64(seconds.clamp(5.0, 60.0).ceil());
-        }
-        if let Some(sync) = std::env::var("AUTOSCALE_CONFORMANCE_HPA_SYNC_SECONDS")
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-        {
-            self.intervals.hpa_sync_period = Duration::from_secs(sync);
-        }
-        self.facts.real_nodes = real_nodes;
-        self.facts.gpu_nodes = gpu_nodes;
-        self.facts.node_images = node_images;
-        self.facts.metrics_window = window;
-        Ok(())
+        Ok(window)
     }
 
     /// `metrics.k8s.io/v1beta1` resources (no typed API in k8s-openapi).
