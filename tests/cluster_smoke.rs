@@ -6,8 +6,10 @@
 mod live;
 
 use futures::StreamExt;
-use harness::cluster::load_generator::{LoadJob, LoadSpec, describe_pod};
-use harness::cluster::{GPU_POOL_LABEL, TestNamespace, deployment_available, wait_for};
+use harness::cluster::load_generator::{LoadJob, LoadSpec};
+use harness::cluster::{
+    GPU_POOL_LABEL, TestNamespace, deployment_available, describe_pod, wait_for,
+};
 use harness::observe::Recorder;
 use harness::probe::gpu_pool::{Placement, placement, placement_in};
 use harness::timeline::{Observation, Timeline};

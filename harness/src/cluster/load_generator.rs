@@ -4,7 +4,10 @@
 //! namespace. Every run is bounded three ways: `--duration`, `--max-requests`
 //! and the Job's `activeDeadlineSeconds`.
 
-use crate::cluster::{EnvironmentError, FIELD_MANAGER, LOADGEN_IMAGE, TestNamespace, wait_for};
+use super::error::EnvironmentError;
+use super::namespace::TestNamespace;
+use super::wait::{describe_pod, wait_for};
+use super::{FIELD_MANAGER, LOADGEN_IMAGE};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
@@ -289,35 +292,6 @@ impl LoadJob {
             }),
         }
     }
-}
-
-pub fn describe_pod(pod: Option<&Pod>) -> String {
-    let Some(pod) = pod else { return "gone".into() };
-    let status = pod.status.as_ref();
-    let waiting: Vec<String> = status
-        .and_then(|s| s.container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            c.state.as_ref().and_then(|s| s.waiting.as_ref()).map(|w| {
-                format!(
-                    "{}: {} {}",
-                    c.name,
-                    w.reason.clone().unwrap_or_default(),
-                    w.message.clone().unwrap_or_default()
-                )
-            })
-        })
-        .collect();
-    format!(
-        "phase {} on {} {}",
-        status.and_then(|s| s.phase.clone()).unwrap_or_default(),
-        pod.spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .unwrap_or_else(|| "no node".into()),
-        waiting.join("; ")
-    )
 }
 
 fn tail(log: &str) -> String {

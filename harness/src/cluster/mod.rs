@@ -16,7 +16,7 @@ pub use client::{Cluster, ClusterFacts};
 pub use error::EnvironmentError;
 pub use images::{normalize_image, substitute_placeholders, substitute_unavailable};
 pub use namespace::{TestNamespace, sandbox_quota, unique_namespace_name};
-pub use wait::{deployment_available, node_ready, poll_until, wait_for, within};
+pub use wait::{deployment_available, describe_pod, node_ready, poll_until, wait_for, within};
 
 /// Every write this suite makes carries this field manager.
 pub const FIELD_MANAGER: &str = "autoscale-conformance";

@@ -1,11 +1,11 @@
 //! Bounded waits on the cluster: [`wait_for`] watches an object until a condition
 //! holds and says what it last saw when time runs out, [`within`] bounds any future,
-//! [`poll_until`] asks again and again where no watch is possible, and the predicates
-//! here are what the suite waits for.
+//! [`poll_until`] asks again and again where no watch is possible; the predicates
+//! here are what the suite waits for, and [`describe_pod`] what it says of a pod.
 
 use super::error::EnvironmentError;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -104,4 +104,34 @@ pub fn node_ready(node: &Node) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// A pod as [`wait_for`] reports it last seen: phase, node and why containers wait.
+pub fn describe_pod(pod: Option<&Pod>) -> String {
+    let Some(pod) = pod else { return "gone".into() };
+    let status = pod.status.as_ref();
+    let waiting: Vec<String> = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            c.state.as_ref().and_then(|s| s.waiting.as_ref()).map(|w| {
+                format!(
+                    "{}: {} {}",
+                    c.name,
+                    w.reason.clone().unwrap_or_default(),
+                    w.message.clone().unwrap_or_default()
+                )
+            })
+        })
+        .collect();
+    format!(
+        "phase {} on {} {}",
+        status.and_then(|s| s.phase.clone()).unwrap_or_default(),
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_else(|| "no node".into()),
+        waiting.join("; ")
+    )
 }
