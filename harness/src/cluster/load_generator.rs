@@ -1,4 +1,5 @@
-//! Load: the project's load generator as an in-cluster Job aimed at a Service.
+//! The project's load generator as an in-cluster Job aimed at a Service: a
+//! [`LoadGenerator`] runs one [`LoadSpec`] and reads back its [`LoadSummary`].
 //!
 //! Traffic never leaves the cluster: the URL is a Service DNS name in the test
 //! namespace. Every run is bounded three ways: `--duration`, `--max-requests`
@@ -106,21 +107,21 @@ pub fn parse_summary(log: &str) -> Option<LoadSummary> {
     None
 }
 
-/// A running load Job.
-pub struct LoadJob {
+/// The load generator running as a Job of the test namespace.
+pub struct LoadGenerator {
     pub name: String,
     jobs: Api<Job>,
     pods: Api<Pod>,
     pub spec: LoadSpec,
 }
 
-impl LoadJob {
+impl LoadGenerator {
     /// Creates the Job; it tolerates nothing, so it runs on a real (untainted) node.
     pub async fn start(
         namespace: &TestNamespace,
         name: &str,
         spec: LoadSpec,
-    ) -> Result<LoadJob, EnvironmentError> {
+    ) -> Result<LoadGenerator, EnvironmentError> {
         let deadline = spec.duration.as_secs() + 120;
         let job: Job = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "loadgen", "autoscale-conformance/load": name}},
@@ -154,7 +155,7 @@ impl LoadJob {
         )
         .await
         .map_err(EnvironmentError::api(format!("creating load Job {name}")))?;
-        Ok(LoadJob {
+        Ok(LoadGenerator {
             name: name.into(),
             jobs,
             pods: namespace.api(),
