@@ -1,6 +1,17 @@
-//! The live side's entry: a client, a preflight that tells a broken environment
-//! from a failing student, a namespace per test that is always cleaned up, and
-//! server-side apply of a submission's objects into that namespace.
+//! Cluster access, the live side's entry. Each module uses only those listed before it:
+//! - [`error`]: [`EnvironmentError`], an environment unfit to judge ("error", never "fail");
+//! - [`wait`]: bounded waits, and the predicates they wait for;
+//! - [`images`]: the images a submission's pods get, so that they can run here;
+//! - [`client`]: connecting, and the preflight that tells a broken environment from a
+//!   failing student;
+//! - [`apply`]: server-side apply of a submission's objects, rewritten for a test namespace;
+//! - [`namespace`]: a namespace per test, always cleaned up;
+//! - [`nodes`]: a test's own simulated nodes, for probes that disrupt a node;
+//! - [`load_generator`]: the in-cluster load generator Job.
+//!
+//! The names all of them share (field manager, images, labels) are defined here, and
+//! the items most callers need are re-exported: `crate::cluster::{Cluster, TestNamespace,
+//! wait_for, ...}`.
 
 pub mod apply;
 pub mod client;
