@@ -6,8 +6,10 @@
 mod live;
 
 use futures::StreamExt;
-use harness::cluster::{GPU_POOL_LABEL, TestNamespace, deployment_available, wait_for};
-use harness::load::{LoadJob, LoadSpec, describe_pod};
+use harness::cluster::load_generator::{LoadGenerator, LoadSpec};
+use harness::cluster::{
+    GPU_POOL_LABEL, TestNamespace, deployment_available, describe_pod, wait_for,
+};
 use harness::observe::Recorder;
 use harness::probe::gpu_pool::{Placement, placement, placement_in};
 use harness::timeline::{Observation, Timeline};
@@ -168,7 +170,7 @@ async fn inference_server_answers(
         duration: Duration::from_secs(5),
         concurrency: 4,
     };
-    let load = LoadJob::start(namespace, "smoke-load", spec)
+    let load = LoadGenerator::start(namespace, "smoke-load", spec)
         .await
         .map_err(|e| format!("expected the load generator to start; {e}"))?;
     recorder.mark("load-start");

@@ -70,7 +70,7 @@ type NamesOfTheTest = (String, Vec<String>);
 async fn live_pdb_test_nodes_go_after_their_pods_even_when_the_test_panics(
     #[future(awt)] cluster: Cluster,
 ) {
-    use harness::nodes::{TestNodes, pin_pod_spec};
+    use harness::cluster::nodes::{TestNodes, pin_pod_spec};
     use k8s_openapi::api::core::v1::{Namespace, Pod};
     use kube::api::{Api, ListParams, PostParams};
 

@@ -8,8 +8,6 @@ pub mod cluster;
 pub mod criteria;
 pub mod grade;
 pub mod judge;
-pub mod load;
-pub mod nodes;
 pub mod observe;
 pub mod probe;
 pub mod report;

@@ -4,11 +4,11 @@
 //! own behaviour.
 
 use crate::budget::ClusterIntervals;
+use crate::cluster::load_generator::{LoadGenerator, LoadSpec};
 use crate::cluster::{TestNamespace, wait_for};
 use crate::judge::{
     HPA_SCALE_DOWN, HPA_SCALE_UP, ScalingSpec, Subject, judge_scale_down, judge_scale_up,
 };
-use crate::load::{LoadJob, LoadSpec};
 use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
 use crate::submission::{Object, Submission, Typed};
@@ -415,7 +415,7 @@ pub async fn probe(namespace: &mut TestNamespace, submission: &Submission, name:
             );
         }
     };
-    let load = match LoadJob::start(&load_namespace, "hpa-load", load_spec).await {
+    let load = match LoadGenerator::start(&load_namespace, "hpa-load", load_spec).await {
         Ok(load) => load,
         Err(e) => {
             return both(

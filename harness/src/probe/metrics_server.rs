@@ -5,8 +5,7 @@
 //! ([`POD_CREATED`], [`POD_METRICS_SEEN`]) and [`judge_fresh_pod`] reaches the
 //! verdict from the recorded timeline alone, so a saved timeline can be judged again.
 
-use crate::cluster::{TestNamespace, deployment_available, wait_for};
-use crate::load::describe_pod;
+use crate::cluster::{TestNamespace, deployment_available, describe_pod, wait_for};
 use crate::observe::Recorder;
 use crate::timeline::{Observation, Timeline};
 use crate::verdict::{Evidence, Outcome, Verdict};

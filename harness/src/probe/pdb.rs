@@ -1,7 +1,7 @@
 //! Live probe of `pdb`: draining a node evicts only as far as the submission's
 //! PodDisruptionBudget allows, and the drain still completes.
 //!
-//! The probe makes two kwok nodes of its own ([`crate::nodes`]): a source and a
+//! The probe makes two kwok nodes of its own ([`crate::cluster::nodes`]): a source and a
 //! destination, the destination cordoned at first. The protected Deployment is pinned
 //! to them, so all its pods start on the source. Then it drains the source the way
 //! `kubectl drain` does: cordon, then evict every pod through the Eviction API
@@ -16,8 +16,8 @@
 //! verdict is judged from that timeline against the budget's spec ([`judge_drain`]).
 
 use crate::budget::ClusterIntervals;
+use crate::cluster::nodes::{TestNodes, pin_pod_spec, set_unschedulable};
 use crate::cluster::{TestNamespace, deployment_available, wait_for};
-use crate::nodes::{TestNodes, pin_pod_spec, set_unschedulable};
 use crate::observe::Recorder;
 use crate::submission::{Object, Submission, Typed};
 use crate::timeline::{Observation, Timeline};

@@ -1,10 +1,14 @@
-//! Load: the project's load generator as an in-cluster Job aimed at a Service.
+//! The project's load generator as an in-cluster Job aimed at a Service: a
+//! [`LoadGenerator`] runs one [`LoadSpec`] and reads back its [`LoadSummary`].
 //!
 //! Traffic never leaves the cluster: the URL is a Service DNS name in the test
 //! namespace. Every run is bounded three ways: `--duration`, `--max-requests`
 //! and the Job's `activeDeadlineSeconds`.
 
-use crate::cluster::{EnvironmentError, FIELD_MANAGER, LOADGEN_IMAGE, TestNamespace, wait_for};
+use super::error::EnvironmentError;
+use super::namespace::TestNamespace;
+use super::wait::{describe_pod, wait_for};
+use super::{FIELD_MANAGER, LOADGEN_IMAGE};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
@@ -103,21 +107,21 @@ pub fn parse_summary(log: &str) -> Option<LoadSummary> {
     None
 }
 
-/// A running load Job.
-pub struct LoadJob {
+/// The load generator running as a Job of the test namespace.
+pub struct LoadGenerator {
     pub name: String,
     jobs: Api<Job>,
     pods: Api<Pod>,
     pub spec: LoadSpec,
 }
 
-impl LoadJob {
+impl LoadGenerator {
     /// Creates the Job; it tolerates nothing, so it runs on a real (untainted) node.
     pub async fn start(
         namespace: &TestNamespace,
         name: &str,
         spec: LoadSpec,
-    ) -> Result<LoadJob, EnvironmentError> {
+    ) -> Result<LoadGenerator, EnvironmentError> {
         let deadline = spec.duration.as_secs() + 120;
         let job: Job = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "loadgen", "autoscale-conformance/load": name}},
@@ -151,7 +155,7 @@ impl LoadJob {
         )
         .await
         .map_err(EnvironmentError::api(format!("creating load Job {name}")))?;
-        Ok(LoadJob {
+        Ok(LoadGenerator {
             name: name.into(),
             jobs,
             pods: namespace.api(),
@@ -289,35 +293,6 @@ impl LoadJob {
             }),
         }
     }
-}
-
-pub fn describe_pod(pod: Option<&Pod>) -> String {
-    let Some(pod) = pod else { return "gone".into() };
-    let status = pod.status.as_ref();
-    let waiting: Vec<String> = status
-        .and_then(|s| s.container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            c.state.as_ref().and_then(|s| s.waiting.as_ref()).map(|w| {
-                format!(
-                    "{}: {} {}",
-                    c.name,
-                    w.reason.clone().unwrap_or_default(),
-                    w.message.clone().unwrap_or_default()
-                )
-            })
-        })
-        .collect();
-    format!(
-        "phase {} on {} {}",
-        status.and_then(|s| s.phase.clone()).unwrap_or_default(),
-        pod.spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .unwrap_or_else(|| "no node".into()),
-        waiting.join("; ")
-    )
 }
 
 fn tail(log: &str) -> String {

@@ -6,7 +6,10 @@
 //! and owned by the Namespace object, so that the garbage collector removes them even
 //! when the test process was killed and an expired namespace is swept later.
 
-use crate::cluster::{EnvironmentError, KWOK_LABEL, SUITE_LABEL, TestNamespace, node_ready};
+use super::error::EnvironmentError;
+use super::namespace::TestNamespace;
+use super::wait::{node_ready, wait_for};
+use super::{FIELD_MANAGER, KWOK_LABEL, SUITE_LABEL};
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
@@ -173,7 +176,7 @@ impl TestNodes {
             nodes
                 .create(
                     &PostParams {
-                        field_manager: Some(crate::cluster::FIELD_MANAGER.into()),
+                        field_manager: Some(FIELD_MANAGER.into()),
                         ..Default::default()
                     },
                     &node,
@@ -196,7 +199,7 @@ impl TestNodes {
     ) -> Result<(), EnvironmentError> {
         let nodes = Api::<Node>::all(client.clone());
         for name in &self.names {
-            crate::cluster::wait_for(
+            wait_for(
                 &nodes,
                 name,
                 &format!(

@@ -1,0 +1,321 @@
+//! Server-side apply of a submission's objects into a test namespace: the pure
+//! rewrite for that namespace ([`plan_apply`]: the namespace itself, renamed
+//! PriorityClasses, images the cluster can run) and the API calls that apply it.
+//! [`TestNamespace::apply`](super::TestNamespace::apply) and
+//! [`apply_raw`](super::TestNamespace::apply_raw) are the entry points.
+
+use super::FIELD_MANAGER;
+use super::error::EnvironmentError;
+use super::images::{substitute_placeholders, substitute_unavailable};
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Applies a submission's objects into `namespace`, rewritten by [`plan_apply`] and,
+/// where the nodes' images are known, by [`substitute_unavailable`]. Cluster-scoped
+/// objects are recorded in `cluster_scoped`, before they are applied, for cleanup.
+pub(super) async fn apply_submission(
+    client: &Client,
+    namespace: &str,
+    node_images: &BTreeSet<String>,
+    cluster_scoped: &mut Vec<(ApiResource, String)>,
+    objects: &[Value],
+) -> Result<Applied, ApplyError> {
+    let mut plan = plan_apply(objects, namespace);
+    if !node_images.is_empty() {
+        for object in &mut plan.objects {
+            let (kind, name) = kind_and_name(object);
+            for pointer in pod_spec_pointers(&kind) {
+                if let Some(pod_spec) = object.pointer_mut(pointer) {
+                    for note in substitute_unavailable(pod_spec, node_images) {
+                        plan.notes.push(format!("{kind} {name}: {note}"));
+                    }
+                }
+            }
+        }
+    }
+    let mut applied = Applied {
+        objects: Vec::new(),
+        notes: plan.notes.clone(),
+    };
+    for object in plan.objects {
+        let (kind, name) = kind_and_name(&object);
+        let api_version = object
+            .pointer("/apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+        let gvk = GroupVersionKind::gvk(group, version, &kind);
+        let (resource, capabilities) =
+            kube::discovery::pinned_kind(client, &gvk)
+                .await
+                .map_err(|source| ApplyError::Discovery {
+                    kind: format!("{api_version} {kind}"),
+                    source,
+                })?;
+        let api: Api<DynamicObject> = match capabilities.scope {
+            Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
+            Scope::Cluster => {
+                cluster_scoped.push((resource.clone(), name.clone()));
+                Api::all_with(client.clone(), &resource)
+            }
+        };
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(&name, &params, &Patch::Apply(&object))
+            .await
+            .map_err(|source| ApplyError::Rejected {
+                object: format!("{kind} {name}"),
+                source,
+            })?;
+        applied.objects.push(format!("{kind}/{name}"));
+    }
+    Ok(applied)
+}
+
+/// Applies one object of the suite's own into `namespace`, as it is.
+pub(super) async fn apply_as_is(
+    client: &Client,
+    namespace: &str,
+    object: &Value,
+) -> Result<(), EnvironmentError> {
+    let (kind, name) = kind_and_name(object);
+    let api_version = object
+        .pointer("/apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let (resource, _) =
+        kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(group, version, &kind))
+            .await
+            .map_err(EnvironmentError::api(format!(
+                "discovering {api_version} {kind}"
+            )))?;
+    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .map_err(EnvironmentError::api(format!("applying {kind} {name}")))?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the cluster does not serve {kind}: {source}")]
+    Discovery {
+        kind: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the API server refused {object}: {source}")]
+    Rejected {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ApplyError {
+    /// The API server's own message (admission, validation, quota), for verdicts.
+    pub fn api_message(&self) -> String {
+        let (ApplyError::Discovery { source, .. } | ApplyError::Rejected { source, .. }) = self;
+        match source {
+            kube::Error::Api(status) => status.message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// What an apply did: the objects and every rewrite the report must mention.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Applied {
+    pub objects: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Objects rewritten for one test namespace, ready to apply.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyPlan {
+    pub objects: Vec<Value>,
+    pub notes: Vec<String>,
+}
+
+/// Rewrites a submission's objects for a test namespace (pure, unit-tested):
+/// - `Namespace` objects are skipped: the test namespace stands in for them;
+/// - namespaced objects get the test namespace;
+/// - cluster-scoped PriorityClasses are renamed `<namespace>-<name>` (parallel tests must
+///   not fight over one name) and pod specs that use them follow;
+/// - the seed's placeholder images become the inference workload (see [`substitute_placeholders`]);
+/// - server-populated fields (status, uid, resourceVersion, managedFields) are dropped.
+pub fn plan_apply(objects: &[Value], namespace: &str) -> ApplyPlan {
+    let mut plan = ApplyPlan::default();
+    let mut priority_renames: BTreeMap<String, String> = BTreeMap::new();
+    for object in objects {
+        if object.get("kind").and_then(Value::as_str) == Some("PriorityClass")
+            && let Some(name) = object.pointer("/metadata/name").and_then(Value::as_str)
+        {
+            priority_renames.insert(name.to_string(), format!("{namespace}-{name}"));
+        }
+    }
+    for object in objects {
+        let (kind, name) = kind_and_name(object);
+        let kind = kind.as_str();
+        if kind == "Namespace" {
+            plan.notes.push(format!(
+                "Namespace {name}: replaced by the test namespace {namespace}"
+            ));
+            continue;
+        }
+        let mut object = object.clone();
+        if let Some(map) = object.as_object_mut() {
+            map.remove("status");
+        }
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            for field in [
+                "uid",
+                "resourceVersion",
+                "managedFields",
+                "creationTimestamp",
+                "generation",
+                "selfLink",
+            ] {
+                metadata.remove(field);
+            }
+            if kind == "PriorityClass" {
+                if let Some(renamed) = priority_renames.get(&name) {
+                    metadata.insert("name".into(), Value::String(renamed.clone()));
+                    plan.notes
+                        .push(format!("PriorityClass {name}: applied as {renamed}"));
+                }
+                metadata.remove("namespace");
+            } else {
+                metadata.insert("namespace".into(), Value::String(namespace.to_string()));
+            }
+        }
+        for pointer in pod_spec_pointers(kind) {
+            if let Some(pod_spec) = object.pointer_mut(pointer) {
+                if let Some(class) = pod_spec.get("priorityClassName").and_then(Value::as_str)
+                    && let Some(renamed) = priority_renames.get(class)
+                {
+                    pod_spec["priorityClassName"] = Value::String(renamed.clone());
+                }
+                for note in substitute_placeholders(pod_spec) {
+                    plan.notes.push(format!("{kind} {name}: {note}"));
+                }
+            }
+        }
+        plan.objects.push(object);
+    }
+    plan
+}
+
+fn pod_spec_pointers(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet" | "Job" => {
+            &["/spec/template/spec"]
+        }
+        "CronJob" => &["/spec/jobTemplate/spec/template/spec"],
+        "Pod" => &["/spec"],
+        _ => &[],
+    }
+}
+
+/// An object's kind and name ("" where missing).
+fn kind_and_name(object: &Value) -> (String, String) {
+    let field = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    (field("/kind"), field("/metadata/name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::INFERENCE_IMAGE;
+    use serde_json::json;
+
+    fn seed_deployment() -> Value {
+        serde_json::from_str(
+            r#"{"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "fraud-detector-api", "namespace": "ml-platform", "labels": {"app": "fraud-detector"}, "uid": "x"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "fraud-detector"}},
+                  "template": {"metadata": {"labels": {"app": "fraud-detector"}},
+                    "spec": {"priorityClassName": "high-priority-training", "containers": [{
+                      "name": "api", "image": "hashicorp/http-echo:latest", "args": ["-text=hi"],
+                      "ports": [{"containerPort": 5678, "name": "http"}],
+                      "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"cpu": "500m"}},
+                      "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
+                      "livenessProbe": {"exec": {"command": ["cat", "/tmp/ok"]}},
+                      "lifecycle": {"postStart": {"exec": {"command": ["/bin/sh", "-c", "dd"]}}}}]}}},
+                "status": {"replicas": 2}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn plans_rewrite_namespaces_images_and_priority_classes() {
+        let objects = vec![
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml-platform"}}),
+            json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high-priority-training"}, "value": 1000}),
+            seed_deployment(),
+        ];
+        let plan = plan_apply(&objects, "ac-test-1");
+        assert_eq!(
+            plan.objects.len(),
+            2,
+            "the Namespace is replaced, not applied"
+        );
+        let priority = &plan.objects[0];
+        assert_eq!(
+            priority["metadata"]["name"],
+            "ac-test-1-high-priority-training"
+        );
+        assert!(priority["metadata"].get("namespace").is_none());
+        let deployment = &plan.objects[1];
+        assert_eq!(deployment["metadata"]["namespace"], "ac-test-1");
+        assert!(deployment.get("status").is_none() && deployment["metadata"].get("uid").is_none());
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["priorityClassName"], "ac-test-1-high-priority-training");
+        let container = &pod["containers"][0];
+        assert_eq!(container["image"], INFERENCE_IMAGE);
+        assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+        // Kept: resources, ports, HTTP probe, labels. Dropped: what needs a shell.
+        assert_eq!(container["resources"]["requests"]["cpu"], "200m");
+        assert_eq!(container["ports"][0]["containerPort"], 5678);
+        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(
+            deployment["spec"]["template"]["metadata"]["labels"]["app"],
+            "fraud-detector"
+        );
+        for gone in ["args", "lifecycle", "livenessProbe"] {
+            assert!(container.get(gone).is_none(), "{gone} should be dropped");
+        }
+        assert_eq!(
+            container["env"][0],
+            json!({"name": "LISTEN", "value": "0.0.0.0:5678"})
+        );
+        let notes = plan.notes.join("\n");
+        assert!(
+            notes.contains("image hashicorp/http-echo:latest replaced by"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("exec lifecycle hooks") && notes.contains("exec livenessProbe"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("Namespace ml-platform: replaced by the test namespace ac-test-1"),
+            "{notes}"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! Cluster access, the live side's entry. Each module uses only those listed before it:
+//! - [`error`]: [`EnvironmentError`], an environment unfit to judge ("error", never "fail");
+//! - [`wait`]: bounded waits, and the predicates they wait for;
+//! - [`images`]: the images a submission's pods get, so that they can run here;
+//! - [`client`]: connecting, and the preflight that tells a broken environment from a
+//!   failing student;
+//! - [`apply`]: server-side apply of a submission's objects, rewritten for a test namespace;
+//! - [`namespace`]: a namespace per test, always cleaned up;
+//! - [`nodes`]: a test's own simulated nodes, for probes that disrupt a node;
+//! - [`load_generator`]: the in-cluster load generator Job.
+//!
+//! The names all of them share (field manager, images, labels) are defined here, and
+//! the items most callers need are re-exported: `crate::cluster::{Cluster, TestNamespace,
+//! wait_for, ...}`.
+
+pub mod apply;
+pub mod client;
+pub mod error;
+pub mod images;
+pub mod load_generator;
+pub mod namespace;
+pub mod nodes;
+pub mod wait;
+
+pub use apply::{Applied, ApplyError, ApplyPlan, plan_apply};
+pub use client::{Cluster, ClusterFacts};
+pub use error::EnvironmentError;
+pub use images::{normalize_image, substitute_placeholders, substitute_unavailable};
+pub use namespace::{TestNamespace, sandbox_quota, unique_namespace_name};
+pub use wait::{deployment_available, describe_pod, node_ready, poll_until, wait_for, within};
+
+/// Every write this suite makes carries this field manager.
+pub const FIELD_MANAGER: &str = "autoscale-conformance";
+/// The calibrated inference workload that replaces the seed's placeholder images.
+pub const INFERENCE_IMAGE: &str = "localhost/autoscale-conformance/inference-server:0.1.0";
+pub const LOADGEN_IMAGE: &str = "localhost/autoscale-conformance/loadgen:0.1.0";
+/// Label on every namespace this suite creates (used by the sweeper).
+pub const SUITE_LABEL: &str = "autoscale-conformance/suite";
+/// Annotation: RFC 3339 time after which a leftover test namespace may be swept.
+pub const EXPIRES_ANNOTATION: &str = "autoscale-conformance/expires-at";
+/// Nodes simulated by kwok carry this label; they run no pods and report no metrics.
+pub const KWOK_LABEL: (&str, &str) = ("type", "kwok");
+/// The GPU pool, as the exercise and `ci/` label it.
+pub const GPU_POOL_LABEL: (&str, &str) = ("node-pool", "gpu");
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
