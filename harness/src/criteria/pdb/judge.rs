@@ -1,1 +1,0 @@
-//! Judge: pure functions of spec, timeline and budget (to be moved here).
