@@ -76,9 +76,10 @@ fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
     let report = if args.offline {
         grade_offline(&args.submission, &Tools::discover())?
     } else {
-        if let Some(dir) = &args.out {
-            harness::observe::set_timelines_dir(dir.join("timelines"));
-        }
+        let timelines = match &args.out {
+            Some(dir) => dir.join("timelines"),
+            None => harness::observe::default_timelines_dir(),
+        };
         eprintln!(
             "live grading of {}: the probes run in parallel; the HPA probe waits out the submission's own scale-down window (minutes)",
             args.submission.display()
@@ -87,6 +88,7 @@ fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
         runtime.block_on(harness::live::grade_live(
             &args.submission,
             &Tools::discover(),
+            &timelines,
         ))?
     };
     if let Some(dir) = &args.out {

@@ -23,11 +23,15 @@ async fn grade_live(dir: &Path, name: &str) -> Report {
     let out = out_dir(name);
     // This run's report and timelines only: an earlier run's would be mistaken for them.
     let _ = std::fs::remove_dir_all(&out);
-    harness::observe::set_timelines_dir(out.join("timelines"));
     // Boxed: the whole grading future is large for a test thread's stack.
-    let report = Box::pin(harness::live::grade_live(dir, &Tools::discover()))
-        .await
-        .unwrap_or_else(|e| panic!("grading {}: {e}", dir.display()));
+    let timelines = out.join("timelines");
+    let report = Box::pin(harness::live::grade_live(
+        dir,
+        &Tools::discover(),
+        &timelines,
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("grading {}: {e}", dir.display()));
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("report.txt"), report.to_text()).unwrap();
     std::fs::write(out.join("report.json"), report.to_json().unwrap()).unwrap();

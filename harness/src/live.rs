@@ -6,9 +6,7 @@
 
 use crate::checks::Tools;
 use crate::cluster::{Cluster, EnvironmentError, TestNamespace};
-use crate::criteria;
-use crate::judge::{HPA_SCALE_DOWN, HPA_SCALE_UP};
-use crate::probe;
+use crate::criteria::{self, ProbeContext};
 use crate::report::{Report, ReportError, Rubric, load_and_check};
 use crate::submission::{Object, Submission, Typed};
 use crate::verdict::{Outcome, Verdict};
@@ -19,12 +17,12 @@ use std::time::Instant;
 
 /// Criteria this suite judges live today, in rubric order.
 pub const PROBED: &[&str] = &[
-    probe::metrics_server::METRICS_SERVER,
-    probe::quota_limits::QUOTA_LIMITS,
-    HPA_SCALE_UP,
-    HPA_SCALE_DOWN,
-    probe::pdb::PDB,
-    probe::gpu_pool::GPU_POOL,
+    criteria::metrics_server::ID.as_str(),
+    criteria::quota_limits::ID.as_str(),
+    criteria::hpa_cpu::SCALE_UP.as_str(),
+    criteria::hpa_cpu::SCALE_DOWN.as_str(),
+    criteria::pdb::ID.as_str(),
+    criteria::gpu_pool::ID.as_str(),
 ];
 
 /// Why a live criterion is not probed yet (it is graded on its static checks only).
@@ -45,12 +43,17 @@ pub fn not_probed_reason(criterion: &str) -> String {
 /// Loads `dir`, runs the static checks and every live probe against the cluster
 /// (KUBECONFIG), and folds both into the rubric. A cluster that is unreachable or
 /// fails the preflight gives "error" verdicts for the live criteria, never "fail".
-pub async fn grade_live(dir: &Path, tools: &Tools) -> Result<Report, ReportError> {
+/// The probes save their timelines in `timelines`.
+pub async fn grade_live(
+    dir: &Path,
+    tools: &Tools,
+    timelines: &Path,
+) -> Result<Report, ReportError> {
     let started = Instant::now();
     let rubric = Rubric::builtin()?;
     let (submission, check_verdicts) = load_and_check(dir, tools)?;
     let live = match Cluster::connect().await {
-        Ok(cluster) => run_probes(&cluster, &submission).await,
+        Ok(cluster) => run_probes(&cluster, &submission, timelines).await,
         Err(environment) => PROBED
             .iter()
             .map(|id| (id.to_string(), environment_error(id, &environment)))
@@ -87,42 +90,41 @@ fn environment_error(id: &str, error: &EnvironmentError) -> Verdict {
 
 /// Runs every probe of [`PROBED`] on `submission`, concurrently, each in its own
 /// namespace; returns one verdict per criterion.
-pub async fn run_probes(cluster: &Cluster, submission: &Submission) -> BTreeMap<String, Verdict> {
-    let fresh_pod = fresh_pod(submission);
+pub async fn run_probes(
+    cluster: &Cluster,
+    submission: &Submission,
+    timelines: &Path,
+) -> BTreeMap<String, Verdict> {
+    let context = ProbeContext {
+        submission,
+        timelines,
+        run: "grade",
+    };
+    let context = &context;
     let metrics = Box::pin(async {
         let mut ns = cluster.namespace("grade-metrics-server").await?;
-        let verdict = probe::metrics_server::probe(&mut ns, &fresh_pod).await;
-        Ok(finish(ns, vec![verdict]).await)
+        let verdicts = criteria::metrics_server::probe::run(&mut ns, context).await;
+        Ok(finish(ns, verdicts).await)
     });
     let quota = Box::pin(async {
         let mut ns = cluster.namespace("grade-quota-limits").await?;
-        let verdict = probe::quota_limits::probe(&mut ns, submission).await;
-        Ok(finish(ns, vec![verdict]).await)
+        let verdicts = criteria::quota_limits::probe::run(&mut ns, context).await;
+        Ok(finish(ns, verdicts).await)
     });
     let hpa = Box::pin(async {
         let mut ns = cluster.namespace("grade-hpa-cpu").await?;
-        let name = ns.name.clone();
-        let run = probe::hpa_cpu::probe(&mut ns, submission, &name).await;
-        Ok(finish(ns, vec![run.scale_up, run.scale_down]).await)
+        let verdicts = criteria::hpa_cpu::probe::run(&mut ns, context).await;
+        Ok(finish(ns, verdicts).await)
     });
     let pdb = Box::pin(async {
         let mut ns = cluster.namespace("grade-pdb").await?;
-        let verdict = match pdb_to_probe(submission) {
-            Some((pdb, workload)) => probe::pdb::probe(&mut ns, submission, &pdb, &workload).await,
-            None => Verdict {
-                id: probe::pdb::PDB.into(),
-                outcome: Outcome::Fail,
-                message: "expected a PodDisruptionBudget (policy/v1) that protects the serving Deployment; the submission has none".into(),
-                findings: Vec::new(),
-                evidence: Vec::new(),
-            },
-        };
-        Ok(finish(ns, vec![verdict]).await)
+        let verdicts = criteria::pdb::probe::run(&mut ns, context).await;
+        Ok(finish(ns, verdicts).await)
     });
     let gpu = Box::pin(async {
         let mut ns = cluster.namespace("grade-gpu-pool").await?;
-        let verdict = probe::gpu_pool::probe(&mut ns, submission).await;
-        Ok(finish(ns, vec![verdict]).await)
+        let verdicts = criteria::gpu_pool::probe::run(&mut ns, context).await;
+        Ok(finish(ns, verdicts).await)
     });
     // Each probe's state is boxed: joined on one stack, it overflowed a test thread's.
     // The quick probes first, together; then the HPA alone: at its peak it requests
@@ -133,11 +135,11 @@ pub async fn run_probes(cluster: &Cluster, submission: &Submission) -> BTreeMap<
     let hpa: Probed = hpa.await;
     let mut verdicts = BTreeMap::new();
     for (ids, result) in [
-        (&[probe::metrics_server::METRICS_SERVER][..], metrics),
-        (&[probe::quota_limits::QUOTA_LIMITS][..], quota),
-        (&[HPA_SCALE_UP, HPA_SCALE_DOWN][..], hpa),
-        (&[probe::pdb::PDB][..], pdb),
-        (&[probe::gpu_pool::GPU_POOL][..], gpu),
+        (criteria::metrics_server::ABOUT, metrics),
+        (criteria::quota_limits::ABOUT, quota),
+        (criteria::hpa_cpu::ABOUT, hpa),
+        (criteria::pdb::ABOUT, pdb),
+        (criteria::gpu_pool::ABOUT, gpu),
     ] {
         match result {
             Ok(found) => {
@@ -146,7 +148,7 @@ pub async fn run_probes(cluster: &Cluster, submission: &Submission) -> BTreeMap<
                 }
             }
             Err(environment) => {
-                for id in ids {
+                for id in ids.iter().map(|c| c.id.as_str()) {
                     verdicts.insert(id.to_string(), environment_error(id, &environment));
                 }
             }

@@ -1,107 +1,72 @@
-//! How long a probe may wait: derived from the cluster's own intervals and the
-//! object's windows, never from a fixed number of minutes.
+//! How long the HPA probe may wait, and what the judge allows: derived from the
+//! cluster's intervals and the HPA's own behaviour, never from a fixed number of minutes.
 
-use crate::judge::{Direction, ScalingRules, ScalingSpec, replica_limit};
-use serde::{Deserialize, Serialize};
+use super::scaling::{Direction, ScalingRules, ScalingSpec, replica_limit};
+use crate::budget::ClusterIntervals;
 use std::time::Duration;
 
-/// The cluster's timing, measured where it can be (metrics-server's window,
-/// how long a pod takes to become Ready) and defaulted where it cannot (the
-/// controller manager's HPA sync period is a flag nobody can read through the API).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ClusterIntervals {
-    /// metrics-server `--metric-resolution`: how often it scrapes kubelets.
-    pub metrics_resolution: Duration,
-    /// kube-controller-manager `--horizontal-pod-autoscaler-sync-period`.
-    pub hpa_sync_period: Duration,
-    /// From pod creation to Ready for the inference workload on this cluster.
-    pub pod_ready: Duration,
-    /// Watch delivery and clock skew between our observation and the controller's decision.
-    pub observation_slack: Duration,
+/// From the moment load arrives to the autoscaler's first scale-up.
+pub fn first_scale_up(intervals: &ClusterIntervals) -> Duration {
+    intervals.metric_lag() + intervals.hpa_sync_period + intervals.observation_slack
 }
 
-impl Default for ClusterIntervals {
-    /// Upstream defaults (metrics-server 15 s, HPA sync 15 s) and a cautious pod start.
-    fn default() -> Self {
-        ClusterIntervals {
-            metrics_resolution: Duration::from_secs(15),
-            hpa_sync_period: Duration::from_secs(15),
-            pod_ready: Duration::from_secs(30),
-            observation_slack: Duration::from_secs(5),
+/// From the end of the load until the target is back at `minReplicas`, starting
+/// from `peak`: the metrics drain, the stabilization window, then every policy-limited
+/// step at HPA sync granularity, plus one sync and the slack.
+pub fn scale_down(intervals: &ClusterIntervals, spec: &ScalingSpec, peak: i32) -> Duration {
+    let window = Duration::from_secs(u64::from(
+        spec.scale_down.stabilization_window_seconds.max(0) as u32,
+    ));
+    intervals.metric_lag()
+        + window
+        + steps_duration(intervals, &spec.scale_down, peak, spec.min_replicas)
+        + intervals.hpa_sync_period
+        + intervals.observation_slack
+}
+
+/// Emulates the controller's policy-limited walk from `from` to `to` at one decision
+/// per sync period and returns how long it takes (zero when no step is needed).
+pub fn steps_duration(
+    intervals: &ClusterIntervals,
+    rules: &ScalingRules,
+    from: i32,
+    to: i32,
+) -> Duration {
+    let sync = intervals.hpa_sync_period.as_secs_f64().max(1.0);
+    let direction = if to < from {
+        Direction::Down
+    } else {
+        Direction::Up
+    };
+    let mut current = from;
+    let mut events: Vec<(f64, i32)> = Vec::new();
+    let mut now = 0.0;
+    // Bounded: a disabled direction or a zero-valued policy never converges.
+    for _ in 0..10_000 {
+        if current == to {
+            return Duration::from_secs_f64(now);
         }
-    }
-}
-
-impl ClusterIntervals {
-    /// The longest a change in load takes to reach an HPA decision: the kubelet's
-    /// cAdvisor window and metrics-server's scrape (one resolution each), then the next HPA sync.
-    pub fn metric_lag(&self) -> Duration {
-        self.metrics_resolution * 2 + self.hpa_sync_period
-    }
-
-    /// From the moment load arrives to the autoscaler's first scale-up.
-    pub fn first_scale_up(&self) -> Duration {
-        self.metric_lag() + self.hpa_sync_period + self.observation_slack
-    }
-
-    /// From a fresh pod's creation until metrics-server serves PodMetrics for it.
-    pub fn first_pod_metrics(&self) -> Duration {
-        self.pod_ready + self.metrics_resolution * 2 + self.observation_slack
-    }
-
-    /// From the end of the load until the target is back at `minReplicas`, starting
-    /// from `peak`: the metrics drain, the stabilization window, then every policy-limited
-    /// step at HPA sync granularity, plus one sync and the slack.
-    pub fn scale_down(&self, spec: &ScalingSpec, peak: i32) -> Duration {
-        let window = Duration::from_secs(u64::from(
-            spec.scale_down.stabilization_window_seconds.max(0) as u32,
-        ));
-        self.metric_lag()
-            + window
-            + self.steps_duration(&spec.scale_down, peak, spec.min_replicas)
-            + self.hpa_sync_period
-            + self.observation_slack
-    }
-
-    /// Emulates the controller's policy-limited walk from `from` to `to` at one decision
-    /// per sync period and returns how long it takes (zero when no step is needed).
-    pub fn steps_duration(&self, rules: &ScalingRules, from: i32, to: i32) -> Duration {
-        let sync = self.hpa_sync_period.as_secs_f64().max(1.0);
-        let direction = if to < from {
-            Direction::Down
-        } else {
-            Direction::Up
+        let limit = replica_limit(rules, direction, current, &events, now, 0.0);
+        let next = match direction {
+            Direction::Down => limit.max(to).min(current),
+            Direction::Up => limit.min(to).max(current),
         };
-        let mut current = from;
-        let mut events: Vec<(f64, i32)> = Vec::new();
-        let mut now = 0.0;
-        // Bounded: a disabled direction or a zero-valued policy never converges.
-        for _ in 0..10_000 {
+        if next != current {
+            events.push((now, next - current));
+            current = next;
             if current == to {
                 return Duration::from_secs_f64(now);
             }
-            let limit = replica_limit(rules, direction, current, &events, now, 0.0);
-            let next = match direction {
-                Direction::Down => limit.max(to).min(current),
-                Direction::Up => limit.min(to).max(current),
-            };
-            if next != current {
-                events.push((now, next - current));
-                current = next;
-                if current == to {
-                    return Duration::from_secs_f64(now);
-                }
-            }
-            now += sync;
         }
-        Duration::from_secs_f64(now)
+        now += sync;
     }
+    Duration::from_secs_f64(now)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::{Policy, PolicyKind, SelectPolicy};
+    use crate::criteria::hpa_cpu::scaling::{Policy, PolicyKind, SelectPolicy};
 
     fn rules(window: i32, policies: Vec<Policy>) -> ScalingRules {
         ScalingRules {
@@ -130,13 +95,13 @@ mod tests {
             ),
         };
         assert_eq!(
-            intervals.steps_duration(&spec.scale_down, 8, 2),
+            steps_duration(&intervals, &spec.scale_down, 8, 2),
             Duration::from_secs(60)
         );
         // 45 s lag + 300 s window + 60 s steps + 15 s sync + 5 s slack.
-        assert_eq!(intervals.scale_down(&spec, 8), Duration::from_secs(425));
+        assert_eq!(scale_down(&intervals, &spec, 8), Duration::from_secs(425));
         assert_eq!(
-            intervals.steps_duration(&spec.scale_down, 2, 2),
+            steps_duration(&intervals, &spec.scale_down, 2, 2),
             Duration::ZERO
         );
     }
@@ -154,7 +119,7 @@ mod tests {
         );
         // 4 -> 3 at 0, 3 -> 2 at 30, 2 -> 1 at 60.
         assert_eq!(
-            intervals.steps_duration(&down, 4, 1),
+            steps_duration(&intervals, &down, 4, 1),
             Duration::from_secs(60)
         );
     }
@@ -164,6 +129,6 @@ mod tests {
         let intervals = ClusterIntervals::default();
         let mut down = rules(0, vec![]);
         down.select_policy = SelectPolicy::Disabled;
-        assert!(intervals.steps_duration(&down, 4, 1) > Duration::from_secs(3600));
+        assert!(steps_duration(&intervals, &down, 4, 1) > Duration::from_secs(3600));
     }
 }

@@ -3,15 +3,16 @@
 //! through the Service, stop it, and judge the recorded timeline against the HPA's
 //! own behaviour.
 
+use super::judge::{Subject, judge_scale_down, judge_scale_up};
+use super::scaling::ScalingSpec;
+use super::{SCALE_DOWN, SCALE_UP, budget};
 use crate::budget::ClusterIntervals;
-use crate::cluster::{TestNamespace, wait_for};
-use crate::judge::{
-    HPA_SCALE_DOWN, HPA_SCALE_UP, ScalingSpec, Subject, judge_scale_down, judge_scale_up,
-};
+use crate::cluster::{EnvironmentError, TestNamespace, wait_for};
+use crate::criteria::ProbeContext;
 use crate::load::{LoadJob, LoadSpec};
 use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
-use crate::submission::{Object, Submission, Typed};
+use crate::submission::{Object, Submission, Typed, selector};
 use crate::timeline::Timeline;
 use crate::verdict::{Evidence, Outcome, Verdict};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -24,18 +25,94 @@ use std::time::Duration;
 /// sensible HPA to its ceiling, little enough for a 2-core kind worker.
 const MAX_LOAD_CORES: f64 = 0.6;
 
-pub struct HpaRun {
-    pub scale_up: Verdict,
-    pub scale_down: Verdict,
-    pub timeline: Timeline,
-    /// What was applied and rewritten (placeholder images, namespaces).
-    pub notes: Vec<String>,
+/// Runs the probe on the submission's first CPU HPA: the verdicts on [`SCALE_UP`] and
+/// [`SCALE_DOWN`], both judged from one recorded run.
+pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Vec<Verdict> {
+    let hpa = match HpaUnderTest::pick(context.submission) {
+        Ok(hpa) => hpa,
+        Err(message) => return both(Outcome::Fail, message, Vec::new(), Timeline::default()),
+    };
+    let intervals = namespace.cluster.intervals;
+    // The timeline is named after the namespace, which names the run.
+    let name = namespace.name.clone();
+    let recorder = Recorder::start(namespace, &name, context.timelines);
+    let mut notes = Vec::new();
+    // Deleting the load generator's namespace waits for it: only after the recording.
+    let mut load_namespace = None;
+    let driven = drive(namespace, &hpa, &recorder, &mut notes, &mut load_namespace).await;
+    let timeline = recorder.finish();
+    let verdicts = match driven {
+        Ok(()) => judge(&hpa, &timeline, &intervals, &notes),
+        Err(stop) => both(stop.outcome, stop.message, notes, timeline),
+    };
+    drop(load_namespace);
+    verdicts
+}
+
+/// What the probe drives: the submission's first HPA with a CPU target, read as the
+/// API server defaults it, and the objects it needs.
+struct HpaUnderTest {
+    name: String,
+    spec: ScalingSpec,
+    /// The HPA, its target, the Services selecting the target's pods, and the
+    /// LimitRanges and ResourceQuotas of its namespace (see [`objects_for`]).
+    objects: Vec<Value>,
+    /// The scale target's name.
+    target: String,
+}
+
+impl HpaUnderTest {
+    fn pick(submission: &Submission) -> Result<HpaUnderTest, String> {
+        let Some((object, hpa)) = submission.objects.iter().find_map(|o| match &o.typed {
+            Typed::HorizontalPodAutoscaler(h)
+                if ScalingSpec::from_hpa(h).cpu_target_utilization.is_some() =>
+            {
+                Some((o, h))
+            }
+            _ => None,
+        }) else {
+            return Err(
+                "expected an autoscaling/v2 HPA with a CPU Utilization target; found none".into(),
+            );
+        };
+        let (objects, target) = objects_for(submission, object)?;
+        Ok(HpaUnderTest {
+            name: object.name.clone(),
+            spec: ScalingSpec::from_hpa(hpa),
+            objects,
+            target,
+        })
+    }
+}
+
+/// Why the probe stopped before there was anything to judge.
+struct Stop {
+    outcome: Outcome,
+    message: String,
+}
+
+impl Stop {
+    /// The submission's failure.
+    fn fail(message: String) -> Stop {
+        Stop {
+            outcome: Outcome::Fail,
+            message,
+        }
+    }
+
+    /// The environment's, not the submission's.
+    fn error(message: String) -> Stop {
+        Stop {
+            outcome: Outcome::Error,
+            message,
+        }
+    }
 }
 
 /// One verdict for both criteria when the probe stops before there is anything to
 /// judge; the evidence is what the cluster said meanwhile (its Warning events: a
 /// ReplicaSet refused by a quota, a pod that cannot be scheduled) and the timeline.
-fn both(outcome: Outcome, message: String, notes: Vec<String>, timeline: Timeline) -> HpaRun {
+fn both(outcome: Outcome, message: String, notes: Vec<String>, timeline: Timeline) -> Vec<Verdict> {
     let mut evidence = Vec::new();
     if !notes.is_empty() {
         evidence.push(Evidence::Note {
@@ -51,19 +128,302 @@ fn both(outcome: Outcome, message: String, notes: Vec<String>, timeline: Timelin
         evidence.push(Evidence::Events { lines: warnings });
     }
     evidence.extend(timeline.file_evidence());
-    let verdict = |id: &str| Verdict {
-        id: id.into(),
-        outcome,
-        message: message.clone(),
-        findings: Vec::new(),
-        evidence: evidence.clone(),
+    [SCALE_UP, SCALE_DOWN]
+        .into_iter()
+        .map(|id| Verdict::new(id, outcome, message.clone(), evidence.clone()))
+        .collect()
+}
+
+/// Applies the objects, settles a baseline, keeps load on until the target stops
+/// scaling up, stops it and waits for the way back to minReplicas; every step is on the
+/// recorder's timeline. The load generator's namespace is left in `load_namespace`.
+async fn drive(
+    namespace: &mut TestNamespace,
+    hpa: &HpaUnderTest,
+    recorder: &Recorder,
+    notes: &mut Vec<String>,
+    load_namespace: &mut Option<TestNamespace>,
+) -> Result<(), Stop> {
+    let applied = namespace
+        .apply(&hpa.objects)
+        .await
+        .map_err(|e| Stop::fail(format!("the cluster refused the submission's objects: {e}")))?;
+    notes.extend(applied.notes.iter().cloned());
+    settle_baseline(namespace, hpa, recorder).await?;
+    recorder.mark("baseline");
+    let (load, plan) = start_load(namespace, hpa, notes, load_namespace).await?;
+    let load_start = recorder.mark("load-start");
+    keep_load_on(namespace, hpa, recorder, load_start, &plan).await;
+    let _ = load.stop().await;
+    recorder.mark("load-stop");
+    await_scale_down(namespace, hpa, recorder).await;
+    Ok(())
+}
+
+/// Baseline: the target at minReplicas, all ready, the HPA computing CPU utilization.
+async fn settle_baseline(
+    namespace: &TestNamespace,
+    hpa: &HpaUnderTest,
+    recorder: &Recorder,
+) -> Result<(), Stop> {
+    let intervals = namespace.cluster.intervals;
+    let hpas: Api<HorizontalPodAutoscaler> = namespace.api();
+    let deployments: Api<Deployment> = namespace.api();
+    let baseline_budget =
+        intervals.first_pod_metrics() + intervals.metric_lag() + Duration::from_secs(30);
+    let hpa_ready = wait_for(
+        &hpas,
+        &hpa.name,
+        "the HPA to compute CPU utilization",
+        baseline_budget,
+        |h: Option<&HorizontalPodAutoscaler>| hpa_active(h) || hpa_hopeless(h),
+        hpa_conditions,
+    );
+    // A target whose pods the API server refuses (a quota the pods do not satisfy)
+    // never gives the HPA a metric: stop at the Deployment's ReplicaFailure instead of
+    // waiting out the whole budget.
+    let pods_refused = wait_for(
+        &deployments,
+        &hpa.target,
+        "the target's pods to be refused",
+        baseline_budget,
+        |d: Option<&Deployment>| replica_failure(d).is_some(),
+        |_| String::new(),
+    );
+    let hpa_ready = tokio::select! {
+        ready = hpa_ready => ready.map(|_| ()),
+        refused = pods_refused => match refused {
+            Ok(_) => Err(EnvironmentError::NotReady {
+                what: "HPA".into(),
+                detail: "the target's pods were refused".into(),
+            }),
+            Err(e) => Err(e),
+        },
     };
-    HpaRun {
-        scale_up: verdict(HPA_SCALE_UP),
-        scale_down: verdict(HPA_SCALE_DOWN),
-        timeline,
-        notes,
+    let hpa_now = hpas.get_opt(&hpa.name).await.ok().flatten();
+    if hpa_ready.is_err() || !hpa_active(hpa_now.as_ref()) {
+        // Pods that were never created explain "no metrics" better than the HPA can.
+        let deployment_now = deployments.get_opt(&hpa.target).await.ok().flatten();
+        let refused = replica_failure(deployment_now.as_ref())
+            .map(|failure| format!("; the target's pods were refused: ReplicaFailure {failure}"))
+            .or_else(|| {
+                recorder
+                    .snapshot()
+                    .event_lines()
+                    .into_iter()
+                    .find(|line| line.contains(" FailedCreate: "))
+                    .map(|line| format!("; the target's pods were refused: {line}"))
+            })
+            .unwrap_or_default();
+        return Err(Stop::fail(format!(
+            "expected the HPA {} to compute a CPU utilization (within {:.0}s); it reports: {}{refused}",
+            hpa.name,
+            baseline_budget.as_secs_f64(),
+            hpa_conditions(hpa_now.as_ref())
+        )));
     }
+    let min = hpa.spec.min_replicas;
+    wait_for(
+        &deployments,
+        &hpa.target,
+        "the target to settle at minReplicas",
+        baseline_budget,
+        move |d: Option<&Deployment>| {
+            d.is_some_and(|d| {
+                d.spec.replicas == Some(min)
+                    && d.status.as_ref().and_then(|s| s.ready_replicas) == Some(min)
+            })
+        },
+        |d| format!("{:?}", d.and_then(|d| d.status.as_ref())),
+    )
+    .await
+    .map_err(|e| Stop::error(format!("no settled baseline: {e}")))?;
+    Ok(())
+}
+
+/// How long the load stays on.
+struct LoadPlan {
+    /// The most it stays on.
+    budget: Duration,
+    /// Once the target scaled up, a stretch this long without a further change ends it.
+    quiet: Duration,
+}
+
+/// Starts the load generator, through the Service by DNS name, in a namespace of its
+/// own (left in `load_namespace`), at a rate that pushes the HPA to its ceiling.
+async fn start_load(
+    namespace: &TestNamespace,
+    hpa: &HpaUnderTest,
+    notes: &mut Vec<String>,
+    load_namespace: &mut Option<TestNamespace>,
+) -> Result<(LoadJob, LoadPlan), Stop> {
+    let intervals = namespace.cluster.intervals;
+    let spec = &hpa.spec;
+    let target = &hpa.target;
+    let Some((service, port)) = service_port(&hpa.objects) else {
+        return Err(Stop::fail(format!(
+            "no Service selects the pods of {target}: nothing to send load to"
+        )));
+    };
+    let target_value = hpa.objects.iter().find(|o| {
+        o.pointer("/metadata/name").and_then(Value::as_str) == Some(target.as_str())
+            && o.get("kind").and_then(Value::as_str) != Some("Service")
+    });
+    let (request, cpu_ms) = target_value.map(container_cpu).unwrap_or((None, 20.0));
+    let rate = calibrate_rate(spec, request.unwrap_or(0.1), cpu_ms);
+    let sync = intervals.hpa_sync_period;
+    let up_period = spec
+        .scale_up
+        .policies
+        .iter()
+        .map(|p| p.period_seconds)
+        .max()
+        .unwrap_or(15)
+        .max(0) as u64;
+    let quiet = Duration::from_secs(up_period).max(sync * 2) + intervals.observation_slack;
+    let load_budget = budget::first_scale_up(&intervals)
+        + budget::steps_duration(
+            &intervals,
+            &spec.scale_up,
+            spec.min_replicas,
+            spec.max_replicas,
+        )
+        + quiet;
+    let load_spec = LoadSpec {
+        url: LoadSpec::service_url(&service, &namespace.name, port, "/predict"),
+        rate_rps: rate,
+        duration: load_budget,
+        concurrency: 64,
+    };
+    notes.push(format!(
+        "load: {rate} req/s of {cpu_ms} ms CPU each to {} for at most {}s",
+        load_spec.url,
+        load_budget.as_secs()
+    ));
+    // The load generator runs in a namespace of its own: the submission's LimitRange
+    // and ResourceQuota govern the student's pods, not the suite's instrument.
+    let own = namespace
+        .cluster
+        .namespace(&format!("{}-load", namespace.name))
+        .await
+        .map_err(|e| Stop::error(format!("no namespace for the load generator: {e}")))?;
+    let own = load_namespace.insert(own);
+    let load = LoadJob::start(own, "hpa-load", load_spec)
+        .await
+        .map_err(|e| Stop::error(format!("could not start the load: {e}")))?;
+    load.wait_running(intervals.pod_ready * 2)
+        .await
+        .map_err(|e| Stop::error(format!("the load generator did not start: {e}")))?;
+    let plan = LoadPlan {
+        budget: load_budget,
+        quiet,
+    };
+    Ok((load, plan))
+}
+
+/// Keeps the load on until maxReplicas, or no further scale-up for a policy period
+/// after the first one, or the budget is spent.
+async fn keep_load_on(
+    namespace: &TestNamespace,
+    hpa: &HpaUnderTest,
+    recorder: &Recorder,
+    load_start: f64,
+    plan: &LoadPlan,
+) {
+    let deployments: Api<Deployment> = namespace.api();
+    let (min, max) = (hpa.spec.min_replicas, hpa.spec.max_replicas);
+    loop {
+        let elapsed = recorder.now() - load_start;
+        if elapsed >= plan.budget.as_secs_f64() {
+            break;
+        }
+        let current = deployments
+            .get_opt(&hpa.target)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|d| d.spec.replicas)
+            .unwrap_or(min);
+        if current >= max {
+            break;
+        }
+        let scaled = current > min;
+        let wait = if scaled {
+            plan.quiet
+        } else {
+            Duration::from_secs_f64(plan.budget.as_secs_f64() - elapsed)
+        };
+        let changed = wait_for(
+            &deployments,
+            &hpa.target,
+            "a replica change under load",
+            wait,
+            move |d: Option<&Deployment>| d.is_some_and(|d| d.spec.replicas != Some(current)),
+            |_| String::new(),
+        )
+        .await;
+        if changed.is_err() && scaled {
+            break;
+        }
+    }
+}
+
+/// Scale-down: waits until the target is back at minReplicas, or the budget runs out
+/// (the judge says which), and lets the recorder catch up.
+async fn await_scale_down(namespace: &TestNamespace, hpa: &HpaUnderTest, recorder: &Recorder) {
+    let intervals = namespace.cluster.intervals;
+    let deployments: Api<Deployment> = namespace.api();
+    let min = hpa.spec.min_replicas;
+    let peak = recorder
+        .snapshot()
+        .replicas(&hpa.target)
+        .iter()
+        .map(|(_, r, _)| *r)
+        .max()
+        .unwrap_or(min);
+    let down_budget = budget::scale_down(&intervals, &hpa.spec, peak) + intervals.observation_slack;
+    let _ = wait_for(
+        &deployments,
+        &hpa.target,
+        "the target back at minReplicas",
+        down_budget,
+        move |d: Option<&Deployment>| d.is_some_and(|d| d.spec.replicas.unwrap_or(1) <= min),
+        |d| format!("replicas {:?}", d.map(|d| d.spec.replicas)),
+    )
+    .await;
+    // Our wait saw the end through its own watch; let the recorder's catch up.
+    let _ = recorder
+        .caught_up(intervals.observation_slack, |t| {
+            t.replicas(&hpa.target)
+                .last()
+                .is_some_and(|(_, r, _)| *r <= min)
+        })
+        .await;
+}
+
+/// Both judges on the recorded run, each verdict with the probe's notes and the
+/// timeline file.
+fn judge(
+    hpa: &HpaUnderTest,
+    timeline: &Timeline,
+    intervals: &ClusterIntervals,
+    notes: &[String],
+) -> Vec<Verdict> {
+    let subject = Subject {
+        target: &hpa.target,
+        hpa: &hpa.name,
+    };
+    let mut verdicts = vec![
+        judge_scale_up(&hpa.spec, subject, timeline, intervals),
+        judge_scale_down(&hpa.spec, subject, timeline, intervals),
+    ];
+    for verdict in &mut verdicts {
+        verdict.evidence.push(Evidence::Note {
+            text: notes.join("\n"),
+        });
+        verdict.evidence.extend(timeline.file_evidence());
+    }
+    verdicts
 }
 
 /// The objects one HPA needs: itself, its target, Services selecting the target's
@@ -110,7 +470,9 @@ pub fn objects_for(submission: &Submission, hpa: &Object) -> Result<(Vec<Value>,
                 .as_ref()
                 .and_then(|s| s.selector.clone())
                 .unwrap_or_default();
-            if !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)) {
+            if !selector.is_empty()
+                && selector::matches(&selector::of_labels(&selector), &pod_labels)
+            {
                 objects.push(service.value().clone());
             }
         }
@@ -241,287 +603,6 @@ fn hpa_hopeless(hpa: Option<&HorizontalPodAutoscaler>) -> bool {
                         .is_some_and(|m| m.contains("missing request for"))
             })
         })
-}
-
-/// Runs the probe on the first CPU HPA of `submission`.
-pub async fn probe(namespace: &mut TestNamespace, submission: &Submission, name: &str) -> HpaRun {
-    let intervals: ClusterIntervals = namespace.cluster.intervals;
-    let Some(hpa_object) = submission.objects.iter().find(|o| match &o.typed {
-        Typed::HorizontalPodAutoscaler(h) => {
-            ScalingSpec::from_hpa(h).cpu_target_utilization.is_some()
-        }
-        _ => false,
-    }) else {
-        return both(
-            Outcome::Fail,
-            "expected an autoscaling/v2 HPA with a CPU Utilization target; found none".into(),
-            Vec::new(),
-            Timeline::default(),
-        );
-    };
-    let Typed::HorizontalPodAutoscaler(hpa_typed) = &hpa_object.typed else {
-        unreachable!("matched above")
-    };
-    let spec = ScalingSpec::from_hpa(hpa_typed);
-    let (objects, target) = match objects_for(submission, hpa_object) {
-        Ok(found) => found,
-        Err(message) => return both(Outcome::Fail, message, Vec::new(), Timeline::default()),
-    };
-    let hpa_name = hpa_object.name.clone();
-    let recorder = Recorder::start(namespace, name);
-    let applied = match namespace.apply(&objects).await {
-        Ok(applied) => applied,
-        Err(e) => {
-            return both(
-                Outcome::Fail,
-                format!("the cluster refused the submission's objects: {e}"),
-                Vec::new(),
-                recorder.finish(),
-            );
-        }
-    };
-    let mut notes = applied.notes.clone();
-    let hpas: Api<HorizontalPodAutoscaler> = namespace.api();
-    let deployments: Api<Deployment> = namespace.api();
-
-    // Baseline: target at minReplicas, all ready, HPA computing CPU utilization.
-    let baseline_budget =
-        intervals.first_pod_metrics() + intervals.metric_lag() + Duration::from_secs(30);
-    let hpa_ready = wait_for(
-        &hpas,
-        &hpa_name,
-        "the HPA to compute CPU utilization",
-        baseline_budget,
-        |h: Option<&HorizontalPodAutoscaler>| hpa_active(h) || hpa_hopeless(h),
-        hpa_conditions,
-    );
-    // A target whose pods the API server refuses (a quota the pods do not satisfy)
-    // never gives the HPA a metric: stop at the Deployment's ReplicaFailure instead of
-    // waiting out the whole budget.
-    let pods_refused = wait_for(
-        &deployments,
-        &target,
-        "the target's pods to be refused",
-        baseline_budget,
-        |d: Option<&Deployment>| replica_failure(d).is_some(),
-        |_| String::new(),
-    );
-    let hpa_ready = tokio::select! {
-        ready = hpa_ready => ready.map(|_| ()),
-        refused = pods_refused => match refused {
-            Ok(_) => Err(crate::cluster::EnvironmentError::NotReady {
-                what: "HPA".into(),
-                detail: "the target's pods were refused".into(),
-            }),
-            Err(e) => Err(e),
-        },
-    };
-    let hpa_now = hpas.get_opt(&hpa_name).await.ok().flatten();
-    if hpa_ready.is_err() || !hpa_active(hpa_now.as_ref()) {
-        // Pods that were never created explain "no metrics" better than the HPA can.
-        let deployment_now = deployments.get_opt(&target).await.ok().flatten();
-        let refused = replica_failure(deployment_now.as_ref())
-            .map(|failure| format!("; the target's pods were refused: ReplicaFailure {failure}"))
-            .or_else(|| {
-                recorder
-                    .snapshot()
-                    .event_lines()
-                    .into_iter()
-                    .find(|line| line.contains(" FailedCreate: "))
-                    .map(|line| format!("; the target's pods were refused: {line}"))
-            })
-            .unwrap_or_default();
-        let message = format!(
-            "expected the HPA {hpa_name} to compute a CPU utilization (within {:.0}s); it reports: {}{refused}",
-            baseline_budget.as_secs_f64(),
-            hpa_conditions(hpa_now.as_ref())
-        );
-        return both(Outcome::Fail, message, notes, recorder.finish());
-    }
-    let min = spec.min_replicas;
-    let settled = wait_for(
-        &deployments,
-        &target,
-        "the target to settle at minReplicas",
-        baseline_budget,
-        move |d: Option<&Deployment>| {
-            d.is_some_and(|d| {
-                d.spec.replicas == Some(min)
-                    && d.status.as_ref().and_then(|s| s.ready_replicas) == Some(min)
-            })
-        },
-        |d| format!("{:?}", d.and_then(|d| d.status.as_ref())),
-    )
-    .await;
-    if let Err(e) = settled {
-        return both(
-            Outcome::Error,
-            format!("no settled baseline: {e}"),
-            notes,
-            recorder.finish(),
-        );
-    }
-    recorder.mark("baseline");
-
-    // Load through the Service, by DNS name.
-    let Some((service, port)) = service_port(&objects) else {
-        return both(
-            Outcome::Fail,
-            format!("no Service selects the pods of {target}: nothing to send load to"),
-            notes,
-            recorder.finish(),
-        );
-    };
-    let target_value = objects.iter().find(|o| {
-        o.pointer("/metadata/name").and_then(Value::as_str) == Some(target.as_str())
-            && o.get("kind").and_then(Value::as_str) != Some("Service")
-    });
-    let (request, cpu_ms) = target_value.map(container_cpu).unwrap_or((None, 20.0));
-    let rate = calibrate_rate(&spec, request.unwrap_or(0.1), cpu_ms);
-    let sync = intervals.hpa_sync_period;
-    let up_period = spec
-        .scale_up
-        .policies
-        .iter()
-        .map(|p| p.period_seconds)
-        .max()
-        .unwrap_or(15)
-        .max(0) as u64;
-    let quiet = Duration::from_secs(up_period).max(sync * 2) + intervals.observation_slack;
-    let load_budget = intervals.first_scale_up()
-        + intervals.steps_duration(&spec.scale_up, min, spec.max_replicas)
-        + quiet;
-    let load_spec = LoadSpec {
-        url: LoadSpec::service_url(&service, &namespace.name, port, "/predict"),
-        rate_rps: rate,
-        duration: load_budget,
-        concurrency: 64,
-    };
-    notes.push(format!(
-        "load: {rate} req/s of {cpu_ms} ms CPU each to {} for at most {}s",
-        load_spec.url,
-        load_budget.as_secs()
-    ));
-    // The load generator runs in a namespace of its own: the submission's LimitRange
-    // and ResourceQuota govern the student's pods, not the suite's instrument.
-    let load_namespace = match namespace.cluster.namespace(&format!("{name}-load")).await {
-        Ok(load_namespace) => load_namespace,
-        Err(e) => {
-            return both(
-                Outcome::Error,
-                format!("no namespace for the load generator: {e}"),
-                notes,
-                recorder.finish(),
-            );
-        }
-    };
-    let load = match LoadJob::start(&load_namespace, "hpa-load", load_spec).await {
-        Ok(load) => load,
-        Err(e) => {
-            return both(
-                Outcome::Error,
-                format!("could not start the load: {e}"),
-                notes,
-                recorder.finish(),
-            );
-        }
-    };
-    if let Err(e) = load.wait_running(intervals.pod_ready * 2).await {
-        return both(
-            Outcome::Error,
-            format!("the load generator did not start: {e}"),
-            notes,
-            recorder.finish(),
-        );
-    }
-    let load_start = recorder.mark("load-start");
-
-    // Keep the load on until maxReplicas, or no further scale-up for a policy period
-    // after the first one, or the budget is spent.
-    let max = spec.max_replicas;
-    loop {
-        let elapsed = recorder.now() - load_start;
-        if elapsed >= load_budget.as_secs_f64() {
-            break;
-        }
-        let current = deployments
-            .get_opt(&target)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|d| d.spec.replicas)
-            .unwrap_or(min);
-        if current >= max {
-            break;
-        }
-        let scaled = current > min;
-        let wait = if scaled {
-            quiet
-        } else {
-            Duration::from_secs_f64(load_budget.as_secs_f64() - elapsed)
-        };
-        let changed = wait_for(
-            &deployments,
-            &target,
-            "a replica change under load",
-            wait,
-            move |d: Option<&Deployment>| d.is_some_and(|d| d.spec.replicas != Some(current)),
-            |_| String::new(),
-        )
-        .await;
-        if changed.is_err() && scaled {
-            break;
-        }
-    }
-    let _ = load.stop().await;
-    let load_stop = recorder.mark("load-stop");
-    let peak = recorder
-        .snapshot()
-        .replicas(&target)
-        .iter()
-        .map(|(_, r, _)| *r)
-        .max()
-        .unwrap_or(min);
-
-    // Scale-down: back at minReplicas, or the budget runs out (the judge says which).
-    let down_budget = intervals.scale_down(&spec, peak) + intervals.observation_slack;
-    let _ = wait_for(
-        &deployments,
-        &target,
-        "the target back at minReplicas",
-        down_budget,
-        move |d: Option<&Deployment>| d.is_some_and(|d| d.spec.replicas.unwrap_or(1) <= min),
-        |d| format!("replicas {:?}", d.map(|d| d.spec.replicas)),
-    )
-    .await;
-    // Our wait saw the end through its own watch; let the recorder's catch up.
-    let _ = recorder
-        .caught_up(intervals.observation_slack, |t| {
-            t.replicas(&target)
-                .last()
-                .is_some_and(|(_, r, _)| *r <= min)
-        })
-        .await;
-    let _ = load_stop;
-    let timeline = recorder.finish();
-    let subject = Subject {
-        target: &target,
-        hpa: &hpa_name,
-    };
-    let mut scale_up = judge_scale_up(&spec, subject, &timeline, &intervals);
-    let mut scale_down = judge_scale_down(&spec, subject, &timeline, &intervals);
-    for verdict in [&mut scale_up, &mut scale_down] {
-        verdict.evidence.push(Evidence::Note {
-            text: notes.join("\n"),
-        });
-        verdict.evidence.extend(timeline.file_evidence());
-    }
-    HpaRun {
-        scale_up,
-        scale_down,
-        timeline,
-        notes,
-    }
 }
 
 #[cfg(test)]
