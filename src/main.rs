@@ -79,7 +79,7 @@ fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
     } else {
         let timelines = match &args.out {
             Some(dir) => dir.join("timelines"),
-            None => harness::observe::timelines_dir(),
+            None => harness::observe::default_timelines_dir(),
         };
         let options = GradeOptions {
             tools: Tools::discover(),

@@ -6,12 +6,11 @@
 mod live;
 
 use futures::StreamExt;
-use harness::cluster::load_generator::{LoadGenerator, LoadSpec};
+use harness::cluster::load_generator::{LoadGenerator, LoadSpec, LoadSummary};
 use harness::cluster::{
     GPU_POOL_LABEL, TestNamespace, deployment_available, describe_pod, wait_for,
 };
-use harness::observe::Recorder;
-use harness::probe::gpu_pool::{Placement, placement, placement_in};
+use harness::observe::{Placement, Recorder, default_timelines_dir, placement, placement_in};
 use harness::timeline::{Observation, Timeline};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -99,7 +98,11 @@ async fn live_cluster_smoke_inference_server_answers_by_dns_and_has_pod_metrics(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    let recorder = Recorder::start(&namespace, &format!("cluster-smoke-{}", namespace.name));
+    let recorder = Recorder::start(
+        &namespace,
+        &format!("cluster-smoke-{}", namespace.name),
+        &default_timelines_dir(),
+    );
     let outcome = inference_server_answers(&mut namespace, &recorder).await;
     let timeline = recorder.finish();
     conclude(outcome, &timeline);
@@ -112,6 +115,21 @@ async fn inference_server_answers(
     if namespace.cluster.facts.real_nodes.is_empty() {
         return Err("expected a Ready node; the cluster has none".into());
     }
+    let available_after = server_available(namespace, recorder).await?;
+    endpoint_ready(namespace, recorder).await?;
+    let summary = load_through_the_service(namespace, recorder).await?;
+    let metrics = pod_metrics_after_the_load(namespace, recorder).await?;
+    Ok(format!(
+        "available at t={available_after:.1} s, {} ok of {} requests through the Service; {metrics}",
+        summary.ok, summary.sent,
+    ))
+}
+
+/// Applies the inference server and waits for it Available; returns when (t).
+async fn server_available(
+    namespace: &mut TestNamespace,
+    recorder: &Recorder,
+) -> Result<f64, String> {
     namespace
         .apply(&inference_objects())
         .await
@@ -133,10 +151,12 @@ async fn inference_server_answers(
     )
     .await
     .map_err(|e| format!("expected the inference server Available within 120 s; {e}"))?;
-    let available_after = recorder.mark("server-available");
+    Ok(recorder.mark("server-available"))
+}
 
-    // The Service answers once its EndpointSlice lists the ready pod (kube-proxy programs
-    // the rules from it); before that a connection is refused.
+/// The Service answers once its EndpointSlice lists the ready pod (kube-proxy programs
+/// the rules from it); before that a connection is refused.
+async fn endpoint_ready(namespace: &TestNamespace, recorder: &Recorder) -> Result<(), String> {
     let slices: Api<EndpointSlice> = namespace.api();
     let selector = format!("kubernetes.io/service-name={SERVER}");
     let endpoint_ready = async {
@@ -163,7 +183,15 @@ async fn inference_server_answers(
             "expected a ready endpoint for the Service within 60 s; none came".to_string()
         })?;
     recorder.mark("endpoint-ready");
-    // From another pod, through the Service's DNS name: a short, bounded load run.
+    Ok(())
+}
+
+/// From another pod, through the Service's DNS name: a short, bounded load run that
+/// (nearly) every request of answers 2xx.
+async fn load_through_the_service(
+    namespace: &TestNamespace,
+    recorder: &Recorder,
+) -> Result<LoadSummary, String> {
     let spec = LoadSpec {
         url: LoadSpec::service_url(SERVER, &namespace.name, 80, "/predict"),
         rate_rps: 5.0,
@@ -198,10 +226,16 @@ async fn inference_server_answers(
             summary.ok, summary.sent, summary.errors
         ));
     }
+    Ok(summary)
+}
 
-    // metrics-server serves the pod's PodMetrics within 60 s of being asked after the
-    // load (the smoke test's own, looser bound: the `metrics-server` criterion times
-    // them from the pod's Running). The timeline says how long after Running they came.
+/// metrics-server serves the pod's PodMetrics within 60 s of being asked after the
+/// load (the smoke test's own, looser bound: the `metrics-server` criterion times them
+/// from the pod's Running). The timeline says how long after Running they came.
+async fn pod_metrics_after_the_load(
+    namespace: &TestNamespace,
+    recorder: &Recorder,
+) -> Result<String, String> {
     let pods: Api<Pod> = namespace.api();
     let pod_name = pods
         .list(&kube::api::ListParams::default().labels(&format!("app={SERVER}")))
@@ -217,7 +251,7 @@ async fn inference_server_answers(
         Api::namespaced_with(namespace.client(), &namespace.name, &metrics_resource);
     let asked = recorder.mark("pod-metrics-asked");
     let metrics =
-        harness::probe::poll_until(Duration::from_secs(60), Duration::from_secs(2), || async {
+        harness::cluster::poll_until(Duration::from_secs(60), Duration::from_secs(2), || async {
             pod_metrics.get_opt(&pod_name).await.ok().flatten()
         })
         .await;
@@ -236,9 +270,7 @@ async fn inference_server_answers(
     };
     let seen = recorder.mark("pod-metrics-seen");
     Ok(format!(
-        "available at t={available_after:.1} s, {} ok of {} requests through the Service; PodMetrics of {pod_name} at t={seen:.1} s ({running}, asked at t={asked:.1} s); usage {}",
-        summary.ok,
-        summary.sent,
+        "PodMetrics of {pod_name} at t={seen:.1} s ({running}, asked at t={asked:.1} s); usage {}",
         metrics
             .data
             .get("containers")
@@ -272,7 +304,11 @@ async fn live_cluster_smoke_gpu_pool_takes_only_pods_that_tolerate_and_select_it
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    let recorder = Recorder::start(&namespace, &format!("cluster-smoke-{}", namespace.name));
+    let recorder = Recorder::start(
+        &namespace,
+        &format!("cluster-smoke-{}", namespace.name),
+        &default_timelines_dir(),
+    );
     let outcome = gpu_pool_takes_only_its_pods(&mut namespace, &recorder).await;
     let timeline = recorder.finish();
     conclude(outcome, &timeline);
@@ -297,6 +333,16 @@ async fn gpu_pool_takes_only_its_pods(
         .await
         .map_err(|e| format!("expected the probe pods applied; {e}"))?;
     recorder.mark("probe-pods-applied");
+    bound_where_they_belong(namespace, recorder).await?;
+    selecting_without_toleration_is_refused(namespace, recorder).await?;
+    placements_recorded(namespace, recorder).await
+}
+
+/// The tolerating, selecting pod is bound on the GPU pool; the plain pod off it.
+async fn bound_where_they_belong(
+    namespace: &TestNamespace,
+    recorder: &Recorder,
+) -> Result<(), String> {
     let pods: Api<Pod> = namespace.api();
     let nodes: Api<Node> = Api::all(namespace.client());
     let bound = |pod: Option<&Pod>| {
@@ -360,7 +406,16 @@ async fn gpu_pool_takes_only_its_pods(
             "expected a pod without toleration off the GPU pool; it landed on GPU node {plain_node}"
         ));
     }
-    // Selecting the pool without tolerating its taint: unschedulable, never bound.
+    Ok(())
+}
+
+/// Selecting the pool without tolerating its taint: unschedulable, never bound.
+async fn selecting_without_toleration_is_refused(
+    namespace: &TestNamespace,
+    recorder: &Recorder,
+) -> Result<(), String> {
+    let pods: Api<Pod> = namespace.api();
+    let budget = Duration::from_secs(60);
     let unschedulable = |pod: Option<&Pod>| {
         pod.is_some_and(|p| matches!(placement(p), Placement::Unschedulable(_)))
     };
@@ -375,7 +430,14 @@ async fn gpu_pool_takes_only_its_pods(
     .await
     .map_err(|e| format!("expected the pod without toleration Unschedulable within 60 s; {e}"))?;
     recorder.mark("no-toleration-unschedulable");
-    // Judge the placements again from what the recorder's pod watch saw.
+    Ok(())
+}
+
+/// Judges the placements again from what the recorder's pod watch saw.
+async fn placements_recorded(
+    namespace: &TestNamespace,
+    recorder: &Recorder,
+) -> Result<String, String> {
     let _ = recorder
         .caught_up(namespace.cluster.intervals.observation_slack, |t| {
             ["gpu-bound", "plain", "no-toleration"]

@@ -5,9 +5,12 @@
 mod live;
 
 use harness::cluster::TestNamespace;
-use harness::probe::gpu_pool::{Placement, placement_in};
+use harness::criteria::gpu_pool::GpuPool;
+use harness::observe::{Placement, placement_in};
 use harness::verdict::Outcome;
-use live::{assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, show};
+use live::{
+    assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, run_probe_once,
+};
 use rstest::rstest;
 
 #[rstest]
@@ -16,10 +19,8 @@ async fn live_gpu_pool_cluster_scoped_reference_training_lands_on_the_pool(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    let verdict =
-        harness::probe::gpu_pool::probe(&mut namespace, &load_fixture("submissions/reference"))
-            .await;
-    show(&verdict);
+    let submission = load_fixture("submissions/reference");
+    let verdict = run_probe_once(&GpuPool, &mut namespace, &submission).await;
     assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
     // The saved timeline shows what the verdict says: the over-asking pod Unschedulable.
     let saved = assert_timeline_saved(&verdict);
@@ -39,12 +40,8 @@ async fn live_gpu_pool_cluster_scoped_broken_no_toleration_fails(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    let verdict = harness::probe::gpu_pool::probe(
-        &mut namespace,
-        &load_fixture("gpu_pool/broken-no-toleration"),
-    )
-    .await;
-    show(&verdict);
+    let submission = load_fixture("gpu_pool/broken-no-toleration");
+    let verdict = run_probe_once(&GpuPool, &mut namespace, &submission).await;
     assert_expected_verdict(&verdict, "gpu_pool/broken-no-toleration");
     let saved = assert_timeline_saved(&verdict);
     assert!(

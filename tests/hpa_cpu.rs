@@ -6,8 +6,9 @@
 mod live;
 
 use harness::cluster::TestNamespace;
+use harness::criteria::hpa_cpu::HpaCpu;
 use harness::verdict::Outcome;
-use live::{assert_expected_verdict, load_fixture, namespace, show, test_name};
+use live::{assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, run_probe};
 use rstest::rstest;
 use std::time::Instant;
 
@@ -19,12 +20,14 @@ async fn live_hpa_cpu_fast_fixture_scales_up_and_down_within_its_policies(
     let mut namespace = namespace;
     let started = Instant::now();
     let submission = load_fixture("hpa_cpu/fast");
-    let run = harness::probe::hpa_cpu::probe(&mut namespace, &submission, &test_name()).await;
-    show(&run.scale_up);
-    show(&run.scale_down);
+    let [scale_up, scale_down] = run_probe(&HpaCpu, &mut namespace, &submission)
+        .await
+        .try_into()
+        .expect("the scale-up and scale-down verdicts");
+    let saved = assert_timeline_saved(&scale_up);
     eprintln!(
         "replica timeline: {:?}",
-        run.timeline
+        saved
             .steps("fraud-detector-api", 0.0)
             .iter()
             .map(|s| format!("{:.0}s {}->{}", s.t, s.from, s.to))
@@ -32,16 +35,16 @@ async fn live_hpa_cpu_fast_fixture_scales_up_and_down_within_its_policies(
     );
     eprintln!("wall time {:.0}s", started.elapsed().as_secs_f64());
     assert_eq!(
-        run.scale_up.outcome,
+        scale_up.outcome,
         Outcome::Pass,
         "scale-up: {}",
-        run.scale_up.message
+        scale_up.message
     );
     assert_eq!(
-        run.scale_down.outcome,
+        scale_down.outcome,
         Outcome::Pass,
         "scale-down: {}",
-        run.scale_down.message
+        scale_down.message
     );
 }
 
@@ -52,7 +55,6 @@ async fn live_hpa_cpu_broken_no_requests_fails_with_the_hpa_reason(
 ) {
     let mut namespace = namespace;
     let submission = load_fixture("hpa_cpu/broken-no-requests");
-    let run = harness::probe::hpa_cpu::probe(&mut namespace, &submission, &test_name()).await;
-    show(&run.scale_up);
-    assert_expected_verdict(&run.scale_up, "hpa_cpu/broken-no-requests");
+    let verdicts = run_probe(&HpaCpu, &mut namespace, &submission).await;
+    assert_expected_verdict(&verdicts[0], "hpa_cpu/broken-no-requests");
 }

@@ -1,24 +1,31 @@
 //! Criterion `metrics-server`, live: Deployment and APIService Available, NodeMetrics
-//! for every real node, PodMetrics for a fresh pod within 60 s.
+//! for every real node, PodMetrics for a fresh pod within 60 s. Each fixture is a bare
+//! Pod, which the probe takes as its fresh pod.
 
 mod live;
 
 use harness::cluster::TestNamespace;
-use harness::probe::metrics_server::{POD_METRICS_WITHIN, judge_fresh_pod};
-use harness::verdict::Outcome;
-use live::{assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, show};
+use harness::criteria::metrics_server::MetricsServer;
+use harness::criteria::metrics_server::judge::{POD_METRICS_WITHIN, judge_fresh_pod};
+use harness::verdict::{Outcome, Verdict};
+use live::{
+    assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, run_probe_once,
+};
 use rstest::rstest;
 
 const FRESH_POD: &str = "fresh-inference";
 
-fn pod(fixture: &str) -> serde_json::Value {
-    load_fixture(fixture)
-        .objects
-        .iter()
-        .find(|o| o.kind == "Pod")
-        .expect("a Pod in the fixture")
-        .value()
-        .clone()
+/// Runs the probe on the fixture, whose Pod is the fresh pod.
+async fn probe(namespace: &mut TestNamespace, fixture: &str) -> Verdict {
+    let submission = load_fixture(fixture);
+    assert!(
+        submission
+            .objects
+            .iter()
+            .any(|o| o.kind == "Pod" && o.name == FRESH_POD),
+        "a Pod {FRESH_POD} in the fixture"
+    );
+    run_probe_once(&MetricsServer, namespace, &submission).await
 }
 
 #[rstest]
@@ -27,10 +34,7 @@ async fn live_metrics_server_serves_node_and_fresh_pod_metrics(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    let verdict =
-        harness::probe::metrics_server::probe(&mut namespace, &pod("metrics_server/fresh-pod"))
-            .await;
-    show(&verdict);
+    let verdict = probe(&mut namespace, "metrics_server/fresh-pod").await;
     assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
     // The saved timeline alone reaches the same verdict.
     let saved = assert_timeline_saved(&verdict);
@@ -42,12 +46,7 @@ async fn live_metrics_server_serves_node_and_fresh_pod_metrics(
 #[tokio::test]
 async fn live_metrics_server_broken_pod_never_runs_fails(#[future(awt)] namespace: TestNamespace) {
     let mut namespace = namespace;
-    let verdict = harness::probe::metrics_server::probe(
-        &mut namespace,
-        &pod("metrics_server/broken-pod-never-runs"),
-    )
-    .await;
-    show(&verdict);
+    let verdict = probe(&mut namespace, "metrics_server/broken-pod-never-runs").await;
     assert_expected_verdict(&verdict, "metrics_server/broken-pod-never-runs");
     let saved = assert_timeline_saved(&verdict);
     assert!(
@@ -68,12 +67,7 @@ async fn live_metrics_server_pod_without_room_is_an_environment_error(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    let verdict = harness::probe::metrics_server::probe(
-        &mut namespace,
-        &pod("metrics_server/pod-without-room"),
-    )
-    .await;
-    show(&verdict);
+    let verdict = probe(&mut namespace, "metrics_server/pod-without-room").await;
     assert_expected_verdict(&verdict, "metrics_server/pod-without-room");
     assert_timeline_saved(&verdict);
 }

@@ -6,24 +6,19 @@
 mod live;
 
 use harness::cluster::{Cluster, TestNamespace};
+use harness::criteria::pdb::Pdb;
 use harness::verdict::Outcome;
-use live::{assert_expected_verdict, cluster, load_fixture, namespace, show};
+use live::{assert_expected_verdict, cluster, load_fixture, namespace, run_probe_once};
 use rstest::rstest;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Drains through the fixture's budget; the probe picks fraud-detector-pdb and the
+/// Deployment fraud-detector-api it is meant to protect (see its unit tests).
 async fn drain(namespace: TestNamespace, fixture: &str) -> harness::verdict::Verdict {
     let mut namespace = namespace;
     let submission = load_fixture(fixture);
-    let verdict = harness::probe::pdb::probe(
-        &mut namespace,
-        &submission,
-        "fraud-detector-pdb",
-        "fraud-detector-api",
-    )
-    .await;
-    show(&verdict);
-    verdict
+    run_probe_once(&Pdb, &mut namespace, &submission).await
 }
 
 #[rstest]

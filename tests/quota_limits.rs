@@ -4,8 +4,11 @@
 mod live;
 
 use harness::cluster::TestNamespace;
+use harness::criteria::quota_limits::QuotaLimits;
 use harness::verdict::Outcome;
-use live::{assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, show};
+use live::{
+    assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, run_probe_once,
+};
 use rstest::rstest;
 
 #[rstest]
@@ -14,10 +17,8 @@ async fn live_quota_limits_reference_defaults_max_and_quota_are_enforced(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;
-    let verdict =
-        harness::probe::quota_limits::probe(&mut namespace, &load_fixture("submissions/reference"))
-            .await;
-    show(&verdict);
+    let submission = load_fixture("submissions/reference");
+    let verdict = run_probe_once(&QuotaLimits, &mut namespace, &submission).await;
     assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
     let saved = assert_timeline_saved(&verdict);
     let quota = saved
@@ -42,12 +43,8 @@ async fn live_quota_limits_reference_defaults_max_and_quota_are_enforced(
 #[tokio::test]
 async fn live_quota_limits_broken_no_defaults_fails(#[future(awt)] namespace: TestNamespace) {
     let mut namespace = namespace;
-    let verdict = harness::probe::quota_limits::probe(
-        &mut namespace,
-        &load_fixture("quota_limits/broken-no-defaults"),
-    )
-    .await;
-    show(&verdict);
+    let submission = load_fixture("quota_limits/broken-no-defaults");
+    let verdict = run_probe_once(&QuotaLimits, &mut namespace, &submission).await;
     assert_expected_verdict(&verdict, "quota_limits/broken-no-defaults");
     let saved = assert_timeline_saved(&verdict);
     assert!(

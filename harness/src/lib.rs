@@ -1,15 +1,13 @@
 //! The grading harness: submission → checks → verdicts → report, and
 //! cluster → probes → timelines → verdicts; [`grade`] is the one entry that runs
-//! both. See `ARCHITECTURE.md` for the data flow.
+//! both. See `ARCHITECTURE.md` for the layout and the data flow.
 
 pub mod budget;
 pub mod checks;
 pub mod cluster;
 pub mod criteria;
 pub mod grade;
-pub mod judge;
 pub mod observe;
-pub mod probe;
 pub mod report;
 pub mod submission;
 pub mod timeline;

@@ -1,6 +1,7 @@
 //! The timeline recorder: watches on the test namespace (scale targets, HPAs, pods,
 //! ResourceQuotas, events) feed a [`Timeline`]; the probe adds markers. No polling
-//! loops: every sample is a watch event, stamped when it arrived.
+//! loops: every sample is a watch event, stamped when it arrived. Also where a pod
+//! stands with the scheduler ([`Placement`]), read from the API or from a timeline.
 
 use crate::cluster::TestNamespace;
 use crate::timeline::{ConditionState, MetricReading, Observation, Timeline};
@@ -13,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -24,11 +25,14 @@ pub struct Recorder {
     changed: Arc<tokio::sync::Notify>,
     started: Instant,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Where [`Recorder::finish`] saves the timeline.
+    timelines: PathBuf,
 }
 
 impl Recorder {
-    /// Starts watching `namespace`. Samples already present are recorded at t≈0.
-    pub fn start(namespace: &TestNamespace, name: &str) -> Recorder {
+    /// Starts watching `namespace`. Samples already present are recorded at t≈0; the
+    /// timeline is saved as `timelines/<name>.json`.
+    pub fn start(namespace: &TestNamespace, name: &str, timelines: &Path) -> Recorder {
         let timeline = Arc::new(Mutex::new(Timeline::new(
             name,
             chrono::Utc::now().to_rfc3339(),
@@ -74,6 +78,7 @@ impl Recorder {
             changed,
             started,
             tasks,
+            timelines: timelines.to_path_buf(),
         }
     }
 
@@ -119,15 +124,15 @@ impl Recorder {
         self.timeline.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Stops the watches and writes the timeline to [`timelines_dir`]`/<name>.json`
-    /// (its path is then in `saved_to`, for the verdict's evidence).
+    /// Stops the watches and writes the timeline to `<timelines>/<name>.json` (its path
+    /// is then in `saved_to`, for the verdict's evidence).
     pub fn finish(self) -> Timeline {
         for task in &self.tasks {
             task.abort();
         }
         let mut timeline = self.snapshot();
         timeline.samples.sort_by(|a, b| a.t.total_cmp(&b.t));
-        match save(&timeline) {
+        match save_in(&self.timelines, &timeline) {
             Ok(path) => {
                 eprintln!("timeline written to {}", path.display());
                 timeline.saved_to = Some(path.display().to_string());
@@ -146,20 +151,10 @@ impl Drop for Recorder {
     }
 }
 
-static TIMELINES_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// Sends every timeline of this process to `dir` (the grader's `--out DIR/timelines`).
-/// Only the first call counts.
-pub fn set_timelines_dir(dir: PathBuf) {
-    let _ = TIMELINES_DIR.set(dir);
-}
-
-/// Where timelines go: the directory [`set_timelines_dir`] chose, else
-/// `$AUTOSCALE_CONFORMANCE_TIMELINES`, else `<workspace>/target/e2e-timelines`.
-pub fn timelines_dir() -> PathBuf {
-    if let Some(dir) = TIMELINES_DIR.get() {
-        return dir.clone();
-    }
+/// Where timelines go unless the caller chose (the grader's `--out DIR/timelines`):
+/// `$AUTOSCALE_CONFORMANCE_TIMELINES`, else `<target>/e2e-timelines` (`$CARGO_TARGET_DIR`,
+/// else the crate's `target/`). The live tests save there.
+pub fn default_timelines_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("AUTOSCALE_CONFORMANCE_TIMELINES") {
         return PathBuf::from(dir);
     }
@@ -174,12 +169,8 @@ pub fn timelines_dir() -> PathBuf {
     base.join("e2e-timelines")
 }
 
-pub fn save(timeline: &Timeline) -> std::io::Result<PathBuf> {
-    save_in(&timelines_dir(), timeline)
-}
-
 /// Writes `timeline` to `dir/<name>.json` (the name made file-safe).
-pub fn save_in(dir: &std::path::Path, timeline: &Timeline) -> std::io::Result<PathBuf> {
+pub fn save_in(dir: &Path, timeline: &Timeline) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let file: String = timeline
         .name
@@ -412,6 +403,67 @@ fn event_observation(event: &Event) -> Option<(String, Observation)> {
             type_: event.type_.clone().unwrap_or_default(),
         },
     ))
+}
+
+/// Where a pod stands with the scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    Bound(String),
+    Unschedulable(String),
+    Waiting,
+}
+
+/// Where `pod` stands with the scheduler now: bound to its node, refused
+/// (PodScheduled=False, Unschedulable, with the scheduler's message), or waiting.
+pub fn placement(pod: &Pod) -> Placement {
+    if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+        return Placement::Bound(node);
+    }
+    let unschedulable = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| {
+            c.iter().find(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            })
+        });
+    match unschedulable {
+        Some(condition) => Placement::Unschedulable(condition.message.clone().unwrap_or_default()),
+        None => Placement::Waiting,
+    }
+}
+
+/// Where pod `name` stood with the scheduler at the end of `timeline`, and since when
+/// (the first sample of that standing).
+pub fn placement_in(timeline: &Timeline, name: &str) -> Option<(f64, Placement)> {
+    let mut current: Option<(f64, Placement)> = None;
+    for state in timeline.pod_states(name) {
+        let place = match (state.node, state.reason) {
+            (Some(node), _) => Placement::Bound(node.to_string()),
+            (None, Some("Unschedulable")) => {
+                Placement::Unschedulable(state.message.unwrap_or_default().to_string())
+            }
+            _ => Placement::Waiting,
+        };
+        let same_kind = current.as_ref().is_some_and(|(_, p)| match (p, &place) {
+            (Placement::Unschedulable(_), Placement::Unschedulable(_)) => true,
+            (a, b) => a == b,
+        });
+        if same_kind {
+            // Keep the first time, but the scheduler's latest words.
+            if let (Some((_, Placement::Unschedulable(m))), Placement::Unschedulable(latest)) =
+                (current.as_mut(), &place)
+            {
+                *m = latest.clone();
+            }
+        } else {
+            current = Some((state.t, place));
+        }
+    }
+    current
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! What a live probe observed, in order: the input of [`crate::judge`].
+//! What a live probe observed, in order: the input of the criteria's judges.
 //!
 //! A timeline is plain data (serde), so judges are pure functions that unit
 //! tests feed with synthetic timelines, and a recorded one can be judged again.

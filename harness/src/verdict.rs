@@ -164,6 +164,23 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// A verdict without findings: `id` is a criterion's typed ID (a `CriterionId`), a
+    /// check ID or any other name that prints as the report's ID.
+    pub fn new(
+        id: impl fmt::Display,
+        outcome: Outcome,
+        message: impl Into<String>,
+        evidence: Vec<Evidence>,
+    ) -> Self {
+        Verdict {
+            id: id.to_string(),
+            outcome,
+            message: message.into(),
+            findings: Vec::new(),
+            evidence,
+        }
+    }
+
     pub fn not_run(id: impl Into<String>, why: impl Into<String>) -> Self {
         Verdict {
             id: id.into(),

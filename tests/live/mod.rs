@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 use harness::cluster::{Cluster, TestNamespace};
+use harness::criteria::{Criterion, ProbeContext};
+use harness::submission::Submission;
+use harness::verdict::Verdict;
 use rstest::fixture;
 use std::path::PathBuf;
 
@@ -51,6 +54,47 @@ pub fn load_fixture(relative: &str) -> harness::submission::Submission {
         dir.display()
     );
     submission
+}
+
+/// Runs `criterion`'s live probe on `submission` as the grader does (through the
+/// registry's trait), the test's name as the run, the timelines in the default place
+/// (`$AUTOSCALE_CONFORMANCE_TIMELINES`, else `target/e2e-timelines`); one verdict per
+/// criterion of the module, each printed.
+pub async fn run_probe(
+    criterion: &dyn Criterion,
+    namespace: &mut TestNamespace,
+    submission: &Submission,
+) -> Vec<Verdict> {
+    let timelines = harness::observe::default_timelines_dir();
+    let run = test_name();
+    let context = ProbeContext {
+        submission,
+        timelines: &timelines,
+        run: &run,
+    };
+    // A boxed future: the probe's state stays off the test thread's stack.
+    let verdicts = criterion
+        .probe(namespace, &context)
+        .expect("the criterion has a live probe")
+        .await;
+    let ids: Vec<&str> = criterion.about().iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        verdicts.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
+        ids,
+        "one verdict per criterion of the module, in its order"
+    );
+    verdicts.iter().for_each(show);
+    verdicts
+}
+
+/// [`run_probe`] for a module of one criterion: its verdict.
+pub async fn run_probe_once(
+    criterion: &dyn Criterion,
+    namespace: &mut TestNamespace,
+    submission: &Submission,
+) -> Verdict {
+    let mut verdicts = run_probe(criterion, namespace, submission).await;
+    verdicts.remove(0)
 }
 
 /// Prints a verdict the way the report would, for the test log.

@@ -62,8 +62,8 @@ impl Criterion for HpaCustom {
         check(input, out);
     }
 
-    fn not_probed_because(&self) -> &'static str {
-        "Prometheus and prometheus-adapter in the cluster"
+    fn not_probed_because(&self) -> Option<&'static str> {
+        Some("Prometheus and prometheus-adapter in the cluster")
     }
 }
 

@@ -78,8 +78,8 @@ impl Criterion for KedaScaleToZero {
         check(input, out);
     }
 
-    fn not_probed_because(&self) -> &'static str {
-        "KEDA (and Prometheus) in the cluster"
+    fn not_probed_because(&self) -> Option<&'static str> {
+        Some("KEDA (and Prometheus) in the cluster")
     }
 }
 

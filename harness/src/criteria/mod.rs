@@ -84,9 +84,10 @@ pub trait Criterion: Sync {
         None
     }
 
-    /// What a live probe of this criterion would need (for its "not run" verdict).
-    fn not_probed_because(&self) -> &'static str {
-        "a live probe"
+    /// `None` when it has a live probe; else what a probe of it would need, said in
+    /// its "not run" verdict. Known before a namespace is made for the probe.
+    fn not_probed_because(&self) -> Option<&'static str> {
+        Some("a live probe")
     }
 
     /// Whether its probe must run alone: it uses capacity another probe would miss

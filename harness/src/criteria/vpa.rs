@@ -97,8 +97,8 @@ impl Criterion for Vpa {
         check(input, out);
     }
 
-    fn not_probed_because(&self) -> &'static str {
-        "the VPA recommender and updater in the cluster"
+    fn not_probed_because(&self) -> Option<&'static str> {
+        Some("the VPA recommender and updater in the cluster")
     }
 }
 

@@ -1,8 +1,15 @@
 //! Criterions `hpa-cpu`, `hpa-scale-down`: static checks, live probe and judge.
+//!
+//! One probe run judges both: the load that scales the target up is the one whose
+//! end it scales down from. [`scaling`] reads the HPA's promises and replays the
+//! controller's arithmetic; [`budget`] derives the waits from them and the cluster's
+//! intervals; [`judge`] turns the recorded timeline into the two verdicts.
 
+pub mod budget;
 pub mod checks;
 pub mod judge;
 pub mod probe;
+pub mod scaling;
 
 use super::{Criterion, CriterionId, CriterionInfo, ProbeContext};
 use crate::checks::{CheckInfo, Collector, Input};
@@ -45,11 +52,21 @@ impl Criterion for HpaCpu {
         checks::check(input, out);
     }
 
+    fn not_probed_because(&self) -> Option<&'static str> {
+        None
+    }
+
     fn probe<'a>(
         &'a self,
         namespace: &'a mut TestNamespace,
         context: &'a ProbeContext<'a>,
     ) -> Option<BoxFuture<'a, Vec<Verdict>>> {
         Some(Box::pin(probe::run(namespace, context)))
+    }
+
+    /// At its peak the HPA's target requests most of a small node's CPU: a pod of
+    /// another probe left Pending meanwhile would be judged as the submission's failure.
+    fn probes_alone(&self) -> bool {
+        true
     }
 }

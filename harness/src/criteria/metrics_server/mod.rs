@@ -35,6 +35,10 @@ impl Criterion for MetricsServer {
         checks::check(input, out);
     }
 
+    fn not_probed_because(&self) -> Option<&'static str> {
+        None
+    }
+
     fn probe<'a>(
         &'a self,
         namespace: &'a mut TestNamespace,
