@@ -377,48 +377,84 @@ pub async fn run(
         None => None,
     };
     let start = Instant::now();
-    let run = Arc::new(Run {
-        plan: plan.clone(),
-        host,
-        port,
-        authority: plan
-            .url
-            .authority()
-            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
-            .unwrap_or_else(|| HeaderValue::from_static("localhost")),
-        target: plan.url.path_and_query().map_or_else(
-            || Uri::from_static("/"),
-            |path| {
-                path.as_str()
-                    .parse()
-                    .unwrap_or_else(|_| Uri::from_static("/"))
-            },
-        ),
-        resolver,
-        start,
-        end: start + plan.schedule.duration(),
-        total,
-        next: AtomicU64::new(0),
-        counters: Counters::default(),
-    });
+    let run = Arc::new(Run::new(plan, host, port, resolver, start, total));
     let ticker = progress.map(|bar| {
         bar.set_length(total);
         spawn_progress(bar, Arc::clone(&run))
     });
+    let mut ended = join_workers(&run, stop).await;
+    if ended.stopped_by != StopReason::Signal && total < planned {
+        ended.stopped_by = StopReason::MaxRequests;
+    }
+    let elapsed = start.elapsed();
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    summarize(&run, ended, elapsed, reachable_after_ms)
+}
 
+impl Run {
+    fn new(
+        plan: &Plan,
+        host: String,
+        port: u16,
+        resolver: Resolver,
+        start: Instant,
+        total: u64,
+    ) -> Run {
+        Run {
+            plan: plan.clone(),
+            host,
+            port,
+            authority: plan
+                .url
+                .authority()
+                .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+                .unwrap_or_else(|| HeaderValue::from_static("localhost")),
+            target: plan.url.path_and_query().map_or_else(
+                || Uri::from_static("/"),
+                |path| {
+                    path.as_str()
+                        .parse()
+                        .unwrap_or_else(|_| Uri::from_static("/"))
+                },
+            ),
+            resolver,
+            start,
+            end: start + plan.schedule.duration(),
+            total,
+            next: AtomicU64::new(0),
+            counters: Counters::default(),
+        }
+    }
+}
+
+/// How the workers ended: what they tallied, why, and when the last request left.
+struct Ended {
+    tally: Tally,
+    stopped_by: StopReason,
+    send_elapsed: Duration,
+    stopped_at: Duration,
+}
+
+/// Starts the workers and collects their tallies until they are done.
+async fn join_workers(run: &Arc<Run>, stop: watch::Receiver<bool>) -> Ended {
+    let plan = &run.plan;
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..plan.concurrency {
-        let run = Arc::clone(&run);
+        let run = Arc::clone(run);
         let stop = stop.clone();
         workers.spawn(connection_worker(run, worker, stop));
     }
-    let mut tally = Tally::new();
-    let mut stopped_by = StopReason::Schedule;
-    let mut send_elapsed = Duration::ZERO;
+    let mut ended = Ended {
+        tally: Tally::new(),
+        stopped_by: StopReason::Schedule,
+        send_elapsed: Duration::ZERO,
+        stopped_at: Duration::ZERO,
+    };
     // Workers stop sending at the end of the schedule or on the signal; each open request
     // then ends within its timeout. The deadline below only guards against the unexpected.
     let mut deadline: Option<Instant> = None;
-    let mut stopped_at = Duration::ZERO;
     let mut stop_watch = stop.clone();
     loop {
         let next = async {
@@ -430,8 +466,8 @@ pub async fn run(
         tokio::select! {
             joined = next => match joined {
                 Ok(Some(Ok((worker_tally, last_send)))) => {
-                    send_elapsed = send_elapsed.max(last_send);
-                    tally.merge(worker_tally);
+                    ended.send_elapsed = ended.send_elapsed.max(last_send);
+                    ended.tally.merge(worker_tally);
                 }
                 Ok(Some(Err(_))) => {}
                 Ok(None) => break,
@@ -441,20 +477,30 @@ pub async fn run(
                 }
             },
             () = stop_requested(&mut stop_watch), if deadline.is_none() => {
-                stopped_by = StopReason::Signal;
-                stopped_at = start.elapsed();
+                ended.stopped_by = StopReason::Signal;
+                ended.stopped_at = run.start.elapsed();
                 deadline = Some(Instant::now() + plan.timeout + Duration::from_secs(2));
             }
         }
     }
-    if stopped_by != StopReason::Signal && total < planned {
-        stopped_by = StopReason::MaxRequests;
-    }
-    let elapsed = start.elapsed();
-    if let Some(ticker) = ticker {
-        ticker.abort();
-    }
+    ended
+}
 
+/// The run's summary: counts, rates (over the window requests were due in) and latencies.
+fn summarize(
+    run: &Run,
+    ended: Ended,
+    elapsed: Duration,
+    reachable_after_ms: Option<u64>,
+) -> Summary {
+    let Ended {
+        mut tally,
+        stopped_by,
+        send_elapsed,
+        stopped_at,
+    } = ended;
+    let plan = &run.plan;
+    let total = run.total;
     let sent = run.counters.sent.load(Ordering::SeqCst);
     let scheduled = match stopped_by {
         StopReason::Signal => plan.schedule.due_by(stopped_at).min(total).max(sent),
