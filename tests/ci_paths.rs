@@ -658,3 +658,592 @@ fn corefile_resolves_cluster_names_and_nothing_else_with_the_build_both_clusters
         coredns_log()
     );
 }
+
+// ------------------------------------------------------------------ the kind node image
+
+#[test]
+fn kind_node_images_are_ones_the_pinned_kind_release_lists_by_digest() {
+    let listed = read("ci/kind/node-images.txt");
+    let kind_version = listed
+        .lines()
+        .find_map(|l| l.strip_prefix("kind "))
+        .expect("ci/kind/node-images.txt names the kind release");
+    let images: Vec<&str> = listed
+        .lines()
+        .filter(|l| l.starts_with("kindest/node:"))
+        .collect();
+    assert!(
+        !images.is_empty(),
+        "ci/kind/node-images.txt lists no node image"
+    );
+    for image in &images {
+        assert!(
+            image.contains("@sha256:") && image.len() > image.find("@sha256:").unwrap() + 8 + 63
+        );
+    }
+    let cluster = read("ci/kind/cluster.yaml");
+    let used: Vec<&str> = cluster
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image:"))
+        .map(str::trim)
+        .collect();
+    assert!(!used.is_empty(), "ci/kind/cluster.yaml names no node image");
+    for image in used {
+        assert!(
+            images.contains(&image),
+            "ci/kind/cluster.yaml uses {image}, which kind {kind_version}'s release notes do not \
+             list as built for it (by digest): {images:?}"
+        );
+    }
+    // The kind path installs that release.
+    assert!(
+        read("ci/tools.sh").contains("ci/kind/node-images.txt")
+            || read("ci/tools.sh").contains("kind/node-images.txt"),
+        "ci/tools.sh does not install kind at the release ci/kind/node-images.txt names"
+    );
+}
+
+// ------------------------------------------------------------------ the GPU pool
+
+#[test]
+fn gpu_pool_is_one_manifest_of_kwok_nodes_applied_and_checked_on_both_paths() {
+    let manifest = read("ci/addons/gpu-pool.yaml");
+    let nodes: Vec<&str> = manifest.split("\n---\n").collect();
+    assert_eq!(nodes.len(), 2, "the GPU pool has two nodes");
+    for (i, node) in nodes.iter().enumerate() {
+        let name = format!("gpu-pool-{}", i + 1);
+        for needle in [
+            "kind: Node".to_string(),
+            format!("name: {name}"),
+            "kwok.x-k8s.io/node: fake".into(),
+            "type: kwok".into(),
+            "node-pool: gpu".into(),
+            "nvidia.com/gpu.present: \"true\"".into(),
+            "accelerator: nvidia-tesla-t4".into(),
+            "taints: [{key: nvidia.com/gpu, value: present, effect: NoSchedule}]".into(),
+            "allocatable: {cpu: \"8\", memory: 30Gi, pods: \"110\", nvidia.com/gpu: \"1\"}".into(),
+            "capacity: {cpu: \"8\", memory: 30Gi, pods: \"110\", nvidia.com/gpu: \"1\"}".into(),
+        ] {
+            assert!(
+                node.contains(&needle),
+                "{name} in ci/addons/gpu-pool.yaml lacks `{needle}`:\n{node}"
+            );
+        }
+    }
+    // Both paths take it from ci/addons/apply.sh, which checks it; neither makes its own.
+    assert!(read("ci/addons/apply.sh").contains("gpu-pool.yaml"));
+    let local = read("ci/localcluster/cluster.sh");
+    assert!(
+        !local.contains("kind: Node"),
+        "cluster.sh still writes GPU nodes of its own"
+    );
+    assert!(local.contains("ci/addons/apply.sh"));
+    let kind = read("ci/kind/up.sh");
+    assert!(
+        !kind.contains("nvidia.com~1gpu"),
+        "up.sh still patches a GPU into a real worker"
+    );
+    assert!(kind.contains("ci/addons/apply.sh"));
+    assert!(
+        !read("ci/kind/cluster.yaml").contains("node-pool"),
+        "kind has a GPU worker of its own"
+    );
+}
+
+// ------------------------------------------------------------------ scripts with fakes
+
+/// A directory of fake commands for the scripts to find first on PATH, and a log every
+/// fake appends its arguments to.
+struct Fakes {
+    dir: tempfile::TempDir,
+}
+
+impl Fakes {
+    fn new() -> Fakes {
+        let fakes = Fakes {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(fakes.path("bin")).unwrap();
+        std::fs::write(fakes.path("calls.log"), "").unwrap();
+        fakes
+    }
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+    /// A fake command: a bash script that logs `name args...` and then runs `body`.
+    fn command(&self, name: &str, body: &str) {
+        let script = format!(
+            "#!/usr/bin/env bash\nset -u\nall=\"$*\"\nprintf '%s\\n' \"{name} ${{all//$'\\n'/ }}\" >>\"{log}\"\n{body}\n",
+            log = self.path("calls.log").display()
+        );
+        let path = self.path("bin").join(name);
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("calls.log"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+    fn run(&self, script: &str, args: &[&str], env: &[(&str, String)]) -> (bool, String, String) {
+        require_tool("bash", "to run the CI scripts");
+        let path = format!(
+            "{}:{}",
+            self.path("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut command = Command::new(repo().join(script));
+        command
+            .args(args)
+            .env("PATH", path)
+            .env("HOME", self.path("home"))
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command
+            .output()
+            .unwrap_or_else(|e| panic!("running {script}: {e}"));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// Fake `kind`, `docker` and `kubectl` for the kind path, a fake kwok and fake archives.
+/// `kind create` exits with $FAKE_KIND_CREATE_EXIT; `kubectl get nodes -l node-pool=gpu`
+/// lists the nodes of the applied gpu-pool.yaml (Ready, 1 GPU) and $FAKE_EXTRA_GPU_NODE.
+fn kind_fakes() -> (Fakes, Vec<(&'static str, String)>) {
+    let fakes = Fakes::new();
+    let state = fakes.path("fake-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let s = state.display();
+    fakes.command(
+        "kind",
+        &format!(
+            r#"case "$1 $2" in
+  "get clusters") [ -f "{s}/cluster" ] && echo autoscale-conformance; exit 0 ;;
+  "create cluster") [ -f "$4" ] || {{ echo "no config $4" >&2; exit 1; }}
+     [ "${{FAKE_KIND_CREATE_EXIT:-0}}" = 0 ] || {{ echo "fake kind: create failed" >&2; exit "$FAKE_KIND_CREATE_EXIT"; }}
+     touch "{s}/cluster" ;;
+  "get kubeconfig") printf 'apiVersion: v1\nkind: Config\n' ;;
+  "get nodes") printf 'autoscale-conformance-control-plane\nautoscale-conformance-worker\n' ;;
+  "load image-archive") [ -f "$5" ] || exit 1 ;;
+  "delete cluster") rm -f "{s}/cluster" ;;
+  *) echo "fake kind: unexpected $*" >&2; exit 1 ;;
+esac"#
+        ),
+    );
+    fakes.command(
+        "docker",
+        r#"case "$1 $2" in
+  "network inspect") echo "172.18.0.0/16 fc00:f853:ccd:e793::/64 " ;;
+  "exec -i") ;;
+  *) echo "fake docker: unexpected $*" >&2; exit 1 ;;
+esac"#,
+    );
+    fakes.command(
+        "kubectl",
+        &format!(
+            r#"args=" $* "
+case $args in
+  *" apply "*) file=${{args##* -f }}; file=${{file%% *}}
+     case $file in *gpu-pool.yaml) awk '/^  name: / {{print $2}}' "$file" >"{s}/gpu-nodes" ;; esac ;;
+  *" get nodes -l node-pool=gpu "*)
+     [ -f "{s}/gpu-nodes" ] && while read -r n; do echo "$n True 1"; done <"{s}/gpu-nodes"
+     [ -z "${{FAKE_EXTRA_GPU_NODE:-}}" ] || echo "$FAKE_EXTRA_GPU_NODE" ;;
+  *" rollout status "* | *" wait "* | *" top nodes "*) ;;
+  *) echo "fake kubectl: unexpected $*" >&2; exit 1 ;;
+esac"#
+        ),
+    );
+    // kwok: records its flags and runs until stopped.
+    std::fs::create_dir_all(fakes.path("kwok/stages")).unwrap();
+    std::fs::write(
+        fakes.path("kwok/stages/node-initialize.yaml"),
+        "kind: Stage\n",
+    )
+    .unwrap();
+    let kwok = fakes.path("kwok/kwok");
+    std::fs::write(
+        &kwok,
+        format!(
+            "#!/usr/bin/env bash\nprintf '%s\\n' \"kwok $*\" >>\"{}\"\nexec sleep 300\n",
+            fakes.path("calls.log").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&kwok, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(fakes.path("images")).unwrap();
+    for archive in ["coredns", "metrics-server", "inference-server", "loadgen"] {
+        std::fs::write(fakes.path(&format!("images/{archive}.oci.tar")), archive).unwrap();
+    }
+    let env = vec![
+        ("CLUSTER", "kind".to_string()),
+        (
+            "AUTOSCALE_KIND_STATE",
+            fakes.path("kind-state").display().to_string(),
+        ),
+        (
+            "AUTOSCALE_KWOK_DIR",
+            fakes.path("kwok").display().to_string(),
+        ),
+        (
+            "AUTOSCALE_IMAGES",
+            fakes.path("images").display().to_string(),
+        ),
+        ("AUTOSCALE_CACHE", fakes.path("cache").display().to_string()),
+        (
+            "CARGO_TARGET_DIR",
+            fakes.path("target").display().to_string(),
+        ),
+    ];
+    (fakes, env)
+}
+
+#[test]
+fn kind_path_brings_up_the_shared_cluster_definition_with_a_fake_kind() {
+    let (fakes, env) = kind_fakes();
+    let (ok, stdout, stderr) = fakes.run("ci/steps.sh", &["cluster"], &env);
+    let calls = fakes.calls();
+    // Stop the fake kwok whatever happened.
+    let (down_ok, _, down_err) = fakes.run("ci/steps.sh", &["down"], &env);
+    assert!(
+        ok,
+        "ci/steps.sh cluster (kind) failed:\n{stderr}\ncalls:\n{}",
+        calls.join("\n")
+    );
+    assert!(down_ok, "ci/steps.sh down (kind) failed:\n{down_err}");
+    let has = |prefix: &str| calls.iter().any(|c| c.starts_with(prefix));
+    let config = repo().join("ci/kind/cluster.yaml");
+    assert!(
+        has(&format!(
+            "kind create cluster --config {} ",
+            config.display()
+        )),
+        "{calls:#?}"
+    );
+    // Every archive is loaded, our CoreDNS included (kind's own would run upstream's build).
+    for archive in ["coredns", "metrics-server", "inference-server", "loadgen"] {
+        let path = fakes.path(&format!("images/{archive}.oci.tar"));
+        assert!(
+            has(&format!(
+                "kind load image-archive --name autoscale-conformance {}",
+                path.display()
+            )),
+            "{archive} not loaded: {calls:#?}"
+        );
+    }
+    // Both nodes isolated before any image is loaded: only the pod, service and node
+    // ranges are reachable, and pulls go to a dead address.
+    let first_load = calls
+        .iter()
+        .position(|c| c.starts_with("kind load"))
+        .unwrap();
+    for node in [
+        "autoscale-conformance-control-plane",
+        "autoscale-conformance-worker",
+    ] {
+        let at = calls
+            .iter()
+            .position(|c| c.starts_with(&format!("docker exec -i {node} sh -euc")))
+            .unwrap_or_else(|| panic!("node {node} not isolated: {calls:#?}"));
+        assert!(at < first_load);
+        let call = &calls[at];
+        for needle in [
+            "REJECT",
+            "ASC-ISOLATION",
+            "127.0.0.1:9",
+            "172.18.0.0/16",
+            "10.244.0.0/16",
+            "10.96.0.0/16",
+        ] {
+            assert!(
+                call.contains(needle),
+                "isolation of {node} lacks {needle}: {call}"
+            );
+        }
+    }
+    // The shared addons and GPU pool, checked; kwok with the local cluster's flags.
+    for addon in ["gpu-pool", "coredns", "metrics-server"] {
+        assert!(
+            calls.iter().any(|c| c.starts_with("kubectl") && c.contains(&format!("ci/addons/{addon}.yaml"))),
+            "{addon}.yaml not applied: {calls:#?}"
+        );
+    }
+    let kwok = calls
+        .iter()
+        .find(|c| c.starts_with("kwok "))
+        .expect("kwok started");
+    assert!(
+        kwok.contains("--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake"),
+        "{kwok}"
+    );
+    assert!(
+        stderr.contains("GPU pool ready: gpu-pool-1 gpu-pool-2"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("KUBECONFIG="), "{stderr}");
+    assert!(stdout.is_empty() || !stdout.contains("error"), "{stdout}");
+    let after_down = fakes.calls();
+    assert!(
+        after_down.contains(&"kind delete cluster --name autoscale-conformance".to_string()),
+        "{after_down:#?}"
+    );
+    assert!(
+        !fakes.path("kind-state/kwok.pid").exists(),
+        "kwok left running after down"
+    );
+}
+
+#[test]
+fn kind_path_failures_fail_the_step_loudly() {
+    // kind cannot create the cluster: the step fails, says so, and starts nothing else.
+    let (fakes, mut env) = kind_fakes();
+    env.push(("FAKE_KIND_CREATE_EXIT", "7".into()));
+    let (ok, _, stderr) = fakes.run("ci/steps.sh", &["cluster"], &env);
+    let calls = fakes.calls();
+    fakes.run("ci/steps.sh", &["down"], &env);
+    assert!(!ok, "a failed kind create passed the cluster step");
+    assert!(
+        stderr.contains("FAILED: bringing up the kind cluster failed"),
+        "{stderr}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("kwok") || c.starts_with("kind load")),
+        "{calls:#?}"
+    );
+
+    // A GPU node that is not the manifest's (kind's old patched worker): the bring-up stops.
+    let (fakes, mut env) = kind_fakes();
+    env.push((
+        "FAKE_EXTRA_GPU_NODE",
+        "autoscale-conformance-worker2 True 1".into(),
+    ));
+    env.push(("AUTOSCALE_GPU_POOL_WAIT", "2".into()));
+    let (ok, _, stderr) = fakes.run("ci/steps.sh", &["cluster"], &env);
+    fakes.run("ci/steps.sh", &["down"], &env);
+    assert!(
+        !ok,
+        "a GPU pool unlike gpu-pool.yaml passed the cluster step"
+    );
+    assert!(
+        stderr.contains("the GPU pool is not what gpu-pool.yaml says"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("autoscale-conformance-worker2"), "{stderr}");
+}
+
+#[test]
+fn live_steps_share_one_retry_policy_and_keep_the_grader_exit_status() {
+    let (fakes, env) = kind_fakes();
+    std::fs::create_dir_all(fakes.path("kind-state")).unwrap();
+    std::fs::write(fakes.path("kind-state/kubeconfig"), "apiVersion: v1\n").unwrap();
+    fakes.command(
+        "cargo",
+        r##"[ "$1" = run ] && echo "# report"
+echo "KUBECONFIG=$KUBECONFIG" >>"$(dirname "$0")/../cargo-env"
+exit "${FAKE_CARGO_EXIT:-0}""##,
+    );
+    let (ok, _, stderr) = fakes.run("ci/steps.sh", &["e2e"], &env);
+    assert!(ok, "{stderr}");
+    let calls = fakes.calls();
+    assert!(
+        calls.contains(&"cargo nextest run --workspace --profile e2e --retries 1".to_string()),
+        "{calls:#?}"
+    );
+    // .ci/run and `make e2e` run that very step.
+    assert!(read(".ci/run").contains("ci/steps.sh e2e"));
+    assert!(read("Makefile").contains("ci/steps.sh e2e"));
+
+    // The grader's exit 3 (broken environment) fails the step; the report still lands.
+    let summary = fakes.path("summary.md");
+    let mut env = env.clone();
+    env.push(("FAKE_CARGO_EXIT", "3".into()));
+    env.push(("GITHUB_STEP_SUMMARY", summary.display().to_string()));
+    env.push(("GRADE_OUT", fakes.path("out").display().to_string()));
+    env.push(("SUBMISSION", "fixtures/submissions/reference".into()));
+    let (ok, stdout, stderr) = fakes.run("ci/steps.sh", &["grade"], &env);
+    assert!(!ok, "grade exit 3 passed the step");
+    assert!(stderr.contains("exited 3"), "{stderr}");
+    assert!(stdout.contains("# report"));
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), "# report\n");
+    let env_seen = std::fs::read_to_string(fakes.path("cargo-env")).unwrap();
+    assert!(env_seen.contains(&format!(
+        "KUBECONFIG={}",
+        fakes.path("kind-state/kubeconfig").display()
+    )));
+}
+
+#[test]
+fn steps_started_as_another_user_rerun_under_sudo_with_path_and_home() {
+    let fakes = Fakes::new();
+    // Not root until sudo says so; sudo runs its command with FAKE_ROOT=1.
+    fakes.command("id", r#"[ "${FAKE_ROOT:-}" = 1 ] && echo 0 || echo 1000"#);
+    fakes.command(
+        "sudo",
+        r#"[ "$1" = --preserve-env ] || exit 1; shift; FAKE_ROOT=1 exec "$@""#,
+    );
+    let (ok, _, stderr) = fakes.run("ci/steps.sh", &["no-such-step"], &[]);
+    assert!(!ok);
+    assert!(stderr.contains("usage: ci/steps.sh"), "{stderr}");
+    let sudo = fakes
+        .calls()
+        .into_iter()
+        .find(|c| c.starts_with("sudo"))
+        .expect("re-run under sudo");
+    assert!(
+        sudo.contains(&format!("HOME={}", fakes.path("home").display())),
+        "{sudo}"
+    );
+    assert!(
+        sudo.contains(&format!("PATH={}", fakes.path("bin").display())),
+        "{sudo}"
+    );
+    assert!(sudo.ends_with("ci/steps.sh no-such-step"), "{sudo}");
+}
+
+#[test]
+fn image_archives_are_rebuilt_when_their_build_changes_and_kind_builds_no_kubernetes() {
+    require_tool("bash", "to source ci/localcluster/cluster.sh");
+    let fakes = Fakes::new();
+    let f = |p: &str| fakes.path(p).display().to_string();
+    for dir in [
+        "bin/coredns-aaaa",
+        "bin/coredns-bbbb",
+        "target/release",
+        "repo/workloads/image",
+    ] {
+        std::fs::create_dir_all(fakes.path(dir)).unwrap();
+    }
+    // oci-image and the workloads' image build, faked: each logs what it was asked.
+    fakes.command(
+        "fake-oci-image",
+        r#"out=${all##*--out }; echo built >"$out""#,
+    );
+    std::fs::copy(
+        fakes.path("bin/fake-oci-image"),
+        fakes.path("target/release/oci-image"),
+    )
+    .unwrap();
+    fakes.command("fake-workloads", "");
+    std::fs::copy(
+        fakes.path("bin/fake-workloads"),
+        fakes.path("repo/workloads/image/build.sh"),
+    )
+    .unwrap();
+    // The second build directory is *older* than the archive made from the first (another
+    // checkout's build, a restored cache): timestamps alone kept the old binary.
+    let script = format!(
+        r#"set -euo pipefail
+source "{cluster}"
+repo="{repo}"; cache="{cache}"; export CARGO_TARGET_DIR="{target}"
+oci_image="$CARGO_TARGET_DIR/release/oci-image"
+touch -d '2020-01-01' "{b}"; touch "{a}/.complete"; touch -d '2020-01-01' "{b}/.complete"
+mkdir -p "$cache/images"
+image_archive registry.k8s.io/coredns/coredns:v1.14.6 "$cache/images/coredns.oci.tar" "{a}" --file x
+image_archive registry.k8s.io/coredns/coredns:v1.14.6 "$cache/images/coredns.oci.tar" "{a}" --file x
+image_archive registry.k8s.io/coredns/coredns:v1.14.6 "$cache/images/coredns.oci.tar" "{b}" --file x
+# `images kind` asks build.sh for metrics-server and CoreDNS only.
+build() {{ echo "build $*" >>"{log}"; for m in "$@"; do echo "{cache}/bin/$m-cccc"; done; }}
+images kind
+"#,
+        cluster = repo().join("ci/localcluster/cluster.sh").display(),
+        repo = f("repo"),
+        cache = f(""),
+        target = f("target"),
+        a = f("bin/coredns-aaaa"),
+        b = f("bin/coredns-bbbb"),
+        log = f("calls.log"),
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = fakes.calls();
+    let coredns_builds: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.starts_with("fake-oci-image") && c.contains("coredns"))
+        .collect();
+    // Built from aaaa, kept, rebuilt from bbbb, then (images kind) rebuilt from cccc.
+    assert_eq!(coredns_builds.len(), 3, "{calls:#?}");
+    assert!(
+        calls.contains(&"build metrics-server coredns".to_string()),
+        "{calls:#?}"
+    );
+    assert!(!calls.iter().any(|c| c.contains("build k8s")), "{calls:#?}");
+    assert!(
+        !calls.iter().any(|c| c.contains("pause")),
+        "kind does not use a pause archive: {calls:#?}"
+    );
+}
+
+// ------------------------------------------------------------------ the workflow
+
+#[test]
+fn workflow_runs_only_the_ci_steps_with_current_action_majors() {
+    let workflow = read(".github/workflows/grade.yml");
+    let steps = read("ci/steps.sh");
+    let mut runs = Vec::new();
+    for line in workflow.lines() {
+        if let Some(run) = line.trim().strip_prefix("run:") {
+            let run = run.trim();
+            // One script per step: no pipes, substitutions or chains that lose a status.
+            let step = run.strip_prefix("ci/steps.sh ").unwrap_or_else(|| {
+                panic!("workflow step `{run}` is not `ci/steps.sh <step>`: what GitHub runs must be what runs here")
+            });
+            assert!(!step.contains(['|', '$', ';', '&', '`']), "{run}");
+            assert!(
+                steps.contains(&format!("\n  {step})")),
+                "ci/steps.sh has no step `{step}`"
+            );
+            runs.push(step.to_string());
+        }
+        assert!(
+            !line.trim_start().starts_with("run: |"),
+            "multi-line run block: {line}"
+        );
+    }
+    for step in ["tools", "test", "cluster", "e2e", "grade", "down"] {
+        assert!(
+            runs.iter().any(|r| r == step),
+            "the workflow does not run `{step}`: {runs:?}"
+        );
+    }
+    // The action majors that run on Node 24 (checked against their releases, see ci/README.md).
+    let current = [
+        ("actions/checkout", 7),
+        ("actions/setup-go", 7),
+        ("actions/cache", 6),
+        ("actions/upload-artifact", 7),
+        ("Swatinem/rust-cache", 2),
+    ];
+    for line in workflow.lines() {
+        let Some(uses) = line.trim().trim_start_matches("- ").strip_prefix("uses:") else {
+            continue;
+        };
+        let (action, version) = uses.trim().split_once('@').expect("action@version");
+        if action == "dtolnay/rust-toolchain" {
+            continue;
+        }
+        let (_, major) = current
+            .iter()
+            .find(|(a, _)| *a == action)
+            .unwrap_or_else(|| panic!("{action} is not among the actions whose majors are known"));
+        assert_eq!(
+            version,
+            format!("v{major}"),
+            "{action}@{version}: current major is v{major}"
+        );
+    }
+}
