@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help tools test e2e main grade images bench-load bench-grade bench-cluster cluster-up cluster-down cluster-status kind-up kind-down lint
+.PHONY: help tools ci-bins test e2e main grade images bench-load bench-grade bench-cluster cluster-up cluster-down cluster-status kind-up kind-down lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -11,8 +11,12 @@ help: ## list the targets
 tools: ## install what the tests need (cargo-nextest) if it is missing
 	@ci/tools.sh
 
-test: tools ## the offline suite: everything that needs no cluster
+test: tools ci-bins ## the offline suite: everything that needs no cluster
 	cargo nextest run --workspace --profile ci
+
+# The CoreDNS build tests/ci_paths.rs runs the shared Corefile against (cached; minutes cold).
+ci-bins:
+	@ci/localcluster/build.sh coredns >/dev/null
 
 lint: ## cargo fmt and clippy, warnings as errors
 	cargo fmt --all -- --check
@@ -40,14 +44,14 @@ cluster-down: ## tear the local cluster down completely
 cluster-status: ## what is running
 	@ci/cluster status
 
-kind-up: ## the kind path (GitHub Actions): same images, same addons
+kind-up: ## the kind path (machines with Docker): same CoreDNS, images, GPU pool, isolation
 	@ci/kind/up.sh
 
 kind-down: ## stop the kind path's kwok and delete the kind cluster
 	@ci/kind/up.sh down
 
-e2e: tools cluster-up ## the live suite against the local cluster
-	KUBECONFIG=$$(ci/cluster kubeconfig) cargo nextest run --workspace --profile e2e
+e2e: tools cluster-up ## the live suite against the local cluster (one retry, as in CI)
+	@ci/steps.sh e2e
 
 main: e2e ## the main job: local cluster + conformance suite, grading the reference submission live
 

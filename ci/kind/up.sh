@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# The kind path (GitHub Actions; it cannot run on machines without Docker): the same image
-# archives, the same ci/addons/ and the same kwok as the local cluster.
+# The kind path (for machines with Docker; it cannot run on these machines): the same
+# cluster definition as the local cluster. The same CoreDNS build and Corefile, the same
+# metrics-server and workload images from the same archives, the same kwok with the same
+# GPU-pool manifest (ci/addons/), no image pulls and the same egress rule for pods.
 #
-#   ci/kind/up.sh [up]   create the cluster if needed, load the images, start kwok, apply
-#                        the addons; prints the kubeconfig path on its last line
+#   ci/kind/up.sh [up]   build what kind loads, create the cluster if needed, isolate its
+#                        nodes, load the images, start kwok, apply ci/addons/; prints the
+#                        kubeconfig path on its last line
 #   ci/kind/up.sh down   stop kwok, delete the cluster
+#
+# Prebuilt inputs (the tests, a CI step that built them before): AUTOSCALE_KWOK_DIR (kwok
+# and its stages/, as `build.sh kwok` prints) and AUTOSCALE_IMAGES (a directory of the
+# *.oci.tar archives `ci/cluster images kind` lists). Without them both are built here.
 #
 # kwok runs as a host process, as on the local cluster, with the same flags and stages
 # (keep them in step with kwok_up in ci/localcluster/cluster.sh): it manages only nodes
-# annotated kwok.x-k8s.io/node=fake, which the live tests create for themselves (the PDB
-# probe's drain nodes). It stops with `down`, and by itself once the cluster is deleted.
+# annotated kwok.x-k8s.io/node=fake: the GPU pool and the nodes the live tests create.
+# It stops with `down`, and by itself once the cluster is deleted.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -19,6 +26,9 @@ name=autoscale-conformance
 kubeconfig=$state/kubeconfig
 kwok_pid=$state/kwok.pid
 kwok_log=$state/kwok.log
+# The ranges pods may reach, as on the local cluster (ci/localcluster/cluster.sh).
+pod_cidr=10.244.0.0/16
+service_cidr=10.96.0.0/16
 
 log() { printf '[kind %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -41,13 +51,12 @@ kwok_stop() {
 }
 
 kwok_up() {
-  local kwok_bin stage
-  kwok_bin=$("$repo/ci/localcluster/build.sh" kwok)
-  [ -x "$kwok_bin/kwok" ] || die "no kwok binary in $kwok_bin"
+  local kwok_dir=$1 stage
+  [ -x "$kwok_dir/kwok" ] || die "no kwok binary in $kwok_dir"
   # A kwok left from an earlier cluster would watch a dead API server.
   kwok_stop
   local -a args=(--kubeconfig="$kubeconfig")
-  for stage in "$kwok_bin"/stages/*.yaml; do args+=("--config=$stage"); done
+  for stage in "$kwok_dir"/stages/*.yaml; do args+=("--config=$stage"); done
   # Fake node and pod addresses stay on loopback: nothing ever tries to reach them.
   args+=(--manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake
     --node-ip=127.0.0.2 --cidr=127.1.0.0/16 --node-port=0 --server-address=127.0.0.1:10247)
@@ -66,33 +75,78 @@ kwok_up() {
     done
     kill "$kwok" 2>/dev/null
     wait "$kwok"
-  ' kwok-watchdog "$name" "$kwok_bin/kwok" "${args[@]}" >>"$kwok_log" 2>&1 </dev/null &
+  ' kwok-watchdog "$name" "$kwok_dir/kwok" "${args[@]}" >>"$kwok_log" 2>&1 </dev/null &
   echo $! >"$kwok_pid"
   sleep 2
   kwok_running || die "kwok exited at once; see $kwok_log: $(tail -n 5 "$kwok_log")"
   log "kwok running (pid $(cat "$kwok_pid"), log $kwok_log)"
 }
 
+# The local cluster's isolation, on every kind node: pods reach only the pod and service
+# ranges and the cluster's own nodes (kind's Docker network), and so does the node itself
+# (its containerd cannot pull; the kubelet reaches the API server); anything else is
+# rejected at once, as a pod on the local cluster finds no route. containerd's registry
+# hosts all point at a dead address on loopback (config_path is set in cluster.yaml).
+isolate_nodes() {
+  local subnets v4 v6 node
+  subnets=$(docker network inspect kind -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}') \
+    || die "cannot read the subnets of Docker network kind"
+  v4=$(tr ' ' '\n' <<<"$subnets" | grep -m1 -E '^[0-9]+\.' || true)
+  v6=$(tr ' ' '\n' <<<"$subnets" | grep -m1 ':' || true)
+  [ -n "$v4" ] || die "Docker network kind has no IPv4 subnet ($subnets)"
+  for node in $(kind get nodes --name "$name"); do
+    # shellcheck disable=SC2016 # expanded by the node's shell
+    docker exec -i "$node" sh -euc '
+      v4=$1 v6=$2 pods=$3 services=$4
+      iptables -N ASC-ISOLATION 2>/dev/null || iptables -F ASC-ISOLATION
+      for dst in 127.0.0.0/8 "$pods" "$services" "$v4"; do
+        iptables -A ASC-ISOLATION -d "$dst" -j RETURN
+      done
+      iptables -A ASC-ISOLATION -p tcp -j REJECT --reject-with tcp-reset
+      iptables -A ASC-ISOLATION -j REJECT
+      for chain in FORWARD OUTPUT; do
+        iptables -C "$chain" -j ASC-ISOLATION 2>/dev/null || iptables -I "$chain" 1 -j ASC-ISOLATION
+      done
+      ip6tables -N ASC-ISOLATION 2>/dev/null || ip6tables -F ASC-ISOLATION
+      for dst in ::1/128 fe80::/10 ff00::/8 ${v6:+"$v6"}; do
+        ip6tables -A ASC-ISOLATION -d "$dst" -j RETURN
+      done
+      ip6tables -A ASC-ISOLATION -j REJECT
+      for chain in FORWARD OUTPUT; do
+        ip6tables -C "$chain" -j ASC-ISOLATION 2>/dev/null || ip6tables -I "$chain" 1 -j ASC-ISOLATION
+      done
+      mkdir -p /etc/containerd/certs.d/_default
+      printf "%s\n" "server = \"http://127.0.0.1:9\"" "[host.\"http://127.0.0.1:9\"]" \
+        "  capabilities = [\"pull\", \"resolve\"]" >/etc/containerd/certs.d/_default/hosts.toml
+    ' isolate "$v4" "$v6" "$pod_cidr" "$service_cidr" || die "isolating node $node failed"
+    log "node $node: egress only to $pod_cidr $service_cidr $v4${v6:+ $v6}; pulls go to 127.0.0.1:9"
+  done
+}
+
 cmd_up() {
   mkdir -p "$state"
+  # What kind loads, built (or found in the cache) before any cluster exists: a failed
+  # build leaves no cluster behind. No Kubernetes build: kind's node image has the rest.
+  local kwok_dir=${AUTOSCALE_KWOK_DIR:-} images_dir=${AUTOSCALE_IMAGES:-} archive listed
+  local -a archives=()
+  if [ -z "$kwok_dir" ]; then
+    kwok_dir=$("$repo/ci/localcluster/build.sh" kwok) || die "building kwok failed"
+  fi
+  if [ -n "$images_dir" ]; then
+    for archive in "$images_dir"/*.oci.tar; do [ -f "$archive" ] && archives+=("$archive"); done
+  else
+    listed=$("$repo/ci/cluster" images kind) || die "building the image archives failed"
+    mapfile -t archives <<<"$listed"
+  fi
+  [ ${#archives[@]} -gt 0 ] || die "no image archives to load"
+
   kind get clusters | grep -qx "$name" || kind create cluster --config "$here/cluster.yaml" --wait 120s
   kind get kubeconfig --name "$name" >"$kubeconfig"
-
-  # kind's node image carries pause and CoreDNS; the project's own images and
-  # metrics-server come from the archives the local cluster imports too.
-  "$repo/ci/cluster" images >&2
-  local archive node
-  for archive in "$cache"/images/*.oci.tar; do
-    case $(basename "$archive") in pause.oci.tar|coredns.oci.tar) continue ;; esac
+  isolate_nodes
+  for archive in "${archives[@]}"; do
     kind load image-archive --name "$name" "$archive"
   done
-
-  # Advertise the simulated GPU on the GPU-pool worker (an extended resource, as the docs describe).
-  for node in $(kubectl --kubeconfig "$kubeconfig" get nodes -l node-pool=gpu -o name); do
-    kubectl --kubeconfig "$kubeconfig" patch "$node" --subresource=status --type=json \
-      -p '[{"op":"add","path":"/status/capacity/nvidia.com~1gpu","value":"1"}]'
-  done
-  kwok_up
+  kwok_up "$kwok_dir"
   "$repo/ci/addons/apply.sh" kubectl "$kubeconfig"
   echo "$kubeconfig"
 }

@@ -4,7 +4,7 @@
 # hack/local-up-cluster.sh does. One real node (real pods, cgroups, kubelet metrics) and a
 # simulated GPU pool of kwok nodes.
 #
-#   ci/cluster up | down | status | logs [component] | kubeconfig | env | images
+#   ci/cluster up | down | status | logs [component] | kubeconfig | env | images [local|kind]
 #
 # Isolation: pods sit on bridge asc0 (10.244.0.0/24) with routes only to the pod and
 # service ranges, no default route and no masquerade; a FORWARD rule drops anything from
@@ -31,7 +31,6 @@ service_cidr=10.96.0.0/16
 kubernetes_service_ip=10.96.0.1
 dns_ip=10.96.0.10
 apiserver_port=6443
-gpu_nodes=${AUTOSCALE_GPU_NODES:-2}
 containerd_sock=$run/containerd/containerd.sock
 kubeconfig=$state/admin.kubeconfig
 iptables_chain=ASC-ISOLATION
@@ -40,9 +39,14 @@ log() { printf '[cluster %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- binaries and images
+# The Go builds (cached by build.sh); one function, so that a test can stand in for it.
+build() { "$here/build.sh" "$@"; }
+
 binaries() {
-  local dirs
-  mapfile -t dirs < <("$here/build.sh" k8s metrics-server coredns kwok)
+  local dirs built
+  built=$(build k8s metrics-server coredns kwok) || die "building the cluster's binaries failed"
+  mapfile -t dirs <<<"$built"
+  [ ${#dirs[@]} -eq 4 ] || die "build.sh did not print the four module directories"
   k8s_bin=${dirs[0]}; metrics_server_bin=${dirs[1]}; coredns_bin=${dirs[2]}; kwok_bin=${dirs[3]}
   kubectl_bin=$k8s_bin/kubectl
 }
@@ -51,30 +55,49 @@ kubectl() { "$kubectl_bin" --kubeconfig "$kubeconfig" "$@"; }
 
 # Image archives: the cluster's own images (sandbox, metrics-server, CoreDNS) from the Go
 # builds, and the project's workloads. All under their upstream names, so ci/addons/ is
-# the same for kind and for this cluster.
+# the same for kind and for this cluster. `images kind` builds only what kind loads: its
+# node image has its own sandbox (pause) image, so no Kubernetes build is needed.
 images() {
-  local out=$cache/images
+  local for=${1:-local} out=$cache/images
+  case $for in
+    local) [ -n "${k8s_bin:-}" ] || binaries ;;
+    kind)
+      local dirs built
+      built=$(build metrics-server coredns) || die "building metrics-server and CoreDNS failed"
+      mapfile -t dirs <<<"$built"
+      [ ${#dirs[@]} -eq 2 ] || die "build.sh did not print the two module directories"
+      metrics_server_bin=${dirs[0]}; coredns_bin=${dirs[1]} ;;
+    *) die "images: unknown target $for (local or kind)" ;;
+  esac
   mkdir -p "$out"
   "$repo/workloads/image/build.sh" >&2
   oci_image=${CARGO_TARGET_DIR:-$repo/target}/release/oci-image
   [ -x "$oci_image" ] || cargo build -q --release -p oci-image --manifest-path "$repo/Cargo.toml"
-  image_archive registry.k8s.io/pause:3.10.2 "$out/pause.oci.tar" \
-    --file "$k8s_bin/pause:/pause:0755" --entrypoint /pause --user 65535
-  image_archive registry.k8s.io/metrics-server/metrics-server:v0.8.0 "$out/metrics-server.oci.tar" \
+  if [ "$for" = local ]; then
+    image_archive registry.k8s.io/pause:3.10.2 "$out/pause.oci.tar" "$k8s_bin" \
+      --file "$k8s_bin/pause:/pause:0755" --entrypoint /pause --user 65535
+  fi
+  image_archive registry.k8s.io/metrics-server/metrics-server:v0.8.0 "$out/metrics-server.oci.tar" "$metrics_server_bin" \
     --file "$metrics_server_bin/metrics-server:/metrics-server:0755" --entrypoint /metrics-server --user 65534
-  image_archive registry.k8s.io/coredns/coredns:v1.14.6 "$out/coredns.oci.tar" \
+  image_archive registry.k8s.io/coredns/coredns:v1.14.6 "$out/coredns.oci.tar" "$coredns_bin" \
     --file "$coredns_bin/coredns:/coredns:0755" --entrypoint /coredns --user 0
   # (root: upstream's image runs as nonroot with a file capability to bind :53, which an
   # archive built here does not carry; the Deployment still adds only NET_BIND_SERVICE.)
 }
 
+# Builds an archive unless the one there was built from the same build directory (whose
+# name carries build.sh's key of its inputs) by the same oci-image. Timestamps would not
+# do: a build directory made earlier than the archive (another checkout's build, a
+# restored CI cache) would leave the archive of an older binary in place.
 image_archive() {
-  local name=$1 archive=$2; shift 2
-  if [ -f "$archive" ] && [ "$archive" -nt "$oci_image" ] && [ "$archive" -nt "$k8s_bin/.complete" ] \
-     && [ "$archive" -nt "$coredns_bin/.complete" ] && [ "$archive" -nt "$metrics_server_bin/.complete" ]; then
+  local name=$1 archive=$2 input=$3 stamp; shift 3
+  stamp="$name $input $(sha256sum <"$oci_image" | cut -c1-16)"
+  if [ -f "$archive" ] && [ "$(cat "$archive.inputs" 2>/dev/null)" = "$stamp" ]; then
     return
   fi
+  rm -f "$archive.inputs"
   "$oci_image" build --name "$name" "$@" --out "$archive" >&2
+  echo "$stamp" >"$archive.inputs"
 }
 
 import_images() {
@@ -167,7 +190,7 @@ running() { [ -f "$pids/$1.pid" ] && kill -0 "$(cat "$pids/$1.pid")" 2>/dev/null
 # Stops the named components together: TERM to each process group, up to 10 s for all
 # of them to exit, then KILL. (One after another, the slow ones' waits would add up.)
 stop() {
-  local name pid i alive
+  local name pid alive
   local -a stopping=()
   for name in "$@"; do
     [ -f "$pids/$name.pid" ] || continue
@@ -175,7 +198,7 @@ stop() {
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     stopping+=("$pid")
   done
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     alive=0
     for pid in "${stopping[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
     [ $alive -eq 1 ] || break
@@ -205,12 +228,18 @@ network_up() {
   mkdir -p "$state"
   [ -f "$state/ip_forward.orig" ] || cat /proc/sys/net/ipv4/ip_forward >"$state/ip_forward.orig"
   echo 1 >/proc/sys/net/ipv4/ip_forward
+  [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || modprobe br_netfilter 2>/dev/null || true
   echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
   # Nothing from the pod bridge may leave by another interface.
   iptables -N "$iptables_chain" 2>/dev/null || true
   iptables -F "$iptables_chain"
   iptables -A "$iptables_chain" -i "$bridge" ! -o "$bridge" -j DROP
   iptables -C FORWARD -j "$iptables_chain" 2>/dev/null || iptables -I FORWARD 1 -j "$iptables_chain"
+  # Traffic between pods on the bridge is accepted at the end of FORWARD, after every other
+  # rule: on a host whose FORWARD policy is DROP (Docker sets it, as on GitHub's runners)
+  # it would be dropped otherwise. Where the policy is ACCEPT this changes nothing.
+  iptables -C FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null \
+    || iptables -A FORWARD -i "$bridge" -o "$bridge" -j ACCEPT
   mkdir -p "$state/cni"
   cat >"$state/cni/10-localcluster.conflist" <<EOF
 {
@@ -238,6 +267,9 @@ EOF
 
 network_down() {
   if iptables -C FORWARD -j "$iptables_chain" 2>/dev/null; then iptables -D FORWARD -j "$iptables_chain"; fi
+  while iptables -C FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null; do
+    iptables -D FORWARD -i "$bridge" -o "$bridge" -j ACCEPT
+  done
   iptables -F "$iptables_chain" 2>/dev/null || true
   iptables -X "$iptables_chain" 2>/dev/null || true
   # The kubelet's and kube-proxy's chains (all named KUBE-*) and every rule that jumps to
@@ -415,30 +447,8 @@ kwok_up() {
   start kwok "$kwok_bin/kwok" --kubeconfig="$state/kwok.kubeconfig" $stages \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-ip=127.0.0.2 --cidr=127.1.0.0/16 --node-port=0 --server-address=127.0.0.1:10247
-  local i
-  for i in $(seq 1 "$gpu_nodes"); do
-    kubectl apply --server-side --force-conflicts --field-manager=localcluster -f - >/dev/null <<EOF
-apiVersion: v1
-kind: Node
-metadata:
-  name: gpu-pool-$i
-  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
-  labels:
-    type: kwok
-    kubernetes.io/hostname: gpu-pool-$i
-    kubernetes.io/os: linux
-    node-pool: gpu
-    nvidia.com/gpu.present: "true"
-    accelerator: nvidia-tesla-t4
-spec:
-  taints: [{key: nvidia.com/gpu, value: present, effect: NoSchedule}]
-status:
-  allocatable: {cpu: "8", memory: 30Gi, pods: "110", nvidia.com/gpu: "1"}
-  capacity: {cpu: "8", memory: 30Gi, pods: "110", nvidia.com/gpu: "1"}
-EOF
-  done
-  wait_for "GPU pool Ready" 60 bash -c "[ \$('$kubectl_bin' --kubeconfig '$kubeconfig' get nodes -l node-pool=gpu \
-    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}' | grep -cx True) -eq $gpu_nodes ]"
+  # The GPU pool's nodes (ci/addons/gpu-pool.yaml) are applied, and checked, by
+  # ci/addons/apply.sh: the same manifest and the same check as on kind.
 }
 
 addons_up() {
@@ -505,11 +515,16 @@ cmd_status() {
 [[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
 case "${1:-}" in
   up) cmd_up ;;
-  images) binaries; images; ls "$cache"/images/*.oci.tar ;;
+  images)
+    images "${2:-local}"
+    # The archives of this target, one path a line.
+    for archive in "$cache"/images/*.oci.tar; do
+      [ "${2:-local}:$(basename "$archive")" = kind:pause.oci.tar ] || echo "$archive"
+    done ;;
   down) cmd_down ;;
   status) cmd_status ;;
   logs) shift; if [ -n "${1:-}" ]; then tail -n 200 "$logs/$1.log"; else tail -n 20 "$logs"/*.log; fi ;;
   kubeconfig) echo "$kubeconfig" ;;
   env) echo "export KUBECONFIG=$kubeconfig" ;;
-  *) echo "usage: ci/cluster up|down|status|logs [component]|kubeconfig|env|images" >&2; exit 2 ;;
+  *) echo "usage: ci/cluster up|down|status|logs [component]|kubeconfig|env|images [local|kind]" >&2; exit 2 ;;
 esac

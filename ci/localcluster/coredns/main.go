@@ -1,8 +1,15 @@
-// Command coredns runs CoreDNS with the plugins of kubeadm's default Corefile.
+// Command coredns runs CoreDNS with the plugins of kubeadm's default Corefile, in
+// upstream's plugin order.
+//
+// The order in which plugins run is dnsserver.Directives, which upstream generates
+// from its plugin.cfg (core/dnsserver/zdirectives.go); this build keeps it as it is, so
+// it runs its plugins in exactly the order of the registry.k8s.io/coredns image of the
+// same version (template before kubernetes, for instance). Importing fewer plugins
+// only leaves directives without a plugin, which a Corefile that does not name them
+// never reaches. tests/ci_paths.rs checks that nothing here reorders them.
 package main
 
 import (
-	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/coremain"
 
 	_ "github.com/coredns/coredns/plugin/cache"
@@ -18,17 +25,6 @@ import (
 	_ "github.com/coredns/coredns/plugin/reload"
 	_ "github.com/coredns/coredns/plugin/template"
 )
-
-// directives is the plugin order of upstream CoreDNS restricted to the plugins above;
-// the order matters (it is the order the plugin chain runs in).
-var directives = []string{
-	"reload", "health", "ready", "prometheus", "errors", "log",
-	"loadbalance", "cache", "kubernetes", "template", "loop", "forward",
-}
-
-func init() {
-	dnsserver.Directives = directives
-}
 
 func main() {
 	coremain.Run()
