@@ -2,7 +2,6 @@
 //! cluster → probes → timelines → verdicts; [`grade`] is the one entry that runs
 //! both. See `ARCHITECTURE.md` for the layout and the data flow.
 
-pub mod budget;
 pub mod checks;
 pub mod cluster;
 pub mod criteria;

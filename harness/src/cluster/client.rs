@@ -6,7 +6,7 @@ use super::error::EnvironmentError;
 use super::images::normalize_image;
 use super::wait::{deployment_available, node_ready};
 use super::{GPU_POOL_LABEL, KWOK_LABEL};
-use crate::budget::ClusterIntervals;
+use crate::cluster::ClusterIntervals;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;

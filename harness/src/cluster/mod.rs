@@ -17,6 +17,7 @@ pub mod apply;
 pub mod client;
 pub mod error;
 pub mod images;
+pub mod intervals;
 pub mod load_generator;
 pub mod namespace;
 pub mod nodes;
@@ -26,6 +27,7 @@ pub use apply::{Applied, ApplyError, ApplyPlan, plan_apply};
 pub use client::{Cluster, ClusterFacts};
 pub use error::EnvironmentError;
 pub use images::{normalize_image, substitute_placeholders, substitute_unavailable};
+pub use intervals::ClusterIntervals;
 pub use namespace::{TestNamespace, sandbox_quota, unique_namespace_name};
 pub use wait::{deployment_available, describe_pod, node_ready, poll_until, wait_for, within};
 

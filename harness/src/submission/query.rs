@@ -201,6 +201,24 @@ impl Submission {
         })
     }
 
+    /// The workloads the submission's HPAs scale, in the order of the HPAs.
+    pub fn hpa_targets(&self) -> Vec<&Object> {
+        self.objects
+            .iter()
+            .filter_map(|o| match &o.typed {
+                Typed::HorizontalPodAutoscaler(h) => {
+                    let reference = &h.spec.scale_target_ref;
+                    self.find_workload(
+                        Some(&reference.kind),
+                        &reference.name,
+                        o.namespace.as_deref(),
+                    )
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Workloads whose pod labels a selector matches (a pod template without
     /// labels has none, as the API server sees it).
     pub fn workloads_selected_by<'a>(

@@ -2,7 +2,7 @@
 //! cluster's intervals and the HPA's own behaviour, never from a fixed number of minutes.
 
 use super::scaling::{Direction, ScalingRules, ScalingSpec, replica_limit};
-use crate::budget::ClusterIntervals;
+use crate::cluster::ClusterIntervals;
 use std::time::Duration;
 
 /// From the moment load arrives to the autoscaler's first scale-up.

@@ -15,7 +15,7 @@ pub use scale_down::judge_scale_down;
 
 use super::scaling::{Direction, Policy, PolicyKind, ScalingSpec, replica_limit};
 use super::{SCALE_UP, budget};
-use crate::budget::ClusterIntervals;
+use crate::cluster::ClusterIntervals;
 use crate::criteria::CriterionId;
 use crate::timeline::{ReplicaStep, Timeline};
 use crate::verdict::{Evidence, Outcome, Verdict};

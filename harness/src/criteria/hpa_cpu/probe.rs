@@ -6,7 +6,7 @@
 use super::judge::{Subject, judge_scale_down, judge_scale_up};
 use super::scaling::ScalingSpec;
 use super::{SCALE_DOWN, SCALE_UP, budget};
-use crate::budget::ClusterIntervals;
+use crate::cluster::ClusterIntervals;
 use crate::cluster::load_generator::{LoadGenerator, LoadSpec};
 use crate::cluster::{EnvironmentError, TestNamespace, wait_for};
 use crate::criteria::ProbeContext;

@@ -14,7 +14,7 @@ use crate::cluster::{TestNamespace, deployment_available, wait_for};
 use crate::cluster::{describe_pod, poll_until};
 use crate::criteria::ProbeContext;
 use crate::observe::{Placement, Recorder, placement};
-use crate::submission::{Object, Submission, Typed};
+use crate::submission::{Submission, Typed};
 use crate::verdict::{Evidence, Outcome, Verdict};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -50,30 +50,11 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
     vec![verdict]
 }
 
-/// The workloads the submission's HPAs scale, in the order of the HPAs.
-fn hpa_targets(submission: &Submission) -> Vec<&Object> {
-    submission
-        .objects
-        .iter()
-        .filter_map(|o| match &o.typed {
-            Typed::HorizontalPodAutoscaler(h) => {
-                let reference = &h.spec.scale_target_ref;
-                submission.find_workload(
-                    Some(&reference.kind),
-                    &reference.name,
-                    o.namespace.as_deref(),
-                )
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 /// A fresh pod for the criterion: the pod the CPU HPA's target would run (its metrics
 /// are what the HPA needs), else the first Deployment's, else the first Pod the
 /// submission declares as it is, else the suite's own inference pod.
 pub fn fresh_pod(submission: &Submission) -> Value {
-    let hpa_target = hpa_targets(submission).into_iter().next();
+    let hpa_target = submission.hpa_targets().into_iter().next();
     let workload = hpa_target.or_else(|| {
         submission
             .objects

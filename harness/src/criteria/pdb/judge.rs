@@ -5,7 +5,7 @@
 
 pub mod facts;
 
-use crate::budget::ClusterIntervals;
+use crate::cluster::ClusterIntervals;
 use crate::verdict::Outcome;
 use facts::{Attempt, DrainEnd, DrainFacts, Eviction};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;

@@ -23,7 +23,7 @@ use super::judge::{
     DrainExpectation, EVICTION_RETRY, allowed_disruptions, budget_text, drain_budget, judge_drain,
     seconds,
 };
-use crate::budget::ClusterIntervals;
+use crate::cluster::ClusterIntervals;
 use crate::cluster::nodes::{TestNodes, pin_pod_spec, set_unschedulable};
 use crate::cluster::{TestNamespace, deployment_available, wait_for};
 use crate::criteria::ProbeContext;
@@ -190,25 +190,6 @@ impl<'s> Protected<'s> {
     }
 }
 
-/// The workloads the submission's HPAs scale, in the order of the HPAs.
-fn hpa_targets(submission: &Submission) -> Vec<&Object> {
-    submission
-        .objects
-        .iter()
-        .filter_map(|o| match &o.typed {
-            Typed::HorizontalPodAutoscaler(h) => {
-                let reference = &h.spec.scale_target_ref;
-                submission.find_workload(
-                    Some(&reference.kind),
-                    &reference.name,
-                    o.namespace.as_deref(),
-                )
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 /// Whether `pdb` (non-empty selector) selects the pods of `workload`, in its namespace.
 fn selects(pdb: &Object, workload: &Object) -> bool {
     let Typed::PodDisruptionBudget(p) = &pdb.typed else {
@@ -235,7 +216,7 @@ fn budget_to_drain(submission: &Submission) -> Option<(&Object, Option<&str>)> {
         .iter()
         .filter(|o| matches!(o.typed, Typed::PodDisruptionBudget(_)))
         .collect();
-    let hpa_targets = hpa_targets(submission);
+    let hpa_targets = submission.hpa_targets();
     for target in &hpa_targets {
         if let Some(pdb) = pdbs.iter().find(|p| selects(p, target)) {
             return Some((pdb, Some(target.name.as_str())));

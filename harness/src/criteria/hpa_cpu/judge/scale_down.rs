@@ -2,7 +2,7 @@
 //! [`judge_scale_down`]), from the same timeline as the scale-up.
 
 use super::{Findings, Subject, check_ceiling, check_steps, describe_policies, error, evidence};
-use crate::budget::ClusterIntervals;
+use crate::cluster::ClusterIntervals;
 use crate::criteria::hpa_cpu::scaling::{Direction, ScalingSpec};
 use crate::criteria::hpa_cpu::{SCALE_DOWN, budget};
 use crate::timeline::{ReplicaStep, Timeline};
