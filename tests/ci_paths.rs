@@ -1043,7 +1043,7 @@ fn kind_path_failures_fail_the_step_loudly() {
 }
 
 #[test]
-fn live_steps_share_one_retry_policy_and_keep_the_grader_exit_status() {
+fn e2e_and_grade_steps_share_one_retry_policy_and_keep_the_grader_exit_status() {
     let (fakes, env) = kind_fakes();
     std::fs::create_dir_all(fakes.path("kind-state")).unwrap();
     std::fs::write(fakes.path("kind-state/kubeconfig"), "apiVersion: v1\n").unwrap();
