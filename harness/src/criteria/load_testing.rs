@@ -320,7 +320,11 @@ fn command_lines(text: &str) -> impl Iterator<Item = &str> {
 fn stopped_by_script(text: &str, header: usize, end: usize) -> bool {
     // The whole command the loop is part of, continuation lines included.
     let mut command_start = text[..header].rfind('\n').map_or(0, |i| i + 1);
-    while command_start > 0 && text[..command_start - 1].trim_end_matches(' ').ends_with('\\') {
+    while command_start > 0
+        && text[..command_start - 1]
+            .trim_end_matches(' ')
+            .ends_with('\\')
+    {
         command_start = text[..command_start - 1].rfind('\n').map_or(0, |i| i + 1);
     }
     let rest_of_line = text[end..].split('\n').next().unwrap_or("");
@@ -329,7 +333,10 @@ fn stopped_by_script(text: &str, header: usize, end: usize) -> bool {
     let later = command_lines(&text[end..]);
     match KUBECTL_RUN.captures(&text[command_start..header]) {
         Some(pod) => {
-            let name = regex(&format!(r"(?:^|[\s/]){}(?:$|[\s;&|])", regex::escape(&pod[1])));
+            let name = regex(&format!(
+                r"(?:^|[\s/]){}(?:$|[\s;&|])",
+                regex::escape(&pod[1])
+            ));
             let deletes = |line: &&str| KUBECTL_DELETE.is_match(line) && name.is_match(line);
             traps.chain(later).any(|l| deletes(&l))
         }
@@ -521,8 +528,14 @@ mod tests {
         1
     )]
     // A background loop killed after a sleep, or in a trap.
-    #[case("while true; do curl -s http://a; done &\nPID=$!\nsleep 60\nkill $PID\n", 0)]
-    #[case("trap 'kill $(jobs -p)' EXIT\nwhile true; do curl -s http://a; done &\nsleep 60\n", 0)]
+    #[case(
+        "while true; do curl -s http://a; done &\nPID=$!\nsleep 60\nkill $PID\n",
+        0
+    )]
+    #[case(
+        "trap 'kill $(jobs -p)' EXIT\nwhile true; do curl -s http://a; done &\nsleep 60\n",
+        0
+    )]
     // A foreground loop never reaches the kill after it.
     #[case("while true; do curl -s http://a; done\nkill $PID\n", 1)]
     fn finds_unbounded_request_loops(#[case] text: &str, #[case] count: usize) {
@@ -530,8 +543,14 @@ mod tests {
     }
 
     #[rstest]
-    #[case("#!/bin/bash\nkubectl get hpa -n ml\n", "test.sh covers HPA but not VPA or ScaledObject")]
-    #[case("#!/bin/bash\necho hello\n", "no shell script runs kubectl against an HPA, a VPA or a ScaledObject")]
+    #[case(
+        "#!/bin/bash\nkubectl get hpa -n ml\n",
+        "test.sh covers HPA but not VPA or ScaledObject"
+    )]
+    #[case(
+        "#!/bin/bash\necho hello\n",
+        "no shell script runs kubectl against an HPA, a VPA or a ScaledObject"
+    )]
     fn a_missing_test_suite_is_described_by_what_the_scripts_do(
         #[case] script: &str,
         #[case] message: &str,

@@ -4,8 +4,8 @@
 
 use super::{Criterion, CriterionId, CriterionInfo};
 use crate::checks::{CheckInfo, Collector, Input, pointer_escape, selector_mismatch};
-use crate::submission::selector;
 use crate::submission::quantity::parse_quantity;
+use crate::submission::selector;
 use crate::submission::{Object, Typed};
 use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscaler};
 

@@ -66,9 +66,8 @@ pub fn check(input: &Input<'_>, out: &mut Collector) {
         if selects_some_workload(index, object, pdb) {
             continue;
         }
-        let refused = pod_selector(pdb).and_then(|s| {
-            index.refused_workload_selected_by(object.namespace.as_deref(), s)
-        });
+        let refused = pod_selector(pdb)
+            .and_then(|s| index.refused_workload_selected_by(object.namespace.as_deref(), s));
         if let Some(refused) = refused {
             out.fire_with_hint(
                 &SELECTOR_UNMATCHED,
