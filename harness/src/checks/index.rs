@@ -5,6 +5,7 @@
 use crate::submission::crds::{KedaTrigger, ScaledJob, ScaledObject, VerticalPodAutoscaler};
 use crate::submission::{Object, Submission, Typed, selector};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::BTreeMap;
 
 /// The objects checks look at, typed, with their targets resolved once.
@@ -133,6 +134,25 @@ impl<'a> Index<'a> {
         })
     }
 
+    /// The workload in `namespace` that the API server refuses for a selector
+    /// that does not match its own template labels, and whose selector asks for
+    /// labels that `wanted` selects: a Service or PDB written against that
+    /// selector selects nothing because of the workload, not because of itself.
+    pub fn refused_workload_selected_by(
+        &self,
+        namespace: Option<&str>,
+        wanted: &LabelSelector,
+    ) -> Option<&'a Object> {
+        self.workloads.iter().copied().find(|w| {
+            w.same_namespace(namespace)
+                && selector_mismatch(w).is_some_and(|own| {
+                    own.match_labels
+                        .as_ref()
+                        .is_some_and(|promised| selector::matches(wanted, promised))
+                })
+        })
+    }
+
     /// The triggers of every ScaledObject, then of every ScaledJob, with their object.
     pub fn keda_triggers(&self) -> Vec<(&'a Object, &'a [KedaTrigger])> {
         let scaled_objects = self
@@ -194,6 +214,26 @@ impl<'a> Index<'a> {
             _ => i64::from(workload.spec_replicas().unwrap_or(1)),
         }
     }
+}
+
+/// The selector of a controller (Deployment, StatefulSet, ReplicaSet,
+/// DaemonSet) that the API server refuses because it is empty or does not
+/// select the controller's own pod template labels ("`selector` does not match
+/// template `labels`"). `None` for a valid one and for other kinds.
+pub fn selector_mismatch(workload: &Object) -> Option<&LabelSelector> {
+    let own = match &workload.typed {
+        Typed::Deployment(d) => &d.spec.selector,
+        Typed::StatefulSet(s) => &s.spec.selector,
+        Typed::ReplicaSet(r) => &r.spec.selector,
+        Typed::DaemonSet(d) => &d.spec.selector,
+        _ => return None,
+    };
+    let empty = BTreeMap::new();
+    let labels = workload
+        .pod_template()
+        .and_then(|t| t.labels)
+        .unwrap_or(&empty);
+    (selector::is_empty(own) || !selector::matches(own, labels)).then_some(own)
 }
 
 /// A Service's pod selector, if it has a non-empty one (an empty one selects nothing).

@@ -22,7 +22,7 @@ use std::fmt;
 pub use defaults::{Defaults, namespace_defaults};
 pub use index::{
     Index, ResourceMetric, identity, is_training, pointer_escape, resource_metrics,
-    service_selector, trigger_setting,
+    selector_mismatch, service_selector, trigger_setting,
 };
 pub use tools::Tools;
 

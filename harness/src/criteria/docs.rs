@@ -107,7 +107,7 @@ fn tables(doc: &TextFile) -> Vec<Table> {
                 i += 1;
             }
             let is_table = i - start >= 2 && is_delimiter_row(lines[start + 1]);
-            if is_table {
+            if is_table && !is_status_table(lines[start]) {
                 let text = lines[start..i].join("\n").to_lowercase();
                 // "CA" as a column or row name is the usual abbreviation.
                 let abbreviated_ca = lines[start..i].iter().any(|row| {
@@ -136,6 +136,15 @@ fn tables(doc: &TextFile) -> Vec<Table> {
         }
     }
     found
+}
+
+/// A table that tracks work (a README's task list with a Status column), not
+/// one that compares autoscalers, even when its rows name them.
+fn is_status_table(header: &str) -> bool {
+    header.split('|').any(|cell| {
+        let cell = cell.trim().trim_matches(['*', '_', '`']).to_lowercase();
+        cell.contains("status") || cell.contains("progress") || cell == "done" || cell == "state"
+    })
 }
 
 /// A GFM table's delimiter row: cells of hyphens, optionally colon-aligned.
@@ -288,6 +297,38 @@ mod tests {
             text: table.into(),
         };
         assert_eq!(tables(&doc)[0].covered.len(), covered, "{table}");
+    }
+
+    #[test]
+    fn a_task_status_table_is_not_taken_for_a_decision_matrix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("README.md"),
+            "# Autoscaling exercise\n\n| Task | Status |\n|---|---|\n| HPA on CPU | done |\n| VPA | done |\n| KEDA | done |\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("GUIDE.md"),
+            "# Autoscaling guide\n\nUse the HPA for serving, KEDA for batch.\n\n## Troubleshooting\n\nCheck metrics-server.\n",
+        )
+        .unwrap();
+        let submission =
+            crate::submission::load(dir.path(), &crate::submission::LoadOptions::default())
+                .unwrap();
+        let mut out = Collector::default();
+        docs(&submission, &mut out);
+        let matrix: Vec<_> = out
+            .findings
+            .iter()
+            .filter(|f| f.check == DECISION_MATRIX_INCOMPLETE.id)
+            .collect();
+        assert_eq!(matrix.len(), 1, "{:?}", out.findings);
+        assert!(
+            matrix[0].message.starts_with("no decision matrix"),
+            "{}",
+            matrix[0].message
+        );
+        assert_eq!(matrix[0].location.file, "GUIDE.md");
     }
 
     #[test]

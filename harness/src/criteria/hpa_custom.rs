@@ -157,15 +157,34 @@ fn services_select_pods(index: &Index<'_>, out: &mut Collector) {
                     .and_then(|t| t.labels)
                     .is_some_and(|labels| selector::matches(&selects, labels))
         });
-        if !matched {
-            let wanted: Vec<String> = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if matched {
+            continue;
+        }
+        let query = selector::to_query(&selects);
+        if let Some(refused) =
+            index.refused_workload_selected_by(object.namespace.as_deref(), &selects)
+        {
+            out.fire_with_hint(
+                &SERVICE_SELECTOR_UNMATCHED,
+                object.locate("/spec/selector"),
+                format!(
+                    "{} selects {query}, the labels the selector of {} asks for, but that workload is refused by the API server (its selector does not match its template labels), so no pod carries them",
+                    object.describe(),
+                    refused.describe()
+                ),
+                format!(
+                    "fix {} first (input.parse-error at {}): this Service's selector is not the cause",
+                    refused.describe(),
+                    refused.locate("/spec/selector")
+                ),
+            );
+        } else {
             out.fire(
                 &SERVICE_SELECTOR_UNMATCHED,
                 object.locate("/spec/selector"),
                 format!(
-                    "{} selects {} but no pod template carries those labels",
+                    "{} selects {query} but no pod template carries those labels",
                     object.describe(),
-                    wanted.join(",")
                 ),
             );
         }

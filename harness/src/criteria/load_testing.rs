@@ -25,8 +25,8 @@ pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
 pub const TEST_SUITE_MISSING: CheckInfo = CheckInfo::error(
     "scripts.test-suite-missing",
     ID,
-    "a test script exercises the autoscalers (kubectl against HPA, VPA and/or ScaledObjects)",
-    "add test_autoscaling.sh (Task 7.2)",
+    "a test script exercises all three autoscalers (kubectl against HPA, VPA and ScaledObjects)",
+    "add test_autoscaling.sh (Task 7.2), checking HPAs, VPAs and ScaledObjects with kubectl",
 )
 .always_applicable();
 
@@ -98,25 +98,63 @@ pub fn check(input: &Input<'_>, out: &mut Collector) {
 
 static SYNTAX_LINE: LazyLock<Regex> = LazyLock::new(|| regex(r"line (\d+):"));
 
-fn script_files(submission: &Submission, tools: &Tools, out: &mut Collector) {
-    let is_test_suite = |script: &TextFile| {
-        let text = script.text.to_lowercase();
-        let topics = [
-            text.contains("hpa") || text.contains("horizontalpodautoscaler"),
-            text.contains("vpa") || text.contains("verticalpodautoscaler"),
-            text.contains("scaledobject") || text.contains("keda"),
-        ];
-        // A suite exercises all three autoscalers; a load script that glances
-        // at `kubectl get hpa,scaledobject` is not one.
-        text.contains("kubectl") && topics.iter().all(|t| *t)
-    };
-    if !submission.scripts.iter().any(is_test_suite) {
-        out.fire(
-            &TEST_SUITE_MISSING,
-            Location::file(""),
-            "no shell script runs kubectl against the autoscalers (HPA, VPA, ScaledObjects)",
-        );
+/// The autoscalers a script runs kubectl against (HPA, VPA, ScaledObject), in
+/// that order; empty when it runs no kubectl.
+fn autoscalers_exercised(script: &TextFile) -> Vec<&'static str> {
+    let text = script.text.to_lowercase();
+    if !text.contains("kubectl") {
+        return Vec::new();
     }
+    [
+        ("HPA", ["hpa", "horizontalpodautoscaler"]),
+        ("VPA", ["vpa", "verticalpodautoscaler"]),
+        ("ScaledObject", ["scaledobject", "keda"]),
+    ]
+    .into_iter()
+    .filter(|(_, words)| words.iter().any(|w| text.contains(w)))
+    .map(|(name, _)| name)
+    .collect()
+}
+
+/// A suite exercises all three autoscalers; a load script that glances at
+/// `kubectl get hpa` is not one. Says what the closest script does cover.
+fn test_suite(submission: &Submission, out: &mut Collector) {
+    let best = submission
+        .scripts
+        .iter()
+        .map(|s| (s, autoscalers_exercised(s)))
+        .max_by_key(|(_, covered)| covered.len());
+    let (location, message) = match best {
+        Some((_, covered)) if covered.len() == 3 => return,
+        None => (
+            Location::file(""),
+            "the submission has no shell script".to_string(),
+        ),
+        Some((_, covered)) if covered.is_empty() => (
+            Location::file(""),
+            "no shell script runs kubectl against an HPA, a VPA or a ScaledObject".to_string(),
+        ),
+        Some((script, covered)) => {
+            let missing: Vec<&str> = ["HPA", "VPA", "ScaledObject"]
+                .into_iter()
+                .filter(|a| !covered.contains(a))
+                .collect();
+            (
+                Location::file(script.path.clone()),
+                format!(
+                    "no shell script runs kubectl against all three autoscalers: {} covers {} but not {}",
+                    script.path,
+                    covered.join(" and "),
+                    missing.join(" or ")
+                ),
+            )
+        }
+    };
+    out.fire(&TEST_SUITE_MISSING, location, message);
+}
+
+fn script_files(submission: &Submission, tools: &Tools, out: &mut Collector) {
+    test_suite(submission, out);
     if submission.scripts.is_empty() {
         return;
     }
@@ -263,6 +301,49 @@ static DO_DONE: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(do|done)\b"));
 static LOOP_EXIT: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(break|exit|return)\b"));
 static TIMEOUT_PREFIX: LazyLock<Regex> = LazyLock::new(|| regex(r"\btimeout\s+(-\S+\s+)*\d"));
 
+static KUBECTL_RUN: LazyLock<Regex> =
+    LazyLock::new(|| regex(r#"\bkubectl\s+run\s+["']?([A-Za-z0-9][A-Za-z0-9.$_{}-]*)"#));
+static KILL: LazyLock<Regex> = LazyLock::new(|| regex(r"\bkill\b"));
+static KUBECTL_DELETE: LazyLock<Regex> = LazyLock::new(|| regex(r"\bkubectl\s+delete\b"));
+
+/// The lines of a script that run commands (not comments, not text it prints).
+fn command_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim_start).filter(|line| {
+        !line.starts_with('#') && !line.starts_with("echo") && !line.starts_with("printf")
+    })
+}
+
+/// Whether the script stops the request loop at `header`..`end` (past its
+/// `done`) itself: a loop in a pod it runs (`kubectl run NAME … while true`)
+/// that it deletes afterwards or in a trap; a loop it puts in the background
+/// (`done &`) that it kills afterwards or in a trap.
+fn stopped_by_script(text: &str, header: usize, end: usize) -> bool {
+    // The whole command the loop is part of, continuation lines included.
+    let mut command_start = text[..header].rfind('\n').map_or(0, |i| i + 1);
+    while command_start > 0
+        && text[..command_start - 1]
+            .trim_end_matches(' ')
+            .ends_with('\\')
+    {
+        command_start = text[..command_start - 1].rfind('\n').map_or(0, |i| i + 1);
+    }
+    let rest_of_line = text[end..].split('\n').next().unwrap_or("");
+    let backgrounded = rest_of_line.replace("&&", "").contains('&');
+    let traps = command_lines(text).filter(|l| l.starts_with("trap "));
+    let later = command_lines(&text[end..]);
+    match KUBECTL_RUN.captures(&text[command_start..header]) {
+        Some(pod) => {
+            let name = regex(&format!(
+                r"(?:^|[\s/]){}(?:$|[\s;&|])",
+                regex::escape(&pod[1])
+            ));
+            let deletes = |line: &&str| KUBECTL_DELETE.is_match(line) && name.is_match(line);
+            traps.chain(later).any(|l| deletes(&l))
+        }
+        None => backgrounded && traps.chain(later).any(|l| KILL.is_match(l)),
+    }
+}
+
 /// The body of the loop whose header ends at `start`, up to its matching `done`.
 fn loop_body(text: &str, start: usize) -> &str {
     let mut depth = 1;
@@ -288,6 +369,10 @@ fn unbounded_request_loops(text: &str) -> Vec<usize> {
         }
         let line_start = text[..header.start()].rfind('\n').map_or(0, |i| i + 1);
         if TIMEOUT_PREFIX.is_match(&text[line_start..header.start()]) {
+            continue;
+        }
+        let end = (header.end() + body.len() + "done".len()).min(text.len());
+        if stopped_by_script(text, header.start(), end) {
             continue;
         }
         lines.push(text[..header.start()].matches('\n').count() + 1);
@@ -427,8 +512,62 @@ mod tests {
     #[case("for i in $(seq 1 100); do curl -s http://a; done", 0)]
     #[case("while true; do echo tick; sleep 5; done", 0)]
     #[case("x\nwhile :; do\n  curl http://a\ndone\n", 1)]
+    // A pod running the loop that the script deletes after the load period.
+    #[case(
+        "kubectl run load --image=busybox -- /bin/sh -c \"while true; do wget -q http://a; done\"\nsleep 60\nkubectl delete pod load --wait=false\n",
+        0
+    )]
+    // … or in an EXIT trap set before it.
+    #[case(
+        "trap 'kubectl delete pod/load --ignore-not-found' EXIT\nkubectl run load \\\n  --image=busybox -- sh -c 'while true; do wget -q http://a; done'\nsleep 60\n",
+        0
+    )]
+    // Deleting another pod, or only saying how to delete it, stops nothing.
+    #[case(
+        "kubectl run load -- sh -c 'while true; do wget -q http://a; done'\nkubectl delete pod load-2\necho \"stop: kubectl delete pod load\"\n",
+        1
+    )]
+    // A background loop killed after a sleep, or in a trap.
+    #[case(
+        "while true; do curl -s http://a; done &\nPID=$!\nsleep 60\nkill $PID\n",
+        0
+    )]
+    #[case(
+        "trap 'kill $(jobs -p)' EXIT\nwhile true; do curl -s http://a; done &\nsleep 60\n",
+        0
+    )]
+    // A foreground loop never reaches the kill after it.
+    #[case("while true; do curl -s http://a; done\nkill $PID\n", 1)]
     fn finds_unbounded_request_loops(#[case] text: &str, #[case] count: usize) {
         assert_eq!(unbounded_request_loops(text).len(), count, "{text}");
+    }
+
+    #[rstest]
+    #[case(
+        "#!/bin/bash\nkubectl get hpa -n ml\n",
+        "test.sh covers HPA but not VPA or ScaledObject"
+    )]
+    #[case(
+        "#!/bin/bash\necho hello\n",
+        "no shell script runs kubectl against an HPA, a VPA or a ScaledObject"
+    )]
+    fn a_missing_test_suite_is_described_by_what_the_scripts_do(
+        #[case] script: &str,
+        #[case] message: &str,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("test.sh"), script).unwrap();
+        let submission =
+            crate::submission::load(dir.path(), &crate::submission::LoadOptions::default())
+                .unwrap();
+        let mut out = Collector::default();
+        test_suite(&submission, &mut out);
+        assert_eq!(out.findings.len(), 1, "{:?}", out.findings);
+        assert!(
+            out.findings[0].message.ends_with(message),
+            "{}",
+            out.findings[0].message
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! API server would still refuse: malformed quantities and HPA behavior out of range.
 
 use super::{Criterion, CriterionId, CriterionInfo};
-use crate::checks::{CheckInfo, Collector, Input, pointer_escape};
+use crate::checks::{CheckInfo, Collector, Input, pointer_escape, selector_mismatch};
 use crate::submission::quantity::parse_quantity;
+use crate::submission::selector;
 use crate::submission::{Object, Typed};
 use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscaler};
 
@@ -143,6 +144,53 @@ pub fn check(input: &Input<'_>, out: &mut Collector) {
         hpa_behavior_in_range(object, hpa, out);
     }
     quantities_parse(input, out);
+    selectors_match_templates(input, out);
+}
+
+/// apps/v1 validation (ValidateDeploymentSpec and its siblings): the selector
+/// must select the controller's own pod template, or the API server refuses
+/// the object. Services and PDBs written against that selector then select
+/// nothing; their checks point here instead of blaming themselves.
+fn selectors_match_templates(input: &Input<'_>, out: &mut Collector) {
+    for workload in &input.index.workloads {
+        let Some(own) = selector_mismatch(workload) else {
+            continue;
+        };
+        let labels: Vec<String> = workload
+            .pod_template()
+            .and_then(|t| t.labels)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let refusal = if selector::is_empty(own) {
+            "spec.selector: Invalid value: empty selector is invalid for this kind".to_string()
+        } else {
+            // Go's %#v of the label map, as the API server prints it.
+            let go_map: Vec<String> = workload
+                .pod_template()
+                .and_then(|t| t.labels)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k:?}:{v:?}"))
+                .collect();
+            format!(
+                "spec.template.metadata.labels: Invalid value: map[string]string{{{}}}: `selector` does not match template `labels`",
+                go_map.join(", ")
+            )
+        };
+        out.fire_with_hint(
+            &PARSE_ERROR,
+            workload.locate("/spec/selector"),
+            format!(
+                "{} selects pods by {} but its pod template is labelled {}; the API server refuses it: {refusal}",
+                workload.describe(),
+                if selector::is_empty(own) { "nothing".to_string() } else { selector::to_query(own) },
+                if labels.is_empty() { "with nothing".to_string() } else { labels.join(",") }
+            ),
+            "make spec.selector select spec.template.metadata.labels (use the same key=value pairs in both); Services and PDBs select the template's labels too",
+        );
+    }
 }
 
 /// autoscaling/v2 validation of `behavior` (ValidateHorizontalPodAutoscaler):

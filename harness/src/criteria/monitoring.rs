@@ -146,17 +146,29 @@ fn rule_files(submission: &Submission, tools: &Tools, out: &mut Collector) {
         match tools::run(promtool, &args, tools.deadline) {
             Err(problem) => out.environment(&RULES_INVALID, problem),
             Ok(output) if output.success => {}
-            Ok(output) => promtool_failure(source, &path, &output, out),
+            Ok(output) => {
+                let text = std::fs::read_to_string(submission.root.join(&source.location.file))
+                    .unwrap_or_default();
+                promtool_failure(source, &path, &output, &text, out);
+            }
         }
     }
 }
 
 /// Reports what promtool said of rule source `source` (checked as file `path`),
 /// at the line it names when the source is a file of its own.
-fn promtool_failure(source: &RuleSource, path: &Path, output: &tools::Output, out: &mut Collector) {
+/// `text` is the file the source is written in, to find the rule promtool
+/// names when it gives no line of its own.
+fn promtool_failure(
+    source: &RuleSource,
+    path: &Path,
+    output: &tools::Output,
+    text: &str,
+    out: &mut Collector,
+) {
     let shown = path.display().to_string();
-    let text = format!("{}\n{}", output.stdout, output.stderr);
-    let lines: Vec<String> = text
+    let said = format!("{}\n{}", output.stdout, output.stderr);
+    let lines: Vec<String> = said
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("Checking") && *l != "FAILED:")
@@ -167,9 +179,13 @@ fn promtool_failure(source: &RuleSource, path: &Path, output: &tools::Output, ou
         .captures(&detail)
         .or_else(|| LINE_WORD.captures(&detail))
         .and_then(|c| c[1].parse::<u32>().ok());
+    let first = source.location.line.unwrap_or(1);
     let location = match (line, source.raw_file.is_some()) {
         (Some(line), true) => Location::line(source.location.file.clone(), line),
-        (Some(_), false) | (None, _) => source.location.clone(),
+        _ => line_of_named_value(text, first, &detail).map_or_else(
+            || source.location.clone(),
+            |line| Location::line(source.location.file.clone(), line),
+        ),
     };
     let detail: String = detail.chars().take(600).collect();
     out.fire(
@@ -177,6 +193,44 @@ fn promtool_failure(source: &RuleSource, path: &Path, output: &tools::Output, ou
         location,
         format!("promtool check rules fails for {}: {detail}", source.origin),
     );
+}
+
+static QUOTED: LazyLock<Regex> = LazyLock::new(|| regex(r#""([^"]+)""#));
+static RULE_NAMED: LazyLock<Regex> = LazyLock::new(|| regex(r#"rule \d+, "([^"]+)""#));
+static GROUP_OR_RULE: LazyLock<Regex> =
+    LazyLock::new(|| regex(r#"group "[^"]*"|rule \d+, "[^"]*""#));
+
+/// The line (at or after `first`) of the rule field promtool complains about
+/// when it names no line: the field whose value it quotes (`not a valid
+/// duration string: "5 minutes"`), else the rule it names (`rule 2, "Alert"`).
+fn line_of_named_value(text: &str, first: u32, detail: &str) -> Option<u32> {
+    let numbered = || {
+        text.lines()
+            .zip(1u32..)
+            .skip(first.saturating_sub(1) as usize)
+    };
+    let value_of = |line: &str| {
+        let (_, value) = line.split_once(": ")?;
+        let value = value.split(" #").next().unwrap_or(value).trim();
+        Some(value.trim_matches(|c| c == '"' || c == '\'').to_string())
+    };
+    // The group's and rule's names are quoted too, but name no field value.
+    let values = GROUP_OR_RULE.replace_all(detail, "");
+    let by_value = QUOTED.captures_iter(&values).find_map(|quoted| {
+        numbered()
+            .find(|(line, _)| value_of(line).as_deref() == Some(&quoted[1]))
+            .map(|(_, n)| n)
+    });
+    by_value.or_else(|| {
+        let name = RULE_NAMED.captures(detail)?;
+        numbered()
+            .find(|(line, _)| {
+                let key = line.trim_start().trim_start_matches("- ");
+                (key.starts_with("alert:") || key.starts_with("record:"))
+                    && value_of(line).as_deref() == Some(&name[1])
+            })
+            .map(|(_, n)| n)
+    })
 }
 
 static GRAFANA_RANGE_VARIABLE: LazyLock<Regex> = LazyLock::new(|| {
@@ -307,6 +361,20 @@ fn dashboards(submission: &Submission, out: &mut Collector) {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    const RULES: &str = "groups:\n  - name: hpa.rules\n    rules:\n      - alert: A\n        expr: up == 0\n        for: 5m\n      - alert: \"B\"\n        expr: up == 1\n        for: 5 minutes   # typo\n";
+
+    #[rstest]
+    #[case(r#"x.yaml: not a valid duration string: "5 minutes""#, Some(9))]
+    #[case(r#"x.yaml: group "hpa.rules", rule 2, "B": something wrong"#, Some(7))]
+    #[case(r#"x.yaml: group "hpa.rules", rule 3, "C": something wrong"#, None)]
+    #[case("x.yaml: yaml: unmarshal errors", None)]
+    fn a_promtool_error_without_a_line_is_placed_at_the_rule_it_names(
+        #[case] detail: &str,
+        #[case] line: Option<u32>,
+    ) {
+        assert_eq!(line_of_named_value(RULES, 1, detail), line, "{detail}");
+    }
 
     fn shown(expr: &str) -> Vec<&'static str> {
         let names = metric_names(expr);

@@ -1,5 +1,6 @@
 //! The report as Markdown, for a GitHub step summary.
 
+use super::text::{Unjudged, is_unjudged};
 use super::{Report, evidence_lines, points};
 use crate::verdict::Outcome;
 use std::fmt::Write as _;
@@ -53,7 +54,7 @@ impl Report {
         let lost: Vec<_> = self.lost_items().collect();
         if !lost.is_empty() {
             let _ = writeln!(out, "\n### Lost points\n");
-            for (line, item) in lost {
+            for (line, item) in lost.into_iter().filter(|(_, i)| !is_unjudged(i)) {
                 let _ = writeln!(
                     out,
                     "- **−{}** `{}` ({}): {}",
@@ -74,6 +75,22 @@ impl Report {
                     let _ = writeln!(out, "\n  ```text\n  {}\n  ```", evidence.join("\n  "));
                 }
             }
+            // Checks with nothing to judge: one bullet per rubric line.
+            for (line, group) in self
+                .lines
+                .iter()
+                .filter_map(|l| Unjudged::of(l).map(|g| (l, g)))
+            {
+                let ids: Vec<String> = group.ids.iter().map(|id| format!("`{id}`")).collect();
+                let _ = writeln!(
+                    out,
+                    "- **−{}** ({}): {}: {}",
+                    points(group.points),
+                    line.title,
+                    group.reason(),
+                    ids.join(", ")
+                );
+            }
         }
         let errors: Vec<_> = self
             .lines
@@ -89,9 +106,9 @@ impl Report {
         }
         let notes = self.notes();
         if !notes.is_empty() {
-            let _ = writeln!(out, "\n### Notes\n");
-            for (id, name, value) in &notes {
-                let _ = writeln!(out, "- `{id}` {name}: {value}");
+            let _ = writeln!(out, "\n### Notes (information, no points)\n");
+            for (_, name, value) in &notes {
+                let _ = writeln!(out, "- {name}: {value}");
             }
         }
         if !self.unscored_findings.is_empty() {

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 pub const TARGET_MISSING: CheckInfo = CheckInfo::error(
     "ref.hpa-target-missing",
     SCALE_UP,
-    "every HPA's scaleTargetRef names a workload in the submission",
+    "every HPA's scaleTargetRef names a workload in the submission, and each ContainerResource metric a container of its pod template",
     "make scaleTargetRef kind/name match the Deployment's metadata.name (not its app label)",
 );
 
@@ -96,6 +96,7 @@ pub fn check(input: &Input<'_>, out: &mut Collector) {
             continue;
         };
         serving_min_replicas(index, object, hpa, target, out);
+        metric_containers_exist(object, hpa, target, out);
         utilization_requests(index, object, hpa, target, out);
     }
 }
@@ -127,6 +128,61 @@ fn target_exists(
             )
         },
     );
+}
+
+/// A ContainerResource metric is computed from one named container of the
+/// target's pods; if no container has that name the HPA can never compute it
+/// (FailedGetContainerResourceMetric) and never scales on it.
+fn metric_containers_exist(
+    object: &Object,
+    hpa: &HorizontalPodAutoscaler,
+    target: &Object,
+    out: &mut Collector,
+) {
+    let Some(template) = target.pod_template() else {
+        return;
+    };
+    let existing = running_container_names(template.spec);
+    for (i, metric) in hpa.spec.metrics.iter().flatten().enumerate() {
+        let Some(resource) = &metric.container_resource else {
+            continue;
+        };
+        if existing.iter().any(|name| name == &resource.container) {
+            continue;
+        }
+        let names: Vec<String> = existing.iter().map(|n| format!("`{n}`")).collect();
+        out.fire_with_hint(
+            &TARGET_MISSING,
+            object.locate(&format!("/spec/metrics/{i}/containerResource/container")),
+            format!(
+                "{} scales on the {} of container `{}`, but the pod template of {} has no container of that name, so the HPA can never compute the metric (FailedGetContainerResourceMetric)",
+                object.describe(),
+                resource.name,
+                resource.container,
+                target.describe()
+            ),
+            format!(
+                "name one of the containers {} has: {}",
+                target.describe(),
+                if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
+            ),
+        );
+    }
+}
+
+/// The containers that run beside each other in a pod (and so have metrics):
+/// the app containers and the native sidecars (init containers that restart always).
+fn running_container_names(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<String> {
+    let sidecars = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+    spec.containers
+        .iter()
+        .chain(sidecars)
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 fn cpu_metric_present(index: &Index<'_>, out: &mut Collector) {

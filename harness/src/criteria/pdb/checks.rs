@@ -63,7 +63,27 @@ pub fn check(input: &Input<'_>, out: &mut Collector) {
         out.examined(&[MISSING]);
     }
     for (object, pdb) in &pdbs {
-        if !selects_some_workload(index, object, pdb) {
+        if selects_some_workload(index, object, pdb) {
+            continue;
+        }
+        let refused = pod_selector(pdb)
+            .and_then(|s| index.refused_workload_selected_by(object.namespace.as_deref(), s));
+        if let Some(refused) = refused {
+            out.fire_with_hint(
+                &SELECTOR_UNMATCHED,
+                object.locate("/spec/selector"),
+                format!(
+                    "{} selects the labels the selector of {} asks for, but that workload is refused by the API server (its selector does not match its template labels), so no pod carries them",
+                    object.describe(),
+                    refused.describe()
+                ),
+                format!(
+                    "fix {} first (input.parse-error at {}): this budget's selector is not the cause",
+                    refused.describe(),
+                    refused.locate("/spec/selector")
+                ),
+            );
+        } else {
             out.fire(
                 &SELECTOR_UNMATCHED,
                 object.locate("/spec/selector"),
