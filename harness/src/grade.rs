@@ -418,11 +418,17 @@ mod tests {
         for (verdict, id) in stopped.iter().zip(ids) {
             assert_eq!(verdict.id, id.as_str());
             assert_eq!(verdict.outcome, Outcome::Error);
-            assert!(verdict.message.contains("grading deadline"), "{}", verdict.message);
+            assert!(
+                verdict.message.contains("grading deadline"),
+                "{}",
+                verdict.message
+            );
         }
         // A probe done in time keeps its own verdicts.
         let deadline = Deadline::after(Duration::from_secs(60));
-        let done = by_deadline(deadline, ids.into_iter(), async { vec![verdict("hpa-cpu")] });
+        let done = by_deadline(deadline, ids.into_iter(), async {
+            vec![verdict("hpa-cpu")]
+        });
         assert_eq!(done.await, vec![verdict("hpa-cpu")]);
     }
 

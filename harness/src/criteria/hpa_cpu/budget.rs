@@ -50,7 +50,9 @@ pub fn within_cap(intervals: &ClusterIntervals, spec: &ScalingSpec) -> Result<Du
         return Ok(total);
     }
     let why = match (spec.scale_up.select_policy, spec.scale_down.select_policy) {
-        (_, SelectPolicy::Disabled) => "scaleDown selectPolicy Disabled never returns to minReplicas",
+        (_, SelectPolicy::Disabled) => {
+            "scaleDown selectPolicy Disabled never returns to minReplicas"
+        }
         (SelectPolicy::Disabled, _) => "scaleUp selectPolicy Disabled never reaches maxReplicas",
         _ => "its stabilization windows and policy periods are too slow to observe",
     };
@@ -228,7 +230,10 @@ mod tests {
         let mut disabled = ScalingSpec::default_scale_down();
         disabled.select_policy = SelectPolicy::Disabled;
         let message = within_cap(&intervals, &spec(disabled)).unwrap_err();
-        assert!(message.contains("scaleDown selectPolicy Disabled"), "{message}");
+        assert!(
+            message.contains("scaleDown selectPolicy Disabled"),
+            "{message}"
+        );
         let one_pod_per_half_hour = rules(
             0,
             vec![Policy {
@@ -242,6 +247,9 @@ mod tests {
         assert!(message.contains("more than 1500"), "{message}");
         // A window of i32::MAX seconds: no overflow, a "fail" with the numbers.
         let message = within_cap(&intervals, &spec(rules(i32::MAX, vec![]))).unwrap_err();
-        assert!(message.contains("stabilizationWindowSeconds=2147483647"), "{message}");
+        assert!(
+            message.contains("stabilizationWindowSeconds=2147483647"),
+            "{message}"
+        );
     }
 }

@@ -623,8 +623,7 @@ mod tests {
                 .join("../fixtures")
                 .join(relative);
             let submission =
-                crate::submission::load(&dir, &crate::submission::LoadOptions::default())
-                    .unwrap();
+                crate::submission::load(&dir, &crate::submission::LoadOptions::default()).unwrap();
             let Ok(hpa) = HpaUnderTest::pick(&submission) else {
                 panic!("{relative}: no CPU HPA")
             };
