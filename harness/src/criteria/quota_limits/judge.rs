@@ -59,6 +59,10 @@ pub struct OverQuota {
 /// would ask for more containers than memory holds.
 pub const MAX_OVER_QUOTA_CONTAINERS: u64 = 200;
 
+/// The most CPU, in millicores, the over-quota pod may ask for in all: far past any
+/// cluster, and inside the API server's int64 arithmetic.
+const MAX_POD_MILLICORES: u64 = 1 << 62;
+
 /// The over-quota pod: `count` containers of `millicores` CPU each, each within the
 /// LimitRange's max and together over the quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +83,13 @@ pub fn over_quota_sizing(quota_cpu: f64, max_cpu: Option<f64>) -> Result<OverQuo
         return Err(format!(
             "the LimitRange's max CPU per container is {}: no container may request CPU, so no pod within it can exceed the quota",
             format_quantity("cpu", max_cpu.unwrap_or_default())
+        ));
+    }
+    // Also false for NaN: such a quota is no bound a pod could reach.
+    if !(quota_cpu * 1000.0 < MAX_POD_MILLICORES as f64) {
+        return Err(format!(
+            "the quota's requests.cpu {} is beyond what any pod can request: it bounds nothing",
+            format_quantity("cpu", quota_cpu)
         ));
     }
     let millicores = max.unwrap_or(quota).min(quota).max(1);
@@ -328,9 +339,14 @@ mod tests {
     /// `max.cpu: "0"` overflowed (a panic in debug builds).
     #[test]
     fn extreme_quotas_and_maxima_give_a_reason_instead_of_a_crash() {
-        let message = over_quota_sizing(1e18, Some(0.1)).unwrap_err();
+        let message = over_quota_sizing(1e18, None).unwrap_err();
+        assert!(
+            message.contains("beyond what any pod can request"),
+            "{message}"
+        );
+        let message = over_quota_sizing(100.0, Some(0.1)).unwrap_err();
         assert!(message.contains("more than 200 times"), "{message}");
-        assert!(over_quota_sizing(1e18, None).is_ok());
+        assert!(message.contains("1001 containers"), "{message}");
         let message = over_quota_sizing(4.0, Some(0.0)).unwrap_err();
         assert!(message.contains("max CPU per container is 0"), "{message}");
         assert!(over_quota_sizing(f64::INFINITY, Some(f64::NAN)).is_err());
