@@ -79,6 +79,17 @@ pub fn drain_budget(
         .unwrap_or(Duration::MAX)
 }
 
+/// The pods' `terminationGracePeriodSeconds` in a Deployment (Kubernetes' 30 s when
+/// unset or negative).
+pub fn termination_grace(deployment: &serde_json::Value) -> Duration {
+    Duration::from_secs(
+        deployment
+            .pointer("/spec/template/spec/terminationGracePeriodSeconds")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(30),
+    )
+}
+
 /// The drain's budget for `replicas` pods all on the drained node (the most there can
 /// be), or why the submission's own numbers cannot drain within [`MAX_DRAIN`].
 pub fn drain_within_cap(

@@ -21,7 +21,7 @@ use super::judge::facts::{
 };
 use super::judge::{
     DrainExpectation, EVICTION_RETRY, MAX_DRAIN, allowed_disruptions, budget_text, drain_budget,
-    drain_within_cap, judge_drain, seconds,
+    drain_within_cap, judge_drain, seconds, termination_grace,
 };
 use crate::cluster::ClusterIntervals;
 use crate::cluster::nodes::{TestNodes, pin_pod_spec, set_unschedulable};
@@ -50,8 +50,7 @@ async fn probe(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Ver
         Err(verdict) => return verdict,
     };
     let intervals = namespace.cluster.intervals;
-    // Before anything is created: a drain the submission's own numbers cannot finish
-    // inside the cap fails now, rather than holding the grader for them.
+    // Before anything is created: a drain the submission's numbers cannot finish fails.
     if let Err(message) = drain_within_cap(
         &intervals,
         protected.replicas,
@@ -330,8 +329,7 @@ async fn drain(
     if let Err(e) = set_unschedulable(&namespace.client(), destination, false).await {
         return Err(Stop::Environment(e.to_string()));
     }
-    // Checked against the cap before anything was applied; `min` keeps it so should
-    // more pods than replicas turn up on the source.
+    // Checked against the cap before anything was applied, for `replicas` pods.
     let budget = drain_budget(
         &namespace.cluster.intervals,
         pods_on_source,
@@ -428,16 +426,6 @@ async fn apply_pinned(
         }
     }
     Ok(termination_grace)
-}
-
-/// The pods' `terminationGracePeriodSeconds` (Kubernetes' 30 s when unset or negative).
-fn termination_grace(deployment: &serde_json::Value) -> Duration {
-    Duration::from_secs(
-        deployment
-            .pointer("/spec/template/spec/terminationGracePeriodSeconds")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(30),
-    )
 }
 
 /// Waits for the protected Deployment to be Available with all replicas ready on
@@ -777,18 +765,14 @@ mod tests {
     #[test]
     fn the_references_drain_fits_the_cap() {
         let reference = fixture("submissions/reference");
-        let Ok(protected) = Protected::pick(&reference) else {
+        let Ok(p) = Protected::pick(&reference) else {
             panic!("a budget and a Deployment to drain")
         };
-        let grace = termination_grace(protected.target.value());
+        let (grace, allowed) = (termination_grace(p.target.value()), 1);
         assert_eq!(grace, Duration::from_secs(30));
-        let allowed = allowed_disruptions(protected.spec, protected.replicas);
-        let fits = drain_within_cap(
-            &crate::cluster::ClusterIntervals::default(),
-            protected.replicas,
-            allowed,
-            grace,
-        );
+        assert_eq!(allowed_disruptions(p.spec, p.replicas), allowed);
+        let intervals = crate::cluster::ClusterIntervals::default();
+        let fits = drain_within_cap(&intervals, p.replicas, allowed, grace);
         assert!(fits.is_ok(), "{fits:?}");
     }
 

@@ -85,8 +85,7 @@ pub fn over_quota_sizing(quota_cpu: f64, max_cpu: Option<f64>) -> Result<OverQuo
             format_quantity("cpu", max_cpu.unwrap_or_default())
         ));
     }
-    // Also false for NaN: such a quota is no bound a pod could reach.
-    if !(quota_cpu * 1000.0 < MAX_POD_MILLICORES as f64) {
+    if quota_cpu.is_nan() || quota_cpu * 1000.0 >= MAX_POD_MILLICORES as f64 {
         return Err(format!(
             "the quota's requests.cpu {} is beyond what any pod can request: it bounds nothing",
             format_quantity("cpu", quota_cpu)
