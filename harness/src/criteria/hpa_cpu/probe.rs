@@ -274,8 +274,9 @@ async fn start_load(
     });
     let (request, cpu_ms) = target_value.map(container_cpu).unwrap_or((None, 20.0));
     let rate = calibrate_rate(spec, request.unwrap_or(0.1), cpu_ms);
-    let quiet = budget::quiet(&intervals, spec);
-    // Within the cap: `run` refused a spec whose load would not fit.
+    // Within the cap (`run` refused a spec whose load would not fit); `min` keeps every
+    // wait derived from the submission's numbers bounded all the same.
+    let quiet = budget::quiet(&intervals, spec).min(budget::MAX_PROBE);
     let load_budget = budget::load(&intervals, spec).min(budget::MAX_PROBE);
     let load_spec = LoadSpec {
         url: LoadSpec::service_url(&service, &namespace.name, port, "/predict"),
