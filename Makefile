@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help tools ci-bins test e2e main grade images bench-load bench-grade bench-cluster cluster-up cluster-down cluster-status kind-up kind-down lint
+.PHONY: help tools ci-bins test fuzz e2e main grade images bench-load bench-grade bench-cluster cluster-up cluster-down cluster-status kind-up kind-down lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -13,6 +13,10 @@ tools: ## install what the tests need (cargo-nextest) if it is missing
 
 test: tools ci-bins ## the offline suite: everything that needs no cluster
 	cargo nextest run --workspace --profile ci
+
+PROPTEST_CASES ?= 10000
+fuzz: tools ## property tests of untrusted input (quantities, budgets, quota sizing, YAML), PROPTEST_CASES each
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo nextest run -p harness --profile ci -E 'binary(properties)'
 
 # The CoreDNS build tests/ci_paths.rs runs the shared Corefile against (cached; minutes cold).
 ci-bins:

@@ -8,6 +8,7 @@ use harness::grade::{GradeOptions, LiveOptions};
 use harness::report::Report;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +53,32 @@ struct GradeArgs {
     /// Exit with status 2 when the score is below this many points.
     #[arg(long)]
     min_score: Option<f64>,
+    /// The most live grading may take, as `<number>[s|m|h]` (seconds without a unit).
+    /// Probes still running then are stopped and reported "error" with that reason; a
+    /// submission whose own windows could never fit a probe's cap fails before waiting.
+    #[arg(long, default_value = "45m", value_parser = parse_deadline)]
+    deadline: Duration,
+}
+
+/// `90`, `90s`, `45m`, `2h` as a duration: a positive whole number and a unit.
+fn parse_deadline(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |at| text.split_at(at));
+    let seconds_per_unit = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("unknown unit `{unit}`: use s, m or h (e.g. 45m)")),
+    };
+    let count: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 45m"))?;
+    match count.checked_mul(seconds_per_unit) {
+        Some(0) => Err("the deadline must be above zero".into()),
+        Some(seconds) => Ok(Duration::from_secs(seconds)),
+        None => Err(format!("`{text}` is too long")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -84,10 +111,12 @@ fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
         let options = GradeOptions {
             tools: Tools::discover(),
             live: Some(LiveOptions { timelines }),
+            deadline: args.deadline,
         };
         eprintln!(
-            "live grading of {}: the probes run in parallel; the HPA probe waits out the submission's own scale-down window (minutes)",
-            args.submission.display()
+            "live grading of {}: the probes run in parallel; the HPA probe waits out the submission's own scale-down window (minutes); deadline {} s",
+            args.submission.display(),
+            args.deadline.as_secs()
         );
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
         runtime.block_on(harness::grade::grade(&args.submission, &options))?
@@ -199,5 +228,30 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_parse_with_and_without_a_unit() {
+        assert_eq!(parse_deadline("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_deadline("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_deadline("45m"), Ok(Duration::from_secs(2700)));
+        assert_eq!(parse_deadline("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "0", "m", "-5m", "5d", "1.5h", "99999999999999999999h"] {
+            assert!(parse_deadline(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn the_default_deadline_is_the_libraries() {
+        let cli = Cli::parse_from(["autoscale-conformance", "grade", "dir"]);
+        let Command::Grade(args) = cli.command else {
+            panic!("not grade")
+        };
+        assert_eq!(args.deadline, harness::grade::DEFAULT_DEADLINE);
     }
 }

@@ -29,6 +29,7 @@ async fn grade_live(dir: &Path, name: &str) -> Report {
         live: Some(LiveOptions {
             timelines: out.join("timelines"),
         }),
+        deadline: harness::grade::DEFAULT_DEADLINE,
     };
     // Boxed: the whole grading future is large for a test thread's stack.
     let report = Box::pin(harness::grade::grade(dir, &options))

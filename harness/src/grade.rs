@@ -15,7 +15,7 @@ use crate::verdict::{Outcome, Verdict};
 use futures::future::{BoxFuture, join_all};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// How to grade a submission.
@@ -25,6 +25,37 @@ pub struct GradeOptions {
     pub tools: Tools,
     /// Probe the cluster too; `None` grades offline (live points are "not run").
     pub live: Option<LiveOptions>,
+    /// The most the whole grading may take ([`DEFAULT_DEADLINE`] unless told): probes
+    /// still running then are stopped and get a verdict saying so.
+    pub deadline: Duration,
+}
+
+/// The grading deadline when none is given. Live grading of the reference takes about
+/// 10 minutes; each probe caps what a submission's own windows may ask (the HPA's
+/// [`budget::MAX_PROBE`], the drain's [`pdb::judge::MAX_DRAIN`]) well inside this.
+///
+/// [`budget::MAX_PROBE`]: crate::criteria::hpa_cpu::budget::MAX_PROBE
+/// [`pdb::judge::MAX_DRAIN`]: crate::criteria::pdb::judge::MAX_DRAIN
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(45 * 60);
+
+/// When live grading must be over, and how long it was given (for the messages).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: tokio::time::Instant,
+    pub length: Duration,
+}
+
+impl Deadline {
+    /// `length` from now; a length past the clock's range means no deadline in practice.
+    pub fn after(length: Duration) -> Deadline {
+        let now = tokio::time::Instant::now();
+        // Far enough to never come, near enough for the clock (no overflow panic).
+        let never = now + Duration::from_secs(100 * 365 * 24 * 3600);
+        Deadline {
+            at: now.checked_add(length).map_or(never, |at| at.min(never)),
+            length,
+        }
+    }
 }
 
 /// Live grading, against the cluster of KUBECONFIG.
@@ -65,7 +96,10 @@ pub async fn grade(dir: &Path, options: &GradeOptions) -> Result<Report, GradeEr
     let live_verdicts = match &options.live {
         None => BTreeMap::new(),
         // Boxed: the probes' state is large for a test thread's stack.
-        Some(live) => Box::pin(judge_live(&submission, live)).await,
+        Some(live) => {
+            let deadline = Deadline::after(options.deadline.saturating_sub(started.elapsed()));
+            Box::pin(judge_live(&submission, live, deadline)).await
+        }
     };
     Ok(Report::build(
         &rubric,
@@ -81,6 +115,7 @@ pub fn grade_offline(dir: &Path, tools: &Tools) -> Result<Report, GradeError> {
     let options = GradeOptions {
         tools: tools.clone(),
         live: None,
+        deadline: DEFAULT_DEADLINE,
     };
     // Offline grading waits on nothing: the future completes when first polled.
     futures::executor::block_on(grade(dir, &options))
@@ -179,14 +214,18 @@ pub fn not_probed_reason(module: &dyn Criterion, criterion: CriterionId) -> Stri
 
 /// One verdict per live criterion of the registry: probed, "error" when the
 /// cluster cannot be reached, or "not run" with the reason.
-async fn judge_live(submission: &Submission, live: &LiveOptions) -> BTreeMap<String, Verdict> {
+async fn judge_live(
+    submission: &Submission,
+    live: &LiveOptions,
+    deadline: Deadline,
+) -> BTreeMap<String, Verdict> {
     let context = ProbeContext {
         submission,
         timelines: &live.timelines,
         run: RUN,
     };
     let mut verdicts = match Cluster::connect().await {
-        Ok(cluster) => run_probes(&cluster, &context).await,
+        Ok(cluster) => run_probes(&cluster, &context, deadline).await,
         Err(environment) => probed()
             .map(|id| (id.to_string(), environment_error(id, &environment)))
             .collect(),
@@ -204,11 +243,12 @@ async fn judge_live(submission: &Submission, live: &LiveOptions) -> BTreeMap<Str
     verdicts
 }
 
-/// Runs the probe of every module that has one, each in its own namespace; returns
-/// one verdict per probed criterion.
+/// Runs the probe of every module that has one, each in its own namespace, until
+/// `deadline`; returns one verdict per probed criterion.
 pub async fn run_probes(
     cluster: &Cluster,
     context: &ProbeContext<'_>,
+    deadline: Deadline,
 ) -> BTreeMap<String, Verdict> {
     let (alone, together): (Vec<_>, Vec<_>) = probed_modules().partition(|m| m.probes_alone());
     // The quick probes first, together; then one at a time those that must run
@@ -219,11 +259,11 @@ pub async fn run_probes(
     let mut found = join_all(
         together
             .into_iter()
-            .map(|module| probe_in_namespace(cluster, module, context)),
+            .map(|module| probe_in_namespace(cluster, module, context, deadline)),
     )
     .await;
     for module in alone {
-        found.push(probe_in_namespace(cluster, module, context).await);
+        found.push(probe_in_namespace(cluster, module, context, deadline).await);
     }
     found
         .into_iter()
@@ -232,14 +272,20 @@ pub async fn run_probes(
         .collect()
 }
 
-/// One module's probe in a namespace of its own, `grade-<its first criterion>`.
-/// A namespace that cannot be made is an environment error for its criteria.
+/// One module's probe in a namespace of its own, `grade-<its first criterion>`,
+/// stopped at `deadline`. A namespace that cannot be made is an environment error
+/// for its criteria.
 fn probe_in_namespace<'a>(
     cluster: &'a Cluster,
     module: &'static dyn Criterion,
     context: &'a ProbeContext<'a>,
+    deadline: Deadline,
 ) -> BoxFuture<'a, Vec<Verdict>> {
     Box::pin(async move {
+        let ids = || live_criteria(module).map(|c| c.id);
+        if tokio::time::Instant::now() >= deadline.at {
+            return ids().map(|id| past_deadline(id, deadline, false)).collect();
+        }
         let first = module
             .about()
             .first()
@@ -253,7 +299,7 @@ fn probe_in_namespace<'a>(
             }
         };
         let verdicts = match module.probe(&mut namespace, context) {
-            Some(probe) => probe.await,
+            Some(probe) => by_deadline(deadline, ids(), probe).await,
             None => live_criteria(module)
                 .map(|c| Verdict::not_run(c.id.as_str(), not_probed_reason(module, c.id)))
                 .collect(),
@@ -274,6 +320,41 @@ async fn finish(namespace: TestNamespace, verdicts: Vec<Verdict>) -> Vec<Verdict
         );
     }
     verdicts
+}
+
+/// `probe`'s verdicts, or one per criterion of `ids` saying the probe was stopped at
+/// the deadline (dropping the probe drops what it holds: its namespaces clean up).
+async fn by_deadline(
+    deadline: Deadline,
+    ids: impl Iterator<Item = CriterionId>,
+    probe: impl std::future::Future<Output = Vec<Verdict>>,
+) -> Vec<Verdict> {
+    match tokio::time::timeout_at(deadline.at, probe).await {
+        Ok(verdicts) => verdicts,
+        Err(_) => ids.map(|id| past_deadline(id, deadline, true)).collect(),
+    }
+}
+
+/// A criterion the deadline cut off. Not the submission's fault: each probe refuses,
+/// as a "fail" before waiting, a submission whose own windows exceed its cap, and the
+/// caps fit inside [`DEFAULT_DEADLINE`]; what is left is a slow cluster or a deadline
+/// set too short.
+fn past_deadline(id: CriterionId, deadline: Deadline, started: bool) -> Verdict {
+    let when = if started {
+        "was still running at"
+    } else {
+        "could not start before"
+    };
+    Verdict {
+        id: id.to_string(),
+        outcome: Outcome::Error,
+        message: format!(
+            "environment error (not the submission's fault): the probe {when} the grading deadline of {} s (grade --deadline); the submission's own windows fit the probe's cap, so the time went to the cluster or the deadline is too short",
+            deadline.length.as_secs()
+        ),
+        findings: Vec::new(),
+        evidence: Vec::new(),
+    }
 }
 
 fn environment_error(id: CriterionId, error: &EnvironmentError) -> Verdict {
@@ -320,6 +401,45 @@ mod tests {
         let mut rubric = rubric().unwrap();
         rubric.lines[1].static_items[0].check = "no.such-check".into();
         assert!(validate_names(&rubric).is_err());
+    }
+
+    fn verdict(id: &str) -> Verdict {
+        Verdict::new(id, Outcome::Pass, "done", Vec::new())
+    }
+
+    #[tokio::test]
+    async fn a_probe_still_running_at_the_deadline_is_stopped_with_a_verdict_saying_so() {
+        let deadline = Deadline::after(Duration::from_millis(50));
+        let ids = [CriterionId("hpa-cpu"), CriterionId("hpa-scale-down")];
+        let started = Instant::now();
+        let stopped = by_deadline(deadline, ids.into_iter(), futures::future::pending()).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(stopped.len(), 2);
+        for (verdict, id) in stopped.iter().zip(ids) {
+            assert_eq!(verdict.id, id.as_str());
+            assert_eq!(verdict.outcome, Outcome::Error);
+            assert!(
+                verdict.message.contains("grading deadline"),
+                "{}",
+                verdict.message
+            );
+        }
+        // A probe done in time keeps its own verdicts.
+        let deadline = Deadline::after(Duration::from_secs(60));
+        let done = by_deadline(deadline, ids.into_iter(), async {
+            vec![verdict("hpa-cpu")]
+        });
+        assert_eq!(done.await, vec![verdict("hpa-cpu")]);
+    }
+
+    #[test]
+    fn a_deadline_past_the_clocks_range_does_not_panic() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let deadline = runtime.block_on(async { Deadline::after(Duration::MAX) });
+        assert!(deadline.at > tokio::time::Instant::now() + Duration::from_secs(3600));
     }
 
     #[test]

@@ -65,7 +65,13 @@ pub fn parse_quantity(text: &str) -> Result<f64, QuantityError> {
         }
         _ => return Err(error("unknown suffix")),
     };
-    Ok(sign * mantissa * multiplier)
+    let value = sign * mantissa * multiplier;
+    // A mantissa of hundreds of digits overflows to infinity: no quantity is that big,
+    // and every caller's arithmetic assumes a finite number.
+    if !value.is_finite() {
+        return Err(error("out of range"));
+    }
+    Ok(value)
 }
 
 /// Formats a number of base units for messages: cores as millicores when
@@ -131,6 +137,7 @@ mod tests {
     #[case("1.2.3")]
     #[case("m")]
     #[case("1e")]
+    #[case(&format!("{}E", "9".repeat(400)))]
     fn rejects_non_quantities(#[case] text: &str) {
         assert!(parse_quantity(text).is_err(), "{text} parsed");
     }

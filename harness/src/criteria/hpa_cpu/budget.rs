@@ -1,9 +1,80 @@
 //! How long the HPA probe may wait, and what the judge allows: derived from the
 //! cluster's intervals and the HPA's own behaviour, never from a fixed number of minutes.
 
-use super::scaling::{Direction, ScalingRules, ScalingSpec, replica_limit};
+use super::scaling::{Direction, ScalingRules, ScalingSpec, SelectPolicy, replica_limit};
 use crate::cluster::ClusterIntervals;
 use std::time::Duration;
+
+/// The most the probe may wait on what the submission's own behaviour sets (load on
+/// until maxReplicas, then back to minReplicas). Every such wait is derived from the
+/// HPA's values, so without a cap `selectPolicy: Disabled` or one pod per 1,800 s
+/// would hold the grader for hours; a spec that needs more fails before any wait.
+pub const MAX_PROBE: Duration = Duration::from_secs(25 * 60);
+
+/// Once the target scaled up, a stretch this long without a further change ends the
+/// load: the longest scale-up policy period, at least two HPA syncs, plus the slack.
+pub fn quiet(intervals: &ClusterIntervals, spec: &ScalingSpec) -> Duration {
+    let up_period = spec
+        .scale_up
+        .policies
+        .iter()
+        .map(|p| p.period_seconds)
+        .max()
+        .unwrap_or(15)
+        .max(0);
+    Duration::from_secs(u64::from(up_period.unsigned_abs())).max(intervals.hpa_sync_period * 2)
+        + intervals.observation_slack
+}
+
+/// The most the load stays on: the first scale-up, the policy-limited walk from
+/// minReplicas to maxReplicas, and one quiet stretch.
+pub fn load(intervals: &ClusterIntervals, spec: &ScalingSpec) -> Duration {
+    first_scale_up(intervals)
+        + steps_duration(
+            intervals,
+            &spec.scale_up,
+            spec.min_replicas,
+            spec.max_replicas,
+        )
+        + quiet(intervals, spec)
+}
+
+/// The probe's waits on the submission's behaviour at their longest (the load, then the
+/// way back from maxReplicas), or why they cannot fit inside [`MAX_PROBE`]: the
+/// submission's own settings, a "fail" given before anything is applied.
+pub fn within_cap(intervals: &ClusterIntervals, spec: &ScalingSpec) -> Result<Duration, String> {
+    let up = load(intervals, spec);
+    let down = scale_down(intervals, spec, spec.max_replicas) + intervals.observation_slack;
+    let total = up.saturating_add(down);
+    if total <= MAX_PROBE {
+        return Ok(total);
+    }
+    let why = match (spec.scale_up.select_policy, spec.scale_down.select_policy) {
+        (_, SelectPolicy::Disabled) => {
+            "scaleDown selectPolicy Disabled never returns to minReplicas"
+        }
+        (SelectPolicy::Disabled, _) => "scaleUp selectPolicy Disabled never reaches maxReplicas",
+        _ => "its stabilization windows and policy periods are too slow to observe",
+    };
+    Err(format!(
+        "the HPA's own behaviour cannot be observed within the probe's cap of {} s: {why} (load until maxReplicas={} needs up to {} s, back to minReplicas={} up to {} s, scaleDown stabilizationWindowSeconds={})",
+        MAX_PROBE.as_secs(),
+        spec.max_replicas,
+        fmt_secs(up),
+        spec.min_replicas,
+        fmt_secs(down),
+        spec.scale_down.stabilization_window_seconds,
+    ))
+}
+
+/// Whole seconds, or "more than <cap>" for a walk that was cut off at the cap.
+fn fmt_secs(duration: Duration) -> String {
+    if duration > MAX_PROBE {
+        format!("more than {}", MAX_PROBE.as_secs())
+    } else {
+        duration.as_secs().to_string()
+    }
+}
 
 /// From the moment load arrives to the autoscaler's first scale-up.
 pub fn first_scale_up(intervals: &ClusterIntervals) -> Duration {
@@ -25,7 +96,9 @@ pub fn scale_down(intervals: &ClusterIntervals, spec: &ScalingSpec, peak: i32) -
 }
 
 /// Emulates the controller's policy-limited walk from `from` to `to` at one decision
-/// per sync period and returns how long it takes (zero when no step is needed).
+/// per sync period and returns how long it takes (zero when no step is needed). A walk
+/// that takes longer than [`MAX_PROBE`] is cut off there: the result is then just over
+/// the cap, which is all a caller needs to refuse it.
 pub fn steps_duration(
     intervals: &ClusterIntervals,
     rules: &ScalingRules,
@@ -42,7 +115,7 @@ pub fn steps_duration(
     let mut events: Vec<(f64, i32)> = Vec::new();
     let mut now = 0.0;
     // Bounded: a disabled direction or a zero-valued policy never converges.
-    for _ in 0..10_000 {
+    while now <= MAX_PROBE.as_secs_f64() {
         if current == to {
             return Duration::from_secs_f64(now);
         }
@@ -52,7 +125,7 @@ pub fn steps_duration(
             Direction::Up => limit.min(to).max(current),
         };
         if next != current {
-            events.push((now, next - current));
+            events.push((now, next.saturating_sub(current)));
             current = next;
             if current == to {
                 return Duration::from_secs_f64(now);
@@ -129,6 +202,54 @@ mod tests {
         let intervals = ClusterIntervals::default();
         let mut down = rules(0, vec![]);
         down.select_policy = SelectPolicy::Disabled;
-        assert!(steps_duration(&intervals, &down, 4, 1) > Duration::from_secs(3600));
+        let walk = steps_duration(&intervals, &down, 4, 1);
+        assert!(walk > MAX_PROBE && walk < MAX_PROBE + Duration::from_secs(60));
+    }
+
+    fn spec(scale_down: ScalingRules) -> ScalingSpec {
+        ScalingSpec {
+            min_replicas: 1,
+            max_replicas: 10,
+            cpu_target_utilization: Some(50),
+            scale_up: ScalingSpec::default_scale_up(),
+            scale_down,
+        }
+    }
+
+    #[test]
+    fn the_default_behaviour_fits_the_cap() {
+        let intervals = ClusterIntervals::default();
+        let total = within_cap(&intervals, &spec(ScalingSpec::default_scale_down())).unwrap();
+        assert!(total > Duration::from_secs(300), "{total:?}");
+    }
+
+    /// Issue 12, point 1: these held the probe for about 41 hours and 4.5 hours.
+    #[test]
+    fn a_scale_down_too_slow_for_the_cap_fails_before_waiting() {
+        let intervals = ClusterIntervals::default();
+        let mut disabled = ScalingSpec::default_scale_down();
+        disabled.select_policy = SelectPolicy::Disabled;
+        let message = within_cap(&intervals, &spec(disabled)).unwrap_err();
+        assert!(
+            message.contains("scaleDown selectPolicy Disabled"),
+            "{message}"
+        );
+        let one_pod_per_half_hour = rules(
+            0,
+            vec![Policy {
+                kind: PolicyKind::Pods,
+                value: 1,
+                period_seconds: 1800,
+            }],
+        );
+        let message = within_cap(&intervals, &spec(one_pod_per_half_hour)).unwrap_err();
+        assert!(message.contains("too slow"), "{message}");
+        assert!(message.contains("more than 1500"), "{message}");
+        // A window of i32::MAX seconds: no overflow, a "fail" with the numbers.
+        let message = within_cap(&intervals, &spec(rules(i32::MAX, vec![]))).unwrap_err();
+        assert!(
+            message.contains("stabilizationWindowSeconds=2147483647"),
+            "{message}"
+        );
     }
 }

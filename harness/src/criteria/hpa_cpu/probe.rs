@@ -33,6 +33,9 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
         Err(message) => return both(Outcome::Fail, message, Vec::new(), Timeline::default()),
     };
     let intervals = namespace.cluster.intervals;
+    if let Err(message) = budget::within_cap(&intervals, &hpa.spec) {
+        return both(Outcome::Fail, message, Vec::new(), Timeline::default());
+    }
     // The timeline is named after the namespace, which names the run.
     let name = namespace.name.clone();
     let recorder = Recorder::start(namespace, &name, context.timelines);
@@ -271,24 +274,10 @@ async fn start_load(
     });
     let (request, cpu_ms) = target_value.map(container_cpu).unwrap_or((None, 20.0));
     let rate = calibrate_rate(spec, request.unwrap_or(0.1), cpu_ms);
-    let sync = intervals.hpa_sync_period;
-    let up_period = spec
-        .scale_up
-        .policies
-        .iter()
-        .map(|p| p.period_seconds)
-        .max()
-        .unwrap_or(15)
-        .max(0) as u64;
-    let quiet = Duration::from_secs(up_period).max(sync * 2) + intervals.observation_slack;
-    let load_budget = budget::first_scale_up(&intervals)
-        + budget::steps_duration(
-            &intervals,
-            &spec.scale_up,
-            spec.min_replicas,
-            spec.max_replicas,
-        )
-        + quiet;
+    // Within the cap (`run` refused a spec whose load would not fit); `min` keeps every
+    // wait derived from the submission's numbers bounded all the same.
+    let quiet = budget::quiet(&intervals, spec).min(budget::MAX_PROBE);
+    let load_budget = budget::load(&intervals, spec).min(budget::MAX_PROBE);
     let load_spec = LoadSpec {
         url: LoadSpec::service_url(&service, &namespace.name, port, "/predict"),
         rate_rps: rate,
@@ -381,7 +370,9 @@ async fn await_scale_down(namespace: &TestNamespace, hpa: &HpaUnderTest, recorde
         .map(|(_, r, _)| *r)
         .max()
         .unwrap_or(min);
-    let down_budget = budget::scale_down(&intervals, &hpa.spec, peak) + intervals.observation_slack;
+    let down_budget = (budget::scale_down(&intervals, &hpa.spec, peak)
+        + intervals.observation_slack)
+        .min(budget::MAX_PROBE);
     let _ = wait_for(
         &deployments,
         &hpa.target,
@@ -623,5 +614,22 @@ mod tests {
         // The exercise's 10 x 0.2 core would want 1.5 cores: capped at 0.6.
         spec.max_replicas = 10;
         assert_eq!(calibrate_rate(&spec, 0.2, 20.0), 30.0);
+    }
+
+    /// The cap of issue 12 leaves the reference's and the fast fixture's HPAs alone.
+    #[test]
+    fn the_fixtures_hpas_fit_the_probes_cap() {
+        for relative in ["submissions/reference", "hpa_cpu/fast"] {
+            let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../fixtures")
+                .join(relative);
+            let submission =
+                crate::submission::load(&dir, &crate::submission::LoadOptions::default()).unwrap();
+            let Ok(hpa) = HpaUnderTest::pick(&submission) else {
+                panic!("{relative}: no CPU HPA")
+            };
+            let fits = budget::within_cap(&ClusterIntervals::default(), &hpa.spec);
+            assert!(fits.is_ok(), "{relative}: {fits:?}");
+        }
     }
 }

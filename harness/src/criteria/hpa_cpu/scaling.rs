@@ -169,8 +169,8 @@ pub fn replica_limit(
     let mut limits = rules.policies.iter().map(|policy| {
         let period = f64::from(policy.period_seconds);
         let (same_window, opposite_window) = ((period - slack).max(0.0), period + slack);
-        let mut added = 0;
-        let mut deleted = 0;
+        let mut added: i32 = 0;
+        let mut deleted: i32 = 0;
         for &(t, change) in events {
             let age = now - t;
             if age < 0.0 {
@@ -183,20 +183,21 @@ pub fn replica_limit(
                 opposite_window
             };
             if age < window {
+                // Saturating: every number here comes from the submission's HPA.
                 if change > 0 {
-                    added += change;
+                    added = added.saturating_add(change);
                 } else {
-                    deleted -= change;
+                    deleted = deleted.saturating_sub(change);
                 }
             }
         }
-        let period_start = current - added + deleted;
+        let period_start = current.saturating_sub(added).saturating_add(deleted);
         match (direction, policy.kind) {
-            (Direction::Up, PolicyKind::Pods) => period_start + policy.value,
+            (Direction::Up, PolicyKind::Pods) => period_start.saturating_add(policy.value),
             (Direction::Up, PolicyKind::Percent) => {
                 (f64::from(period_start) * (1.0 + f64::from(policy.value) / 100.0)).ceil() as i32
             }
-            (Direction::Down, PolicyKind::Pods) => period_start - policy.value,
+            (Direction::Down, PolicyKind::Pods) => period_start.saturating_sub(policy.value),
             (Direction::Down, PolicyKind::Percent) => {
                 (f64::from(period_start) * (1.0 - f64::from(policy.value) / 100.0)) as i32
             }

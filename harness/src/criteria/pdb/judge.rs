@@ -17,6 +17,11 @@ use std::time::Duration;
 /// drain` waits 5 s; the API server decides on the budget's current status either way.)
 pub const EVICTION_RETRY: Duration = Duration::from_secs(1);
 
+/// The most the drain may take on the submission's own numbers (its replicas, what its
+/// budget allows at a time, its pods' `terminationGracePeriodSeconds`): a drain that
+/// needs more fails before anything is applied instead of holding the grader.
+pub const MAX_DRAIN: Duration = Duration::from_secs(10 * 60);
+
 /// Disruptions a budget allows with `expected` pods, all healthy (the disruption
 /// controller's arithmetic: percentages of minAvailable round up, of maxUnavailable round up too).
 pub fn allowed_disruptions(pdb: &PodDisruptionBudget, expected: i32) -> i32 {
@@ -29,7 +34,7 @@ pub fn allowed_disruptions(pdb: &PodDisruptionBudget, expected: i32) -> i32 {
         }
     };
     if let Some(min_available) = spec.and_then(|s| s.min_available.as_ref()) {
-        (expected - scaled(min_available)).max(0)
+        expected.saturating_sub(scaled(min_available)).max(0)
     } else if let Some(max_unavailable) = spec.and_then(|s| s.max_unavailable.as_ref()) {
         scaled(max_unavailable).min(expected).max(0)
     } else {
@@ -64,10 +69,50 @@ pub fn drain_budget(
     allowed: i32,
     termination_grace: Duration,
 ) -> Duration {
-    let per_wave = allowed.max(1);
-    let waves = (pods.max(0) + per_wave - 1) / per_wave;
-    (intervals.pod_ready + EVICTION_RETRY + intervals.observation_slack) * waves.max(1) as u32
-        + termination_grace
+    // Checked: the pod count and the grace period are the submission's numbers.
+    let per_wave = i64::from(allowed.max(1));
+    let waves = (i64::from(pods.max(0)) + per_wave - 1) / per_wave;
+    let waves = u32::try_from(waves.max(1)).unwrap_or(u32::MAX);
+    (intervals.pod_ready + EVICTION_RETRY + intervals.observation_slack)
+        .checked_mul(waves)
+        .and_then(|waves| waves.checked_add(termination_grace))
+        .unwrap_or(Duration::MAX)
+}
+
+/// The pods' `terminationGracePeriodSeconds` in a Deployment (Kubernetes' 30 s when
+/// unset or negative).
+pub fn termination_grace(deployment: &serde_json::Value) -> Duration {
+    Duration::from_secs(
+        deployment
+            .pointer("/spec/template/spec/terminationGracePeriodSeconds")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(30),
+    )
+}
+
+/// The drain's budget for `replicas` pods all on the drained node (the most there can
+/// be), or why the submission's own numbers cannot drain within [`MAX_DRAIN`].
+pub fn drain_within_cap(
+    intervals: &ClusterIntervals,
+    replicas: i32,
+    allowed: i32,
+    termination_grace: Duration,
+) -> Result<Duration, String> {
+    let budget = drain_budget(intervals, replicas, allowed, termination_grace);
+    if budget <= MAX_DRAIN {
+        return Ok(budget);
+    }
+    let needs = if budget == Duration::MAX {
+        "more than the clock can count".to_string()
+    } else {
+        format!("up to {} s", budget.as_secs())
+    };
+    Err(format!(
+        "the drain cannot finish within the probe's cap of {} s on the submission's own numbers: {replicas} replica(s), {} evicted at a time, terminationGracePeriodSeconds={} need {needs}",
+        MAX_DRAIN.as_secs(),
+        allowed.max(1),
+        termination_grace.as_secs()
+    ))
 }
 
 /// What the budget's spec and the cluster say the drain must look like.
@@ -469,6 +514,45 @@ mod tests {
         assert_eq!(drain_budget(&intervals, 4, 2, grace), wave * 2 + grace);
         assert_eq!(drain_budget(&intervals, 2, 0, grace), wave * 2 + grace);
         assert_eq!(drain_budget(&intervals, 0, 1, grace), wave + grace);
+    }
+
+    /// Issue 12, point 1: a huge `terminationGracePeriodSeconds` overflowed the
+    /// budget's arithmetic or the drain's `Instant + budget` (a panic either way).
+    #[test]
+    fn a_drain_the_submissions_numbers_cannot_fit_fails_before_waiting() {
+        let intervals = ClusterIntervals::default();
+        let grace = Duration::from_secs(i64::MAX as u64);
+        // The largest grace a JSON number gives: the sum no longer fits a Duration.
+        let largest = Duration::from_secs(u64::MAX);
+        assert_eq!(
+            drain_budget(&intervals, i32::MAX, 1, largest),
+            Duration::MAX
+        );
+        let message = drain_within_cap(&intervals, i32::MAX, 1, largest).unwrap_err();
+        assert!(
+            message.contains("more than the clock can count"),
+            "{message}"
+        );
+        let message = drain_within_cap(&intervals, 2, 1, grace).unwrap_err();
+        assert!(
+            message.contains("terminationGracePeriodSeconds=9223372036854775807"),
+            "{message}"
+        );
+        let message = drain_within_cap(&intervals, 1000, 1, Duration::from_secs(30)).unwrap_err();
+        assert!(
+            message.contains("1000 replica(s), 1 evicted at a time"),
+            "{message}"
+        );
+        assert!(drain_within_cap(&intervals, 2, 1, Duration::from_secs(30)).is_ok());
+    }
+
+    #[test]
+    fn allowed_disruptions_saturate_on_extreme_budgets() {
+        let pdb: PodDisruptionBudget = serde_json::from_value(serde_json::json!({
+            "spec": {"minAvailable": i32::MIN}
+        }))
+        .unwrap();
+        assert_eq!(allowed_disruptions(&pdb, i32::MAX), i32::MAX);
     }
 
     fn expectation(counted: i32, allowed: i32) -> DrainExpectation {

@@ -20,8 +20,8 @@ use super::judge::facts::{
     DrainEnd, Eviction, drain_excerpt, drain_facts, eviction_marker, marker, terminating_seen,
 };
 use super::judge::{
-    DrainExpectation, EVICTION_RETRY, allowed_disruptions, budget_text, drain_budget, judge_drain,
-    seconds,
+    DrainExpectation, EVICTION_RETRY, MAX_DRAIN, allowed_disruptions, budget_text, drain_budget,
+    drain_within_cap, judge_drain, seconds, termination_grace,
 };
 use crate::cluster::ClusterIntervals;
 use crate::cluster::nodes::{TestNodes, pin_pod_spec, set_unschedulable};
@@ -50,6 +50,15 @@ async fn probe(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Ver
         Err(verdict) => return verdict,
     };
     let intervals = namespace.cluster.intervals;
+    // Before anything is created: a drain the submission's numbers cannot finish fails.
+    if let Err(message) = drain_within_cap(
+        &intervals,
+        protected.replicas,
+        allowed_disruptions(protected.spec, protected.replicas),
+        termination_grace(protected.target.value()),
+    ) {
+        return Verdict::new(ID, Outcome::Fail, message, Vec::new());
+    }
     let mut notes = Vec::new();
     // The test's own nodes: the source runs the pods, the destination is cordoned.
     let nodes = match TestNodes::create(namespace, &[("drain-a", false), ("drain-b", true)]).await {
@@ -320,12 +329,14 @@ async fn drain(
     if let Err(e) = set_unschedulable(&namespace.client(), destination, false).await {
         return Err(Stop::Environment(e.to_string()));
     }
+    // Checked against the cap before anything was applied, for `replicas` pods.
     let budget = drain_budget(
         &namespace.cluster.intervals,
         pods_on_source,
         allowed,
         termination_grace,
-    );
+    )
+    .min(MAX_DRAIN);
     let pods: Api<Pod> = namespace.api();
     let pdbs: Api<PodDisruptionBudget> = namespace.api();
     let end = evict_until_drained(
@@ -399,12 +410,7 @@ async fn apply_pinned(
         "Deployment {} applied with {replicas} replica(s) ({})",
         target.name, protected.replicas_from
     ));
-    let termination_grace = Duration::from_secs(
-        target_value
-            .pointer("/spec/template/spec/terminationGracePeriodSeconds")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(30),
-    );
+    let termination_grace = termination_grace(&target_value);
     let mut objects = vec![target_value, protected.object.value().clone()];
     // A PriorityClass the pods name must exist (it is applied under a per-test name).
     if let Some(priority) = protected.priority_class {
@@ -631,7 +637,7 @@ async fn evict_until_drained(
     recorder: &Recorder,
     budget: Duration,
 ) -> Result<DrainEnd, kube::Error> {
-    let deadline = tokio::time::Instant::now() + budget;
+    let deadline = tokio::time::Instant::now() + budget.min(MAX_DRAIN);
     // Two passes in a row must see the budget exhausted with every pod healthy: one
     // could precede the disruption controller's reaction to a replacement.
     let mut stuck_passes = 0;
@@ -753,6 +759,21 @@ mod tests {
             picked(&reference),
             ("fraud-detector-pdb".into(), "fraud-detector-api".into())
         );
+    }
+
+    /// The cap of issue 12 leaves the reference's drain alone.
+    #[test]
+    fn the_references_drain_fits_the_cap() {
+        let reference = fixture("submissions/reference");
+        let Ok(p) = Protected::pick(&reference) else {
+            panic!("a budget and a Deployment to drain")
+        };
+        let (grace, allowed) = (termination_grace(p.target.value()), 1);
+        assert_eq!(grace, Duration::from_secs(30));
+        assert_eq!(allowed_disruptions(p.spec, p.replicas), allowed);
+        let intervals = crate::cluster::ClusterIntervals::default();
+        let fits = drain_within_cap(&intervals, p.replicas, allowed, grace);
+        assert!(fits.is_ok(), "{fits:?}");
     }
 
     /// A budget that selects nothing is still drained against the Deployment it was

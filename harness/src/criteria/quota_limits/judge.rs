@@ -4,7 +4,7 @@
 //! LimitRange and ResourceQuota. Pure: no cluster.
 
 use super::ID;
-use crate::submission::quantity::parse_quantity;
+use crate::submission::quantity::{format_quantity, parse_quantity};
 use crate::submission::{Submission, Typed};
 use crate::verdict::{Evidence, Outcome, Verdict};
 use serde_json::Value;
@@ -21,8 +21,9 @@ pub struct Admission {
     pub defaults: Result<Value, String>,
     /// A container over the LimitRange's max CPU; `None` when the LimitRange sets none.
     pub over_max: Option<OverMax>,
-    /// A pod over the quota; `None` when the quota does not bound `requests.cpu`.
-    pub over_quota: Option<OverQuota>,
+    /// A pod over the quota, or why no pod within the LimitRange can be ([`over_quota_sizing`]);
+    /// `None` when the quota does not bound `requests.cpu`.
+    pub over_quota: Option<Result<OverQuota, String>>,
     /// The namespace the submission's quota is written for.
     pub quota_namespace: Option<String>,
 }
@@ -51,6 +52,58 @@ pub struct OverQuota {
     pub refusal: Option<String>,
     /// Quota headroom against the HPAs ([`quota_headroom`]).
     pub headroom: Vec<(String, String)>,
+}
+
+/// The most containers the over-quota pod may have. Its size follows the submission's
+/// numbers (quota CPU / LimitRange max + 1), so without a bound `requests.cpu: 1E`
+/// would ask for more containers than memory holds.
+pub const MAX_OVER_QUOTA_CONTAINERS: u64 = 200;
+
+/// The most CPU, in millicores, the over-quota pod may ask for in all: far past any
+/// cluster, and inside the API server's int64 arithmetic.
+const MAX_POD_MILLICORES: u64 = 1 << 62;
+
+/// The over-quota pod: `count` containers of `millicores` CPU each, each within the
+/// LimitRange's max and together over the quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverQuotaSizing {
+    pub count: usize,
+    pub millicores: u64,
+}
+
+/// Sizes the over-quota pod from the quota's CPU and the LimitRange's max CPU per
+/// container (cores), in whole millicores (the API server's resolution), or says why
+/// no pod within the LimitRange can exceed the quota: that is the submission's limit,
+/// a "fail" with this reason.
+pub fn over_quota_sizing(quota_cpu: f64, max_cpu: Option<f64>) -> Result<OverQuotaSizing, String> {
+    // `as` saturates: NaN and negatives give 0, what is past u64 gives u64::MAX.
+    let quota = (quota_cpu * 1000.0).ceil() as u64;
+    let max = max_cpu.map(|max| (max * 1000.0).floor() as u64);
+    if max == Some(0) {
+        return Err(format!(
+            "the LimitRange's max CPU per container is {}: no container may request CPU, so no pod within it can exceed the quota",
+            format_quantity("cpu", max_cpu.unwrap_or_default())
+        ));
+    }
+    if quota_cpu.is_nan() || quota_cpu * 1000.0 >= MAX_POD_MILLICORES as f64 {
+        return Err(format!(
+            "the quota's requests.cpu {} is beyond what any pod can request: it bounds nothing",
+            format_quantity("cpu", quota_cpu)
+        ));
+    }
+    let millicores = max.unwrap_or(quota).min(quota).max(1);
+    let count = (quota / millicores).saturating_add(1);
+    if count > MAX_OVER_QUOTA_CONTAINERS {
+        return Err(format!(
+            "the quota's requests.cpu {} is more than {MAX_OVER_QUOTA_CONTAINERS} times the LimitRange's max CPU per container {}: a pod over the quota would need {count} containers; a quota no pod within the LimitRange can reach does not bound it",
+            format_quantity("cpu", quota_cpu),
+            format_quantity("cpu", max_cpu.unwrap_or_default()),
+        ));
+    }
+    Ok(OverQuotaSizing {
+        count: usize::try_from(count).unwrap_or(usize::MAX),
+        millicores,
+    })
 }
 
 /// A quantity at `pointer` in `value` (`"500m"`, `2`), in its base unit.
@@ -126,7 +179,8 @@ pub fn judge_admission(admission: &Admission) -> Verdict {
         None => problems.push("expected a max CPU per container in the LimitRange; none is set".into()),
     }
     match &admission.over_quota {
-        Some(over) => judge_over_quota(over, status, &mut problems, &mut values),
+        Some(Ok(over)) => judge_over_quota(over, status, &mut problems, &mut values),
+        Some(Err(unsizable)) => problems.push(unsizable.clone()),
         None => {
             problems.push("expected the ResourceQuota to bound requests.cpu; it does not".into())
         }
@@ -225,7 +279,7 @@ mod tests {
                 asked: "3000m".into(),
                 refusal: Some("maximum cpu usage per Container is 2, but limit is 3".into()),
             }),
-            over_quota: Some(OverQuota {
+            over_quota: Some(Ok(OverQuota {
                 count: 3,
                 cpu: "2000m".into(),
                 quota_cpu: 4.0,
@@ -233,9 +287,82 @@ mod tests {
                 retried_for_seconds: 5.0,
                 refusal: Some("exceeded quota: q, requested: requests.cpu=6".into()),
                 headroom: vec![("quota requests.cpu".into(), "4.00".into())],
-            }),
+            })),
             quota_namespace: Some("ml-platform".into()),
         }
+    }
+
+    fn over_quota(admission: &mut Admission) -> &mut OverQuota {
+        match admission.over_quota.as_mut() {
+            Some(Ok(over)) => over,
+            other => panic!("no over-quota pod: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_over_quota_pod_is_just_over_the_quota_within_the_max() {
+        // 4 CPU, max 2: 3 x 2000m = 6 > 4; no max: 2 x 4000m.
+        assert_eq!(
+            over_quota_sizing(4.0, Some(2.0)),
+            Ok(OverQuotaSizing {
+                count: 3,
+                millicores: 2000
+            })
+        );
+        assert_eq!(
+            over_quota_sizing(4.0, None),
+            Ok(OverQuotaSizing {
+                count: 2,
+                millicores: 4000
+            })
+        );
+        // A max above the quota: the quota's own size, twice.
+        assert_eq!(
+            over_quota_sizing(0.5, Some(8.0)),
+            Ok(OverQuotaSizing {
+                count: 2,
+                millicores: 500
+            })
+        );
+        // A quota of zero: one millicore exceeds it.
+        assert_eq!(
+            over_quota_sizing(0.0, Some(1.0)),
+            Ok(OverQuotaSizing {
+                count: 1,
+                millicores: 1
+            })
+        );
+    }
+
+    /// Issue 12, point 2: `requests.cpu: 1E` aborted on allocating 10^19 containers,
+    /// `max.cpu: "0"` overflowed (a panic in debug builds).
+    #[test]
+    fn extreme_quotas_and_maxima_give_a_reason_instead_of_a_crash() {
+        let message = over_quota_sizing(1e18, None).unwrap_err();
+        assert!(
+            message.contains("beyond what any pod can request"),
+            "{message}"
+        );
+        let message = over_quota_sizing(100.0, Some(0.1)).unwrap_err();
+        assert!(message.contains("more than 200 times"), "{message}");
+        assert!(message.contains("1001 containers"), "{message}");
+        let message = over_quota_sizing(4.0, Some(0.0)).unwrap_err();
+        assert!(message.contains("max CPU per container is 0"), "{message}");
+        assert!(over_quota_sizing(f64::INFINITY, Some(f64::NAN)).is_err());
+        assert!(over_quota_sizing(f64::NAN, Some(-1.0)).is_err());
+    }
+
+    #[test]
+    fn an_unsizable_over_quota_pod_fails_with_its_reason() {
+        let mut admission = enforced();
+        admission.over_quota = Some(Err(over_quota_sizing(4.0, Some(0.0)).unwrap_err()));
+        let verdict = judge_admission(&admission);
+        assert_eq!(verdict.outcome, Outcome::Fail);
+        assert!(
+            verdict.message.contains("no container may request CPU"),
+            "{}",
+            verdict.message
+        );
     }
 
     #[test]
@@ -260,7 +387,7 @@ mod tests {
     fn missing_defaults_fail_before_anything_else() {
         let mut admission = enforced();
         admission.defaults = Ok(json!({}));
-        admission.over_quota.as_mut().unwrap().refusal = None;
+        over_quota(&mut admission).refusal = None;
         let verdict = judge_admission(&admission);
         assert_eq!(verdict.outcome, Outcome::Fail);
         assert!(
@@ -275,8 +402,8 @@ mod tests {
     #[test]
     fn an_admitted_over_quota_pod_fails_with_its_tries() {
         let mut admission = enforced();
-        admission.over_quota.as_mut().unwrap().refusal = None;
-        admission.over_quota.as_mut().unwrap().tries = 21;
+        over_quota(&mut admission).refusal = None;
+        over_quota(&mut admission).tries = 21;
         let verdict = judge_admission(&admission);
         assert_eq!(verdict.outcome, Outcome::Fail);
         assert!(
@@ -291,7 +418,7 @@ mod tests {
     #[test]
     fn a_refusal_without_the_quota_reason_fails() {
         let mut admission = enforced();
-        admission.over_quota.as_mut().unwrap().refusal = Some("forbidden".into());
+        over_quota(&mut admission).refusal = Some("forbidden".into());
         let verdict = judge_admission(&admission);
         assert_eq!(verdict.outcome, Outcome::Fail);
         assert!(

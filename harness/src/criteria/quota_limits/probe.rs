@@ -6,7 +6,9 @@
 //! [`judge_admission`] reaches the verdict from what admission answered.
 
 use super::ID;
-use super::judge::{Admission, OverMax, OverQuota, judge_admission, quantity, quota_headroom};
+use super::judge::{
+    Admission, OverMax, OverQuota, judge_admission, over_quota_sizing, quantity, quota_headroom,
+};
 use crate::cluster::{FIELD_MANAGER, TestNamespace};
 use crate::criteria::ProbeContext;
 use crate::observe::Recorder;
@@ -220,22 +222,27 @@ async fn ask_over_max(dry_run: &DryRun<'_>, container_limits: &Value) -> Option<
 }
 
 /// Third: what would exceed the quota's `requests.cpu` (when it bounds it) is refused,
-/// with the quota's reason.
+/// with the quota's reason. A quota no bounded pod within the LimitRange can exceed is
+/// the submission's fault, said without asking ([`over_quota_sizing`]).
 async fn ask_over_quota(
     dry_run: &DryRun<'_>,
     submission: &Submission,
     quota: &Object,
     container_limits: &Value,
     slack: std::time::Duration,
-) -> Option<OverQuota> {
+) -> Option<Result<OverQuota, String>> {
     let quota_cpu = quantity(quota.value(), "/spec/hard/requests.cpu")
         .or_else(|| quantity(quota.value(), "/spec/hard/cpu"))?;
     let recorder = dry_run.recorder;
-    let per_container = quantity(container_limits, "/max/cpu")
-        .unwrap_or(quota_cpu)
-        .min(quota_cpu);
-    let count = (quota_cpu / per_container).floor() as usize + 1;
-    let cpu = format!("{}m", (per_container * 1000.0).round() as i64);
+    let sizing = match over_quota_sizing(quota_cpu, quantity(container_limits, "/max/cpu")) {
+        Ok(sizing) => sizing,
+        Err(reason) => {
+            recorder.mark(&format!("not asked: over-quota: {reason}"));
+            return Some(Err(reason));
+        }
+    };
+    let count = sizing.count;
+    let cpu = format!("{}m", sizing.millicores);
     let containers = (0..count)
         .map(|i| container(&format!("c{i}"), json!({"requests": {"cpu": cpu, "memory": "256Mi"}, "limits": {"cpu": cpu, "memory": "256Mi"}})))
         .collect();
@@ -271,7 +278,7 @@ async fn ask_over_quota(
             "refused: over-quota ({count} x {cpu} CPU, try {tries}): {message}"
         )),
     };
-    Some(OverQuota {
+    Some(Ok(OverQuota {
         count,
         cpu,
         quota_cpu,
@@ -279,7 +286,7 @@ async fn ask_over_quota(
         retried_for_seconds: slack.as_secs_f64(),
         refusal: refused.ok(),
         headroom: quota_headroom(submission, quota.namespace.as_deref(), quota_cpu),
-    })
+    }))
 }
 
 fn api_message(error: &kube::Error) -> String {
