@@ -5,7 +5,9 @@
 use super::apply::{self, Applied, ApplyError};
 use super::client::Cluster;
 use super::error::EnvironmentError;
-use super::{EXPIRES_ANNOTATION, FIELD_MANAGER, SUITE_LABEL};
+use super::{
+    EXPIRES_ANNOTATION, FIELD_MANAGER, RESERVED_NAME_PREFIX, SANDBOX_FIELD_MANAGER, SUITE_LABEL,
+};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
@@ -52,7 +54,13 @@ impl Cluster {
             after_namespace: Vec::new(),
             cleanup_budget: Duration::from_secs(45),
         };
-        namespace.apply_raw(&sandbox_quota()).await?;
+        apply::apply_as_is(
+            &namespace.cluster.client,
+            &namespace.name,
+            SANDBOX_FIELD_MANAGER,
+            &sandbox_quota(),
+        )
+        .await?;
         Ok(namespace)
     }
 
@@ -91,7 +99,7 @@ pub fn sandbox_quota() -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "ResourceQuota",
-        "metadata": { "name": "autoscale-conformance-sandbox" },
+        "metadata": { "name": format!("{RESERVED_NAME_PREFIX}-quota") },
         "spec": { "hard": {
             "pods": "40",
             "services": "10",
@@ -192,7 +200,7 @@ impl TestNamespace {
 
     /// Server-side apply of one object of the suite's own (no rewriting) into this namespace.
     pub async fn apply_raw(&self, object: &Value) -> Result<(), EnvironmentError> {
-        apply::apply_as_is(&self.cluster.client, &self.name, object).await
+        apply::apply_as_is(&self.cluster.client, &self.name, FIELD_MANAGER, object).await
     }
 
     /// Deletes the namespace and waits (bounded) until it is gone. Returns what was
