@@ -19,9 +19,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// where the nodes' images are known, by [`substitute_unavailable`]. Refuses the whole
 /// submission, applying nothing, when the sandbox refuses any of its objects. The
 /// PriorityClasses the suite creates for it are recorded in `cluster_scoped`, before
-/// they are applied, for cleanup.
+/// they are applied, for cleanup. `client` (admin) discovers kinds and creates those
+/// PriorityClasses; `applier` (the namespace's own identity) applies everything else.
 pub(super) async fn apply_submission(
     client: &Client,
+    applier: &Client,
     namespace: &str,
     node_images: &BTreeSet<String>,
     cluster_scoped: &mut Vec<(ApiResource, String)>,
@@ -80,7 +82,7 @@ pub(super) async fn apply_submission(
                 }],
             });
         }
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let api: Api<DynamicObject> = Api::namespaced_with(applier.clone(), namespace, &resource);
         let params = PatchParams::apply(SUBMISSION_FIELD_MANAGER).force();
         api.patch(&name, &params, &Patch::Apply(&object))
             .await

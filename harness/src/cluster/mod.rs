@@ -5,6 +5,7 @@
 //! - [`client`]: connecting, and the preflight that tells a broken environment from a
 //!   failing student;
 //! - [`policy`]: what a submission may apply (allowlist, reserved names, Services);
+//! - [`identity`]: the namespaced identity a submission's objects are applied as;
 //! - [`apply`]: server-side apply of a submission's objects, rewritten for a test namespace;
 //! - [`namespace`]: a namespace per test, always cleaned up;
 //! - [`nodes`]: a test's own simulated nodes, for probes that disrupt a node;
@@ -17,6 +18,7 @@
 pub mod apply;
 pub mod client;
 pub mod error;
+pub mod identity;
 pub mod images;
 pub mod intervals;
 pub mod load_generator;

@@ -5,6 +5,7 @@
 use super::apply::{self, Applied, ApplyError};
 use super::client::Cluster;
 use super::error::EnvironmentError;
+use super::identity;
 use super::{
     EXPIRES_ANNOTATION, FIELD_MANAGER, RESERVED_NAME_PREFIX, SANDBOX_FIELD_MANAGER, SUITE_LABEL,
 };
@@ -47,13 +48,22 @@ impl Cluster {
             )
             .await
             .map_err(EnvironmentError::api(format!("creating namespace {name}")))?;
-        let namespace = TestNamespace {
+        let mut namespace = TestNamespace {
             cluster: self.clone(),
+            applier: self.client.clone(),
             name,
             cluster_scoped: Vec::new(),
             after_namespace: Vec::new(),
             cleanup_budget: Duration::from_secs(45),
         };
+        // From here on, a failure drops `namespace`, which deletes it.
+        namespace.applier = identity::grant_applier(
+            &self.client,
+            &self.config,
+            &namespace.name,
+            Duration::from_secs(20),
+        )
+        .await?;
         apply::apply_as_is(
             &namespace.cluster.client,
             &namespace.name,
@@ -158,6 +168,9 @@ fn label_value(text: &str) -> String {
 /// panic), waits a bounded time and reports anything held by finalizers.
 pub struct TestNamespace {
     pub cluster: Cluster,
+    /// Impersonates the namespace's applier ([`identity`]): a submission's objects are
+    /// applied as it, never as admin.
+    applier: Client,
     pub name: String,
     /// Cluster-scoped objects the test created (renamed PriorityClasses): deleted too.
     cluster_scoped: Vec<(ApiResource, String)>,
@@ -170,6 +183,12 @@ pub struct TestNamespace {
 impl TestNamespace {
     pub fn client(&self) -> Client {
         self.cluster.client.clone()
+    }
+
+    /// The client a submission's objects are applied with: the namespace's applier,
+    /// allowed the allowlisted kinds in this namespace only.
+    pub fn applier_client(&self) -> Client {
+        self.applier.clone()
     }
 
     /// Registers a cluster-scoped object (a test node) for deletion once the namespace
@@ -190,6 +209,7 @@ impl TestNamespace {
     pub async fn apply(&mut self, objects: &[Value]) -> Result<Applied, ApplyError> {
         apply::apply_submission(
             &self.cluster.client,
+            &self.applier,
             &self.name,
             &self.cluster.facts.node_images,
             &mut self.cluster_scoped,
