@@ -2,6 +2,7 @@
 //! each escape the apply path closes and is refused with its reasons, leaving nothing
 //! behind; the identity a submission is applied as cannot leave its namespace; a
 //! PriorityClass is the suite's, never the cluster's default, and removed at cleanup.
+//! Offline too: the fixture's own `.shellcheckrc` cannot switch shellcheck off.
 
 mod live;
 
@@ -37,6 +38,36 @@ fn hostile_objects() -> Vec<Value> {
         .iter()
         .map(|o| o.value().clone())
         .collect()
+}
+
+#[test]
+fn the_hostile_fixtures_shellcheckrc_cannot_hide_a_shellcheck_error() {
+    let tools = harness::checks::Tools::discover();
+    assert!(
+        tools.shellcheck.is_some(),
+        "shellcheck on PATH (ci/tools.sh installs it)"
+    );
+    let report = harness::grade::grade_offline(&fixture_dir(HOSTILE), &tools).expect("graded");
+    let verdict = report
+        .verdicts
+        .iter()
+        .find(|v| v.id == "scripts.shellcheck")
+        .expect("a scripts.shellcheck verdict");
+    assert_eq!(
+        verdict.outcome,
+        harness::verdict::Outcome::Fail,
+        "{}",
+        verdict.message
+    );
+    assert!(
+        verdict
+            .findings
+            .iter()
+            .any(|f| f.message.starts_with("SC2045")
+                && f.location.to_string() == "scripts/generate_load.sh:3:10"),
+        "{:?}",
+        verdict.findings
+    );
 }
 
 #[rstest]
