@@ -48,6 +48,18 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Runs shellcheck with `args` and a deadline, always with `--norc`: a `.shellcheckrc`
+/// in the submission (or above it) is the student's, and could switch checks off.
+pub fn run_shellcheck(
+    shellcheck: &Path,
+    args: &[&std::ffi::OsStr],
+    deadline: Duration,
+) -> Result<Output, String> {
+    let mut all: Vec<&std::ffi::OsStr> = vec!["--norc".as_ref()];
+    all.extend_from_slice(args);
+    run(shellcheck, &all, deadline)
+}
+
 /// What a tool run produced.
 #[derive(Debug)]
 pub struct Output {
@@ -136,6 +148,36 @@ mod tests {
         .unwrap();
         assert!(!failed.success);
         assert_eq!(failed.stderr.trim(), "bad");
+    }
+
+    #[test]
+    fn a_shellcheckrc_in_the_submission_cannot_switch_shellcheck_off() {
+        let shellcheck = which("shellcheck").expect("shellcheck on PATH (ci/tools.sh installs it)");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".shellcheckrc"), "disable=all\n").unwrap();
+        let script = dir.path().join("load.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/bash\nfor f in $(ls *.txt); do echo \"$f\"; done\n",
+        )
+        .unwrap();
+        let args = [
+            "-f".as_ref(),
+            "json1".as_ref(),
+            "-S".as_ref(),
+            "error".as_ref(),
+            script.as_os_str(),
+        ];
+        let deadline = Duration::from_secs(20);
+        // The rc file works on a plain run: the test below could fail.
+        let plain = run(&shellcheck, &args, deadline).unwrap();
+        assert!(!plain.stdout.contains("2045"), "{}", plain.stdout);
+        let guarded = run_shellcheck(&shellcheck, &args, deadline).unwrap();
+        assert!(
+            guarded.stdout.contains("\"code\":2045"),
+            "SC2045 must be reported despite the .shellcheckrc: {}",
+            guarded.stdout
+        );
     }
 
     #[test]

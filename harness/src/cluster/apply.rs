@@ -4,9 +4,10 @@
 //! [`TestNamespace::apply`](super::TestNamespace::apply) and
 //! [`apply_raw`](super::TestNamespace::apply_raw) are the entry points.
 
-use super::FIELD_MANAGER;
 use super::error::EnvironmentError;
 use super::images::{substitute_placeholders, substitute_unavailable};
+use super::policy::{self, Admission, Refusal};
+use super::{FIELD_MANAGER, SUBMISSION_FIELD_MANAGER};
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -15,16 +16,25 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Applies a submission's objects into `namespace`, rewritten by [`plan_apply`] and,
-/// where the nodes' images are known, by [`substitute_unavailable`]. Cluster-scoped
-/// objects are recorded in `cluster_scoped`, before they are applied, for cleanup.
+/// where the nodes' images are known, by [`substitute_unavailable`]. Refuses the whole
+/// submission, applying nothing, when the sandbox refuses any of its objects. The
+/// PriorityClasses the suite creates for it are recorded in `cluster_scoped`, before
+/// they are applied, for cleanup. `client` (admin) discovers kinds and creates those
+/// PriorityClasses; `applier` (the namespace's own identity) applies everything else.
 pub(super) async fn apply_submission(
     client: &Client,
+    applier: &Client,
     namespace: &str,
     node_images: &BTreeSet<String>,
     cluster_scoped: &mut Vec<(ApiResource, String)>,
     objects: &[Value],
 ) -> Result<Applied, ApplyError> {
     let mut plan = plan_apply(objects, namespace);
+    if !plan.refusals.is_empty() {
+        return Err(ApplyError::Refused {
+            refusals: plan.refusals,
+        });
+    }
     if !node_images.is_empty() {
         for object in &mut plan.objects {
             let (kind, name) = kind_and_name(object);
@@ -41,30 +51,39 @@ pub(super) async fn apply_submission(
         objects: Vec::new(),
         notes: plan.notes.clone(),
     };
+    for class in &plan.priority_classes {
+        let (resource, _) = discover(client, class).await?;
+        let (kind, name) = kind_and_name(class);
+        cluster_scoped.push((resource.clone(), name.clone()));
+        // The suite's own object: its field manager, not the submission's.
+        Api::<DynamicObject>::all_with(client.clone(), &resource)
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(class),
+            )
+            .await
+            .map_err(|source| ApplyError::Rejected {
+                object: format!("{kind} {name}"),
+                source,
+            })?;
+        applied.objects.push(format!("{kind}/{name}"));
+    }
     for object in plan.objects {
         let (kind, name) = kind_and_name(&object);
-        let api_version = object
-            .pointer("/apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
-        let gvk = GroupVersionKind::gvk(group, version, &kind);
-        let (resource, capabilities) =
-            kube::discovery::pinned_kind(client, &gvk)
-                .await
-                .map_err(|source| ApplyError::Discovery {
-                    kind: format!("{api_version} {kind}"),
-                    source,
-                })?;
-        let api: Api<DynamicObject> = match capabilities.scope {
-            Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
-            Scope::Cluster => {
-                cluster_scoped.push((resource.clone(), name.clone()));
-                Api::all_with(client.clone(), &resource)
-            }
-        };
-        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let (resource, capabilities) = discover(client, &object).await?;
+        if capabilities.scope == Scope::Cluster {
+            // An allowlisted kind that this cluster serves cluster-scoped: never as admin.
+            return Err(ApplyError::Refused {
+                refusals: vec![Refusal {
+                    object: format!("{kind} {name}"),
+                    reason: "cluster-scoped here; a submission may apply namespaced objects only"
+                        .into(),
+                }],
+            });
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(applier.clone(), namespace, &resource);
+        let params = PatchParams::apply(SUBMISSION_FIELD_MANAGER).force();
         api.patch(&name, &params, &Patch::Apply(&object))
             .await
             .map_err(|source| ApplyError::Rejected {
@@ -76,10 +95,31 @@ pub(super) async fn apply_submission(
     Ok(applied)
 }
 
-/// Applies one object of the suite's own into `namespace`, as it is.
+/// The API resource of `object`'s kind, as the cluster serves it.
+async fn discover(
+    client: &Client,
+    object: &Value,
+) -> Result<(ApiResource, kube::discovery::ApiCapabilities), ApplyError> {
+    let (kind, _) = kind_and_name(object);
+    let api_version = object
+        .pointer("/apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, &kind);
+    kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .map_err(|source| ApplyError::Discovery {
+            kind: format!("{api_version} {kind}"),
+            source,
+        })
+}
+
+/// Applies one object of the suite's own into `namespace`, as it is, under `field_manager`.
 pub(super) async fn apply_as_is(
     client: &Client,
     namespace: &str,
+    field_manager: &str,
     object: &Value,
 ) -> Result<(), EnvironmentError> {
     let (kind, name) = kind_and_name(object);
@@ -97,7 +137,7 @@ pub(super) async fn apply_as_is(
     Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
         .patch(
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(field_manager).force(),
             &Patch::Apply(object),
         )
         .await
@@ -119,12 +159,17 @@ pub enum ApplyError {
         #[source]
         source: kube::Error,
     },
+    #[error("the grader's sandbox refused {}", refusals.iter().map(Refusal::to_string).collect::<Vec<_>>().join("; "))]
+    Refused { refusals: Vec<Refusal> },
 }
 
 impl ApplyError {
     /// The API server's own message (admission, validation, quota), for verdicts.
     pub fn api_message(&self) -> String {
-        let (ApplyError::Discovery { source, .. } | ApplyError::Rejected { source, .. }) = self;
+        let (ApplyError::Discovery { source, .. } | ApplyError::Rejected { source, .. }) = self
+        else {
+            return self.to_string();
+        };
         match source {
             kube::Error::Api(status) => status.message.clone(),
             other => other.to_string(),
@@ -142,35 +187,60 @@ pub struct Applied {
 /// Objects rewritten for one test namespace, ready to apply.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyPlan {
+    /// The submission's namespaced objects, applied under its own field manager.
     pub objects: Vec<Value>,
+    /// PriorityClasses the suite creates for the submission (see [`policy::map_priority_class`]).
+    pub priority_classes: Vec<Value>,
+    /// Objects the sandbox refuses: when any, nothing is applied.
+    pub refusals: Vec<Refusal>,
     pub notes: Vec<String>,
 }
 
 /// Rewrites a submission's objects for a test namespace (pure, unit-tested):
+/// - each object is first admitted by [`policy::admit`]: refused ones are listed in
+///   `refusals` (and the caller applies nothing);
 /// - `Namespace` objects are skipped: the test namespace stands in for them;
 /// - namespaced objects get the test namespace;
-/// - cluster-scoped PriorityClasses are renamed `<namespace>-<name>` (parallel tests must
-///   not fight over one name) and pod specs that use them follow;
+/// - cluster-scoped PriorityClasses are mapped to `<namespace>-<name>` (parallel tests must
+///   not fight over one name, and none may become the cluster's default) and pod specs
+///   that use them follow;
 /// - the seed's placeholder images become the inference workload (see [`substitute_placeholders`]);
 /// - server-populated fields (status, uid, resourceVersion, managedFields) are dropped.
 pub fn plan_apply(objects: &[Value], namespace: &str) -> ApplyPlan {
     let mut plan = ApplyPlan::default();
+    let admissions: Vec<Admission> = objects.iter().map(policy::admit).collect();
     let mut priority_renames: BTreeMap<String, String> = BTreeMap::new();
-    for object in objects {
-        if object.get("kind").and_then(Value::as_str) == Some("PriorityClass")
-            && let Some(name) = object.pointer("/metadata/name").and_then(Value::as_str)
-        {
-            priority_renames.insert(name.to_string(), format!("{namespace}-{name}"));
+    for (object, admission) in objects.iter().zip(&admissions) {
+        if *admission == Admission::MapPriorityClass {
+            let (_, name) = kind_and_name(object);
+            priority_renames.insert(name.clone(), format!("{namespace}-{name}"));
         }
     }
-    for object in objects {
+    for (object, admission) in objects.iter().zip(admissions) {
         let (kind, name) = kind_and_name(object);
         let kind = kind.as_str();
-        if kind == "Namespace" {
-            plan.notes.push(format!(
-                "Namespace {name}: replaced by the test namespace {namespace}"
-            ));
-            continue;
+        match admission {
+            Admission::Refuse(reason) => {
+                plan.refusals.push(Refusal {
+                    object: format!("{kind} {name}"),
+                    reason,
+                });
+                continue;
+            }
+            Admission::Replace => {
+                plan.notes.push(format!(
+                    "{kind} {name}: replaced by the test namespace {namespace}"
+                ));
+                continue;
+            }
+            Admission::MapPriorityClass => {
+                let renamed = format!("{namespace}-{name}");
+                let (mapped, note) = policy::map_priority_class(object, &renamed);
+                plan.notes.push(note);
+                plan.priority_classes.push(mapped);
+                continue;
+            }
+            Admission::Apply => {}
         }
         let mut object = object.clone();
         if let Some(map) = object.as_object_mut() {
@@ -187,16 +257,7 @@ pub fn plan_apply(objects: &[Value], namespace: &str) -> ApplyPlan {
             ] {
                 metadata.remove(field);
             }
-            if kind == "PriorityClass" {
-                if let Some(renamed) = priority_renames.get(&name) {
-                    metadata.insert("name".into(), Value::String(renamed.clone()));
-                    plan.notes
-                        .push(format!("PriorityClass {name}: applied as {renamed}"));
-                }
-                metadata.remove("namespace");
-            } else {
-                metadata.insert("namespace".into(), Value::String(namespace.to_string()));
-            }
+            metadata.insert("namespace".into(), Value::String(namespace.to_string()));
         }
         for pointer in pod_spec_pointers(kind) {
             if let Some(pod_spec) = object.pointer_mut(pointer) {
@@ -270,18 +331,20 @@ mod tests {
             seed_deployment(),
         ];
         let plan = plan_apply(&objects, "ac-test-1");
+        assert!(plan.refusals.is_empty(), "{:?}", plan.refusals);
         assert_eq!(
             plan.objects.len(),
-            2,
-            "the Namespace is replaced, not applied"
+            1,
+            "the Namespace is replaced and the PriorityClass mapped, neither applied as is"
         );
-        let priority = &plan.objects[0];
+        let priority = &plan.priority_classes[0];
         assert_eq!(
             priority["metadata"]["name"],
             "ac-test-1-high-priority-training"
         );
         assert!(priority["metadata"].get("namespace").is_none());
-        let deployment = &plan.objects[1];
+        assert_eq!(priority["globalDefault"], false);
+        let deployment = &plan.objects[0];
         assert_eq!(deployment["metadata"]["namespace"], "ac-test-1");
         assert!(deployment.get("status").is_none() && deployment["metadata"].get("uid").is_none());
         let pod = &deployment["spec"]["template"]["spec"];
@@ -316,6 +379,36 @@ mod tests {
         assert!(
             notes.contains("Namespace ml-platform: replaced by the test namespace ac-test-1"),
             "{notes}"
+        );
+    }
+
+    #[test]
+    fn plans_with_a_refused_object_list_every_refusal() {
+        let objects = vec![
+            seed_deployment(),
+            json!({"apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": "autoscale-conformance-sandbox-quota"}, "spec": {"hard": {"pods": "1000"}}}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": "take-over"}, "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "open"}, "spec": {"type": "NodePort"}}),
+        ];
+        let plan = plan_apply(&objects, "ac-test-1");
+        let refused: Vec<&str> = plan.refusals.iter().map(|r| r.object.as_str()).collect();
+        assert_eq!(
+            refused,
+            [
+                "ResourceQuota autoscale-conformance-sandbox-quota",
+                "ClusterRoleBinding take-over",
+                "Service open"
+            ]
+        );
+        let error = ApplyError::Refused {
+            refusals: plan.refusals,
+        };
+        let message = error.api_message();
+        assert!(
+            message.contains("reserved") && message.contains("NodePort"),
+            "{message}"
         );
     }
 }

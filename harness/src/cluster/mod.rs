@@ -4,6 +4,8 @@
 //! - [`images`]: the images a submission's pods get, so that they can run here;
 //! - [`client`]: connecting, and the preflight that tells a broken environment from a
 //!   failing student;
+//! - [`policy`]: what a submission may apply (allowlist, reserved names, Services);
+//! - [`identity`]: the namespaced identity a submission's objects are applied as;
 //! - [`apply`]: server-side apply of a submission's objects, rewritten for a test namespace;
 //! - [`namespace`]: a namespace per test, always cleaned up;
 //! - [`nodes`]: a test's own simulated nodes, for probes that disrupt a node;
@@ -16,11 +18,13 @@
 pub mod apply;
 pub mod client;
 pub mod error;
+pub mod identity;
 pub mod images;
 pub mod intervals;
 pub mod load_generator;
 pub mod namespace;
 pub mod nodes;
+pub mod policy;
 pub mod wait;
 
 pub use apply::{Applied, ApplyError, ApplyPlan, plan_apply};
@@ -29,10 +33,19 @@ pub use error::EnvironmentError;
 pub use images::{normalize_image, substitute_placeholders, substitute_unavailable};
 pub use intervals::ClusterIntervals;
 pub use namespace::{TestNamespace, sandbox_quota, unique_namespace_name};
+pub use policy::{ALLOWED_KINDS, Refusal};
 pub use wait::{deployment_available, describe_pod, node_ready, poll_until, wait_for, within};
 
-/// Every write this suite makes carries this field manager.
+/// The suite's own writes carry this field manager.
 pub const FIELD_MANAGER: &str = "autoscale-conformance";
+/// A submission's objects are applied under this one: never the sandbox's or the suite's,
+/// so a submission's apply cannot take over their fields.
+pub const SUBMISSION_FIELD_MANAGER: &str = "autoscale-conformance-submission";
+/// The sandbox's objects (its quota) carry this field manager and a reserved name.
+pub const SANDBOX_FIELD_MANAGER: &str = "autoscale-conformance-sandbox";
+/// Names starting with this are the sandbox's: a submission's object that takes one is
+/// refused at apply.
+pub const RESERVED_NAME_PREFIX: &str = "autoscale-conformance-sandbox";
 /// The calibrated inference workload that replaces the seed's placeholder images.
 pub const INFERENCE_IMAGE: &str = "localhost/autoscale-conformance/inference-server:0.1.0";
 pub const LOADGEN_IMAGE: &str = "localhost/autoscale-conformance/loadgen:0.1.0";

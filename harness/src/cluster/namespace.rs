@@ -5,7 +5,10 @@
 use super::apply::{self, Applied, ApplyError};
 use super::client::Cluster;
 use super::error::EnvironmentError;
-use super::{EXPIRES_ANNOTATION, FIELD_MANAGER, SUITE_LABEL};
+use super::identity;
+use super::{
+    EXPIRES_ANNOTATION, FIELD_MANAGER, RESERVED_NAME_PREFIX, SANDBOX_FIELD_MANAGER, SUITE_LABEL,
+};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
@@ -45,14 +48,29 @@ impl Cluster {
             )
             .await
             .map_err(EnvironmentError::api(format!("creating namespace {name}")))?;
-        let namespace = TestNamespace {
+        let mut namespace = TestNamespace {
             cluster: self.clone(),
+            applier: self.client.clone(),
             name,
             cluster_scoped: Vec::new(),
             after_namespace: Vec::new(),
             cleanup_budget: Duration::from_secs(45),
         };
-        namespace.apply_raw(&sandbox_quota()).await?;
+        // From here on, a failure drops `namespace`, which deletes it.
+        namespace.applier = identity::grant_applier(
+            &self.client,
+            &self.config,
+            &namespace.name,
+            Duration::from_secs(20),
+        )
+        .await?;
+        apply::apply_as_is(
+            &namespace.cluster.client,
+            &namespace.name,
+            SANDBOX_FIELD_MANAGER,
+            &sandbox_quota(),
+        )
+        .await?;
         Ok(namespace)
     }
 
@@ -91,7 +109,7 @@ pub fn sandbox_quota() -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "ResourceQuota",
-        "metadata": { "name": "autoscale-conformance-sandbox" },
+        "metadata": { "name": format!("{RESERVED_NAME_PREFIX}-quota") },
         "spec": { "hard": {
             "pods": "40",
             "services": "10",
@@ -150,6 +168,9 @@ fn label_value(text: &str) -> String {
 /// panic), waits a bounded time and reports anything held by finalizers.
 pub struct TestNamespace {
     pub cluster: Cluster,
+    /// Impersonates the namespace's applier ([`identity`]): a submission's objects are
+    /// applied as it, never as admin.
+    applier: Client,
     pub name: String,
     /// Cluster-scoped objects the test created (renamed PriorityClasses): deleted too.
     cluster_scoped: Vec<(ApiResource, String)>,
@@ -162,6 +183,12 @@ pub struct TestNamespace {
 impl TestNamespace {
     pub fn client(&self) -> Client {
         self.cluster.client.clone()
+    }
+
+    /// The client a submission's objects are applied with: the namespace's applier,
+    /// allowed the allowlisted kinds in this namespace only.
+    pub fn applier_client(&self) -> Client {
+        self.applier.clone()
     }
 
     /// Registers a cluster-scoped object (a test node) for deletion once the namespace
@@ -182,6 +209,7 @@ impl TestNamespace {
     pub async fn apply(&mut self, objects: &[Value]) -> Result<Applied, ApplyError> {
         apply::apply_submission(
             &self.cluster.client,
+            &self.applier,
             &self.name,
             &self.cluster.facts.node_images,
             &mut self.cluster_scoped,
@@ -192,7 +220,7 @@ impl TestNamespace {
 
     /// Server-side apply of one object of the suite's own (no rewriting) into this namespace.
     pub async fn apply_raw(&self, object: &Value) -> Result<(), EnvironmentError> {
-        apply::apply_as_is(&self.cluster.client, &self.name, object).await
+        apply::apply_as_is(&self.cluster.client, &self.name, FIELD_MANAGER, object).await
     }
 
     /// Deletes the namespace and waits (bounded) until it is gone. Returns what was
