@@ -1,4 +1,4 @@
-//! Criterions `hpa-cpu`, `hpa-scale-down`: static checks, live probe and judge.
+//! Criteria `hpa-cpu`, `hpa-scale-down`: static checks, live probe and judge.
 //!
 //! One probe run judges both: the load that scales the target up is the one whose
 //! end it scales down from. [`scaling`] reads the HPA's promises and replays the
