@@ -11,6 +11,45 @@ use std::fmt::Write as _;
 impl Report {
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
+        self.markdown_score_table(&mut out);
+        self.markdown_lost_points(&mut out);
+        let errors: Vec<_> = self
+            .lines
+            .iter()
+            .flat_map(|l| l.items.iter())
+            .filter(|i| i.outcome == Outcome::Error)
+            .collect();
+        if !errors.is_empty() {
+            let _ = writeln!(out, "\n### Not judged (environment)\n");
+            for item in errors {
+                let _ = writeln!(out, "- {}: {}", code(&item.id), text(&item.message));
+            }
+        }
+        let notes = self.notes();
+        if !notes.is_empty() {
+            let _ = writeln!(out, "\n### Notes (information, no points)\n");
+            for (_, name, value) in &notes {
+                let _ = writeln!(out, "- {}: {}", text(name), text(value));
+            }
+        }
+        if !self.unscored_findings.is_empty() {
+            let _ = writeln!(out, "\n### Other findings\n");
+            for finding in &self.unscored_findings {
+                let _ = writeln!(
+                    out,
+                    "- {} {} {}: {}",
+                    code(&finding.location.to_string()),
+                    finding.severity,
+                    code(&finding.check),
+                    text(&finding.message)
+                );
+            }
+        }
+        out
+    }
+
+    /// The score and one table row per rubric line.
+    fn markdown_score_table(&self, out: &mut String) {
         let s = &self.score;
         let _ = writeln!(
             out,
@@ -54,6 +93,11 @@ impl Report {
                 points(not_run)
             );
         }
+    }
+
+    /// Every lost item with its findings and evidence, then one bullet per rubric line
+    /// for the checks that had nothing to judge.
+    fn markdown_lost_points(&self, out: &mut String) {
         let lost: Vec<_> = self.lost_items().collect();
         if !lost.is_empty() {
             let _ = writeln!(out, "\n### Lost points\n");
@@ -97,44 +141,6 @@ impl Report {
                 );
             }
         }
-        let errors: Vec<_> = self
-            .lines
-            .iter()
-            .flat_map(|l| l.items.iter())
-            .filter(|i| i.outcome == Outcome::Error)
-            .collect();
-        if !errors.is_empty() {
-            let _ = writeln!(out, "\n### Not judged (environment)\n");
-            for item in errors {
-                let _ = writeln!(out, "- {}: {}", code(&item.id), text(&item.message));
-            }
-        }
-        let notes = self.notes();
-        if !notes.is_empty() {
-            let _ = writeln!(
-                out,
-                "
-### Notes (information, no points)
-"
-            );
-            for (_, name, value) in &notes {
-                let _ = writeln!(out, "- {}: {}", text(name), text(value));
-            }
-        }
-        if !self.unscored_findings.is_empty() {
-            let _ = writeln!(out, "\n### Other findings\n");
-            for finding in &self.unscored_findings {
-                let _ = writeln!(
-                    out,
-                    "- {} {} {}: {}",
-                    code(&finding.location.to_string()),
-                    finding.severity,
-                    code(&finding.check),
-                    text(&finding.message)
-                );
-            }
-        }
-        out
     }
 }
 
