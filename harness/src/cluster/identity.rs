@@ -6,13 +6,14 @@
 
 use super::error::EnvironmentError;
 use super::policy::ALLOWED_KINDS;
+use super::wait::poll_until;
 use super::{RESERVED_NAME_PREFIX, SANDBOX_FIELD_MANAGER};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The ServiceAccount, Role and RoleBinding of the applier, in every test namespace.
 pub fn applier_name() -> String {
@@ -103,24 +104,30 @@ pub async fn grant_applier(
         "building a client that impersonates {}",
         applier_user(namespace)
     )))?;
-    // RBAC is served from the authorizer's cache: wait until the grant is in it.
+    // RBAC is served from the authorizer's cache, which cannot be watched: ask until the
+    // grant is in it.
     let probe: Api<ConfigMap> = Api::namespaced(applier.clone(), namespace);
-    let started = Instant::now();
-    loop {
+    let last_error = std::sync::Mutex::new(String::from("-"));
+    let granted = poll_until(budget, Duration::from_millis(200), || async {
         match probe.list(&ListParams::default().limit(1)).await {
-            Ok(_) => return Ok(applier),
-            Err(e) if started.elapsed() >= budget => {
-                return Err(EnvironmentError::Timeout {
-                    what: format!(
-                        "the API server to grant {} in {namespace}",
-                        applier_user(namespace)
-                    ),
-                    budget,
-                    last_seen: e.to_string(),
-                });
+            Ok(_) => Some(()),
+            Err(e) => {
+                *last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+                None
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
+    })
+    .await;
+    match granted {
+        Some(()) => Ok(applier),
+        None => Err(EnvironmentError::Timeout {
+            what: format!(
+                "the API server to grant {} in {namespace}",
+                applier_user(namespace)
+            ),
+            budget,
+            last_seen: last_error.into_inner().unwrap_or_else(|p| p.into_inner()),
+        }),
     }
 }
 

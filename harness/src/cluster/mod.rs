@@ -1,5 +1,6 @@
 //! Cluster access, the live side's entry. Each module uses only those listed before it:
 //! - [`error`]: [`EnvironmentError`], an environment unfit to judge ("error", never "fail");
+//! - [`intervals`]: the cluster's timing, which waits and budgets derive from;
 //! - [`wait`]: bounded waits, and the predicates they wait for;
 //! - [`images`]: the images a submission's pods get, so that they can run here;
 //! - [`client`]: connecting, and the preflight that tells a broken environment from a

@@ -75,12 +75,13 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + budget;
+    // Checked: a budget past the clock's range means "no deadline", never a panic.
+    let deadline = Instant::now().checked_add(budget);
     loop {
         if let Some(value) = attempt().await {
             return Some(value);
         }
-        if Instant::now() + every > deadline {
+        if deadline.is_some_and(|deadline| Instant::now() + every > deadline) {
             return None;
         }
         tokio::time::sleep(every).await;

@@ -7,6 +7,44 @@
 //! `cluster`, `observe`, `submission`, `timeline` and `verdict`; nothing below
 //! them knows the criteria.
 
+/// The [`Criterion`] impl of a criterion folder (`mod.rs`, `checks.rs`, `probe.rs`,
+/// `judge.rs`): its `ABOUT`, `checks::{CATALOGUE, check}` and `probe::run`, the same
+/// delegation in every folder. `probes_alone: true` for a probe that needs capacity
+/// another probe would miss.
+macro_rules! criterion_folder {
+    ($criterion:ident $(, probes_alone: $alone:literal)?) => {
+        impl $crate::criteria::Criterion for $criterion {
+            fn about(&self) -> &'static [$crate::criteria::CriterionInfo] {
+                ABOUT
+            }
+
+            fn catalogue(&self) -> &'static [$crate::checks::CheckInfo] {
+                checks::CATALOGUE
+            }
+
+            fn check(&self, input: &$crate::checks::Input<'_>, out: &mut $crate::checks::Collector) {
+                checks::check(input, out);
+            }
+
+            fn not_probed_because(&self) -> Option<&'static str> {
+                None
+            }
+
+            fn probe<'a>(
+                &'a self,
+                namespace: &'a mut $crate::cluster::TestNamespace,
+                context: &'a $crate::criteria::ProbeContext<'a>,
+            ) -> Option<futures::future::BoxFuture<'a, Vec<$crate::verdict::Verdict>>> {
+                Some(Box::pin(probe::run(namespace, context)))
+            }
+
+            $(fn probes_alone(&self) -> bool {
+                $alone
+            })?
+        }
+    };
+}
+
 pub mod docs;
 pub mod gpu_pool;
 pub mod hpa_cpu;

@@ -11,11 +11,7 @@ pub mod judge;
 pub mod probe;
 pub mod scaling;
 
-use super::{Criterion, CriterionId, CriterionInfo, ProbeContext};
-use crate::checks::{CheckInfo, Collector, Input};
-use crate::cluster::TestNamespace;
-use crate::verdict::Verdict;
-use futures::future::BoxFuture;
+use super::{CriterionId, CriterionInfo};
 
 pub const SCALE_UP: CriterionId = CriterionId("hpa-cpu");
 pub const SCALE_DOWN: CriterionId = CriterionId("hpa-scale-down");
@@ -39,34 +35,6 @@ pub const ABOUT: &[CriterionInfo] = &[
 
 pub struct HpaCpu;
 
-impl Criterion for HpaCpu {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        checks::CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        checks::check(input, out);
-    }
-
-    fn not_probed_because(&self) -> Option<&'static str> {
-        None
-    }
-
-    fn probe<'a>(
-        &'a self,
-        namespace: &'a mut TestNamespace,
-        context: &'a ProbeContext<'a>,
-    ) -> Option<BoxFuture<'a, Vec<Verdict>>> {
-        Some(Box::pin(probe::run(namespace, context)))
-    }
-
-    /// At its peak the HPA's target requests most of a small node's CPU: a pod of
-    /// another probe left Pending meanwhile would be judged as the submission's failure.
-    fn probes_alone(&self) -> bool {
-        true
-    }
-}
+// At its peak the HPA's target requests most of a small node's CPU: a pod of another
+// probe left Pending meanwhile would be judged as the submission's failure.
+criterion_folder!(HpaCpu, probes_alone: true);

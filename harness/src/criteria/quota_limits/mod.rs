@@ -4,11 +4,7 @@ pub mod checks;
 pub mod judge;
 pub mod probe;
 
-use super::{Criterion, CriterionId, CriterionInfo, ProbeContext};
-use crate::checks::{CheckInfo, Collector, Input};
-use crate::cluster::TestNamespace;
-use crate::verdict::Verdict;
-use futures::future::BoxFuture;
+use super::{CriterionId, CriterionInfo};
 
 pub const ID: CriterionId = CriterionId("quota-limits");
 
@@ -22,28 +18,4 @@ pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
 
 pub struct QuotaLimits;
 
-impl Criterion for QuotaLimits {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        checks::CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        checks::check(input, out);
-    }
-
-    fn not_probed_because(&self) -> Option<&'static str> {
-        None
-    }
-
-    fn probe<'a>(
-        &'a self,
-        namespace: &'a mut TestNamespace,
-        context: &'a ProbeContext<'a>,
-    ) -> Option<BoxFuture<'a, Vec<Verdict>>> {
-        Some(Box::pin(probe::run(namespace, context)))
-    }
-}
+criterion_folder!(QuotaLimits);
