@@ -10,7 +10,9 @@
 //! - [`apply`]: server-side apply of a submission's objects, rewritten for a test namespace;
 //! - [`namespace`]: a namespace per test, always cleaned up;
 //! - [`nodes`]: a test's own simulated nodes, for probes that disrupt a node;
-//! - [`load_generator`]: the in-cluster load generator Job.
+//! - [`load_generator`]: the in-cluster load generator Job;
+//! - [`prometheus`]: the cluster's Prometheus (`monitoring/prometheus-server`), through
+//!   the API server's service proxy.
 //!
 //! The names all of them share (field manager, images, labels) are defined here, and
 //! the items most callers need are re-exported: `crate::cluster::{Cluster, TestNamespace,
@@ -26,6 +28,7 @@ pub mod load_generator;
 pub mod namespace;
 pub mod nodes;
 pub mod policy;
+pub mod prometheus;
 pub mod wait;
 
 pub use apply::{Applied, ApplyError, ApplyPlan, plan_apply};
@@ -35,6 +38,7 @@ pub use images::{normalize_image, substitute_placeholders, substitute_unavailabl
 pub use intervals::ClusterIntervals;
 pub use namespace::{TestNamespace, sandbox_quota, unique_namespace_name};
 pub use policy::{ALLOWED_KINDS, Refusal};
+pub use prometheus::{Prometheus, PrometheusError};
 pub use wait::{deployment_available, describe_pod, node_ready, poll_until, wait_for, within};
 
 /// The suite's own writes carry this field manager.
