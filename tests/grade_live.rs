@@ -104,8 +104,8 @@ async fn live_grade_broken_sidecar_without_requests_loses_the_hpa_points_with_ev
     }
     let hpa = live_item(&report, "hpa-cpu");
     assert!(
-        hpa.message.contains("CPU utilization") || hpa.message.contains("refused"),
-        "the message says why: {}",
+        hpa.message.contains("missing request for cpu"),
+        "the message gives the HPA's own reason: {}",
         hpa.message
     );
     let text = report.to_text();

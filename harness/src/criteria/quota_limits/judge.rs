@@ -233,7 +233,26 @@ fn judge_defaults(
     if quantity(limits, "/defaultRequest/cpu").is_none()
         && quantity(limits, "/default/cpu").is_none()
     {
-        problems.push("expected LimitRange defaults (default/defaultRequest) for containers; the LimitRange sets none".into());
+        // The API server then defaults `default` to `max` and `defaultRequest` to
+        // `default`: such a container reserves the maximum, which is the harm to show.
+        let max = ["cpu", "memory"]
+            .iter()
+            .filter_map(|r| {
+                limits
+                    .pointer(&format!("/max/{r}"))
+                    .and_then(Value::as_str)
+                    .map(|q| format!("{r}={q}"))
+            })
+            .collect::<Vec<_>>();
+        let consequence = if max.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (Kubernetes then defaults requests and limits to its max, {}: every container without resources reserves the maximum)",
+                max.join(", ")
+            )
+        };
+        problems.push(format!("expected LimitRange defaults (default/defaultRequest) for containers; the LimitRange sets none{consequence}"));
     }
 }
 
@@ -394,6 +413,26 @@ mod tests {
             verdict
                 .message
                 .starts_with("expected LimitRange defaults requests.cpu=Some(0.1)"),
+            "{}",
+            verdict.message
+        );
+    }
+
+    #[test]
+    fn a_limit_range_with_only_bounds_fails_saying_what_kubernetes_defaults_instead() {
+        let mut admission = enforced();
+        admission.container_limits =
+            json!({"max": {"cpu": "4", "memory": "8Gi"}, "min": {"cpu": "100m"}});
+        // What the API server really does: default = max, defaultRequest = default.
+        admission.defaults = Ok(
+            json!({"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}),
+        );
+        let verdict = judge_admission(&admission);
+        assert_eq!(verdict.outcome, Outcome::Fail);
+        assert!(
+            verdict.message.contains(
+                "the LimitRange sets none (Kubernetes then defaults requests and limits to its max, cpu=4, memory=8Gi"
+            ),
             "{}",
             verdict.message
         );
