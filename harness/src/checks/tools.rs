@@ -131,7 +131,8 @@ mod tests {
 
     #[test]
     fn runs_a_tool_and_reports_failure() {
-        let Some(bash) = which("bash") else { return };
+        // Not skipped when bash is missing: a test that returns early cannot fail.
+        let bash = which("bash").expect("bash on PATH (the offline suite needs it; ci/tools.sh)");
         let ok = run(
             &bash,
             &["-c".as_ref(), "echo hi".as_ref()],
@@ -182,7 +183,8 @@ mod tests {
 
     #[test]
     fn kills_a_tool_that_overruns_its_deadline() {
-        let Some(bash) = which("bash") else { return };
+        // Not skipped when bash is missing: a test that returns early cannot fail.
+        let bash = which("bash").expect("bash on PATH (the offline suite needs it; ci/tools.sh)");
         let started = Instant::now();
         let result = run(
             &bash,
