@@ -36,19 +36,31 @@ const KNOWN_WRONG: &[(&str, &str, &str)] = &[
         "missing:scripts.test-suite-missing",
         "a test suite whose only load step is `kubectl scale` on HPA/KEDA targets passes as exercising the autoscalers",
     ),
-    ("judy-scale-only", "points:50.75", "follows from the missed scripts.test-suite-missing (2 points); right: 48.75"),
+    (
+        "judy-scale-only",
+        "points:50.75",
+        "follows from the missed scripts.test-suite-missing (2 points); right: 48.75",
+    ),
     (
         "leo-json-units",
         "missing:ref.vpa-target-missing",
         "VPA containerPolicies[].containerName naming no container of the target is not checked (ContainerResource is, for HPAs)",
     ),
-    ("leo-json-units", "points:53.75", "follows from the missed ref.vpa-target-missing (1 point); right: 52.75"),
+    (
+        "leo-json-units",
+        "points:53.75",
+        "follows from the missed ref.vpa-target-missing (1 point); right: 52.75",
+    ),
     (
         "nina-verbatim",
         "missing:monitoring.dashboard-coverage",
         "kube_horizontalpodautoscaler_status_current_metrics_value (the handout's) is accepted, but kube-state-metrics does not export it",
     ),
-    ("nina-verbatim", "points:44", "follows from the missed monitoring.dashboard-coverage (0.75); right: 43.25"),
+    (
+        "nina-verbatim",
+        "points:44",
+        "follows from the missed monitoring.dashboard-coverage (0.75); right: 43.25",
+    ),
     (
         "nina-verbatim",
         "missing:workload.port-unserved",
@@ -155,7 +167,11 @@ fn differences(fixture: &Path) -> (BTreeSet<String>, String) {
 fn blind_submissions_grade_as_the_exercise_says() {
     support::require_tools();
     let fixtures = support::expected_fixture_dirs("submissions/blind");
-    assert!(fixtures.len() >= 10, "only {} blind fixtures", fixtures.len());
+    assert!(
+        fixtures.len() >= 10,
+        "only {} blind fixtures",
+        fixtures.len()
+    );
     let results: Vec<(String, BTreeSet<String>, String)> = std::thread::scope(|scope| {
         let handles: Vec<_> = fixtures
             .iter()
