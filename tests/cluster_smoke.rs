@@ -509,7 +509,10 @@ async fn prometheus_query(
     if value["status"] != "success" {
         return Err(format!("query {query}: {body}"));
     }
-    Ok(value["data"]["result"].as_array().cloned().unwrap_or_default())
+    Ok(value["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
 }
 
 #[rstest]
@@ -519,15 +522,12 @@ async fn live_cluster_smoke_monitoring_stack_scrapes_annotated_targets_and_serve
 ) {
     let client = cluster.client.clone();
     // Scrapes happen every 15 s: a stack brought up moments ago gets a minute.
-    let outcome = harness::cluster::poll_until(
-        Duration::from_secs(90),
-        Duration::from_secs(5),
-        || {
+    let outcome =
+        harness::cluster::poll_until(Duration::from_secs(90), Duration::from_secs(5), || {
             let client = client.clone();
             async move { monitoring_stack_serves(&client).await.ok() }
-        },
-    )
-    .await;
+        })
+        .await;
     match outcome {
         Some(summary) => eprintln!("{summary}"),
         // One last attempt, for its error message.
@@ -577,7 +577,9 @@ async fn monitoring_stack_serves(client: &kube::Client) -> Result<String, String
     if count == "0" {
         return Err("expected kube_deployment_* or kube_horizontalpodautoscaler_* series from kube-state-metrics; none".into());
     }
-    summary.push(format!("kube-state-metrics: {count} kube_deployment_/kube_horizontalpodautoscaler_ series"));
+    summary.push(format!(
+        "kube-state-metrics: {count} kube_deployment_/kube_horizontalpodautoscaler_ series"
+    ));
     // The custom metrics API (prometheus-adapter) answers its discovery.
     let discovery = get_raw(client, "/apis/custom.metrics.k8s.io/v1beta1").await?;
     let value: serde_json::Value = serde_json::from_str(&discovery)
@@ -588,6 +590,8 @@ async fn monitoring_stack_serves(client: &kube::Client) -> Result<String, String
         ));
     }
     let resources = value["resources"].as_array().map_or(0, Vec::len);
-    summary.push(format!("custom.metrics.k8s.io/v1beta1: {resources} resource(s)"));
+    summary.push(format!(
+        "custom.metrics.k8s.io/v1beta1: {resources} resource(s)"
+    ));
     Ok(summary.join("\n"))
 }
