@@ -23,7 +23,7 @@ sleep "${IDLE_SECONDS:-30}"
 # Every process of the cluster, counted once: the host components (their pids), and
 # containerd's shims, with all their descendants (the pods' processes).
 run_dir=${AUTOSCALE_CLUSTER_RUN:-/run/autoscale-conformance}
-roots=$(cat "$run_dir"/pids/*.pid; pgrep -f "containerd-shim-runc-v2 -namespace k8s.io -address $run_dir" || true)
+roots=$(cat "$run_dir"/pids/*.pid; pgrep -f "containerd-shim-runc-v2 -namespace k8s.io .*-address $run_dir/" || true)
 all=$(ps -e -o pid=,ppid= | awk -v roots="${roots//$'\n'/ }" '
   BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) keep[r[i]] = 1 }
   { parent[$1] = $2 }

@@ -516,7 +516,7 @@ cmd_down() {
   # what is left after it stops is removed below.
   stop containerd
   # Leftover shims and containers of this cluster (their cgroups name the containerd state dir).
-  pkill -f "containerd-shim-runc-v2 -namespace k8s.io -address $containerd_sock" 2>/dev/null || true
+  pkill -f "containerd-shim-runc-v2 -namespace k8s.io .*-address $containerd_sock" 2>/dev/null || true
   local m
   while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(awk '{print $2}' /proc/mounts | grep -E "^($state|$run)/" | sort -r)
   while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(awk '{print $2}' /proc/mounts | grep -E '^/run/netns/cni-' | sort -r)
