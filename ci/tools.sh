@@ -2,7 +2,8 @@
 # Installs what the tests need when it is missing, from the registries these machines
 # reach: cargo-nextest from crates.io (built from source: no prebuilt downloads here),
 # and from Debian promtool and shellcheck (the offline checks call them) and, with
-# `ci/tools.sh cluster`, containerd, runc, the CNI plugins and iptables for the local cluster;
+# `ci/tools.sh cluster`, containerd, runc, the CNI plugins, iptables and jq (the monitoring
+# stack's target check) for the local cluster;
 # `ci/tools.sh kind` builds kind, at the release ci/kind/node-images.txt names, with Go.
 set -euo pipefail
 if [ "${1:-}" = kind ]; then
@@ -26,6 +27,7 @@ if [ "${1:-}" = cluster ]; then
   command -v conntrack >/dev/null || debs+=(conntrack)
   command -v openssl >/dev/null || debs+=(openssl)
   command -v bc >/dev/null || debs+=(bc)
+  command -v jq >/dev/null || debs+=(jq)
 fi
 if [ ${#debs[@]} -gt 0 ]; then
   echo "installing from Debian: ${debs[*]}" >&2

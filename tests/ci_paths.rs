@@ -815,6 +815,19 @@ impl Fakes {
     }
 }
 
+/// The archives kind loads: the cluster's own, the monitoring stack's, the workloads'.
+const KIND_ARCHIVES: [&str; 9] = [
+    "coredns",
+    "metrics-server",
+    "prometheus",
+    "prometheus-operator",
+    "prometheus-config-reloader",
+    "kube-state-metrics",
+    "prometheus-adapter",
+    "inference-server",
+    "loadgen",
+];
+
 /// Fake `kind`, `docker` and `kubectl` for the kind path, a fake kwok and fake archives.
 /// `kind create` exits with $FAKE_KIND_CREATE_EXIT; `kubectl get nodes -l node-pool=gpu`
 /// lists the nodes of the applied gpu-pool.yaml (Ready, 1 GPU) and $FAKE_EXTRA_GPU_NODE.
@@ -858,6 +871,9 @@ case $args in
      [ -f "{s}/gpu-nodes" ] && while read -r n; do echo "$n True 1"; done <"{s}/gpu-nodes"
      [ -z "${{FAKE_EXTRA_GPU_NODE:-}}" ] || echo "$FAKE_EXTRA_GPU_NODE" ;;
   *" rollout status "* | *" wait "* | *" top nodes "*) ;;
+  *" get pods -l app=prometheus -o name "*) echo pod/prometheus-prometheus-0 ;;
+  *" get --raw /api/v1/namespaces/monitoring/services/prometheus-server:80/proxy/api/v1/targets"*)
+     echo '{{"data":{{"activeTargets":[{{"scrapePool":"kubernetes-pods","labels":{{}},"health":"up"}},{{"scrapePool":"kubernetes-service-endpoints","labels":{{"service":"kube-state-metrics"}},"health":"up"}}]}}}}' ;;
   *) echo "fake kubectl: unexpected $*" >&2; exit 1 ;;
 esac"#
         ),
@@ -880,8 +896,15 @@ esac"#
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&kwok, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The Prometheus Operator's build: its CRDs (one, here).
+    std::fs::create_dir_all(fakes.path("operator/crds")).unwrap();
+    std::fs::write(
+        fakes.path("operator/crds/monitoring.coreos.com_prometheuses.yaml"),
+        "kind: CustomResourceDefinition\nmetadata:\n  name: prometheuses.monitoring.coreos.com\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(fakes.path("images")).unwrap();
-    for archive in ["coredns", "metrics-server", "inference-server", "loadgen"] {
+    for archive in KIND_ARCHIVES {
         std::fs::write(fakes.path(&format!("images/{archive}.oci.tar")), archive).unwrap();
     }
     let env = vec![
@@ -893,6 +916,10 @@ esac"#
         (
             "AUTOSCALE_KWOK_DIR",
             fakes.path("kwok").display().to_string(),
+        ),
+        (
+            "AUTOSCALE_OPERATOR_DIR",
+            fakes.path("operator").display().to_string(),
         ),
         (
             "AUTOSCALE_IMAGES",
@@ -930,7 +957,7 @@ fn kind_path_brings_up_the_shared_cluster_definition_with_a_fake_kind() {
         "{calls:#?}"
     );
     // Every archive is loaded, our CoreDNS included (kind's own would run upstream's build).
-    for archive in ["coredns", "metrics-server", "inference-server", "loadgen"] {
+    for archive in KIND_ARCHIVES {
         let path = fakes.path(&format!("images/{archive}.oci.tar"));
         assert!(
             has(&format!(
@@ -971,7 +998,15 @@ fn kind_path_brings_up_the_shared_cluster_definition_with_a_fake_kind() {
         }
     }
     // The shared addons and GPU pool, checked; kwok with the local cluster's flags.
-    for addon in ["gpu-pool", "coredns", "metrics-server"] {
+    for addon in [
+        "gpu-pool",
+        "coredns",
+        "metrics-server",
+        "monitoring/10-prometheus-operator",
+        "monitoring/20-prometheus",
+        "monitoring/30-kube-state-metrics",
+        "monitoring/40-prometheus-adapter",
+    ] {
         assert!(
             calls.iter().any(|c| c.starts_with("kubectl") && c.contains(&format!("ci/addons/{addon}.yaml"))),
             "{addon}.yaml not applied: {calls:#?}"
@@ -989,6 +1024,15 @@ fn kind_path_brings_up_the_shared_cluster_definition_with_a_fake_kind() {
         stderr.contains("GPU pool ready: gpu-pool-1 gpu-pool-2"),
         "{stderr}"
     );
+    // The operator's CRDs from its build, then the stack, waited for.
+    let crds = fakes.path("operator/crds/monitoring.coreos.com_prometheuses.yaml");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("kubectl") && c.contains(&crds.display().to_string())),
+        "the operator's CRDs not applied: {calls:#?}"
+    );
+    assert!(stderr.contains("monitoring stack ready"), "{stderr}");
     assert!(stderr.contains("KUBECONFIG="), "{stderr}");
     assert!(stdout.is_empty() || !stdout.contains("error"), "{stdout}");
     let after_down = fakes.calls();
@@ -1178,7 +1222,10 @@ images kind
     // Built from aaaa, kept, rebuilt from bbbb, then (images kind) rebuilt from cccc.
     assert_eq!(coredns_builds.len(), 3, "{calls:#?}");
     assert!(
-        calls.contains(&"build metrics-server coredns".to_string()),
+        calls.contains(
+            &"build metrics-server coredns prometheus prometheus-operator kube-state-metrics prometheus-adapter"
+                .to_string()
+        ),
         "{calls:#?}"
     );
     assert!(!calls.iter().any(|c| c.contains("build k8s")), "{calls:#?}");
@@ -1246,4 +1293,218 @@ fn workflow_runs_only_the_ci_steps_with_current_action_majors() {
             "{action}@{version}: current major is v{major}"
         );
     }
+}
+
+// ------------------------------------------------------------------ the monitoring stack
+
+/// The monitoring stack's manifests, loaded with the grader's own loader.
+fn monitoring_stack() -> harness::submission::Submission {
+    let dir = repo().join("ci/addons/monitoring");
+    harness::submission::load(&dir, &harness::submission::LoadOptions::default())
+        .unwrap_or_else(|e| panic!("loading {}: {e}", dir.display()))
+}
+
+fn monitoring_object<'a>(
+    stack: &'a harness::submission::Submission,
+    kind: &str,
+    name: &str,
+) -> &'a serde_json::Value {
+    stack
+        .objects
+        .iter()
+        .find(|o| o.kind == kind && o.name == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in ci/addons/monitoring"))
+        .value()
+}
+
+#[test]
+fn monitoring_stack_manifests_parse_and_run_only_the_pinned_images() {
+    let stack = monitoring_stack();
+    let errors: Vec<String> = stack
+        .findings
+        .iter()
+        .filter(|f| f.severity == harness::verdict::Severity::Error)
+        .map(|f| format!("{}: {}", f.check, f.message))
+        .collect();
+    assert!(errors.is_empty(), "ci/addons/monitoring: {errors:#?}");
+    // Every container of every workload: an image the project builds, never pulled.
+    let pinned = [
+        "quay.io/prometheus-operator/prometheus-operator:v0.85.0",
+        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0",
+        "registry.k8s.io/prometheus-adapter/prometheus-adapter:v0.12.0",
+    ];
+    let mut seen = Vec::new();
+    for object in stack.objects.iter().filter(|o| o.kind == "Deployment") {
+        let value = object.value();
+        assert_eq!(
+            value["metadata"]["namespace"], "monitoring",
+            "{}",
+            object.name
+        );
+        for container in value["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+        {
+            let image = container["image"].as_str().unwrap();
+            assert!(
+                pinned.contains(&image),
+                "{}: unpinned image {image}",
+                object.name
+            );
+            assert_eq!(container["imagePullPolicy"], "IfNotPresent", "{image}");
+            assert!(
+                container["resources"]["requests"]["cpu"].as_str() == Some("50m"),
+                "{image}: a small CPU request (the real node has 2 CPUs)"
+            );
+            seen.push(image.to_string());
+        }
+    }
+    seen.sort();
+    let mut expected: Vec<String> = pinned.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+    // The operator runs Prometheus v3.16.0 and the reloader of its own release.
+    let prometheus = monitoring_object(&stack, "Prometheus", "prometheus");
+    assert_eq!(
+        prometheus["spec"]["image"],
+        "quay.io/prometheus/prometheus:v3.16.0"
+    );
+    assert_eq!(prometheus["spec"]["version"], "v3.16.0");
+    let operator = monitoring_object(&stack, "Deployment", "prometheus-operator");
+    assert!(
+        operator["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--prometheus-config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0"),
+        "{operator}"
+    );
+    // The same names are the archives cluster.sh builds (and kind loads).
+    let cluster = read("ci/localcluster/cluster.sh");
+    for image in pinned.iter().chain(&[
+        "quay.io/prometheus/prometheus:v3.16.0",
+        "quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0",
+    ]) {
+        assert!(
+            cluster.contains(&format!("image_archive {image} ")),
+            "cluster.sh builds no archive named {image}"
+        );
+    }
+}
+
+#[test]
+fn monitoring_stack_prometheus_selects_everything_and_is_the_charts_service() {
+    let stack = monitoring_stack();
+    let spec = &monitoring_monitoring_prometheus(&stack)["spec"];
+    for selector in [
+        "serviceMonitorSelector",
+        "serviceMonitorNamespaceSelector",
+        "podMonitorSelector",
+        "podMonitorNamespaceSelector",
+        "ruleSelector",
+        "ruleNamespaceSelector",
+    ] {
+        assert_eq!(
+            spec[selector],
+            serde_json::json!({}),
+            "{selector} must be {{}} (any labels, every namespace)"
+        );
+    }
+    assert_eq!(spec["scrapeInterval"], "15s");
+    assert_eq!(spec["evaluationInterval"], "15s");
+    assert_eq!(spec["podMetadata"]["labels"]["app"], "prometheus");
+    assert!(spec.get("storage").is_none(), "no persistence");
+    assert!(spec.get("alerting").is_none(), "no Alertmanager");
+    // The chart's Service, selecting the operator's Prometheus pods.
+    let service = monitoring_object(&stack, "Service", "prometheus-server");
+    assert_eq!(service["metadata"]["namespace"], "monitoring");
+    assert_eq!(service["spec"]["ports"][0]["port"], 80);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], 9090);
+    assert_eq!(service["spec"]["selector"]["app"], "prometheus");
+    // The chart's annotation jobs, as additional scrape configs.
+    let secret_ref = &spec["additionalScrapeConfigs"];
+    let secret = monitoring_object(&stack, "Secret", secret_ref["name"].as_str().unwrap());
+    let jobs = secret["stringData"][secret_ref["key"].as_str().unwrap()]
+        .as_str()
+        .unwrap();
+    for needle in [
+        "job_name: kubernetes-pods",
+        "job_name: kubernetes-service-endpoints",
+        "__meta_kubernetes_pod_annotation_prometheus_io_scrape",
+        "__meta_kubernetes_pod_annotation_prometheus_io_port",
+        "__meta_kubernetes_pod_annotation_prometheus_io_path",
+        "__meta_kubernetes_pod_annotation_prometheus_io_scheme",
+        "__meta_kubernetes_service_annotation_prometheus_io_scrape",
+        "__meta_kubernetes_pod_label_(.+)",
+        "__meta_kubernetes_service_label_(.+)",
+        "target_label: namespace",
+        "target_label: pod",
+        "target_label: node",
+        "target_label: service",
+    ] {
+        assert!(
+            jobs.contains(needle),
+            "the additional scrape configs lack `{needle}`"
+        );
+    }
+    // Not checked with promtool: Debian's (2.42) is built without Kubernetes SD and
+    // rejects every `kubernetes_sd_configs`. The live smoke test sees the jobs run.
+}
+
+fn monitoring_monitoring_prometheus(stack: &harness::submission::Submission) -> &serde_json::Value {
+    let prometheus = monitoring_object(stack, "Prometheus", "prometheus");
+    assert_eq!(prometheus["metadata"]["namespace"], "monitoring");
+    prometheus
+}
+
+#[test]
+fn monitoring_stack_adapter_registers_only_custom_metrics_and_restarts_on_its_annotation() {
+    let stack = monitoring_stack();
+    let apiservices: Vec<&str> = stack
+        .objects
+        .iter()
+        .filter(|o| o.kind == "APIService")
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(apiservices, ["v1beta1.custom.metrics.k8s.io"]);
+    let adapter = monitoring_object(&stack, "Deployment", "prometheus-adapter");
+    let template = &adapter["spec"]["template"];
+    assert!(
+        template["metadata"]["annotations"]["autoscale-conformance/config-hash"].is_string(),
+        "the grader restarts the adapter by patching this annotation"
+    );
+    let args: Vec<&str> = template["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for arg in [
+        "--prometheus-url=http://prometheus-server.monitoring.svc:80",
+        "--metrics-relist-interval=30s",
+        "--config=/etc/adapter/config.yaml",
+    ] {
+        assert!(args.contains(&arg), "adapter args lack {arg}: {args:?}");
+    }
+    // Its rules: ConfigMap prometheus-adapter, key config.yaml, mounted where --config reads.
+    let volumes = template["spec"]["volumes"].as_array().unwrap();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["configMap"]["name"] == "prometheus-adapter"),
+        "{volumes:?}"
+    );
+    let config = monitoring_object(&stack, "ConfigMap", "prometheus-adapter");
+    assert!(config["data"]["config.yaml"].is_string());
+    // The grader's loader reads the default rules, custom ones only.
+    assert!(!stack.adapter_rules.is_empty(), "no adapter rules found");
+    assert!(stack.adapter_rules.iter().all(|r| !r.external));
+    // The HPA controller may read custom metrics, as the chart grants it.
+    let binding = monitoring_object(
+        &stack,
+        "ClusterRoleBinding",
+        "prometheus-adapter-hpa-controller",
+    );
+    assert_eq!(binding["subjects"][0]["name"], "horizontal-pod-autoscaler");
+    assert_eq!(binding["subjects"][0]["namespace"], "kube-system");
 }

@@ -2,6 +2,8 @@
 //! answers through its Service by DNS name from another pod, metrics-server serves
 //! its PodMetrics, and the GPU pool takes only the pods that tolerate and select it.
 //! Each test records a timeline of its namespace (saved as JSON, also on failure).
+//! The monitoring stack (issue 10): Prometheus scrapes its annotation jobs and
+//! kube-state-metrics, and prometheus-adapter serves the custom metrics API.
 
 mod live;
 
@@ -17,7 +19,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
-use live::namespace;
+use live::{cluster, namespace};
 use rstest::rstest;
 use serde_json::json;
 use std::time::Duration;
@@ -469,4 +471,127 @@ async fn placements_recorded(
         seen("plain"),
         seen("no-toleration")
     ))
+}
+
+// ------------------------------------------------------------------ the monitoring stack
+
+/// Prometheus's HTTP API through the API server's service proxy (the chart's Service).
+const PROMETHEUS_API: &str =
+    "/api/v1/namespaces/monitoring/services/prometheus-server:80/proxy/api/v1";
+
+async fn get_raw(client: &kube::Client, path: &str) -> Result<String, String> {
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    client
+        .request_text(request)
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))
+}
+
+/// An instant query's result vector (an empty one when the query matches nothing).
+async fn prometheus_query(
+    client: &kube::Client,
+    query: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    let encoded: String = query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let body = get_raw(client, &format!("{PROMETHEUS_API}/query?query={encoded}")).await?;
+    let value: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("query {query}: {e}: {body}"))?;
+    if value["status"] != "success" {
+        return Err(format!("query {query}: {body}"));
+    }
+    Ok(value["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+#[rstest]
+#[tokio::test]
+async fn live_cluster_smoke_monitoring_stack_scrapes_annotated_targets_and_serves_custom_metrics(
+    #[future(awt)] cluster: harness::cluster::Cluster,
+) {
+    let client = cluster.client.clone();
+    // Scrapes happen every 15 s: a stack brought up moments ago gets a minute.
+    let outcome =
+        harness::cluster::poll_until(Duration::from_secs(90), Duration::from_secs(5), || {
+            let client = client.clone();
+            async move { monitoring_stack_serves(&client).await.ok() }
+        })
+        .await;
+    match outcome {
+        Some(summary) => eprintln!("{summary}"),
+        // One last attempt, for its error message.
+        None => panic!(
+            "the monitoring stack is not serving: {}",
+            monitoring_stack_serves(&client).await.unwrap_err()
+        ),
+    }
+}
+
+async fn monitoring_stack_serves(client: &kube::Client) -> Result<String, String> {
+    let mut summary = Vec::new();
+    // The chart's annotation jobs and kube-state-metrics (scraped through its annotated
+    // Service by kubernetes-service-endpoints), each with a target up.
+    for (what, query) in [
+        ("kubernetes-pods", r#"up{job="kubernetes-pods"} == 1"#),
+        (
+            "kubernetes-service-endpoints",
+            r#"up{job="kubernetes-service-endpoints"} == 1"#,
+        ),
+        (
+            "kube-state-metrics",
+            r#"up{job="kubernetes-service-endpoints",service="kube-state-metrics",namespace="monitoring"} == 1"#,
+        ),
+    ] {
+        let up = prometheus_query(client, query).await?;
+        if up.is_empty() {
+            let all = prometheus_query(client, "up").await?;
+            return Err(format!(
+                "expected a target up for {what} ({query}); Prometheus's up series: {}",
+                serde_json::Value::Array(all)
+            ));
+        }
+        summary.push(format!("{what}: {} target(s) up", up.len()));
+    }
+    // kube-state-metrics' own series.
+    let series = prometheus_query(
+        client,
+        r#"count({__name__=~"kube_deployment_.+|kube_horizontalpodautoscaler_.+"})"#,
+    )
+    .await?;
+    let count = series
+        .first()
+        .and_then(|s| s["value"][1].as_str())
+        .unwrap_or("0")
+        .to_string();
+    if count == "0" {
+        return Err("expected kube_deployment_* or kube_horizontalpodautoscaler_* series from kube-state-metrics; none".into());
+    }
+    summary.push(format!(
+        "kube-state-metrics: {count} kube_deployment_/kube_horizontalpodautoscaler_ series"
+    ));
+    // The custom metrics API (prometheus-adapter) answers its discovery.
+    let discovery = get_raw(client, "/apis/custom.metrics.k8s.io/v1beta1").await?;
+    let value: serde_json::Value = serde_json::from_str(&discovery)
+        .map_err(|e| format!("/apis/custom.metrics.k8s.io/v1beta1: {e}: {discovery}"))?;
+    if value["groupVersion"] != "custom.metrics.k8s.io/v1beta1" {
+        return Err(format!(
+            "expected the custom.metrics.k8s.io/v1beta1 discovery document; got {discovery}"
+        ));
+    }
+    let resources = value["resources"].as_array().map_or(0, Vec::len);
+    summary.push(format!(
+        "custom.metrics.k8s.io/v1beta1: {resources} resource(s)"
+    ));
+    Ok(summary.join("\n"))
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Applies what both clusters share, in order, to any cluster (the local one or kind) and
 # waits until each serves: the kwok GPU pool (kwok must be running), then the in-cluster
-# addons. Usage: ci/addons/apply.sh [kubectl] [kubeconfig]
-# Later addons (Prometheus, prometheus-adapter, VPA, KEDA) go into the list below.
+# addons, then the monitoring stack (monitoring/: Prometheus Operator and its CRDs,
+# Prometheus, kube-state-metrics, prometheus-adapter). Usage: ci/addons/apply.sh [kubectl] [kubeconfig]
+# The operator's CRDs come from its build (build.sh prometheus-operator: crds/), never
+# from this repository: AUTOSCALE_OPERATOR_DIR names that build's directory (the callers
+# pass it); without it build.sh is asked for it. Later addons (VPA, KEDA) go below.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 kubectl_bin=${1:-kubectl}
@@ -42,3 +45,54 @@ until k top nodes >/dev/null 2>&1; do
   sleep 2
 done
 echo "addons ready: ${addons[*]}" >&2
+
+# ---------------------------------------------------------------- the monitoring stack
+# Each wait is bounded (AUTOSCALE_MONITORING_WAIT seconds, default 300, per step) and
+# names what is not ready when it fails.
+monitoring_wait=${AUTOSCALE_MONITORING_WAIT:-300}
+stack_started=$SECONDS
+operator_dir=${AUTOSCALE_OPERATOR_DIR:-}
+if [ -z "$operator_dir" ]; then
+  operator_dir=$("$here/../localcluster/build.sh" prometheus-operator) || die "building the Prometheus Operator (for its CRDs) failed"
+fi
+crds=("$operator_dir"/crds/monitoring.coreos.com_*.yaml)
+[ -f "${crds[0]}" ] || die "no Prometheus Operator CRDs in $operator_dir/crds"
+for crd in "${crds[@]}"; do apply "$crd"; done
+crd_names=()
+for crd in "${crds[@]}"; do
+  crd_names+=("crd/$(awk '/^  name: / {print $2; exit}' "$crd")")
+done
+k wait --for=condition=Established "${crd_names[@]}" --timeout="${monitoring_wait}s" >/dev/null \
+  || die "the Prometheus Operator CRDs are not Established within ${monitoring_wait}s: ${crd_names[*]}"
+for manifest in "$here"/monitoring/*.yaml; do apply "$manifest"; done
+for deployment in prometheus-operator kube-state-metrics prometheus-adapter; do
+  k -n monitoring rollout status "deployment/$deployment" --timeout="${monitoring_wait}s" >/dev/null \
+    || die "deployment monitoring/$deployment is not rolled out within ${monitoring_wait}s: $(k -n monitoring get pods -l "app.kubernetes.io/name=$deployment" --no-headers 2>&1 | tr '\n' ';')"
+done
+# The operator creates Prometheus's StatefulSet: wait for its pod to exist, then for Ready.
+deadline=$((SECONDS + monitoring_wait))
+until [ -n "$(k -n monitoring get pods -l app=prometheus -o name 2>/dev/null)" ]; do
+  [ $SECONDS -lt $deadline ] || die "the operator made no Prometheus pod (label app=prometheus in monitoring) within ${monitoring_wait}s: $(k -n monitoring get prometheus prometheus -o jsonpath='{.status.conditions}' 2>&1)"
+  sleep 2
+done
+k -n monitoring wait --for=condition=Ready pod -l app=prometheus --timeout="${monitoring_wait}s" >/dev/null \
+  || die "the Prometheus pod is not Ready within ${monitoring_wait}s: $(k -n monitoring get pods -l app=prometheus --no-headers 2>&1 | tr '\n' ';')"
+# Its targets, through the API server's service proxy: the annotation jobs and
+# kube-state-metrics (scraped by kubernetes-service-endpoints) up, i.e. scraped at least once.
+prom=/api/v1/namespaces/monitoring/services/prometheus-server:80/proxy/api/v1
+deadline=$((SECONDS + monitoring_wait))
+while :; do
+  # One line per target: scrape pool, service (for the endpoints job), health.
+  targets=$(k get --raw "$prom/targets?state=active" 2>/dev/null \
+    | jq -r '.data.activeTargets[] | "\(.scrapePool) \(.labels.service // "-") \(.health)"' 2>/dev/null || true)
+  missing=()
+  grep -q '^kubernetes-pods .* up$' <<<"$targets" || missing+=(kubernetes-pods)
+  grep -q '^kubernetes-service-endpoints .* up$' <<<"$targets" || missing+=(kubernetes-service-endpoints)
+  grep -q '^kubernetes-service-endpoints kube-state-metrics up$' <<<"$targets" || missing+=(kube-state-metrics)
+  [ ${#missing[@]} -gt 0 ] || break
+  [ $SECONDS -lt $deadline ] || die "Prometheus targets not up within ${monitoring_wait}s: ${missing[*]} (targets: $(tr '\n' ';' <<<"$targets"))"
+  sleep 2
+done
+k wait --for=condition=Available apiservice/v1beta1.custom.metrics.k8s.io --timeout="${monitoring_wait}s" >/dev/null \
+  || die "APIService v1beta1.custom.metrics.k8s.io is not Available within ${monitoring_wait}s: $(k get apiservice v1beta1.custom.metrics.k8s.io -o jsonpath='{.status.conditions}' 2>&1)"
+echo "monitoring stack ready in $((SECONDS - stack_started)) s: Prometheus targets up, custom.metrics.k8s.io available" >&2

@@ -10,8 +10,10 @@
 #   ci/kind/up.sh down   stop kwok, delete the cluster
 #
 # Prebuilt inputs (the tests, a CI step that built them before): AUTOSCALE_KWOK_DIR (kwok
-# and its stages/, as `build.sh kwok` prints) and AUTOSCALE_IMAGES (a directory of the
-# *.oci.tar archives `ci/cluster images kind` lists). Without them both are built here.
+# and its stages/, as `build.sh kwok` prints), AUTOSCALE_OPERATOR_DIR (the Prometheus
+# Operator's build, for its crds/, as `build.sh prometheus-operator` prints) and
+# AUTOSCALE_IMAGES (a directory of the *.oci.tar archives `ci/cluster images kind` lists,
+# the monitoring stack's among them). Without them all are built here.
 #
 # kwok runs as a host process, as on the local cluster, with the same flags and stages
 # (keep them in step with kwok_up in ci/localcluster/cluster.sh): it manages only nodes
@@ -128,9 +130,13 @@ cmd_up() {
   # What kind loads, built (or found in the cache) before any cluster exists: a failed
   # build leaves no cluster behind. No Kubernetes build: kind's node image has the rest.
   local kwok_dir=${AUTOSCALE_KWOK_DIR:-} images_dir=${AUTOSCALE_IMAGES:-} archive listed
+  local operator_dir=${AUTOSCALE_OPERATOR_DIR:-}
   local -a archives=()
   if [ -z "$kwok_dir" ]; then
     kwok_dir=$("$repo/ci/localcluster/build.sh" kwok) || die "building kwok failed"
+  fi
+  if [ -z "$operator_dir" ]; then
+    operator_dir=$("$repo/ci/localcluster/build.sh" prometheus-operator) || die "building the Prometheus Operator failed"
   fi
   if [ -n "$images_dir" ]; then
     for archive in "$images_dir"/*.oci.tar; do [ -f "$archive" ] && archives+=("$archive"); done
@@ -147,7 +153,7 @@ cmd_up() {
     kind load image-archive --name "$name" "$archive"
   done
   kwok_up "$kwok_dir"
-  "$repo/ci/addons/apply.sh" kubectl "$kubeconfig"
+  AUTOSCALE_OPERATOR_DIR=$operator_dir "$repo/ci/addons/apply.sh" kubectl "$kubeconfig"
   echo "$kubeconfig"
 }
 

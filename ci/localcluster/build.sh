@@ -4,7 +4,16 @@
 # hashes the module's go.mod, go.sum, sources, the Go version and this script. A second
 # run with the same inputs rebuilds nothing.
 #
-# Usage: ci/localcluster/build.sh [k8s|metrics-server|coredns|kwok ...]   (default: all)
+# The monitoring stack (Prometheus, its operator, kube-state-metrics, prometheus-adapter)
+# is built the same way; kube-state-metrics and prometheus-adapter are not served by the
+# module proxy, so their release archives (../shared/third_party/, checked against its
+# SHA256SUMS; without it, a clone of the pinned tag checked against its commit) are
+# extracted into $CACHE/src/<module>-<key>/upstream next to a copy of the wrapper's go.mod
+# and go.sum, whose replace directive points there, and built in that directory. The
+# archive's digest (or the commit) is part of the key. Never into this repository.
+#
+# Usage: ci/localcluster/build.sh [k8s|metrics-server|coredns|kwok|prometheus|
+#          prometheus-operator|kube-state-metrics|prometheus-adapter ...]   (default: all)
 # Prints one line per module: the directory holding its binaries.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,14 +33,60 @@ k8s_ldflags() {
 }
 
 inputs_key() {
-  local dir=$1
-  { go version; sha256sum <"$0"; cd "$dir" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 \
+  local dir=$1 extra=${2:-}
+  { go version; sha256sum <"$0"; echo "$extra"; cd "$dir" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 \
       | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
 }
 
+# Upstream sources the module proxy does not serve: name -> archive, tag, commit, repository.
+third_party_dir=${AUTOSCALE_THIRD_PARTY:-$here/../../../shared/third_party}
+[ -d "$third_party_dir" ] || third_party_dir=/work/shared/third_party
+third_party() {
+  case $1 in
+    kube-state-metrics) echo "kube-state-metrics-v2.20.0.tar.gz v2.20.0 4ffeda2ef866b0fef372849825a803296483b336 https://github.com/kubernetes/kube-state-metrics" ;;
+    prometheus-adapter) echo "prometheus-adapter-v0.12.0.tar.gz v0.12.0 17cef511b1854441490bceeca7a710a04ce091ad https://github.com/kubernetes-sigs/prometheus-adapter" ;;
+    *) return 1 ;;
+  esac
+}
+
+# The identity of a third-party source: the archive's verified digest, or the pinned commit
+# when the archive is absent (then cloned from upstream at build time).
+third_party_id() {
+  local archive tag commit url sum
+  read -r archive tag commit url <<<"$(third_party "$1")"
+  if [ -f "$third_party_dir/$archive" ]; then
+    sum=$(grep " $archive\$" "$third_party_dir/SHA256SUMS" | cut -d' ' -f1) \
+      || { echo "no digest for $archive in $third_party_dir/SHA256SUMS" >&2; return 1; }
+    [ "$(sha256sum <"$third_party_dir/$archive" | cut -d' ' -f1)" = "$sum" ] \
+      || { echo "$third_party_dir/$archive does not match its SHA256SUMS digest" >&2; return 1; }
+    echo "archive $archive sha256:$sum"
+  else
+    echo "git $url $tag $commit"
+  fi
+}
+
+# Prepares $1 (a directory in the cache): the wrapper's go.mod and go.sum, and upstream/.
+third_party_src() {
+  local name=$1 src=$2 archive tag commit url
+  read -r archive tag commit url <<<"$(third_party "$name")"
+  rm -rf "$src"; mkdir -p "$src/upstream"
+  cp "$here/$name/go.mod" "$here/$name/go.sum" "$src/"
+  if [ -f "$third_party_dir/$archive" ]; then
+    tar -xzf "$third_party_dir/$archive" -C "$src/upstream" --strip-components=1
+  else
+    echo "$archive not in $third_party_dir: cloning $url at $tag" >&2
+    git clone -q --depth 1 --branch "$tag" "$url" "$src/clone"
+    [ "$(git -C "$src/clone" rev-parse HEAD)" = "$commit" ] \
+      || { echo "$url $tag is not commit $commit" >&2; return 1; }
+    git -C "$src/clone" archive HEAD | tar -x -C "$src/upstream"
+    rm -rf "$src/clone"
+  fi
+}
+
 build_module() {
-  local name=$1 dir="$here/$1" key out started
-  key=$(inputs_key "$dir")
+  local name=$1 dir="$here/$1" key out started extra=""
+  if third_party "$name" >/dev/null; then extra=$(third_party_id "$name") || return 1; fi
+  key=$(inputs_key "$dir" "$extra")
   out="$cache/bin/$name-$key"
   if [ -f "$out/.complete" ]; then echo "$out"; return; fi
   rm -rf "$out.tmp"; mkdir -p "$out.tmp"
@@ -56,6 +111,34 @@ build_module() {
       mkdir -p "$out.tmp/stages"
       cp "$src"/node/fast/node-initialize.yaml "$src"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
         "$src"/pod/fast/pod-*.yaml "$out.tmp/stages/" ;;
+    prometheus)
+      # Only the Kubernetes service discovery (plugins/: remove_all_sd, enable_kubernetes_sd;
+      # file and http SD are always in), no built-in UI assets (builtinassets is not set).
+      local v=github.com/prometheus/common/version
+      (cd "$dir" && go build -tags remove_all_sd,enable_kubernetes_sd \
+        -ldflags "-s -w -X $v.Version=3.16.0 -X $v.Revision=v0.316.0 -X $v.Branch=HEAD -X $v.BuildUser=autoscale-conformance -X $v.BuildDate=19700101-00:00:00" \
+        -o "$out.tmp/" github.com/prometheus/prometheus/cmd/prometheus) ;;
+    prometheus-operator)
+      local v=github.com/prometheus/common/version mod
+      (cd "$dir" && go build \
+        -ldflags "-s -w -X $v.Version=0.85.0 -X $v.Revision=v0.85.0 -X $v.Branch=HEAD -X $v.BuildUser=autoscale-conformance -X $v.BuildDate=19700101-00:00:00" \
+        -o "$out.tmp/" github.com/prometheus-operator/prometheus-operator/cmd/operator \
+        github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader)
+      # The CRDs of the same module, at the pinned version (applied by ci/addons/apply.sh).
+      mod=$(cd "$dir" && go list -m -f '{{.Dir}}' github.com/prometheus-operator/prometheus-operator)
+      mkdir -p "$out.tmp/crds"
+      cp "$mod"/example/prometheus-operator-crd/monitoring.coreos.com_*.yaml "$out.tmp/crds/"
+      chmod 0644 "$out.tmp/crds/"*.yaml ;;
+    kube-state-metrics)
+      local src="$cache/src/$name-$key" v=github.com/prometheus/common/version
+      third_party_src "$name" "$src"
+      (cd "$src" && go build \
+        -ldflags "-s -w -X $v.Version=v2.20.0 -X $v.Revision=4ffeda2ef866b0fef372849825a803296483b336 -X $v.Branch=HEAD -X $v.BuildUser=autoscale-conformance -X $v.BuildDate=1970-01-01T00:00:00Z -X k8s.io/kube-state-metrics/v2/pkg/app.ClientGoVersion=v0.37.2" \
+        -o "$out.tmp/kube-state-metrics" k8s.io/kube-state-metrics/v2) ;;
+    prometheus-adapter)
+      local src="$cache/src/$name-$key"
+      third_party_src "$name" "$src"
+      (cd "$src" && go build -ldflags "-s -w" -o "$out.tmp/" sigs.k8s.io/prometheus-adapter/cmd/adapter) ;;
     *) echo "unknown module: $name" >&2; return 2 ;;
   esac
   touch "$out.tmp/.complete"
@@ -65,5 +148,5 @@ build_module() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(k8s metrics-server coredns kwok)
+[ ${#modules[@]} -gt 0 ] || modules=(k8s metrics-server coredns kwok prometheus prometheus-operator kube-state-metrics prometheus-adapter)
 for m in "${modules[@]}"; do build_module "$m"; done

@@ -42,12 +42,19 @@ die() { log "error: $*"; exit 1; }
 # The Go builds (cached by build.sh); one function, so that a test can stand in for it.
 build() { "$here/build.sh" "$@"; }
 
+# The monitoring stack's builds (images only; the operator's build also holds its CRDs).
+monitoring_modules=(prometheus prometheus-operator kube-state-metrics prometheus-adapter)
+monitoring_dirs() {
+  prometheus_bin=$1; prometheus_operator_bin=$2; kube_state_metrics_bin=$3; prometheus_adapter_bin=$4
+}
+
 binaries() {
   local dirs built
-  built=$(build k8s metrics-server coredns kwok) || die "building the cluster's binaries failed"
+  built=$(build k8s metrics-server coredns kwok "${monitoring_modules[@]}") || die "building the cluster's binaries failed"
   mapfile -t dirs <<<"$built"
-  [ ${#dirs[@]} -eq 4 ] || die "build.sh did not print the four module directories"
+  [ ${#dirs[@]} -eq 8 ] || die "build.sh did not print the eight module directories"
   k8s_bin=${dirs[0]}; metrics_server_bin=${dirs[1]}; coredns_bin=${dirs[2]}; kwok_bin=${dirs[3]}
+  monitoring_dirs "${dirs[@]:4}"
   kubectl_bin=$k8s_bin/kubectl
 }
 
@@ -63,10 +70,11 @@ images() {
     local) [ -n "${k8s_bin:-}" ] || binaries ;;
     kind)
       local dirs built
-      built=$(build metrics-server coredns) || die "building metrics-server and CoreDNS failed"
+      built=$(build metrics-server coredns "${monitoring_modules[@]}") || die "building metrics-server, CoreDNS and the monitoring stack failed"
       mapfile -t dirs <<<"$built"
-      [ ${#dirs[@]} -eq 2 ] || die "build.sh did not print the two module directories"
-      metrics_server_bin=${dirs[0]}; coredns_bin=${dirs[1]} ;;
+      [ ${#dirs[@]} -eq 6 ] || die "build.sh did not print the six module directories"
+      metrics_server_bin=${dirs[0]}; coredns_bin=${dirs[1]}
+      monitoring_dirs "${dirs[@]:2}" ;;
     *) die "images: unknown target $for (local or kind)" ;;
   esac
   mkdir -p "$out"
@@ -83,6 +91,21 @@ images() {
     --file "$coredns_bin/coredns:/coredns:0755" --entrypoint /coredns --user 0
   # (root: upstream's image runs as nonroot with a file capability to bind :53, which an
   # archive built here does not carry; the Deployment still adds only NET_BIND_SERVICE.)
+  # The monitoring stack, with upstream's paths and users (the operator runs
+  # /bin/prometheus-config-reloader by that path).
+  image_archive quay.io/prometheus/prometheus:v3.16.0 "$out/prometheus.oci.tar" "$prometheus_bin" \
+    --file "$prometheus_bin/prometheus:/bin/prometheus:0755" --entrypoint /bin/prometheus \
+    --dir /prometheus:1777 --workdir /prometheus --user 65534 --expose 9090/tcp
+  image_archive quay.io/prometheus-operator/prometheus-operator:v0.85.0 "$out/prometheus-operator.oci.tar" "$prometheus_operator_bin" \
+    --file "$prometheus_operator_bin/operator:/bin/operator:0755" --entrypoint /bin/operator --user 65534 --expose 8080/tcp
+  image_archive quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0 "$out/prometheus-config-reloader.oci.tar" "$prometheus_operator_bin" \
+    --file "$prometheus_operator_bin/prometheus-config-reloader:/bin/prometheus-config-reloader:0755" \
+    --entrypoint /bin/prometheus-config-reloader --user 65534
+  image_archive registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0 "$out/kube-state-metrics.oci.tar" "$kube_state_metrics_bin" \
+    --file "$kube_state_metrics_bin/kube-state-metrics:/kube-state-metrics:0755" --entrypoint /kube-state-metrics \
+    --arg --port=8080 --arg --telemetry-port=8081 --user 65534 --expose 8080/tcp --expose 8081/tcp
+  image_archive registry.k8s.io/prometheus-adapter/prometheus-adapter:v0.12.0 "$out/prometheus-adapter.oci.tar" "$prometheus_adapter_bin" \
+    --file "$prometheus_adapter_bin/adapter:/adapter:0755" --entrypoint /adapter --user 65534 --dir /tmp:1777
 }
 
 # Builds an archive unless the one there was built from the same build directory (whose
@@ -452,7 +475,7 @@ kwok_up() {
 }
 
 addons_up() {
-  "$repo/ci/addons/apply.sh" "$kubectl_bin" "$kubeconfig"
+  AUTOSCALE_OPERATOR_DIR=$prometheus_operator_bin "$repo/ci/addons/apply.sh" "$kubectl_bin" "$kubeconfig"
 }
 
 # ---------------------------------------------------------------- commands
@@ -493,10 +516,10 @@ cmd_down() {
   # what is left after it stops is removed below.
   stop containerd
   # Leftover shims and containers of this cluster (their cgroups name the containerd state dir).
-  pkill -f "containerd-shim-runc-v2 -namespace k8s.io -address $containerd_sock" 2>/dev/null || true
+  pkill -f "containerd-shim-runc-v2 -namespace k8s.io .*-address $containerd_sock" 2>/dev/null || true
   local m
-  for m in $(awk '{print $2}' /proc/mounts | grep -E "^($state|$run)/" | sort -r); do umount -l "$m" 2>/dev/null || true; done
-  for m in $(awk '{print $2}' /proc/mounts | grep -E '^/run/netns/cni-' | sort -r); do umount -l "$m" 2>/dev/null || true; done
+  while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(awk '{print $2}' /proc/mounts | grep -E "^($state|$run)/" | sort -r)
+  while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(awk '{print $2}' /proc/mounts | grep -E '^/run/netns/cni-' | sort -r)
   rm -f /run/netns/cni-* 2>/dev/null || true
   network_down
   rm -rf "$run" "$state/etcd" "$state/kubelet" "$state/containerd" "$state/cni"
