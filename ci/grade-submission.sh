@@ -70,7 +70,7 @@ fi
 # Outputs. The score: the one submission's, or the class's mean.
 if [ "${#dirs[@]}" -eq 1 ]; then
   score=$(sed -n 's/^    "earned": \([0-9.]*\),*$/\1/p' "${dirs[0]}/report.json" | head -n 1)
-  name=$(basename "$(cd "$1" && pwd)" | tr -c 'A-Za-z0-9._-\n' '_')
+  name=$(basename "$(cd "$1" && pwd)" | tr -c 'A-Za-z0-9._\n-' '_')
 else
   score=$(sed -n 's/.*"mean": \([0-9.]*\).*/\1/p' "$out/class.json" | head -n 1)
   name=class

@@ -146,7 +146,8 @@ fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
     let mut as_class = !args.class.is_empty() || args.submissions.len() > 1;
     for dir in &args.class {
         dirs.extend(
-            class::submissions_in(dir).with_context(|| format!("reading the class folder {}", dir.display()))?,
+            class::submissions_in(dir)
+                .with_context(|| format!("reading the class folder {}", dir.display()))?,
         );
     }
     for dir in &args.submissions {
@@ -233,18 +234,28 @@ fn write_reports(report: &Report, dir: &Path) -> anyhow::Result<String> {
             .and_then(|text| serde_json::from_str::<harness::timeline::Timeline>(&text).ok());
         match timeline {
             Some(timeline) => charts.extend(ReplicaChart::from_timeline(&criterion, &timeline)),
-            None => eprintln!("warning: the timeline {path} could not be read: no chart for {criterion}"),
+            None => eprintln!(
+                "warning: the timeline {path} could not be read: no chart for {criterion}"
+            ),
         }
     }
-    let mut said = format!("reports: {}/{{report.txt,report.json,junit.xml,summary.md,classroom.json,annotations.txt}}", dir.display());
+    let mut said = format!(
+        "reports: {}/{{report.txt,report.json,junit.xml,summary.md,classroom.json,annotations.txt}}",
+        dir.display()
+    );
     if !charts.is_empty() {
         let plots = dir.join("plots");
         write_charts(&charts, &plots)?;
         let summary = dir.join("summary.md");
         let mut markdown = render(report, Format::Markdown)?;
         markdown.push_str(&chart::charts_markdown(&charts, Some("plots")));
-        std::fs::write(&summary, markdown).with_context(|| format!("writing {}", summary.display()))?;
-        said.push_str(&format!("\nplots: {} ({} SVG, also as Mermaid charts in summary.md)", plots.display(), charts.len()));
+        std::fs::write(&summary, markdown)
+            .with_context(|| format!("writing {}", summary.display()))?;
+        said.push_str(&format!(
+            "\nplots: {} ({} SVG, also as Mermaid charts in summary.md)",
+            plots.display(),
+            charts.len()
+        ));
     }
     Ok(said)
 }
@@ -253,7 +264,8 @@ fn write_charts(charts: &[ReplicaChart], dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for chart in charts {
         let path = dir.join(chart.file_name());
-        std::fs::write(&path, chart.to_svg()?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, chart.to_svg()?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -268,7 +280,10 @@ fn grade_class(args: &GradeArgs, dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let students = class::name_students(dirs);
     let jobs = args.jobs.unwrap_or_else(class::default_jobs).max(1);
     let progress = progress::Progress::new(args.quiet);
-    let bar = progress.bar(students.len() as u64, if args.offline { "checked" } else { "graded" });
+    let bar = progress.bar(
+        students.len() as u64,
+        if args.offline { "checked" } else { "graded" },
+    );
     let done = |graded: &class::Graded| {
         let score = match &graded.report {
             Ok(report) => format!("{} / {}", report.score.earned, report.score.total),
@@ -300,13 +315,19 @@ fn grade_class(args: &GradeArgs, dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let rows = graded.iter().map(|g| {
         (
             g.student.name.as_str(),
-            g.report.as_ref().map_or_else(|_| "", |r| r.submission.as_str()),
+            g.report
+                .as_ref()
+                .map_or_else(|_| "", |r| r.submission.as_str()),
             g.report.as_ref().map_err(|e| e.to_string()),
         )
     });
-    let paths: Vec<String> = graded.iter().map(|g| g.student.dir.display().to_string()).collect();
+    let paths: Vec<String> = graded
+        .iter()
+        .map(|g| g.student.dir.display().to_string())
+        .collect();
     let summary = ClassSummary::build(
-        rows.zip(&paths).map(|((name, _, report), path)| (name, path.as_str(), report)),
+        rows.zip(&paths)
+            .map(|((name, _, report), path)| (name, path.as_str(), report)),
         args.min_score,
     );
     write_class_table(&summary, out)?;
@@ -351,7 +372,10 @@ fn exit_code<'a>(
         if let Some(minimum) = min_score
             && report.score.earned < minimum
         {
-            eprintln!("{name}: score {} is below --min-score {minimum}", report.score.earned);
+            eprintln!(
+                "{name}: score {} is below --min-score {minimum}",
+                report.score.earned
+            );
             below = true;
         }
     }
@@ -374,7 +398,10 @@ fn table(dir: &Path, out: &Path, min_score: Option<f64>) -> anyhow::Result<ExitC
         }
         for folder in folders {
             let report = folder.join("report.json");
-            let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = folder
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if report.is_file() {
                 found.push((class::safe_name(&name), report));
             }
@@ -385,14 +412,23 @@ fn table(dir: &Path, out: &Path, min_score: Option<f64>) -> anyhow::Result<ExitC
     for (name, path) in found {
         let report = std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str::<Report>(&text).map_err(|e| format!("{} is not a report: {e}", path.display())));
+            .and_then(|text| {
+                serde_json::from_str::<Report>(&text)
+                    .map_err(|e| format!("{} is not a report: {e}", path.display()))
+            });
         rows.push((name, path.display().to_string(), report));
     }
     if rows.is_empty() {
         anyhow::bail!("no report.json under {}", dir.display());
     }
     let summary = ClassSummary::build(
-        rows.iter().map(|(name, path, report)| (name.as_str(), path.as_str(), report.as_ref().map_err(Clone::clone))),
+        rows.iter().map(|(name, path, report)| {
+            (
+                name.as_str(),
+                path.as_str(),
+                report.as_ref().map_err(Clone::clone),
+            )
+        }),
         min_score,
     );
     write_class_table(&summary, out)?;
@@ -416,13 +452,17 @@ fn write_class_table(summary: &ClassSummary, out: &Path) -> anyhow::Result<()> {
 fn plot(files: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
     let mut charts = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let timeline: harness::timeline::Timeline = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a timeline", file.display()))?;
         charts.extend(ReplicaChart::from_timeline(&timeline.name, &timeline));
     }
     write_charts(&charts, out)?;
-    print!("{}", chart::charts_markdown(&charts, Some(&out.display().to_string())));
+    print!(
+        "{}",
+        chart::charts_markdown(&charts, Some(&out.display().to_string()))
+    );
     eprintln!("plots: {} ({} SVG)", out.display(), charts.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -106,14 +106,17 @@ impl harness::progress::Observer for ProbeLines {
     fn waiting(&self, probe: &str, what: &str, budget: Option<Duration>) {
         let Ok(lines) = self.lines.lock() else { return };
         if let Some(line) = lines.get(probe) {
-            let budget = budget.map_or_else(String::new, |b| format!(" (budget {} s)", b.as_secs()));
+            let budget =
+                budget.map_or_else(String::new, |b| format!(" (budget {} s)", b.as_secs()));
             line.set_message(format!("waiting for {what}{budget}"));
             line.reset_elapsed();
         }
     }
 
     fn finished(&self, probe: &str) {
-        let Ok(mut lines) = self.lines.lock() else { return };
+        let Ok(mut lines) = self.lines.lock() else {
+            return;
+        };
         if let Some(line) = lines.remove(probe) {
             line.finish_and_clear();
             let _ = self.multi.println(format!("{probe}: probe done"));

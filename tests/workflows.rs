@@ -39,7 +39,10 @@ fn workflow_files() -> Vec<PathBuf> {
 #[test]
 fn actionlint_passes_on_every_workflow_and_the_example_caller() {
     let (built, path, stderr) = run(&mut sh("ci/actionlint/build.sh"));
-    assert!(built, "building actionlint failed (make ci-bins):\n{stderr}");
+    assert!(
+        built,
+        "building actionlint failed (make ci-bins):\n{stderr}"
+    );
     let files = workflow_files();
     assert!(files.len() >= 4, "{files:?}");
     let mut actionlint = Command::new(path.trim());
@@ -55,7 +58,10 @@ fn actionlint_passes_on_every_workflow_and_the_example_caller() {
 fn the_class_matrix_takes_owner_name_entries_only() {
     let (ok, stdout, _) = run(sh("ci/class-matrix.sh").arg("org/alice org/bob,\norg/carol.x"));
     assert!(ok);
-    assert_eq!(stdout, "matrix=[\"org/alice\",\"org/bob\",\"org/carol.x\"]\n");
+    assert_eq!(
+        stdout,
+        "matrix=[\"org/alice\",\"org/bob\",\"org/carol.x\"]\n"
+    );
     for bad in ["org/a\"b", "$(id)/x", "a/b/c", "*", "", "x"] {
         let (ok, stdout, _) = run(sh("ci/class-matrix.sh").arg(bad));
         assert!(!ok && stdout.is_empty(), "{bad:?} was accepted: {stdout}");
@@ -121,27 +127,48 @@ fn the_grading_script_over_three_fixture_submissions_writes_everything() {
         assert!(!message.contains('\n') && !properties.contains("::"));
         for property in properties.split(',').filter(|p| !p.is_empty()) {
             let (key, _) = property.split_once('=').expect("key=value");
-            assert!(["file", "line", "col", "title"].contains(&key), "{property}");
+            assert!(
+                ["file", "line", "col", "title"].contains(&key),
+                "{property}"
+            );
         }
     }
     let errors: Vec<&(&str, &str, &str)> = commands.iter().filter(|c| c.0 == "error").collect();
     assert!(
-        errors.iter().any(|(_, p, m)| p.starts_with("file=scripts/") && p.contains(",line=") && m.contains("SC")),
+        errors.iter().any(|(_, p, m)| p.starts_with("file=scripts/")
+            && p.contains(",line=")
+            && m.contains("SC")),
         "no shellcheck annotation on the script's line:\n{stdout}"
     );
     assert!(
-        errors.iter().any(|(_, p, _)| p.contains("title=hpa.cpu-missing")),
+        errors
+            .iter()
+            .any(|(_, p, _)| p.contains("title=hpa.cpu-missing")),
         "no hpa.cpu-missing annotation:\n{stdout}"
     );
     // Paths are relative to the submission's root, never the runner's.
-    assert!(!stdout.contains(scratch.path().to_str().unwrap()), "{stdout}");
+    assert!(
+        !stdout.contains(scratch.path().to_str().unwrap()),
+        "{stdout}"
+    );
 
     // The step summary: the class table, each submission's report, one chart per
     // timeline's scale target (one each in the two fixture timelines).
     let summary = std::fs::read_to_string(&summary_file).unwrap();
-    assert!(summary.starts_with("## Class: 3 submission(s), 3 graded"), "{summary}");
-    assert_eq!(summary.matches("## Autoscaling exercise: ").count(), 3, "{summary}");
-    assert_eq!(summary.matches("```mermaid\nxychart-beta\n").count(), 2, "{summary}");
+    assert!(
+        summary.starts_with("## Class: 3 submission(s), 3 graded"),
+        "{summary}"
+    );
+    assert_eq!(
+        summary.matches("## Autoscaling exercise: ").count(),
+        3,
+        "{summary}"
+    );
+    assert_eq!(
+        summary.matches("```mermaid\nxychart-beta\n").count(),
+        2,
+        "{summary}"
+    );
     let class_rows = summary
         .lines()
         .skip_while(|l| !l.starts_with("| Student"))
@@ -157,14 +184,21 @@ fn the_grading_script_over_three_fixture_submissions_writes_everything() {
     assert_eq!(plots.len(), 2, "{plots:?}");
     for plot in &plots {
         let svg = std::fs::read_to_string(plot).unwrap();
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{}", plot.display());
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{}",
+            plot.display()
+        );
         assert!(svg.contains("<polyline"), "{}: no line", plot.display());
     }
 
     // The class table in CSV and JSON, and each submission's report folder.
     let csv = std::fs::read_to_string(out.join("class.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
-    assert!(csv.starts_with("student,submission,status,earned,total,"), "{csv}");
+    assert!(
+        csv.starts_with("student,submission,status,earned,total,"),
+        "{csv}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("class.json")).unwrap()).unwrap();
     let rows = json["rows"].as_array().unwrap();
@@ -177,14 +211,24 @@ fn the_grading_script_over_three_fixture_submissions_writes_everything() {
     assert!(score("reference") > score("hpa-cpu-missing"));
     assert!(score("reference") > score("scripts-shellcheck-error"));
     for name in ["reference", "scripts-shellcheck-error", "hpa-cpu-missing"] {
-        for file in ["report.json", "report.txt", "junit.xml", "summary.md", "classroom.json", "annotations.txt"] {
+        for file in [
+            "report.json",
+            "report.txt",
+            "junit.xml",
+            "summary.md",
+            "classroom.json",
+            "annotations.txt",
+        ] {
             assert!(out.join(name).join(file).is_file(), "{name}/{file} missing");
         }
     }
 
     // The outputs: score, name and the report between a delimiter line and its end.
     let outputs = std::fs::read_to_string(&outputs_file).unwrap();
-    assert!(outputs.contains(&format!("score={}\n", json["mean"])), "{outputs}");
+    assert!(
+        outputs.contains(&format!("score={}\n", json["mean"])),
+        "{outputs}"
+    );
     assert!(outputs.contains("name=class\n"), "{outputs}");
     let delimiter = outputs
         .lines()
@@ -212,10 +256,16 @@ fn the_grading_script_on_one_submission_sets_its_score() {
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let outputs = std::fs::read_to_string(&outputs_file).unwrap();
     assert!(
-        outputs.starts_with(&format!("score={}\nname=reference\nreport<<", report["score"]["earned"])),
+        outputs.starts_with(&format!(
+            "score={}\nname=reference\nreport<<",
+            report["score"]["earned"]
+        )),
         "{outputs}"
     );
     // The reference loses no point: no error annotation.
-    assert!(!stdout.lines().any(|l| l.starts_with("::error")), "{stdout}");
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("::error")),
+        "{stdout}"
+    );
     assert!(Path::new(&out.join("summary.md")).is_file());
 }

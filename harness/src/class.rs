@@ -274,7 +274,11 @@ fn load_and_check(
         .into_iter()
         .zip(verdicts)
         .map(|((student, started, loaded), verdicts)| {
-            (student, started, loaded.map(|submission| (submission, verdicts)))
+            (
+                student,
+                started,
+                loaded.map(|submission| (submission, verdicts)),
+            )
         })
         .collect();
     (checked, options)
@@ -283,7 +287,9 @@ fn load_and_check(
 /// `GradeError` holds an `io::Error`, which is not `Clone`.
 fn copy_error(error: &GradeError) -> GradeError {
     match error {
-        GradeError::Rubric(e) => GradeError::Rubric(crate::report::RubricError::Invalid(e.to_string())),
+        GradeError::Rubric(e) => {
+            GradeError::Rubric(crate::report::RubricError::Invalid(e.to_string()))
+        }
         GradeError::Submission { path, source } => GradeError::Submission {
             path: path.clone(),
             source: std::io::Error::new(source.kind(), source.to_string()),
@@ -340,15 +346,22 @@ mod tests {
             vec![class.join("alice"), class.join("bob")]
         );
         // A submission: files at its top level, or a repository itself.
-        assert_eq!(folder_kind(&class.join("alice")).unwrap(), FolderKind::Submission);
-        assert_eq!(folder_kind(&class.join("bob")).unwrap(), FolderKind::Submission);
+        assert_eq!(
+            folder_kind(&class.join("alice")).unwrap(),
+            FolderKind::Submission
+        );
+        assert_eq!(
+            folder_kind(&class.join("bob")).unwrap(),
+            FolderKind::Submission
+        );
         // Folders without a README (manifests/, scripts/) are a submission's own.
         let bare = root.path().join("bare");
         touch(&bare.join("manifests/hpa.yaml"));
         touch(&bare.join("scripts/load.sh"));
         assert_eq!(folder_kind(&bare).unwrap(), FolderKind::Submission);
         // The reference submission is one submission.
-        let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/submissions/reference");
+        let reference =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/submissions/reference");
         assert_eq!(folder_kind(&reference).unwrap(), FolderKind::Submission);
         assert!(folder_kind(&root.path().join("missing")).is_err());
     }
@@ -372,7 +385,10 @@ mod tests {
     #[test]
     fn work_runs_on_every_item_and_keeps_the_order() {
         let items: Vec<u32> = (0..50).collect();
-        assert_eq!(parallel(&items, 3, |i| i * 2), (0..50).map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(
+            parallel(&items, 3, |i| i * 2),
+            (0..50).map(|i| i * 2).collect::<Vec<_>>()
+        );
         assert!(parallel(&Vec::<u32>::new(), 4, |i| *i).is_empty());
     }
 }

@@ -87,7 +87,15 @@ pub async fn grade(dir: &Path, options: &GradeOptions) -> Result<Report, GradeEr
     let started = Instant::now();
     let submission = load(dir)?;
     let checks = criteria::run_checks(&submission, &options.tools);
-    grade_loaded(dir, &submission, checks, options, started, &CapacityGate::default()).await
+    grade_loaded(
+        dir,
+        &submission,
+        checks,
+        options,
+        started,
+        &CapacityGate::default(),
+    )
+    .await
 }
 
 /// Loads the submission in `dir` (the loader's own guards against bad input apply).
@@ -322,9 +330,19 @@ fn probe_in_namespace<'a>(
         let ids = || live_criteria(module).map(|c| c.id);
         // Quick probes share the cluster; one that needs its capacity waits for it alone.
         let (_shared, _alone) = if module.probes_alone() {
-            (None, tokio::time::timeout_at(deadline.at, gate.0.write()).await.ok())
+            (
+                None,
+                tokio::time::timeout_at(deadline.at, gate.0.write())
+                    .await
+                    .ok(),
+            )
         } else {
-            (tokio::time::timeout_at(deadline.at, gate.0.read()).await.ok(), None)
+            (
+                tokio::time::timeout_at(deadline.at, gate.0.read())
+                    .await
+                    .ok(),
+                None,
+            )
         };
         if tokio::time::Instant::now() >= deadline.at {
             return ids().map(|id| past_deadline(id, deadline, false)).collect();

@@ -112,7 +112,9 @@ impl Tools {
                 args.extend(chunk.iter().map(|p| p.as_os_str().to_os_string()));
                 let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
                 // The deadline grows with the batch: each script may take what one run may.
-                let deadline = self.deadline.saturating_mul(chunk.len().max(1) as u32 / 8 + 1);
+                let deadline = self
+                    .deadline
+                    .saturating_mul(chunk.len().max(1) as u32 / 8 + 1);
                 let Ok(output) = run(&shellcheck, &refs, deadline) else {
                     continue;
                 };
@@ -139,10 +141,7 @@ impl Tools {
 
 /// shellcheck's `json1` answer for several files, split into one comment list per file
 /// (every file of `files` gets one, empty when shellcheck said nothing of it).
-fn split_json1(
-    stdout: &str,
-    files: &[&PathBuf],
-) -> Option<Vec<(PathBuf, Vec<serde_json::Value>)>> {
+fn split_json1(stdout: &str, files: &[&PathBuf]) -> Option<Vec<(PathBuf, Vec<serde_json::Value>)>> {
     let report: serde_json::Value = serde_json::from_str(stdout).ok()?;
     let comments = report.get("comments")?.as_array()?;
     let mut per_file: HashMap<&OsStr, Vec<serde_json::Value>> = files
@@ -298,7 +297,11 @@ mod tests {
         let bad = dir.path().join("bad.sh");
         let good = dir.path().join("good.sh");
         let bare = dir.path().join("bare.sh");
-        std::fs::write(&bad, "#!/bin/bash\nfor f in $(ls *.txt); do echo \"$f\"; done\n").unwrap();
+        std::fs::write(
+            &bad,
+            "#!/bin/bash\nfor f in $(ls *.txt); do echo \"$f\"; done\n",
+        )
+        .unwrap();
         std::fs::write(&good, "#!/bin/bash\necho ok\n").unwrap();
         std::fs::write(&bare, "for f in $(ls *.txt); do echo \"$f\"; done\n").unwrap();
         let mut tools = Tools {
@@ -318,7 +321,11 @@ mod tests {
             single(&tools, &good, true),
             single(&tools, &bare, false),
         ];
-        tools.prefetch_shellcheck(&[(bad.clone(), true), (good.clone(), true), (bare.clone(), false)]);
+        tools.prefetch_shellcheck(&[
+            (bad.clone(), true),
+            (good.clone(), true),
+            (bare.clone(), false),
+        ]);
         assert_eq!(tools.shellcheck_batch.as_ref().map(|b| b.len()), Some(3));
         let batched = [
             single(&tools, &bad, true),

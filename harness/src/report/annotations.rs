@@ -33,8 +33,15 @@ impl Report {
         }
         for item in self.lines.iter().flat_map(|l| &l.items) {
             if item.outcome == Outcome::Pass {
-                for finding in item.findings.iter().filter(|f| f.severity == Severity::Warning) {
-                    all.push((Severity::Warning, command("warning", finding, &finding.check)));
+                for finding in item
+                    .findings
+                    .iter()
+                    .filter(|f| f.severity == Severity::Warning)
+                {
+                    all.push((
+                        Severity::Warning,
+                        command("warning", finding, &finding.check),
+                    ));
                 }
             }
         }
@@ -81,7 +88,11 @@ fn command(level: &str, finding: &Finding, title: &str) -> String {
     } else {
         format!("{}\nFix: {}", finding.message, finding.hint)
     };
-    format!("::{level} {}::{}", properties.join(","), escape_data(&message))
+    format!(
+        "::{level} {}::{}",
+        properties.join(","),
+        escape_data(&message)
+    )
 }
 
 /// A command's message, as `@actions/core` escapes it.
@@ -173,6 +184,12 @@ mod tests {
         let report = Report::build(&rubric, "sub", verdicts, &BTreeMap::new(), Duration::ZERO);
         let annotations = report.to_github_annotations();
         assert_eq!(annotations.lines().count(), MAX_ANNOTATIONS + 1);
-        assert!(annotations.lines().last().unwrap().starts_with("::notice title=More findings::"));
+        assert!(
+            annotations
+                .lines()
+                .last()
+                .unwrap()
+                .starts_with("::notice title=More findings::")
+        );
     }
 }

@@ -102,7 +102,13 @@ impl ReplicaChart {
     pub fn file_name(&self) -> String {
         let safe = |s: &str| -> String {
             s.chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .take(60)
                 .collect()
         };
@@ -142,7 +148,8 @@ impl ReplicaChart {
             message: e.to_string(),
         };
         let end = self.end.max(1.0);
-        let top = self.highest() + 1;
+        // Room above the highest line for the legend.
+        let top = self.highest() + 1 + (self.highest() + 2) / 3;
         let stepped = |pick: fn(&(f64, i32, i32)) -> i32| {
             let mut line: Vec<(f64, i32)> = Vec::new();
             for point in &self.points {
@@ -173,18 +180,24 @@ impl ReplicaChart {
                 .y_desc("replicas")
                 .draw()
                 .map_err(|e| error(&e))?;
+            // Ready first, wide and light; spec.replicas over it, narrow and dark: where
+            // they are equal both stay visible.
+            let ready = RGBColor(120, 200, 120);
+            chart
+                .draw_series(LineSeries::new(stepped(|p| p.2), ready.stroke_width(5)))
+                .map_err(|e| error(&e))?
+                .label("ready replicas")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], ready.stroke_width(5))
+                });
             chart
                 .draw_series(LineSeries::new(stepped(|p| p.1), BLUE.stroke_width(2)))
                 .map_err(|e| error(&e))?
                 .label("spec.replicas")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE));
-            chart
-                .draw_series(LineSeries::new(stepped(|p| p.2), GREEN.stroke_width(2)))
-                .map_err(|e| error(&e))?
-                .label("ready")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], GREEN));
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
             chart
                 .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
                 .border_style(BLACK)
                 .background_style(WHITE.mix(0.8))
                 .draw()
@@ -202,7 +215,9 @@ pub fn charts_markdown(charts: &[ReplicaChart], svg_dir: Option<&str>) -> String
         return String::new();
     }
     let mut out = String::from("\n### Replica timelines\n\n");
-    out.push_str("Blue (first line): `spec.replicas`; second line: ready replicas.\n");
+    out.push_str(
+        "First line: `spec.replicas` (what was asked for); second line: ready replicas.\n",
+    );
     for chart in charts {
         let _ = writeln!(
             out,
@@ -276,11 +291,17 @@ mod tests {
         assert_eq!(chart.at(100.0), (4, 4));
         assert_eq!(chart.at(410.0), (1, 1));
         let mermaid = chart.to_mermaid();
-        assert!(mermaid.starts_with("```mermaid\nxychart-beta\n"), "{mermaid}");
+        assert!(
+            mermaid.starts_with("```mermaid\nxychart-beta\n"),
+            "{mermaid}"
+        );
         assert!(mermaid.contains("    title \"hpa-cpu: Deployment/fraud-detector replicas\"\n"));
         assert!(mermaid.contains("    x-axis \"seconds\" 0 --> 420\n"));
         assert!(mermaid.contains("    y-axis \"replicas\" 0 --> 5\n"));
-        let lines: Vec<&str> = mermaid.lines().filter(|l| l.starts_with("    line [")).collect();
+        let lines: Vec<&str> = mermaid
+            .lines()
+            .filter(|l| l.starts_with("    line ["))
+            .collect();
         assert_eq!(lines.len(), 2);
         for line in &lines {
             assert_eq!(line.matches(',').count(), MAX_MERMAID_POINTS - 1);
@@ -295,7 +316,10 @@ mod tests {
         assert_eq!(replicas.last(), Some(&"1"));
         assert!(mermaid.ends_with("```\n"));
         let svg = chart.to_svg().unwrap();
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{svg}"
+        );
         assert!(svg.contains("hpa-cpu: Deployment/fraud-detector replicas"));
         assert!(svg.contains("<polyline"), "no line drawn");
         assert_eq!(chart.file_name(), "hpa-cpu--Deployment_fraud-detector.svg");

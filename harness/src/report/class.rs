@@ -272,7 +272,11 @@ mod tests {
             [
                 ("alice", "class/alice", Ok(&full)),
                 ("bob", "class/bob", Ok(&broken)),
-                ("carol", "class/carol", Err("cannot read the submission".to_string())),
+                (
+                    "carol",
+                    "class/carol",
+                    Err("cannot read the submission".to_string()),
+                ),
             ],
             Some(full.score.earned),
         );
@@ -282,12 +286,18 @@ mod tests {
         assert_eq!(summary.rows[1].status, "below-minimum");
         assert_eq!(summary.rows[2].status, "not-graded");
         let markdown = summary.to_markdown();
-        assert!(markdown.starts_with("## Class: 3 submission(s), 2 graded, mean "), "{markdown}");
+        assert!(
+            markdown.starts_with("## Class: 3 submission(s), 2 graded, mean "),
+            "{markdown}"
+        );
         let table: Vec<&str> = markdown.lines().filter(|l| l.starts_with('|')).collect();
         assert_eq!(table.len(), 5, "{markdown}");
         // Every row has as many cells as the header.
-        let cells = |l: &str| l.matches(" |").count();
-        assert!(table.iter().all(|l| cells(l) == cells(table[0])), "{markdown}");
+        let cells = |l: &str| l.matches('|').count();
+        assert!(
+            table.iter().all(|l| cells(l) == cells(table[0])),
+            "{markdown}"
+        );
         assert!(table[3].contains("below-minimum"), "{markdown}");
         let csv = summary.to_csv().unwrap();
         let mut reader = csv::Reader::from_reader(csv.as_bytes());
@@ -314,7 +324,10 @@ mod tests {
             None,
         );
         let markdown = summary.to_markdown();
-        assert!(!markdown.lines().any(|l| l.starts_with("## Owned")), "{markdown}");
+        assert!(
+            !markdown.lines().any(|l| l.starts_with("## Owned")),
+            "{markdown}"
+        );
         let table: Vec<&str> = markdown.lines().filter(|l| l.starts_with('|')).collect();
         assert_eq!(table.len(), 4, "{markdown}");
         let csv = summary.to_csv().unwrap();
