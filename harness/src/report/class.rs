@@ -194,7 +194,7 @@ impl ClassSummary {
         header.extend(self.lines.iter().map(|l| l.id.clone()));
         header.push("message".into());
         writer.write_record(&header).map_err(error)?;
-        let cell = |v: Option<f64>| v.map(|v| points(v)).unwrap_or_default();
+        let cell = |v: Option<f64>| v.map(points).unwrap_or_default();
         for row in &self.rows {
             let mut record = vec![
                 spreadsheet_safe(&row.student),
