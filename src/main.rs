@@ -295,7 +295,8 @@ fn grade_class(args: &GradeArgs, dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let graded = if args.offline {
         class::grade_offline(&students, &Tools::discover(), jobs, &done)
     } else {
-        let options = live_options(args, out.join("timelines"));
+        // Each submission's timelines go to OUT/<name>/timelines/ (class::grade_live).
+        let options = live_options(args, out.clone());
         progress.note(&format!(
             "live grading of {} submissions on one cluster: quick probes together, capacity-bound ones one at a time; deadline {} s for the whole class",
             students.len(),
@@ -308,26 +309,22 @@ fn grade_class(args: &GradeArgs, dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let elapsed = started.elapsed();
     for graded in &graded {
         if let Ok(report) = &graded.report {
-            // Live timelines were saved under timelines/<name>/; the report points at them.
+            // Live timelines were saved under <name>/timelines/; the report points at them.
             write_reports(report, &out.join(&graded.student.name))?;
         }
     }
-    let rows = graded.iter().map(|g| {
-        (
-            g.student.name.as_str(),
-            g.report
-                .as_ref()
-                .map_or_else(|_| "", |r| r.submission.as_str()),
-            g.report.as_ref().map_err(|e| e.to_string()),
-        )
-    });
     let paths: Vec<String> = graded
         .iter()
         .map(|g| g.student.dir.display().to_string())
         .collect();
     let summary = ClassSummary::build(
-        rows.zip(&paths)
-            .map(|((name, _, report), path)| (name, path.as_str(), report)),
+        graded.iter().zip(&paths).map(|(g, path)| {
+            (
+                g.student.name.as_str(),
+                path.as_str(),
+                g.report.as_ref().map_err(|e| e.to_string()),
+            )
+        }),
         args.min_score,
     );
     write_class_table(&summary, out)?;

@@ -199,7 +199,9 @@ pub fn grade_offline(
 /// Grades every student live on the cluster of KUBECONFIG: static checks as offline,
 /// then every submission's probes at once, each in namespaces of its own; the quick
 /// probes of all submissions overlap, and each capacity-bound probe waits for the
-/// cluster alone (the [`CapacityGate`]). `options.deadline` bounds the whole run.
+/// cluster alone (the [`CapacityGate`]). `options.deadline` bounds the whole run. The
+/// timelines of each go to `<options.live.timelines>/<name>/timelines/` (the CLI gives
+/// its `--out`, so they sit beside that submission's reports).
 pub async fn grade_live(
     students: &[Student],
     options: GradeOptions,
@@ -215,10 +217,10 @@ pub async fn grade_live(
             let report = match loaded {
                 Err(error) => Err(copy_error(error)),
                 Ok((submission, verdicts)) => {
-                    // Each submission's timelines in a folder of its own.
+                    // Each submission's timelines in its own report folder.
                     let mut options = options;
                     if let Some(live) = &mut options.live {
-                        live.timelines = live.timelines.join(&student.name);
+                        live.timelines = live.timelines.join(&student.name).join("timelines");
                     }
                     Box::pin(grade::grade_loaded(
                         &student.dir,
@@ -254,17 +256,17 @@ fn load_and_check(
     let loaded = parallel(students, jobs, |student| {
         (student.clone(), Instant::now(), grade::load(&student.dir))
     });
-    let scripts: Vec<(PathBuf, bool)> = loaded
+    let scripts: Vec<(PathBuf, &str)> = loaded
         .iter()
         .filter_map(|(_, _, loaded)| loaded.as_ref().ok())
         .flat_map(|submission| {
             submission
                 .scripts
                 .iter()
-                .map(|s| (submission.root.join(&s.path), s.text.starts_with("#!")))
+                .map(|s| (submission.root.join(&s.path), s.text.as_str()))
         })
         .collect();
-    options.tools.prefetch_shellcheck(&scripts);
+    options.tools.prefetch_shellcheck(&scripts, jobs);
     let tools = &options.tools;
     let verdicts = parallel(&loaded, jobs, |(_, _, loaded)| match loaded {
         Ok(submission) => criteria::run_checks(submission, tools),

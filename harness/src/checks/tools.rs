@@ -87,56 +87,99 @@ pub fn shellcheck_args(script: &Path, has_shebang: bool) -> Vec<OsString> {
 const SHELLCHECK_BATCH: usize = 400;
 
 impl Tools {
-    /// Checks every script of `scripts` (absolute path, whether it has a shebang) with
-    /// as few shellcheck processes as the command line allows, instead of one process
-    /// per script: shellcheck's start-up is most of the time it takes on a small
-    /// script. Each script's answer is split out of the batch's JSON and kept under the
+    /// Checks every script of `scripts` (absolute path, its text) with a few shellcheck
+    /// processes instead of one per script (each process's start-up is paid once). Each
+    /// script's answer is split out of the batch's JSON and kept under the
     /// arguments of its single run, where [`run_shellcheck`] finds it. A batch that
     /// fails as a whole (a timeout, unreadable JSON) is dropped: its scripts are then
     /// checked one by one, as without a batch.
-    pub fn prefetch_shellcheck(&mut self, scripts: &[(PathBuf, bool)]) {
+    ///
+    /// A text checked once serves every script that has it (a class's template scripts,
+    /// left as they were by many students): shellcheck reads no other file (`--norc`,
+    /// no `-x`), so the answer depends on the text alone. The distinct texts are split
+    /// over `jobs` processes at once (one shellcheck process uses one core).
+    pub fn prefetch_shellcheck(&mut self, scripts: &[(PathBuf, &str)], jobs: usize) {
         let Some(shellcheck) = self.shellcheck.clone() else {
             return;
         };
-        let mut answers: HashMap<Vec<OsString>, Output> = HashMap::new();
+        // One representative path per distinct text.
+        let mut by_text: HashMap<&str, Vec<&PathBuf>> = HashMap::new();
+        for (path, text) in scripts {
+            by_text.entry(text).or_default().push(path);
+        }
+        let mut chunks: Vec<(bool, Vec<&PathBuf>)> = Vec::new();
         for has_shebang in [true, false] {
-            let group: Vec<&PathBuf> = scripts
+            let group: Vec<&PathBuf> = by_text
                 .iter()
-                .filter(|(_, shebang)| *shebang == has_shebang)
-                .map(|(path, _)| path)
+                .filter(|(text, _)| text.starts_with("#!") == has_shebang)
+                .map(|(_, paths)| paths[0])
                 .collect();
-            for chunk in group.chunks(SHELLCHECK_BATCH) {
-                let mut args: Vec<OsString> = vec!["--norc".into()];
-                args.extend(shellcheck_args(Path::new(""), has_shebang));
-                args.pop(); // the empty path
-                args.extend(chunk.iter().map(|p| p.as_os_str().to_os_string()));
-                let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
-                // The deadline grows with the batch: each script may take what one run may.
-                let deadline = self
-                    .deadline
-                    .saturating_mul(chunk.len().max(1) as u32 / 8 + 1);
-                let Ok(output) = run(&shellcheck, &refs, deadline) else {
-                    continue;
-                };
-                let Some(per_file) = split_json1(&output.stdout, chunk) else {
-                    continue;
-                };
-                for (path, comments) in per_file {
-                    let success = comments.is_empty();
-                    let stdout = serde_json::json!({ "comments": comments }).to_string();
-                    answers.insert(
-                        shellcheck_args(&path, has_shebang),
-                        Output {
-                            success,
-                            stdout,
-                            stderr: String::new(),
-                        },
-                    );
-                }
+            let size = group.len().div_ceil(jobs.max(1)).clamp(1, SHELLCHECK_BATCH);
+            chunks.extend(group.chunks(size).map(|c| (has_shebang, c.to_vec())));
+        }
+        let deadline = self.deadline;
+        let answered: Vec<Vec<(PathBuf, bool, Output)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|(has_shebang, chunk)| {
+                    let shellcheck = &shellcheck;
+                    scope.spawn(move || batch(shellcheck, *has_shebang, chunk, deadline))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let mut answers: HashMap<Vec<OsString>, Output> = HashMap::new();
+        let representative: HashMap<&PathBuf, &str> = by_text
+            .iter()
+            .map(|(text, paths)| (paths[0], *text))
+            .collect();
+        for (path, has_shebang, output) in answered.into_iter().flatten() {
+            let Some(text) = representative.get(&path) else {
+                continue;
+            };
+            for same in &by_text[text] {
+                answers.insert(shellcheck_args(same, has_shebang), output.clone());
             }
         }
         self.shellcheck_batch = Some(Arc::new(answers));
     }
+}
+
+/// One shellcheck process over `chunk`; each script's answer split out of its JSON.
+/// Nothing when the process fails as a whole (its scripts are then checked one by one).
+fn batch(
+    shellcheck: &Path,
+    has_shebang: bool,
+    chunk: &[&PathBuf],
+    deadline: Duration,
+) -> Vec<(PathBuf, bool, Output)> {
+    let mut args: Vec<OsString> = vec!["--norc".into()];
+    args.extend(shellcheck_args(Path::new(""), has_shebang));
+    args.pop(); // the empty path
+    args.extend(chunk.iter().map(|p| p.as_os_str().to_os_string()));
+    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    // The deadline grows with the batch: each script may take what one run may.
+    let deadline = deadline.saturating_mul(u32::try_from(chunk.len() / 8 + 1).unwrap_or(u32::MAX));
+    let Ok(output) = run(shellcheck, &refs, deadline) else {
+        return Vec::new();
+    };
+    let Some(per_file) = split_json1(&output.stdout, chunk) else {
+        return Vec::new();
+    };
+    per_file
+        .into_iter()
+        .map(|(path, comments)| {
+            let output = Output {
+                success: comments.is_empty(),
+                stdout: serde_json::json!({ "comments": comments }).to_string(),
+                stderr: String::new(),
+            };
+            (path, has_shebang, output)
+        })
+        .collect()
 }
 
 /// shellcheck's `json1` answer for several files, split into one comment list per file
@@ -321,12 +364,22 @@ mod tests {
             single(&tools, &good, true),
             single(&tools, &bare, false),
         ];
-        tools.prefetch_shellcheck(&[
-            (bad.clone(), true),
-            (good.clone(), true),
-            (bare.clone(), false),
-        ]);
-        assert_eq!(tools.shellcheck_batch.as_ref().map(|b| b.len()), Some(3));
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        let (bad_text, good_text, bare_text) = (read(&bad), read(&good), read(&bare));
+        // A copy of a script is answered from the same run, under its own path.
+        let copy = dir.path().join("copy.sh");
+        std::fs::write(&copy, &bad_text).unwrap();
+        tools.prefetch_shellcheck(
+            &[
+                (bad.clone(), bad_text.as_str()),
+                (good.clone(), good_text.as_str()),
+                (bare.clone(), bare_text.as_str()),
+                (copy.clone(), bad_text.as_str()),
+            ],
+            2,
+        );
+        assert_eq!(tools.shellcheck_batch.as_ref().map(|b| b.len()), Some(4));
+        assert_eq!(single(&tools, &copy, true), (false, true));
         let batched = [
             single(&tools, &bad, true),
             single(&tools, &good, true),
