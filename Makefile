@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help tools ci-bins test fuzz e2e main grade images bench-load bench-grade bench-cluster cluster-up cluster-down cluster-status kind-up kind-down lint
+.PHONY: help tools ci-bins test fuzz e2e main grade images bench-load bench-grade bench-class bench-cluster cluster-up cluster-down cluster-status kind-up kind-down lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,9 +18,11 @@ PROPTEST_CASES ?= 10000
 fuzz: tools ## property tests of untrusted input (quantities, budgets, quota sizing, YAML), PROPTEST_CASES each
 	PROPTEST_CASES=$(PROPTEST_CASES) cargo nextest run -p harness --profile ci -E 'binary(properties)'
 
-# The CoreDNS build tests/ci_paths.rs runs the shared Corefile against (cached; minutes cold).
+# The CoreDNS build tests/ci_paths.rs runs the shared Corefile against (cached; minutes cold),
+# and actionlint, which tests/workflows.rs runs on every workflow (cached; a minute cold).
 ci-bins:
 	@ci/localcluster/build.sh coredns >/dev/null
+	@ci/actionlint/build.sh >/dev/null
 
 lint: ## cargo fmt and clippy, warnings as errors
 	cargo fmt --all -- --check
@@ -34,6 +36,9 @@ bench-load: ## load generator throughput and rate error, beside wrk
 
 bench-grade: ## offline grading time of the reference submission (release build)
 	cargo bench -p harness --bench grade
+
+bench-class: ## offline grading of a class: batch vs single runs, and a class of 100
+	@ci/bench-class.sh
 
 bench-cluster: ## local cluster: warm up time, idle RSS, down time
 	@ci/localcluster/bench.sh

@@ -1,12 +1,15 @@
 //! `autoscale-conformance`: grades a student submission against the exercise's rubric.
 
+mod progress;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use harness::checks::Tools;
+use harness::class::{self, FolderKind};
 use harness::criteria;
 use harness::grade::{GradeOptions, LiveOptions};
-use harness::report::Report;
-use std::path::PathBuf;
+use harness::report::{ClassSummary, ReplicaChart, Report, chart};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,6 +28,26 @@ struct Cli {
 enum Command {
     /// Grade a submission directory (a student's repository).
     Grade(GradeArgs),
+    /// Chart timelines (a probe's saved JSON): an SVG each into --out, Mermaid on stdout.
+    Plot {
+        /// Timeline files (`--out DIR/timelines/*.json`, `target/e2e-timelines/*.json`).
+        #[arg(required = true)]
+        timelines: Vec<PathBuf>,
+        /// Where the SVGs go.
+        #[arg(long, default_value = "plots")]
+        out: PathBuf,
+    },
+    /// The class table from reports already written: every `DIR/*/report.json`, or
+    /// one level deeper (`DIR/*/*/report.json`, downloaded workflow artifacts).
+    Table {
+        dir: PathBuf,
+        /// Where class.md, class.csv and class.json go.
+        #[arg(long)]
+        out: PathBuf,
+        /// Mark the rows below this score.
+        #[arg(long)]
+        min_score: Option<f64>,
+    },
     /// List the rubric: every static check and live criterion with its points.
     Catalogue {
         /// Markdown table instead of plain text.
@@ -35,29 +58,44 @@ enum Command {
 
 #[derive(clap::Args)]
 struct GradeArgs {
-    /// The submission directory.
-    submission: PathBuf,
+    /// The submission directories. One is graded as before (its report on stdout);
+    /// several, or a class folder (a folder of students' repositories: no files of its
+    /// own, each folder in it with a README or a .git), are graded together, each
+    /// into `--out DIR/<name>/`, with a class table.
+    #[arg(required_unless_present = "class")]
+    submissions: Vec<PathBuf>,
+    /// A folder whose every (non-hidden) folder is one submission, whatever it holds.
+    #[arg(long, value_name = "DIR")]
+    class: Vec<PathBuf>,
     /// Only static checks: no cluster needed. Live points are reported as "not run".
     /// Without it the live probes run against the cluster of KUBECONFIG, each in a
     /// sandboxed namespace of its own, with the submission's own windows.
     #[arg(long)]
     offline: bool,
-    /// What to print on stdout.
+    /// What to print on stdout (grading a class: the class table, JSON or Markdown).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Also write every format into this directory (report.txt, report.json,
-    /// junit.xml, summary.md, classroom.json) and the live probes' timelines into
-    /// its timelines/.
+    /// junit.xml, summary.md, classroom.json, annotations.txt), the live probes'
+    /// timelines into its timelines/ and their charts into its plots/. A class: one
+    /// such directory per submission, and class.md, class.csv, class.json.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Exit with status 2 when the score is below this many points.
+    /// Exit with status 2 when the score (of any submission) is below this many points.
     #[arg(long)]
     min_score: Option<f64>,
     /// The most live grading may take, as `<number>[s|m|h]` (seconds without a unit).
     /// Probes still running then are stopped and reported "error" with that reason; a
     /// submission whose own windows could never fit a probe's cap fails before waiting.
+    /// A class shares one deadline: give it about 15 minutes per submission.
     #[arg(long, default_value = "45m", value_parser = parse_deadline)]
     deadline: Duration,
+    /// How many submissions to check at once offline (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// No progress display (it is off anyway when stderr is not a terminal).
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// `90`, `90s`, `45m`, `2h` as a duration: a positive whole number and a unit.
@@ -88,6 +126,8 @@ enum Format {
     Junit,
     Markdown,
     Classroom,
+    /// GitHub workflow commands: each finding an annotation on the student's line.
+    Github,
 }
 
 fn render(report: &Report, format: Format) -> anyhow::Result<String> {
@@ -97,61 +137,330 @@ fn render(report: &Report, format: Format) -> anyhow::Result<String> {
         Format::Junit => report.to_junit()?,
         Format::Markdown => report.to_markdown(),
         Format::Classroom => report.to_classroom()?,
+        Format::Github => report.to_github_annotations(),
     })
 }
 
 fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut as_class = !args.class.is_empty() || args.submissions.len() > 1;
+    for dir in &args.class {
+        dirs.extend(
+            class::submissions_in(dir)
+                .with_context(|| format!("reading the class folder {}", dir.display()))?,
+        );
+    }
+    for dir in &args.submissions {
+        match class::folder_kind(dir) {
+            Ok(FolderKind::Class) => {
+                let found = class::submissions_in(dir)
+                    .with_context(|| format!("reading the class folder {}", dir.display()))?;
+                eprintln!(
+                    "{}: a class folder (no files of its own; each folder in it has a README or a .git): {} submission(s)",
+                    dir.display(),
+                    found.len()
+                );
+                dirs.extend(found);
+                as_class = true;
+            }
+            // A missing or unreadable folder is the loader's to report, as before.
+            _ => dirs.push(dir.clone()),
+        }
+    }
+    if as_class {
+        grade_class(&args, &dirs)
+    } else {
+        grade_one(&args, &dirs[0])
+    }
+}
+
+fn live_options(args: &GradeArgs, timelines: PathBuf) -> GradeOptions {
+    GradeOptions {
+        tools: Tools::discover(),
+        live: Some(LiveOptions { timelines }),
+        deadline: args.deadline,
+    }
+}
+
+fn grade_one(args: &GradeArgs, submission: &Path) -> anyhow::Result<ExitCode> {
+    let progress = progress::Progress::new(args.quiet);
     let report = if args.offline {
-        harness::grade::grade_offline(&args.submission, &Tools::discover())?
+        harness::grade::grade_offline(submission, &Tools::discover())?
     } else {
         let timelines = match &args.out {
             Some(dir) => dir.join("timelines"),
             None => harness::observe::default_timelines_dir(),
         };
-        let options = GradeOptions {
-            tools: Tools::discover(),
-            live: Some(LiveOptions { timelines }),
-            deadline: args.deadline,
-        };
-        eprintln!(
+        let options = live_options(args, timelines);
+        progress.note(&format!(
             "live grading of {}: the probes run in parallel; the HPA probe waits out the submission's own scale-down window (minutes); deadline {} s",
-            args.submission.display(),
+            submission.display(),
             args.deadline.as_secs()
-        );
+        ));
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-        runtime.block_on(harness::grade::grade(&args.submission, &options))?
+        runtime.block_on(progress.live(harness::grade::grade(submission, &options)))?
     };
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (format, name) in [
-            (Format::Text, "report.txt"),
-            (Format::Json, "report.json"),
-            (Format::Junit, "junit.xml"),
-            (Format::Markdown, "summary.md"),
-            (Format::Classroom, "classroom.json"),
-        ] {
-            let path = dir.join(name);
-            std::fs::write(&path, render(&report, format)?)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
+        let written = write_reports(&report, dir)?;
+        eprintln!("{written}");
     }
     print!("{}", render(&report, args.format)?);
-    if report.score.environment_errors > 0.0 {
-        eprintln!(
-            "{} point(s) not judged: the cluster's environment was broken (see the \"error\" items); not the submission's fault",
-            report.score.environment_errors
-        );
-        return Ok(ExitCode::from(3));
+    Ok(exit_code(
+        [(submission.display().to_string(), &report)].into_iter(),
+        args.min_score,
+    ))
+}
+
+/// Every format of `report` into `dir`, the charts of its timelines into `dir/plots/`
+/// and into summary.md; says what went where.
+fn write_reports(report: &Report, dir: &Path) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (format, name) in [
+        (Format::Text, "report.txt"),
+        (Format::Json, "report.json"),
+        (Format::Junit, "junit.xml"),
+        (Format::Markdown, "summary.md"),
+        (Format::Classroom, "classroom.json"),
+        (Format::Github, "annotations.txt"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, render(report, format)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
-    if let Some(minimum) = args.min_score
-        && report.score.earned < minimum
-    {
-        eprintln!(
-            "score {} is below --min-score {minimum}",
-            report.score.earned
-        );
-        return Ok(ExitCode::from(2));
+    let mut charts = Vec::new();
+    for (criterion, path) in report.timeline_files() {
+        let timeline = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<harness::timeline::Timeline>(&text).ok());
+        match timeline {
+            Some(timeline) => charts.extend(ReplicaChart::from_timeline(&criterion, &timeline)),
+            None => eprintln!(
+                "warning: the timeline {path} could not be read: no chart for {criterion}"
+            ),
+        }
     }
+    let mut said = format!(
+        "reports: {}/{{report.txt,report.json,junit.xml,summary.md,classroom.json,annotations.txt}}",
+        dir.display()
+    );
+    if !charts.is_empty() {
+        let plots = dir.join("plots");
+        write_charts(&charts, &plots)?;
+        let summary = dir.join("summary.md");
+        let mut markdown = render(report, Format::Markdown)?;
+        markdown.push_str(&chart::charts_markdown(&charts, Some("plots")));
+        std::fs::write(&summary, markdown)
+            .with_context(|| format!("writing {}", summary.display()))?;
+        said.push_str(&format!(
+            "\nplots: {} ({} SVG, also as Mermaid charts in summary.md)",
+            plots.display(),
+            charts.len()
+        ));
+    }
+    Ok(said)
+}
+
+fn write_charts(charts: &[ReplicaChart], dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for chart in charts {
+        let path = dir.join(chart.file_name());
+        std::fs::write(&path, chart.to_svg()?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn grade_class(args: &GradeArgs, dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let Some(out) = &args.out else {
+        anyhow::bail!("grading several submissions writes one report folder each: give --out DIR");
+    };
+    if dirs.is_empty() {
+        anyhow::bail!("no submissions to grade");
+    }
+    let students = class::name_students(dirs);
+    let jobs = args.jobs.unwrap_or_else(class::default_jobs).max(1);
+    let progress = progress::Progress::new(args.quiet);
+    let bar = progress.bar(
+        students.len() as u64,
+        if args.offline { "checked" } else { "graded" },
+    );
+    let done = |graded: &class::Graded| {
+        let score = match &graded.report {
+            Ok(report) => format!("{} / {}", report.score.earned, report.score.total),
+            Err(error) => format!("not graded: {error}"),
+        };
+        bar.done(&format!("{}: {score}", graded.student.name));
+    };
+    let started = std::time::Instant::now();
+    let graded = if args.offline {
+        class::grade_offline(&students, &Tools::discover(), jobs, &done)
+    } else {
+        // Each submission's timelines go to OUT/<name>/timelines/ (class::grade_live).
+        let options = live_options(args, out.clone());
+        progress.note(&format!(
+            "live grading of {} submissions on one cluster: quick probes together, capacity-bound ones one at a time; deadline {} s for the whole class",
+            students.len(),
+            args.deadline.as_secs()
+        ));
+        let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        runtime.block_on(progress.live(class::grade_live(&students, options, jobs, &done)))
+    };
+    bar.finish();
+    let elapsed = started.elapsed();
+    for graded in &graded {
+        if let Ok(report) = &graded.report {
+            // Live timelines were saved under <name>/timelines/; the report points at them.
+            write_reports(report, &out.join(&graded.student.name))?;
+        }
+    }
+    let paths: Vec<String> = graded
+        .iter()
+        .map(|g| g.student.dir.display().to_string())
+        .collect();
+    let summary = ClassSummary::build(
+        graded.iter().zip(&paths).map(|(g, path)| {
+            (
+                g.student.name.as_str(),
+                path.as_str(),
+                g.report.as_ref().map_err(|e| e.to_string()),
+            )
+        }),
+        args.min_score,
+    );
+    write_class_table(&summary, out)?;
+    match args.format {
+        Format::Json => println!("{}", summary.to_json()?),
+        _ => print!("{}", summary.to_markdown()),
+    }
+    eprintln!(
+        "graded {} submission(s) in {:.1} s; class table: {}/class.{{md,csv,json}}; each submission's reports and plots: {}/<name>/",
+        graded.len(),
+        elapsed.as_secs_f64(),
+        out.display(),
+        out.display(),
+    );
+    if graded.iter().any(|g| g.report.is_err()) {
+        eprintln!("some submissions could not be graded (status not-graded in the table)");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(exit_code(
+        graded
+            .iter()
+            .filter_map(|g| g.report.as_ref().ok().map(|r| (g.student.name.clone(), r))),
+        args.min_score,
+    ))
+}
+
+/// 3 when the environment was broken for any, else 2 when any is below `min_score`.
+fn exit_code<'a>(
+    reports: impl Iterator<Item = (String, &'a Report)>,
+    min_score: Option<f64>,
+) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    let mut below = false;
+    for (name, report) in reports {
+        if report.score.environment_errors > 0.0 {
+            eprintln!(
+                "{name}: {} point(s) not judged: the cluster's environment was broken (see the \"error\" items); not the submission's fault",
+                report.score.environment_errors
+            );
+            code = ExitCode::from(3);
+        }
+        if let Some(minimum) = min_score
+            && report.score.earned < minimum
+        {
+            eprintln!(
+                "{name}: score {} is below --min-score {minimum}",
+                report.score.earned
+            );
+            below = true;
+        }
+    }
+    if code == ExitCode::SUCCESS && below {
+        code = ExitCode::from(2);
+    }
+    code
+}
+
+fn table(dir: &Path, out: &Path, min_score: Option<f64>) -> anyhow::Result<ExitCode> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for level in [1, 2] {
+        let mut folders = vec![dir.to_path_buf()];
+        for _ in 0..level {
+            folders = folders
+                .iter()
+                .filter_map(|f| class::submissions_in(f).ok())
+                .flatten()
+                .collect();
+        }
+        for folder in folders {
+            let report = folder.join("report.json");
+            let name = folder
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if report.is_file() {
+                found.push((class::safe_name(&name), report));
+            }
+        }
+    }
+    found.sort();
+    let mut rows: Vec<(String, String, Result<Report, String>)> = Vec::new();
+    for (name, path) in found {
+        let report = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                serde_json::from_str::<Report>(&text)
+                    .map_err(|e| format!("{} is not a report: {e}", path.display()))
+            });
+        rows.push((name, path.display().to_string(), report));
+    }
+    if rows.is_empty() {
+        anyhow::bail!("no report.json under {}", dir.display());
+    }
+    let summary = ClassSummary::build(
+        rows.iter().map(|(name, path, report)| {
+            (
+                name.as_str(),
+                path.as_str(),
+                report.as_ref().map_err(Clone::clone),
+            )
+        }),
+        min_score,
+    );
+    write_class_table(&summary, out)?;
+    print!("{}", summary.to_markdown());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_class_table(summary: &ClassSummary, out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, text) in [
+        ("class.md", summary.to_markdown()),
+        ("class.csv", summary.to_csv()?),
+        ("class.json", summary.to_json()?),
+    ] {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn plot(files: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
+    let mut charts = Vec::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let timeline: harness::timeline::Timeline = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a timeline", file.display()))?;
+        charts.extend(ReplicaChart::from_timeline(&timeline.name, &timeline));
+    }
+    write_charts(&charts, out)?;
+    print!(
+        "{}",
+        chart::charts_markdown(&charts, Some(&out.display().to_string()))
+    );
+    eprintln!("plots: {} ({} SVG)", out.display(), charts.len());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -221,6 +530,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Grade(args) => grade(args),
         Command::Catalogue { markdown } => catalogue(markdown),
+        Command::Plot { timelines, out } => plot(&timelines, &out),
+        Command::Table {
+            dir,
+            out,
+            min_score,
+        } => table(&dir, &out, min_score),
     };
     match result {
         Ok(code) => code,

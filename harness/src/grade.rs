@@ -85,20 +85,45 @@ const RUN: &str = "grade";
 /// the live criteria, never "fail".
 pub async fn grade(dir: &Path, options: &GradeOptions) -> Result<Report, GradeError> {
     let started = Instant::now();
+    let submission = load(dir)?;
+    let checks = criteria::run_checks(&submission, &options.tools);
+    grade_loaded(
+        dir,
+        &submission,
+        checks,
+        options,
+        started,
+        &CapacityGate::default(),
+    )
+    .await
+}
+
+/// Loads the submission in `dir` (the loader's own guards against bad input apply).
+pub fn load(dir: &Path) -> Result<Submission, GradeError> {
+    submission::load(dir, &LoadOptions::default()).map_err(|source| GradeError::Submission {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
+/// The rest of [`grade`] once the submission is loaded and its checks have run: the
+/// live probes if asked for (their capacity-bound ones taking `gate` alone, so that the
+/// submissions of a class can share one cluster), and the report.
+pub async fn grade_loaded(
+    dir: &Path,
+    submission: &Submission,
+    check_verdicts: Vec<Verdict>,
+    options: &GradeOptions,
+    started: Instant,
+    gate: &CapacityGate,
+) -> Result<Report, GradeError> {
     let rubric = rubric()?;
-    let submission = submission::load(dir, &LoadOptions::default()).map_err(|source| {
-        GradeError::Submission {
-            path: dir.display().to_string(),
-            source,
-        }
-    })?;
-    let check_verdicts = criteria::run_checks(&submission, &options.tools);
     let live_verdicts = match &options.live {
         None => BTreeMap::new(),
         // Boxed: the probes' state is large for a test thread's stack.
         Some(live) => {
             let deadline = Deadline::after(options.deadline.saturating_sub(started.elapsed()));
-            Box::pin(judge_live(&submission, live, deadline)).await
+            Box::pin(judge_live(submission, live, deadline, gate)).await
         }
     };
     Ok(Report::build(
@@ -109,6 +134,13 @@ pub async fn grade(dir: &Path, options: &GradeOptions) -> Result<Report, GradeEr
         started.elapsed(),
     ))
 }
+
+/// The cluster's capacity, shared by every probe of a grading run (of one submission or
+/// of a class): quick probes hold it together, a [`Criterion::probes_alone`] probe holds
+/// it alone. Waiters are served in order (tokio's lock is fair), so a probe that must run
+/// alone is not starved by a stream of quick ones.
+#[derive(Debug, Default)]
+pub struct CapacityGate(tokio::sync::RwLock<()>);
 
 /// [`grade`] offline, for callers without an async runtime.
 pub fn grade_offline(dir: &Path, tools: &Tools) -> Result<Report, GradeError> {
@@ -218,6 +250,7 @@ async fn judge_live(
     submission: &Submission,
     live: &LiveOptions,
     deadline: Deadline,
+    gate: &CapacityGate,
 ) -> BTreeMap<String, Verdict> {
     let context = ProbeContext {
         submission,
@@ -225,7 +258,7 @@ async fn judge_live(
         run: RUN,
     };
     let mut verdicts = match Cluster::connect().await {
-        Ok(cluster) => run_probes(&cluster, &context, deadline).await,
+        Ok(cluster) => run_probes_gated(&cluster, &context, deadline, gate).await,
         Err(environment) => probed()
             .map(|id| (id.to_string(), environment_error(id, &environment)))
             .collect(),
@@ -250,6 +283,17 @@ pub async fn run_probes(
     context: &ProbeContext<'_>,
     deadline: Deadline,
 ) -> BTreeMap<String, Verdict> {
+    run_probes_gated(cluster, context, deadline, &CapacityGate::default()).await
+}
+
+/// [`run_probes`], sharing the cluster's capacity through `gate` with other
+/// submissions' probes.
+pub async fn run_probes_gated(
+    cluster: &Cluster,
+    context: &ProbeContext<'_>,
+    deadline: Deadline,
+    gate: &CapacityGate,
+) -> BTreeMap<String, Verdict> {
     let (alone, together): (Vec<_>, Vec<_>) = probed_modules().partition(|m| m.probes_alone());
     // The quick probes first, together; then one at a time those that must run
     // alone: the HPA's at its peak requests most of a small node's CPU, and a pod of
@@ -259,11 +303,11 @@ pub async fn run_probes(
     let mut found = join_all(
         together
             .into_iter()
-            .map(|module| probe_in_namespace(cluster, module, context, deadline)),
+            .map(|module| probe_in_namespace(cluster, module, context, deadline, gate)),
     )
     .await;
     for module in alone {
-        found.push(probe_in_namespace(cluster, module, context, deadline).await);
+        found.push(probe_in_namespace(cluster, module, context, deadline, gate).await);
     }
     found
         .into_iter()
@@ -280,9 +324,26 @@ fn probe_in_namespace<'a>(
     module: &'static dyn Criterion,
     context: &'a ProbeContext<'a>,
     deadline: Deadline,
+    gate: &'a CapacityGate,
 ) -> BoxFuture<'a, Vec<Verdict>> {
     Box::pin(async move {
         let ids = || live_criteria(module).map(|c| c.id);
+        // Quick probes share the cluster; one that needs its capacity waits for it alone.
+        let (_shared, _alone) = if module.probes_alone() {
+            (
+                None,
+                tokio::time::timeout_at(deadline.at, gate.0.write())
+                    .await
+                    .ok(),
+            )
+        } else {
+            (
+                tokio::time::timeout_at(deadline.at, gate.0.read())
+                    .await
+                    .ok(),
+                None,
+            )
+        };
         if tokio::time::Instant::now() >= deadline.at {
             return ids().map(|id| past_deadline(id, deadline, false)).collect();
         }
@@ -298,8 +359,16 @@ fn probe_in_namespace<'a>(
                     .collect();
             }
         };
+        let submission_name = context
+            .submission
+            .root
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let probe_name = format!("{submission_name}/{first}");
         let verdicts = match module.probe(&mut namespace, context) {
-            Some(probe) => by_deadline(deadline, ids(), probe).await,
+            Some(probe) => {
+                crate::progress::probe_scope(probe_name, by_deadline(deadline, ids(), probe)).await
+            }
             None => live_criteria(module)
                 .map(|c| Verdict::not_run(c.id.as_str(), not_probed_reason(module, c.id)))
                 .collect(),

@@ -3,10 +3,12 @@
 //! both. See `ARCHITECTURE.md` for the layout and the data flow.
 
 pub mod checks;
+pub mod class;
 pub mod cluster;
 pub mod criteria;
 pub mod grade;
 pub mod observe;
+pub mod progress;
 pub mod report;
 pub mod submission;
 pub mod timeline;

@@ -89,6 +89,7 @@ impl Recorder {
 
     /// Adds a probe marker (`baseline`, `load-start`, `load-stop`) and returns its time.
     pub fn mark(&self, label: &str) -> f64 {
+        crate::progress::stage(label);
         let t = self.now();
         push(
             &self.timeline,
@@ -108,6 +109,7 @@ impl Recorder {
         budget: std::time::Duration,
         seen: impl Fn(&Timeline) -> bool,
     ) -> bool {
+        crate::progress::waiting("the timeline's watches to catch up", Some(budget));
         let deadline = tokio::time::Instant::now() + budget;
         loop {
             let notified = self.changed.notified();

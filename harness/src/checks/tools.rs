@@ -1,9 +1,12 @@
 //! External checkers (promtool, shellcheck, bash): found on PATH, run with a
 //! deadline, never on student code as a program (only `-n` / static analysis).
 
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where the external checkers are; `None` means "not installed", which makes
@@ -14,6 +17,11 @@ pub struct Tools {
     pub shellcheck: Option<PathBuf>,
     pub bash: Option<PathBuf>,
     pub deadline: Duration,
+    /// shellcheck's answers for scripts already checked in one batch (grading a
+    /// class: one shellcheck process for every script of every submission, see
+    /// [`Tools::prefetch_shellcheck`]), keyed by the exact arguments a single run
+    /// would have had. A script not in it is checked on its own, as always.
+    pub shellcheck_batch: Option<Arc<HashMap<Vec<OsString>, Output>>>,
 }
 
 impl Tools {
@@ -24,6 +32,7 @@ impl Tools {
             shellcheck: which("shellcheck"),
             bash: which("bash"),
             deadline: Duration::from_secs(30),
+            shellcheck_batch: None,
         }
     }
 
@@ -48,20 +57,157 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Runs shellcheck with `args` and a deadline, always with `--norc`: a `.shellcheckrc`
-/// in the submission (or above it) is the student's, and could switch checks off.
-pub fn run_shellcheck(
-    shellcheck: &Path,
-    args: &[&std::ffi::OsStr],
-    deadline: Duration,
-) -> Result<Output, String> {
-    let mut all: Vec<&std::ffi::OsStr> = vec!["--norc".as_ref()];
+/// Runs shellcheck with `args` and the tools' deadline, always with `--norc`: a
+/// `.shellcheckrc` in the submission (or above it) is the student's, and could switch
+/// checks off. An answer [`Tools::prefetch_shellcheck`] already has is not asked again.
+pub fn run_shellcheck(shellcheck: &Path, args: &[&OsStr], tools: &Tools) -> Result<Output, String> {
+    if let Some(batch) = &tools.shellcheck_batch {
+        let key: Vec<OsString> = args.iter().map(|a| a.to_os_string()).collect();
+        if let Some(output) = batch.get(&key) {
+            return Ok(output.clone());
+        }
+    }
+    let mut all: Vec<&OsStr> = vec!["--norc".as_ref()];
     all.extend_from_slice(args);
-    run(shellcheck, &all, deadline)
+    run(shellcheck, &all, tools.deadline)
+}
+
+/// The arguments one shellcheck run over `script` has (before `--norc`): JSON, errors
+/// only, bash for a script without a shebang. The load-testing checks build the same.
+pub fn shellcheck_args(script: &Path, has_shebang: bool) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-f", "json1", "-S", "error"].map(OsString::from).into();
+    if !has_shebang {
+        args.extend(["-s", "bash"].map(OsString::from));
+    }
+    args.push(script.as_os_str().to_os_string());
+    args
+}
+
+/// How many scripts one batched shellcheck process checks (a bounded command line).
+const SHELLCHECK_BATCH: usize = 400;
+
+impl Tools {
+    /// Checks every script of `scripts` (absolute path, its text) with a few shellcheck
+    /// processes instead of one per script (each process's start-up is paid once). Each
+    /// script's answer is split out of the batch's JSON and kept under the
+    /// arguments of its single run, where [`run_shellcheck`] finds it. A batch that
+    /// fails as a whole (a timeout, unreadable JSON) is dropped: its scripts are then
+    /// checked one by one, as without a batch.
+    ///
+    /// A text checked once serves every script that has it (a class's template scripts,
+    /// left as they were by many students): shellcheck reads no other file (`--norc`,
+    /// no `-x`), so the answer depends on the text alone. The distinct texts are split
+    /// over `jobs` processes at once (one shellcheck process uses one core).
+    pub fn prefetch_shellcheck(&mut self, scripts: &[(PathBuf, &str)], jobs: usize) {
+        let Some(shellcheck) = self.shellcheck.clone() else {
+            return;
+        };
+        // One representative path per distinct text.
+        let mut by_text: HashMap<&str, Vec<&PathBuf>> = HashMap::new();
+        for (path, text) in scripts {
+            by_text.entry(text).or_default().push(path);
+        }
+        let mut chunks: Vec<(bool, Vec<&PathBuf>)> = Vec::new();
+        for has_shebang in [true, false] {
+            let group: Vec<&PathBuf> = by_text
+                .iter()
+                .filter(|(text, _)| text.starts_with("#!") == has_shebang)
+                .map(|(_, paths)| paths[0])
+                .collect();
+            let size = group.len().div_ceil(jobs.max(1)).clamp(1, SHELLCHECK_BATCH);
+            chunks.extend(group.chunks(size).map(|c| (has_shebang, c.to_vec())));
+        }
+        let deadline = self.deadline;
+        let answered: Vec<Vec<(PathBuf, bool, Output)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|(has_shebang, chunk)| {
+                    let shellcheck = &shellcheck;
+                    scope.spawn(move || batch(shellcheck, *has_shebang, chunk, deadline))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let mut answers: HashMap<Vec<OsString>, Output> = HashMap::new();
+        let representative: HashMap<&PathBuf, &str> = by_text
+            .iter()
+            .map(|(text, paths)| (paths[0], *text))
+            .collect();
+        for (path, has_shebang, output) in answered.into_iter().flatten() {
+            let Some(text) = representative.get(&path) else {
+                continue;
+            };
+            for same in &by_text[text] {
+                answers.insert(shellcheck_args(same, has_shebang), output.clone());
+            }
+        }
+        self.shellcheck_batch = Some(Arc::new(answers));
+    }
+}
+
+/// One shellcheck process over `chunk`; each script's answer split out of its JSON.
+/// Nothing when the process fails as a whole (its scripts are then checked one by one).
+fn batch(
+    shellcheck: &Path,
+    has_shebang: bool,
+    chunk: &[&PathBuf],
+    deadline: Duration,
+) -> Vec<(PathBuf, bool, Output)> {
+    let mut args: Vec<OsString> = vec!["--norc".into()];
+    args.extend(shellcheck_args(Path::new(""), has_shebang));
+    args.pop(); // the empty path
+    args.extend(chunk.iter().map(|p| p.as_os_str().to_os_string()));
+    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    // The deadline grows with the batch: each script may take what one run may.
+    let deadline = deadline.saturating_mul(u32::try_from(chunk.len() / 8 + 1).unwrap_or(u32::MAX));
+    let Ok(output) = run(shellcheck, &refs, deadline) else {
+        return Vec::new();
+    };
+    let Some(per_file) = split_json1(&output.stdout, chunk) else {
+        return Vec::new();
+    };
+    per_file
+        .into_iter()
+        .map(|(path, comments)| {
+            let output = Output {
+                success: comments.is_empty(),
+                stdout: serde_json::json!({ "comments": comments }).to_string(),
+                stderr: String::new(),
+            };
+            (path, has_shebang, output)
+        })
+        .collect()
+}
+
+/// shellcheck's `json1` answer for several files, split into one comment list per file
+/// (every file of `files` gets one, empty when shellcheck said nothing of it).
+fn split_json1(stdout: &str, files: &[&PathBuf]) -> Option<Vec<(PathBuf, Vec<serde_json::Value>)>> {
+    let report: serde_json::Value = serde_json::from_str(stdout).ok()?;
+    let comments = report.get("comments")?.as_array()?;
+    let mut per_file: HashMap<&OsStr, Vec<serde_json::Value>> = files
+        .iter()
+        .map(|path| (path.as_os_str(), Vec::new()))
+        .collect();
+    for comment in comments {
+        let file = comment.get("file").and_then(|f| f.as_str())?;
+        per_file.get_mut(OsStr::new(file))?.push(comment.clone());
+    }
+    Some(
+        files
+            .iter()
+            .map(|path| {
+                let comments = per_file.remove(path.as_os_str()).unwrap_or_default();
+                ((*path).clone(), comments)
+            })
+            .collect(),
+    )
 }
 
 /// What a tool run produced.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Output {
     pub success: bool,
     pub stdout: String,
@@ -173,12 +319,75 @@ mod tests {
         // The rc file works on a plain run: the test below could fail.
         let plain = run(&shellcheck, &args, deadline).unwrap();
         assert!(!plain.stdout.contains("2045"), "{}", plain.stdout);
-        let guarded = run_shellcheck(&shellcheck, &args, deadline).unwrap();
+        let tools = Tools {
+            shellcheck: Some(shellcheck.clone()),
+            deadline,
+            ..Tools::default()
+        };
+        let guarded = run_shellcheck(&shellcheck, &args, &tools).unwrap();
         assert!(
             guarded.stdout.contains("\"code\":2045"),
             "SC2045 must be reported despite the .shellcheckrc: {}",
             guarded.stdout
         );
+    }
+
+    #[test]
+    fn a_batch_of_scripts_gives_each_the_answer_of_its_own_run() {
+        let Some(shellcheck) = which("shellcheck") else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.sh");
+        let good = dir.path().join("good.sh");
+        let bare = dir.path().join("bare.sh");
+        std::fs::write(
+            &bad,
+            "#!/bin/bash\nfor f in $(ls *.txt); do echo \"$f\"; done\n",
+        )
+        .unwrap();
+        std::fs::write(&good, "#!/bin/bash\necho ok\n").unwrap();
+        std::fs::write(&bare, "for f in $(ls *.txt); do echo \"$f\"; done\n").unwrap();
+        let mut tools = Tools {
+            shellcheck: Some(shellcheck.clone()),
+            deadline: Duration::from_secs(20),
+            ..Tools::default()
+        };
+        let single = |tools: &Tools, path: &Path, shebang: bool| {
+            let args = shellcheck_args(path, shebang);
+            let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+            run_shellcheck(&shellcheck, &refs, tools)
+                .map(|o| (o.success, o.stdout.contains("2045")))
+                .unwrap()
+        };
+        let alone = [
+            single(&tools, &bad, true),
+            single(&tools, &good, true),
+            single(&tools, &bare, false),
+        ];
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        let (bad_text, good_text, bare_text) = (read(&bad), read(&good), read(&bare));
+        // A copy of a script is answered from the same run, under its own path.
+        let copy = dir.path().join("copy.sh");
+        std::fs::write(&copy, &bad_text).unwrap();
+        tools.prefetch_shellcheck(
+            &[
+                (bad.clone(), bad_text.as_str()),
+                (good.clone(), good_text.as_str()),
+                (bare.clone(), bare_text.as_str()),
+                (copy.clone(), bad_text.as_str()),
+            ],
+            2,
+        );
+        assert_eq!(tools.shellcheck_batch.as_ref().map(|b| b.len()), Some(4));
+        assert_eq!(single(&tools, &copy, true), (false, true));
+        let batched = [
+            single(&tools, &bad, true),
+            single(&tools, &good, true),
+            single(&tools, &bare, false),
+        ];
+        assert_eq!(alone, batched);
+        assert_eq!(batched, [(false, true), (true, false), (false, true)]);
     }
 
     #[test]

@@ -26,6 +26,7 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     C: kube::runtime::wait::Condition<K> + Clone,
 {
+    crate::progress::waiting(what, Some(budget));
     let deadline = tokio::time::Instant::now() + budget;
     loop {
         let attempt = tokio::time::timeout_at(
@@ -59,6 +60,7 @@ pub async fn within<T>(
     what: &str,
     future: impl Future<Output = T>,
 ) -> Result<T, EnvironmentError> {
+    crate::progress::waiting(what, Some(budget));
     tokio::time::timeout(budget, future)
         .await
         .map_err(|_| EnvironmentError::Timeout {

@@ -245,7 +245,7 @@ fn run_shellcheck(
         args.extend([OsStr::new("-s"), OsStr::new("bash")]);
     }
     args.push(path.as_os_str());
-    let output = match tools::run_shellcheck(shellcheck, &args, tools.deadline) {
+    let output = match tools::run_shellcheck(shellcheck, &args, tools) {
         Ok(output) => output,
         Err(problem) => {
             out.environment(&SHELLCHECK, problem);

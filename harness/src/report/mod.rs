@@ -3,6 +3,9 @@
 //! or submission). One file per output format: terminal text, versioned JSON, a
 //! GitHub Classroom runner result, JUnit XML and Markdown for a GitHub step summary.
 
+mod annotations;
+pub mod chart;
+pub mod class;
 mod classroom;
 mod json;
 mod junit;
@@ -10,6 +13,9 @@ mod markdown;
 pub mod rubric;
 mod text;
 
+pub use annotations::MAX_ANNOTATIONS;
+pub use chart::ReplicaChart;
+pub use class::ClassSummary;
 pub use rubric::{LiveItem, Rubric, RubricError, RubricLine, StaticItem, Unscored};
 
 use crate::verdict::{Evidence, Finding, Outcome, Verdict};
@@ -226,6 +232,22 @@ impl Report {
             unscored_findings,
             duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
         }
+    }
+
+    /// The timeline files live probes saved, with the item (criterion) they are evidence
+    /// of, in report order, each once.
+    pub fn timeline_files(&self) -> Vec<(String, String)> {
+        let mut files: Vec<(String, String)> = Vec::new();
+        for item in self.lines.iter().flat_map(|l| &l.items) {
+            for evidence in &item.evidence {
+                if let Evidence::TimelineFile { path } = evidence
+                    && !files.iter().any(|(_, p)| p == path)
+                {
+                    files.push((item.id.clone(), path.clone()));
+                }
+            }
+        }
+        files
     }
 
     pub fn lost_items(&self) -> impl Iterator<Item = (&LineResult, &ItemResult)> {
