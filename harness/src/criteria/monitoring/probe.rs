@@ -368,7 +368,11 @@ async fn observe(
                 entry.0.last_health = rule.health.clone();
                 entry.0.last_error = rule.last_error.clone().filter(|e| !e.is_empty());
                 entry.0.state = rule.state.clone();
-                if let Some(state) = rule.state.as_deref().filter(|s| *s != "inactive") {
+                if let Some(state) = rule
+                    .state
+                    .as_deref()
+                    .filter(|s| matches!(*s, "pending" | "firing"))
+                {
                     for (_, alert, budget) in &mut alerts {
                         if alert.alert == rule.name
                             && matches!(alert.outcome, AlertOutcome::NotReached { .. })
