@@ -25,6 +25,8 @@ const CALL_BUDGET: Duration = Duration::from_secs(20);
 const QUERY_TIMEOUT: &str = "15s";
 /// A student's selector may match the whole cluster: keep answers bounded.
 const SERIES_LIMIT: &str = "1000";
+/// How often [`Prometheus::wait_for_rule_groups`] asks again.
+const RULES_POLL: Duration = Duration::from_secs(5);
 
 /// Why an answer did not come.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +182,32 @@ impl Prometheus {
         serde_json::from_value::<Groups>(data)
             .map(|g| g.groups)
             .map_err(|e| self.garbage("/api/v1/rules", e.to_string()).into())
+    }
+
+    /// Waits (bounded) until Prometheus has loaded at least `expected` rule groups from
+    /// rule files whose path contains `file_part` (the operator names them
+    /// `<namespace>-<PrometheusRule>-<uid>.yaml`), polling `/api/v1/rules` every 5 s.
+    /// Returns those groups: all of them, or what was loaded when `budget` ran out.
+    pub async fn wait_for_rule_groups(
+        &self,
+        file_part: &str,
+        expected: usize,
+        budget: Duration,
+    ) -> Result<Vec<RuleGroup>, PrometheusError> {
+        let deadline = tokio::time::Instant::now() + budget;
+        loop {
+            let groups: Vec<RuleGroup> = self
+                .rules()
+                .await?
+                .into_iter()
+                .filter(|g| g.file.contains(file_part))
+                .collect();
+            let now = tokio::time::Instant::now();
+            if groups.len() >= expected || now >= deadline {
+                return Ok(groups);
+            }
+            tokio::time::sleep(RULES_POLL.min(deadline - now)).await;
+        }
     }
 
     /// The active scrape targets.

@@ -1,8 +1,8 @@
-//! Criterion `monitoring`: static checks only, until its live probe arrives.
-//! Prometheus rules for autoscaling alerts pass promtool; a Grafana dashboard is
-//! valid, its panel queries parse as PromQL, and it shows the HPA and VPA metrics.
+//! Static checks of `monitoring`: Prometheus rules for autoscaling alerts pass
+//! promtool; a Grafana dashboard is valid, its panel queries parse as PromQL, and it
+//! shows the HPA and VPA metrics.
 
-use super::{Criterion, CriterionId, CriterionInfo};
+use super::ID;
 use crate::checks::tools::{self, Tools};
 use crate::checks::{CheckInfo, Collector, Input, regex};
 use crate::submission::{RuleSource, Submission};
@@ -11,16 +11,6 @@ use regex::Regex;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::LazyLock;
-
-pub const ID: CriterionId = CriterionId("monitoring");
-
-pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
-    id: ID,
-    title: "Monitoring dashboard shows autoscaling metrics",
-    rubric_line: "monitoring-observability",
-    cncf_ai_conformance: Some("ai_service_metrics"),
-    has_live_part: true,
-}];
 
 pub const RULES_MISSING: CheckInfo = CheckInfo::error(
     "monitoring.rules-missing",
@@ -66,26 +56,6 @@ pub const CATALOGUE: &[CheckInfo] = &[
     DASHBOARD_INVALID,
     DASHBOARD_COVERAGE,
 ];
-
-pub struct Monitoring;
-
-impl Criterion for Monitoring {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        check(input, out);
-    }
-
-    fn not_probed_because(&self) -> Option<&'static str> {
-        Some("Prometheus and Grafana in the cluster")
-    }
-}
 
 pub fn check(input: &Input<'_>, out: &mut Collector) {
     let submission = input.submission;
@@ -233,14 +203,14 @@ fn line_of_named_value(text: &str, first: u32, detail: &str) -> Option<u32> {
     })
 }
 
-static GRAFANA_RANGE_VARIABLE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static GRAFANA_RANGE_VARIABLE: LazyLock<Regex> = LazyLock::new(|| {
     regex(r"\$\{?__(?:rate_interval|interval|range)(?:_ms|_s)?\}?|\[\s*\$\{?\w+\}?\s*\]")
 });
-static GRAFANA_VARIABLE: LazyLock<Regex> =
+pub(super) static GRAFANA_VARIABLE: LazyLock<Regex> =
     LazyLock::new(|| regex(r"\$\{[^}]*\}|\$\w+|\[\[\w+\]\]"));
 
 /// Grafana template variables are not PromQL; substitute plausible values first.
-fn without_grafana_variables(expr: &str) -> String {
+pub(super) fn without_grafana_variables(expr: &str) -> String {
     let ranged = GRAFANA_RANGE_VARIABLE.replace_all(expr, |c: &regex::Captures<'_>| {
         if c[0].starts_with('[') {
             "[5m]".to_string()
