@@ -880,12 +880,21 @@ mod tests {
             assert!(cap.is_ok(), "{relative}: {cap:?}");
             let rate = plan_rate(&subject.spec, subject.cpu_ms).unwrap();
             assert!(rate >= 1.0, "{relative}: {rate}");
-            assert!(
-                subject.rules.config().contains("ac-x")
-                    || !subject.rules.notes.is_empty()
-                    || relative.contains("fast")
-            );
         }
+        let fast = UnderTest::pick(&fixture("hpa_custom/fast"), "ac-x").unwrap();
+        assert!(
+            fast.rules.config().contains("namespace=\\\"ac-x\\\""),
+            "{}",
+            fast.rules.config()
+        );
+        assert!(
+            fast.rules
+                .notes
+                .iter()
+                .any(|n| n.contains("rewritten to namespace=\"ac-x\""))
+        );
+        // 10 req/s per pod, 1 -> 2 replicas: 15 req/s.
+        assert_eq!(plan_rate(&fast.spec, fast.cpu_ms).unwrap(), 15.0);
         let reference = UnderTest::pick(&fixture("submissions/reference"), "ac-x").unwrap();
         // 100 req/s per pod, 2 -> 3 replicas: 250 req/s.
         assert_eq!(plan_rate(&reference.spec, reference.cpu_ms).unwrap(), 250.0);

@@ -292,8 +292,17 @@ pub fn render(rule: &ExposingRule, namespace: &str, pods: &[String]) -> Result<S
     Ok(rendered.into_owned())
 }
 
+/// A pod name inside a PromQL `=~"..."` string: regex metacharacters escaped (a
+/// backslash doubled for the string literal), as the adapter's QuoteMeta does.
 fn regex_escape(text: &str) -> String {
-    regex::escape(text).replace('\\', "\\\\")
+    let mut out = String::new();
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push_str("\\\\");
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -388,6 +397,8 @@ externalRules:
         let rules = for_cluster(&submission, "ns").unwrap();
         let rate = exposing(&rules.rules, "http_requests_per_second").unwrap();
         let promql = render(&rate, "ns", &["api-b".into(), "api-a".into()]).unwrap();
+        let dotted = render(&rate, "ns", &["api.a".into()]).unwrap();
+        assert!(dotted.contains(r#"pod=~"api\\.a""#), "{dotted}");
         assert_eq!(
             promql,
             r#"sum(rate(http_requests_total{namespace="ns",pod=~"api-a|api-b",route="/predict",namespace="ns"}[1m])) by (pod)"#
