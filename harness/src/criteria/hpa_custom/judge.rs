@@ -121,7 +121,7 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 0 {
+    Some(if values.len().is_multiple_of(2) {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]
@@ -463,7 +463,7 @@ fn describe_driver(
     if proposals.is_empty() {
         return format!("{from} -> {to} at {t:.0}s: the HPA status had no metric values");
     }
-    proposals.sort_by(|a, b| b.0.cmp(&a.0));
+    proposals.sort_by_key(|p| std::cmp::Reverse(p.0));
     let driver = proposals[0]
         .1
         .split(' ')

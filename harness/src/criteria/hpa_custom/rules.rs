@@ -102,10 +102,10 @@ pub fn for_cluster(submission: &Submission, namespace: &str) -> Result<ClusterRu
             ));
         };
         for required in ["seriesQuery", "metricsQuery"] {
-            if !fields
+            if fields
                 .get(required)
                 .and_then(Value::as_str)
-                .is_some_and(|s| !s.trim().is_empty())
+                .is_none_or(|s| s.trim().is_empty())
             {
                 return Err(format!(
                     "the adapter rule at {} has no `{required}` string",

@@ -56,6 +56,9 @@ fn spec() -> CustomSpec {
     }
 }
 
+/// An HPA status: (t, currentReplicas, [(metric, value or utilization)]).
+type HpaReading = (f64, i32, &'static [(&'static str, &'static str)]);
+
 const MARKERS: &[(f64, &str)] = &[
     (0.0, ADAPTER_CONFIGURED),
     (40.0, "baseline"),
@@ -64,11 +67,7 @@ const MARKERS: &[(f64, &str)] = &[
 ];
 
 /// Replica steps, HPA readings (t, current, [(metric, value or utilization)]), markers.
-fn timeline(
-    replicas: &[(f64, i32)],
-    hpa: &[(f64, i32, &[(&str, &str)])],
-    markers: &[(f64, &str)],
-) -> Timeline {
+fn timeline(replicas: &[(f64, i32)], hpa: &[HpaReading], markers: &[(f64, &str)]) -> Timeline {
     let mut samples: Vec<(f64, Observation)> = Vec::new();
     for &(t, r) in replicas {
         samples.push((
@@ -120,7 +119,7 @@ fn good_replicas() -> Vec<(f64, i32)> {
     vec![(0.0, 1), (120.0, 2), (260.0, 1), (280.0, 1)]
 }
 
-fn good_hpa() -> Vec<(f64, i32, &'static [(&'static str, &'static str)])> {
+fn good_hpa() -> Vec<HpaReading> {
     vec![
         (
             60.0,
@@ -371,7 +370,7 @@ fn above_max_replicas_fails() {
 
 #[test]
 fn cpu_driving_a_step_is_reported_as_such() {
-    let hpa: Vec<(f64, i32, &[(&str, &str)])> = vec![
+    let hpa: Vec<HpaReading> = vec![
         (
             115.0,
             1,
