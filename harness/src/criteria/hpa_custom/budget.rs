@@ -65,10 +65,12 @@ impl Pipeline {
         }
     }
 
-    /// From load start to the first scale-up: the lag, the scaleUp stabilization
-    /// window, an HPA sync and the slack.
+    /// From load start to the first scale-up: the lag, a relist (a rule that counts
+    /// only the loaded route sees its series appear with the load), the scaleUp
+    /// stabilization window, an HPA sync and the slack.
     pub fn first_scale_up(&self, intervals: &ClusterIntervals, spec: &ScalingSpec) -> Duration {
         self.lag()
+            + self.relist
             + secs(spec.scale_up.stabilization_window_seconds)
             + intervals.hpa_sync_period
             + intervals.observation_slack
@@ -180,15 +182,15 @@ mod tests {
         let pipeline = Pipeline::new(Some(Duration::from_secs(60)));
         // 3 x 15 s scrapes + 30 s relist + 5 s slack.
         assert_eq!(pipeline.visible(&intervals), Duration::from_secs(80));
-        // 15 s scrape + 60 s window + 0 s window + 15 s sync + 5 s slack.
+        // 15 s scrape + 60 s window + 30 s relist + 0 s window + 15 s sync + 5 s slack.
         assert_eq!(
             pipeline.first_scale_up(&intervals, &spec(0, 0)),
-            Duration::from_secs(95)
+            Duration::from_secs(125)
         );
         // ... + 1 -> 3 at one pod per 15 s (15 s) + one sync.
         assert_eq!(
             pipeline.reach(&intervals, &spec(0, 0), 3),
-            Duration::from_secs(125)
+            Duration::from_secs(155)
         );
         // The CPU judges' metric lag becomes scrape + window + sync.
         let custom = pipeline.as_intervals(&intervals);

@@ -165,74 +165,75 @@ pub fn judge(
     ];
     let mut notes: Vec<String> = Vec::new();
 
-    // (1) the metric is served for the pods.
+    // (1) the metric is served for the pods, within its budget of the load starting
+    // (of the adapter taking the rules, if that came later: the load starts after it).
     let configured = timeline.marker(ADAPTER_CONFIGURED).unwrap_or(0.0);
+    let load_start = timeline.marker("load-start");
+    let from = load_start.unwrap_or(configured).max(configured);
     let visible_budget = spec.pipeline.visible(intervals).as_secs_f64();
     let first_value = recording
         .samples
         .iter()
         .find(|s| s.t >= configured && !s.values.is_empty());
-    match first_value {
-        None => {
-            let last = recording
-                .samples
-                .iter()
-                .rev()
-                .find_map(|s| s.no_value.clone())
-                .unwrap_or_else(|| "no answer recorded".into());
-            let listed = recording
-                .discovery
-                .iter()
-                .any(|d| d == &format!("pods/{}", spec.metric));
-            findings.problems.push(format!(
-                "expected `{}` in custom.metrics.k8s.io for the pods of {} within {visible_budget:.0}s of the adapter taking the rules; {} (last answer: {last}){}",
-                spec.metric,
-                subject.target,
-                if listed {
-                    "the adapter lists it but never had a value for these pods"
-                } else {
-                    "the adapter never listed it in discovery"
-                },
-                if recording.unmatched.is_empty() {
-                    String::new()
-                } else {
-                    format!("; matched nothing in Prometheus: {}", recording.unmatched.join(", "))
-                }
-            ));
-        }
-        Some(sample) if sample.t - configured > visible_budget + slack => {
-            findings.problems.push(format!(
-                "`{}` was first served for the pods {:.0}s after the adapter took the rules; expected within {visible_budget:.0}s (3 scrapes of {}s + relist {}s + slack)",
-                spec.metric,
-                sample.t - configured,
-                spec.pipeline.scrape.as_secs(),
-                spec.pipeline.relist.as_secs()
-            ));
-        }
-        Some(_) => {}
-    }
+    let served_after = first_value.map(|s| (s.t - from).max(0.0));
     values.push((
-        "metric served after adapter configured".into(),
-        first_value.map_or("never".into(), |s| format!("{:.0}s", s.t - configured)),
+        "load start -> metric served".into(),
+        served_after.map_or("never".into(), |d| format!("{d:.0}s")),
     ));
     values.push((
         "metric visibility budget".into(),
         format!("{visible_budget:.0}s"),
     ));
-
-    let Some(load_start) = timeline.marker("load-start") else {
-        if findings.problems.is_empty() {
-            return Verdict::new(
-                ID,
-                Outcome::Error,
-                "the probe recorded no load-start marker; nothing to judge",
-                Vec::new(),
-            );
-        }
+    if first_value.is_none() {
+        let last = recording
+            .samples
+            .iter()
+            .rev()
+            .find_map(|s| s.no_value.clone())
+            .unwrap_or_else(|| "no answer recorded".into());
+        let listed = recording
+            .discovery
+            .iter()
+            .any(|d| d == &format!("pods/{}", spec.metric));
+        findings.problems.push(format!(
+            "expected `{}` in custom.metrics.k8s.io for the pods of {} within {visible_budget:.0}s of the load starting; {} (last answer: {last}){}",
+            spec.metric,
+            subject.target,
+            if listed {
+                "the adapter lists it but never had a value for these pods"
+            } else {
+                "the adapter never listed it in discovery"
+            },
+            if recording.unmatched.is_empty() {
+                String::new()
+            } else {
+                format!("; matched nothing in Prometheus: {}", recording.unmatched.join(", "))
+            }
+        ));
+        // Nothing else to judge: the HPA never had the metric.
         return findings.verdict(
             ID,
             String::new(),
             build_evidence(timeline, subject, recording, values, notes),
+        );
+    }
+    if let Some(delay) = served_after
+        && delay > visible_budget + slack
+    {
+        findings.problems.push(format!(
+            "`{}` was first served for the pods {delay:.0}s after the load started; expected within {visible_budget:.0}s (3 scrapes of {}s + relist {}s + slack)",
+            spec.metric,
+            spec.pipeline.scrape.as_secs(),
+            spec.pipeline.relist.as_secs()
+        ));
+    }
+
+    let Some(load_start) = load_start else {
+        return Verdict::new(
+            ID,
+            Outcome::Error,
+            "the probe recorded no load-start marker; nothing to judge",
+            Vec::new(),
         );
     };
     let load_stop = timeline.marker("load-stop").unwrap_or(f64::INFINITY);

@@ -548,28 +548,6 @@ async fn drive_load(
 ) -> Result<(), Stop> {
     let intervals = namespace.cluster.intervals;
     let spec = &subject.spec;
-    // (1) the metric served for the pods, within its budget.
-    // Waits past the judge's budget (by a minute) so that a late metric is judged
-    // late, not missing.
-    let visible_budget = spec.pipeline.visible(&intervals) + Duration::from_secs(60);
-    let served = crate::cluster::poll_until(visible_budget, Duration::from_secs(5), || async {
-        recording
-            .lock()
-            .ok()
-            .and_then(|r| r.samples.iter().any(|s| !s.values.is_empty()).then_some(()))
-    })
-    .await
-    .is_some();
-    if !served {
-        // One more sample, and what matched nothing, for the judge's evidence.
-        sampler.sample().await;
-        let unmatched = sampler.unmatched().await;
-        if let Ok(mut r) = recording.lock() {
-            r.unmatched = unmatched;
-        }
-        // Judged as it is: the metric never appeared.
-        return Ok(());
-    }
     recorder.mark("baseline");
     // (2)-(3) load sized by the HPA's own target.
     let Some((service, port)) = service_port(&subject.objects) else {
@@ -611,6 +589,29 @@ async fn drive_load(
         .await
         .map_err(|e| Stop::error(format!("the load generator did not start: {e}")))?;
     recorder.mark("load-start");
+    // (1) the metric served for the pods, within its budget of the load starting (a
+    // rule may count only /predict, whose series the load creates). Waits past the
+    // judge's budget (by a minute) so that a late metric is judged late, not missing.
+    let visible_budget = spec.pipeline.visible(&intervals) + Duration::from_secs(60);
+    let served = crate::cluster::poll_until(visible_budget, Duration::from_secs(5), || async {
+        recording
+            .lock()
+            .ok()
+            .and_then(|r| r.samples.iter().any(|s| !s.values.is_empty()).then_some(()))
+    })
+    .await
+    .is_some();
+    if !served {
+        let _ = load.stop().await;
+        recorder.mark("load-stop");
+        // One more sample, and what matched nothing, for the judge's evidence.
+        sampler.sample().await;
+        let unmatched = sampler.unmatched().await;
+        if let Ok(mut r) = recording.lock() {
+            r.unmatched = unmatched;
+        }
+        return Ok(());
+    }
     let summary = load.finish().await;
     recorder.mark("load-stop");
     match summary {
