@@ -13,6 +13,8 @@
 //! - [`load_generator`]: the in-cluster load generator Job;
 //! - [`prometheus`]: the cluster's Prometheus (`monitoring/prometheus-server`), through
 //!   the API server's service proxy.
+//! - [`custom_metrics`]: `custom.metrics.k8s.io` (prometheus-adapter): reading it, and
+//!   reconfiguring the adapter under a cluster-wide Lease lock.
 //!
 //! The names all of them share (field manager, images, labels) are defined here, and
 //! the items most callers need are re-exported: `crate::cluster::{Cluster, TestNamespace,
@@ -20,6 +22,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod custom_metrics;
 pub mod error;
 pub mod identity;
 pub mod images;

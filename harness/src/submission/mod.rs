@@ -176,6 +176,9 @@ pub struct AdapterRule {
     pub name_matches: Option<String>,
     pub name_as: Option<String>,
     pub location: Location,
+    /// The rule as written (`metricsQuery`, `resources`, `seriesFilters`...): the live
+    /// probe hands it to the cluster's adapter.
+    pub raw: serde_json::Value,
 }
 
 /// Everything found in a submission directory.

@@ -162,6 +162,7 @@ fn adapter_rules(value: &Value, at: &dyn Fn(&str) -> Location) -> Vec<AdapterRul
                         .and_then(Value::as_str)
                         .map(str::to_string),
                     location: at(&format!("{pointer}/{index}")),
+                    raw: rule.clone(),
                 });
             }
         }

@@ -32,12 +32,18 @@ pub struct Subject<'a> {
     pub hpa: &'a str,
 }
 
-struct Findings {
-    problems: Vec<String>,
+/// The rules a run broke (shared with the custom-metrics judge).
+pub(crate) struct Findings {
+    pub(crate) problems: Vec<String>,
 }
 
 impl Findings {
-    fn verdict(self, id: CriterionId, pass_message: String, evidence: Vec<Evidence>) -> Verdict {
+    pub(crate) fn verdict(
+        self,
+        id: CriterionId,
+        pass_message: String,
+        evidence: Vec<Evidence>,
+    ) -> Verdict {
         let (outcome, message) = match self.problems.as_slice() {
             [] => (Outcome::Pass, pass_message),
             [only] => (Outcome::Fail, only.clone()),
@@ -88,7 +94,7 @@ fn evidence(
 }
 
 /// Policy rate, provenance and range of every step since `since`.
-fn check_steps(
+pub(crate) fn check_steps(
     spec: &ScalingSpec,
     steps: &[ReplicaStep],
     slack: f64,
@@ -144,7 +150,7 @@ fn check_steps(
     }
 }
 
-fn describe_policies(policies: &[Policy]) -> String {
+pub(crate) fn describe_policies(policies: &[Policy]) -> String {
     policies
         .iter()
         .map(|p| match p.kind {
@@ -155,7 +161,7 @@ fn describe_policies(policies: &[Policy]) -> String {
         .join(", ")
 }
 
-fn check_ceiling(
+pub(crate) fn check_ceiling(
     spec: &ScalingSpec,
     timeline: &Timeline,
     target: &str,

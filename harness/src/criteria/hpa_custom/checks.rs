@@ -1,23 +1,13 @@
-//! Criterion `hpa-custom`: static checks only, until its live probe arrives. An
-//! HPA scales on a custom metric that the submission's prometheus-adapter rules
-//! expose, and the Services the metrics are scraped through select pods.
+//! The static checks of `hpa-custom`: an HPA scales on a custom metric that the
+//! submission's prometheus-adapter rules expose, and the Services the metrics are
+//! scraped through select pods.
 
-use super::{Criterion, CriterionId, CriterionInfo};
+use super::ID;
 use crate::checks::{CheckInfo, Collector, Index, Input, service_selector};
 use crate::submission::{Submission, Typed, selector};
 use crate::verdict::Location;
 use k8s_openapi::api::autoscaling::v2::MetricSpec;
 use regex::Regex;
-
-pub const ID: CriterionId = CriterionId("hpa-custom");
-
-pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
-    id: ID,
-    title: "HPA configured with custom Prometheus metrics",
-    rubric_line: "hpa-custom-metrics",
-    cncf_ai_conformance: Some("pod_autoscaling"),
-    has_live_part: true,
-}];
 
 pub const SERVICE_SELECTOR_UNMATCHED: CheckInfo = CheckInfo::error(
     "ref.service-selector-unmatched",
@@ -46,26 +36,6 @@ pub const CATALOGUE: &[CheckInfo] = &[
     CUSTOM_MISSING,
     CUSTOM_METRIC_UNEXPOSED,
 ];
-
-pub struct HpaCustom;
-
-impl Criterion for HpaCustom {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        check(input, out);
-    }
-
-    fn not_probed_because(&self) -> Option<&'static str> {
-        Some("Prometheus and prometheus-adapter in the cluster")
-    }
-}
 
 pub fn check(input: &Input<'_>, out: &mut Collector) {
     let index = &input.index;
