@@ -32,26 +32,6 @@ const KNOWN_WRONG: &[(&str, &str, &str)] = &[
         "no check: JSON patch op replace on metrics-server's args drops --cert-dir/--secure-port/...; proposed id",
     ),
     (
-        "judy-scale-only",
-        "missing:scripts.test-suite-missing",
-        "a test suite whose only load step is `kubectl scale` on HPA/KEDA targets passes as exercising the autoscalers",
-    ),
-    (
-        "judy-scale-only",
-        "points:50.75",
-        "follows from the missed scripts.test-suite-missing (2 points); right: 48.75",
-    ),
-    (
-        "leo-json-units",
-        "missing:ref.vpa-target-missing",
-        "VPA containerPolicies[].containerName naming no container of the target is not checked (ContainerResource is, for HPAs)",
-    ),
-    (
-        "leo-json-units",
-        "points:53.75",
-        "follows from the missed ref.vpa-target-missing (1 point); right: 52.75",
-    ),
-    (
         "nina-verbatim",
         "missing:monitoring.dashboard-coverage",
         "kube_horizontalpodautoscaler_status_current_metrics_value (the handout's) is accepted, but kube-state-metrics does not export it",

@@ -432,7 +432,10 @@ serverTLSBootstrap: false
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 imageMinimumGCAge: 8760h
-evictionHard: {memory.available: "200Mi", nodefs.available: "2%", imagefs.available: "2%"}
+# Absolute disk thresholds: the node shares a disk with the builds, whose nominal size
+# (and so any percentage of it) says nothing of what is free; a percentage once tainted
+# the node with disk-pressure while gigabytes were still free.
+evictionHard: {memory.available: "200Mi", nodefs.available: "1Gi", imagefs.available: "1Gi"}
 maxPods: 110
 podPidsLimit: 4096
 EOF

@@ -125,7 +125,10 @@ fn test_suite(submission: &Submission, out: &mut Collector) {
         .map(|s| (s, autoscalers_exercised(s)))
         .max_by_key(|(_, covered)| covered.len());
     let (location, message) = match best {
-        Some((_, covered)) if covered.len() == 3 => return,
+        Some((script, covered)) if covered.len() == 3 => {
+            scales_by_hand(submission, script, out);
+            return;
+        }
         None => (
             Location::file(""),
             "the submission has no shell script".to_string(),
@@ -151,6 +154,55 @@ fn test_suite(submission: &Submission, out: &mut Collector) {
         }
     };
     out.fire(&TEST_SUITE_MISSING, location, message);
+}
+
+/// A suite whose only way to change the replicas is `kubectl scale` tests no
+/// autoscaler: the HPA (or KEDA's) sets the count back at its next sync. It counts
+/// as a suite when it generates load itself or runs a script of the submission that does.
+fn scales_by_hand(submission: &Submission, suite: &TextFile, out: &mut Collector) {
+    let Some(line) = command_lines_numbered(&suite.text)
+        .find(|(_, l)| KUBECTL_SCALE.is_match(l))
+        .map(|(n, _)| n)
+    else {
+        return;
+    };
+    let runs_load = generates_load(&suite.text)
+        || submission.scripts.iter().any(|other| {
+            other.path != suite.path
+                && generates_load(&other.text)
+                && other
+                    .path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|name| suite.text.contains(name))
+        });
+    if runs_load {
+        return;
+    }
+    out.fire_with_hint(
+        &TEST_SUITE_MISSING,
+        Location::line(suite.path.clone(), line as u32),
+        format!(
+            "{} changes the replicas only with `kubectl scale` and generates no load: the HPA or KEDA sets the count back at its next sync, so no autoscaler is exercised",
+            suite.path
+        ),
+        "generate load against the Service (a load pod, hey, a curl loop bounded in time) and watch the autoscalers react, instead of scaling by hand",
+    );
+}
+
+/// Whether a script generates load: a load tool, or a request tool in a loop.
+fn generates_load(text: &str) -> bool {
+    LOAD_TOOL.is_match(text) || (REQUEST_TOOL.is_match(text) && DO_DONE.is_match(text))
+}
+
+/// [`command_lines`] with their 1-based line numbers.
+fn command_lines_numbered(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim_start()))
+        .filter(|(_, line)| {
+            !line.starts_with('#') && !line.starts_with("echo") && !line.starts_with("printf")
+        })
 }
 
 fn script_files(submission: &Submission, tools: &Tools, out: &mut Collector) {
@@ -305,6 +357,7 @@ static KUBECTL_RUN: LazyLock<Regex> =
     LazyLock::new(|| regex(r#"\bkubectl\s+run\s+["']?([A-Za-z0-9][A-Za-z0-9.$_{}-]*)"#));
 static KILL: LazyLock<Regex> = LazyLock::new(|| regex(r"\bkill\b"));
 static KUBECTL_DELETE: LazyLock<Regex> = LazyLock::new(|| regex(r"\bkubectl\s+delete\b"));
+static KUBECTL_SCALE: LazyLock<Regex> = LazyLock::new(|| regex(r"\bkubectl\s+(-\S+\s+)*scale\b"));
 
 /// The lines of a script that run commands (not comments, not text it prints).
 fn command_lines(text: &str) -> impl Iterator<Item = &str> {
@@ -396,10 +449,10 @@ fn load(submission: &Submission, out: &mut Collector) {
             })
         })
         .collect();
-    let mut generates_load = false;
+    let mut scripts_load = false;
     for (location, text) in submission.script_texts() {
-        if LOAD_TOOL.is_match(&text) || (REQUEST_TOOL.is_match(&text) && DO_DONE.is_match(&text)) {
-            generates_load = true;
+        if generates_load(&text) {
+            scripts_load = true;
         }
         let from_file = location.line.is_none();
         if deadline_bounded.contains(&location) {
@@ -432,7 +485,7 @@ fn load(submission: &Submission, out: &mut Collector) {
         .other_text
         .iter()
         .any(|f| LOAD_TOOL.is_match(&f.text));
-    if !(generates_load || images || other) {
+    if !(scripts_load || images || other) {
         out.fire(
             &LOAD_MISSING,
             Location::file(""),
@@ -455,6 +508,47 @@ mod tests {
         let mut out = Collector::default();
         load(&submission, &mut out);
         out.findings.iter().map(|f| f.check.clone()).collect()
+    }
+
+    fn suite_findings(scripts: &[(&str, &str)]) -> Vec<(String, Option<u32>)> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in scripts {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let submission =
+            crate::submission::load(dir.path(), &crate::submission::LoadOptions::default())
+                .unwrap();
+        let mut out = Collector::default();
+        test_suite(&submission, &mut out);
+        out.findings
+            .iter()
+            .map(|f| (f.message.clone(), f.location.line))
+            .collect()
+    }
+
+    const CHECKS: &str = "kubectl get hpa\nkubectl get vpa\nkubectl get scaledobject\n";
+
+    #[rstest]
+    #[case::only_kubectl_scale(&[("test.sh", "#!/bin/bash\nkubectl get hpa\nkubectl scale deployment api --replicas=8\nkubectl get vpa\nkubectl get scaledobject\n")], Some(3))]
+    #[case::scale_beside_load(&[("test.sh", "#!/bin/bash\nkubectl scale deployment api --replicas=2\nhey -z 60s http://api\nkubectl get hpa vpa scaledobject\n")], None)]
+    #[case::scale_and_a_load_script_it_runs(&[("test.sh", "#!/bin/bash\n./load.sh\nkubectl -n x scale deployment api --replicas=2\nkubectl get hpa,vpa,scaledobject\n"), ("load.sh", "#!/bin/bash\nfor i in $(seq 100); do curl -s http://api; done\n")], None)]
+    #[case::no_scale(&[("test.sh", CHECKS)], None)]
+    fn a_suite_that_only_scales_by_hand_exercises_no_autoscaler(
+        #[case] scripts: &[(&str, &str)],
+        #[case] line: Option<u32>,
+    ) {
+        let findings = suite_findings(scripts);
+        match line {
+            Some(line) => {
+                assert_eq!(findings.len(), 1, "{findings:?}");
+                assert!(
+                    findings[0].0.contains("only with `kubectl scale`"),
+                    "{findings:?}"
+                );
+                assert_eq!(findings[0].1, Some(line));
+            }
+            None => assert!(findings.is_empty(), "{findings:?}"),
+        }
     }
 
     const LOOP: &str = r#"["/bin/sh", "-c", "while true; do wget -q -O- http://svc; done"]"#;

@@ -25,7 +25,7 @@ pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
 pub const TARGET_MISSING: CheckInfo = CheckInfo::error(
     "ref.vpa-target-missing",
     ID,
-    "every VPA's targetRef names a workload in the submission",
+    "every VPA's targetRef names a workload in the submission, and each container policy a container of its pod template",
     "make targetRef kind/name match the workload's metadata.name",
 );
 
@@ -134,6 +134,7 @@ pub fn check(input: &Input<'_>, out: &mut Collector) {
             continue;
         };
         first_on_target(&mut by_target, object, target, out);
+        policy_containers_exist(object, vpa, target, out);
         no_hpa_conflict(index, object, vpa, target, out);
     }
 }
@@ -159,6 +160,49 @@ fn first_on_target<'a>(
         );
     } else {
         by_target.insert(identity(target), object);
+    }
+}
+
+/// A container policy applies to the container it names; naming none of the
+/// target's containers, the VPA silently ignores it (its bounds and modes never apply).
+fn policy_containers_exist(
+    object: &Object,
+    vpa: &VerticalPodAutoscaler,
+    target: &Object,
+    out: &mut Collector,
+) {
+    let Some(template) = target.pod_template() else {
+        return;
+    };
+    let existing: Vec<&str> = template
+        .spec
+        .containers
+        .iter()
+        .chain(template.spec.init_containers.iter().flatten())
+        .map(|c| c.name.as_str())
+        .collect();
+    for (i, policy) in container_policies(vpa).iter().enumerate() {
+        let Some(name) = policy.container_name.as_deref() else {
+            continue;
+        };
+        if name == "*" || existing.contains(&name) {
+            continue;
+        }
+        let names: Vec<String> = existing.iter().map(|n| format!("`{n}`")).collect();
+        out.fire_with_hint(
+            &TARGET_MISSING,
+            object.locate(&format!("/spec/resourcePolicy/containerPolicies/{i}/containerName")),
+            format!(
+                "{} has a container policy for `{name}`, but the pod template of {} has no container of that name, so the VPA ignores the policy (its bounds and mode never apply)",
+                object.describe(),
+                target.describe()
+            ),
+            format!(
+                "name one of the containers {} has ({}), or `*` for all of them",
+                target.describe(),
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            ),
+        );
     }
 }
 
