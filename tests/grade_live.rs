@@ -87,9 +87,10 @@ async fn live_grade_reference_earns_every_point_the_suite_can_judge() {
     );
 }
 
-/// A sidecar without resources under a LimitRange that gives it no CPU request: the
-/// HPA cannot compute utilization, so both HPA criteria are lost, with the HPA's own
-/// reason as evidence; the criteria that do not depend on it still pass.
+/// A sidecar without resources in a namespace whose quota requires them (its LimitRange
+/// gives no CPU defaults): the quota refuses every pod of the target, so the HPA never
+/// computes a utilization and both HPA criteria are lost, with the quota's own refusal
+/// (naming the sidecar) as evidence; the criteria that do not depend on it still pass.
 #[tokio::test]
 async fn live_grade_broken_sidecar_without_requests_loses_the_hpa_points_with_evidence() {
     let variant = support::repo().join("fixtures/submissions/broken/hpa-requests-missing-sidecar");
@@ -104,8 +105,10 @@ async fn live_grade_broken_sidecar_without_requests_loses_the_hpa_points_with_ev
     }
     let hpa = live_item(&report, "hpa-cpu");
     assert!(
-        hpa.message.contains("missing request for cpu"),
-        "the message gives the HPA's own reason: {}",
+        hpa.message.contains("must specify")
+            && hpa.message.contains("log-shipper")
+            && hpa.message.contains("ml-platform-quota"),
+        "the message gives the quota's own refusal of the sidecar: {}",
         hpa.message
     );
     let text = report.to_text();
