@@ -135,6 +135,33 @@ pub trait Criterion: Sync {
     }
 }
 
+/// Why a probe stopped before there was a run to judge: the submission's failure or
+/// the environment's error, said once. Each probe turns it into its verdict with the
+/// evidence it has gathered so far.
+#[derive(Debug)]
+pub(crate) struct Stop {
+    pub outcome: crate::verdict::Outcome,
+    pub message: String,
+}
+
+impl Stop {
+    /// The submission's failure.
+    pub fn fail(message: String) -> Stop {
+        Stop {
+            outcome: crate::verdict::Outcome::Fail,
+            message,
+        }
+    }
+
+    /// The environment's, not the submission's.
+    pub fn error(message: String) -> Stop {
+        Stop {
+            outcome: crate::verdict::Outcome::Error,
+            message,
+        }
+    }
+}
+
 /// Every criterion module, in rubric order. Grading walks this list.
 pub const REGISTRY: &[&dyn Criterion] = &[
     &metrics_server::MetricsServer,

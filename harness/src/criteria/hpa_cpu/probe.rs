@@ -10,6 +10,7 @@ use crate::cluster::ClusterIntervals;
 use crate::cluster::load_generator::{LoadGenerator, LoadSpec};
 use crate::cluster::{EnvironmentError, TestNamespace, wait_for};
 use crate::criteria::ProbeContext;
+use crate::criteria::Stop;
 use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
 use crate::submission::{Object, Submission, Typed, selector};
@@ -85,30 +86,6 @@ impl HpaUnderTest {
             objects,
             target,
         })
-    }
-}
-
-/// Why the probe stopped before there was anything to judge.
-struct Stop {
-    outcome: Outcome,
-    message: String,
-}
-
-impl Stop {
-    /// The submission's failure.
-    fn fail(message: String) -> Stop {
-        Stop {
-            outcome: Outcome::Fail,
-            message,
-        }
-    }
-
-    /// The environment's, not the submission's.
-    fn error(message: String) -> Stop {
-        Stop {
-            outcome: Outcome::Error,
-            message,
-        }
     }
 }
 

@@ -16,6 +16,7 @@ use crate::cluster::custom_metrics::{
 use crate::cluster::load_generator::{LoadGenerator, LoadSpec};
 use crate::cluster::{Prometheus, TestNamespace, wait_for};
 use crate::criteria::ProbeContext;
+use crate::criteria::Stop;
 use crate::criteria::hpa_cpu::budget::MAX_PROBE;
 use crate::criteria::hpa_cpu::judge::Subject;
 use crate::criteria::hpa_cpu::probe::objects_for;
@@ -360,28 +361,7 @@ pub fn plan_rate(spec: &CustomSpec, cpu_ms: f64) -> Result<f64, String> {
     }
 }
 
-/// Why the probe stopped before there was a run to judge.
-#[derive(Debug)]
-struct Stop {
-    outcome: Outcome,
-    message: String,
-}
-
 impl Stop {
-    fn fail(message: String) -> Stop {
-        Stop {
-            outcome: Outcome::Fail,
-            message,
-        }
-    }
-
-    fn error(message: String) -> Stop {
-        Stop {
-            outcome: Outcome::Error,
-            message,
-        }
-    }
-
     fn verdict(
         self,
         notes: Vec<String>,
