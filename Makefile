@@ -40,6 +40,9 @@ bench-grade: ## offline grading time of the reference submission (release build)
 bench-class: ## offline grading of a class: batch vs single runs, and a class of 100
 	@ci/bench-class.sh
 
+bench-pipeline: ## custom-metric pipeline delays on the running cluster: load -> metric served -> HPA scale-up (RUNS=n)
+	@ci/bench-pipeline.sh
+
 bench-cluster: ## local cluster: warm up time, idle RSS, down time
 	@ci/localcluster/bench.sh
 

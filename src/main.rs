@@ -90,6 +90,11 @@ struct GradeArgs {
     /// A class shares one deadline: give it about 15 minutes per submission.
     #[arg(long, default_value = "45m", value_parser = parse_deadline)]
     deadline: Duration,
+    /// Probe only these live criteria (comma-separated IDs, e.g. `hpa-custom,monitoring`);
+    /// the other live criteria are reported "not run: not selected". For re-running the
+    /// criteria a fix touched; a full grade needs every probe.
+    #[arg(long, value_delimiter = ',', value_parser = parse_live_criterion)]
+    only: Vec<harness::criteria::CriterionId>,
     /// How many submissions to check at once offline (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
@@ -99,6 +104,10 @@ struct GradeArgs {
 }
 
 /// `90`, `90s`, `45m`, `2h` as a duration: a positive whole number and a unit.
+fn parse_live_criterion(name: &str) -> Result<harness::criteria::CriterionId, String> {
+    harness::grade::live_criterion(name.trim())
+}
+
 fn parse_deadline(text: &str) -> Result<Duration, String> {
     let (number, unit) = text
         .find(|c: char| !c.is_ascii_digit())
@@ -177,7 +186,10 @@ fn grade(args: GradeArgs) -> anyhow::Result<ExitCode> {
 fn live_options(args: &GradeArgs, timelines: PathBuf) -> GradeOptions {
     GradeOptions {
         tools: Tools::discover(),
-        live: Some(LiveOptions { timelines }),
+        live: Some(LiveOptions {
+            timelines,
+            only: args.only.clone(),
+        }),
         deadline: args.deadline,
     }
 }

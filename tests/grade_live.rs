@@ -20,7 +20,7 @@ fn out_dir(name: &str) -> PathBuf {
 }
 
 /// Grades `dir` live and writes the report where the main job's users look for it.
-async fn grade_live(dir: &Path, name: &str) -> Report {
+async fn grade_live(dir: &Path, name: &str, only: &[&str]) -> Report {
     let out = out_dir(name);
     // This run's report and timelines only: an earlier run's would be mistaken for them.
     let _ = std::fs::remove_dir_all(&out);
@@ -28,6 +28,10 @@ async fn grade_live(dir: &Path, name: &str) -> Report {
         tools: Tools::discover(),
         live: Some(LiveOptions {
             timelines: out.join("timelines"),
+            only: only
+                .iter()
+                .map(|c| harness::grade::live_criterion(c).unwrap())
+                .collect(),
         }),
         deadline: harness::grade::DEFAULT_DEADLINE,
     };
@@ -56,7 +60,7 @@ fn live_item<'a>(report: &'a Report, criterion: &str) -> &'a ItemResult {
 
 #[tokio::test]
 async fn live_grade_reference_earns_every_point_the_suite_can_judge() {
-    let report = grade_live(&support::reference(), "reference").await;
+    let report = grade_live(&support::reference(), "reference", &[]).await;
     assert_eq!(report.mode, "live");
     for criterion in harness::grade::probed() {
         let criterion = criterion.as_str();
@@ -91,13 +95,16 @@ async fn live_grade_reference_earns_every_point_the_suite_can_judge() {
 /// gives no CPU defaults): the quota refuses every pod of the target, so the HPA never
 /// computes a utilization and both HPA criteria are lost, with the quota's own refusal
 /// (naming the sidecar) as evidence; the criteria that do not depend on it still pass.
+/// Only those criteria's probes run (`grade --only`): the others are the reference's,
+/// already graded in full above, and would add a quarter of an hour.
 #[tokio::test]
 async fn live_grade_broken_sidecar_without_requests_loses_the_hpa_points_with_evidence() {
     let variant = support::repo().join("fixtures/submissions/broken/hpa-requests-missing-sidecar");
     let workdir = tempfile::tempdir().unwrap();
     let submission = workdir.path().join("submission");
     support::materialise_overlay(&variant, &[], &submission);
-    let report = grade_live(&submission, "broken-hpa-requests-missing-sidecar").await;
+    let judged = ["hpa-cpu", "hpa-scale-down", "metrics-server", "gpu-pool"];
+    let report = grade_live(&submission, "broken-hpa-requests-missing-sidecar", &judged).await;
     for criterion in ["hpa-cpu", "hpa-scale-down"] {
         let item = live_item(&report, criterion);
         assert_eq!(item.outcome, Outcome::Fail, "{criterion}: {}", item.message);
@@ -120,4 +127,11 @@ async fn live_grade_broken_sidecar_without_requests_loses_the_hpa_points_with_ev
         let item = live_item(&report, criterion);
         assert_eq!(item.outcome, Outcome::Pass, "{criterion}: {}", item.message);
     }
+    let skipped = live_item(&report, "hpa-custom");
+    assert_eq!(skipped.outcome, Outcome::NotRun, "{}", skipped.message);
+    assert!(
+        skipped.message.contains("not selected"),
+        "{}",
+        skipped.message
+    );
 }

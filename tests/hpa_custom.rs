@@ -76,3 +76,11 @@ async fn live_hpa_custom_broken_pods_not_scraped_has_no_value_for_its_pods(
 ) {
     broken(namespace, "hpa_custom/broken-pods-not-scraped").await;
 }
+
+#[rstest]
+#[tokio::test]
+async fn live_hpa_custom_broken_adapter_rejects_rules_fails_with_the_adapters_reason(
+    #[future(awt)] namespace: TestNamespace,
+) {
+    broken(namespace, "hpa_custom/broken-adapter-rejects-rules").await;
+}

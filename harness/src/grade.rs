@@ -63,6 +63,37 @@ impl Deadline {
 pub struct LiveOptions {
     /// Where the probes save their timelines (the CLI's `--out DIR/timelines`).
     pub timelines: PathBuf,
+    /// Probe only the modules of these live criteria (`grade --only`); empty: all.
+    /// The others are reported "not run" with that reason.
+    pub only: Vec<CriterionId>,
+}
+
+impl LiveOptions {
+    /// Every probe, timelines saved in `timelines`.
+    pub fn all(timelines: PathBuf) -> LiveOptions {
+        LiveOptions {
+            timelines,
+            only: Vec::new(),
+        }
+    }
+
+    /// Whether `module`'s probe runs: one of its live criteria is selected.
+    fn selects(&self, module: &dyn Criterion) -> bool {
+        self.only.is_empty() || live_criteria(module).any(|c| self.only.contains(&c.id))
+    }
+}
+
+/// The live criterion named `name` (for `grade --only`), or what the names are.
+pub fn live_criterion(name: &str) -> Result<CriterionId, String> {
+    probed().find(|id| id.as_str() == name).ok_or_else(|| {
+        format!(
+            "no live probe for `{name}`; the probed criteria are: {}",
+            probed()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 #[derive(Debug, Error)]
@@ -258,18 +289,30 @@ async fn judge_live(
         run: RUN,
     };
     let mut verdicts = match Cluster::connect().await {
-        Ok(cluster) => run_probes_gated(&cluster, &context, deadline, gate).await,
-        Err(environment) => probed()
-            .map(|id| (id.to_string(), environment_error(id, &environment)))
+        Ok(cluster) => run_probes_gated(&cluster, &context, deadline, gate, live).await,
+        Err(environment) => probed_modules()
+            .filter(|module| live.selects(*module))
+            .flat_map(live_criteria)
+            .map(|c| (c.id.to_string(), environment_error(c.id, &environment)))
             .collect(),
     };
     for module in criteria::REGISTRY {
         for criterion in live_criteria(*module) {
             verdicts.entry(criterion.id.to_string()).or_insert_with(|| {
-                Verdict::not_run(
-                    criterion.id.as_str(),
-                    not_probed_reason(*module, criterion.id),
-                )
+                let reason = if has_probe(*module) {
+                    format!(
+                        "live criterion {}: not run: not selected (grade --only {})",
+                        criterion.id,
+                        live.only
+                            .iter()
+                            .map(|id| id.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                } else {
+                    not_probed_reason(*module, criterion.id)
+                };
+                Verdict::not_run(criterion.id.as_str(), reason)
             });
         }
     }
@@ -283,18 +326,22 @@ pub async fn run_probes(
     context: &ProbeContext<'_>,
     deadline: Deadline,
 ) -> BTreeMap<String, Verdict> {
-    run_probes_gated(cluster, context, deadline, &CapacityGate::default()).await
+    let every = LiveOptions::all(context.timelines.to_path_buf());
+    run_probes_gated(cluster, context, deadline, &CapacityGate::default(), &every).await
 }
 
 /// [`run_probes`], sharing the cluster's capacity through `gate` with other
-/// submissions' probes.
+/// submissions' probes, only the modules `live` selects.
 pub async fn run_probes_gated(
     cluster: &Cluster,
     context: &ProbeContext<'_>,
     deadline: Deadline,
     gate: &CapacityGate,
+    live: &LiveOptions,
 ) -> BTreeMap<String, Verdict> {
-    let (alone, together): (Vec<_>, Vec<_>) = probed_modules().partition(|m| m.probes_alone());
+    let (alone, together): (Vec<_>, Vec<_>) = probed_modules()
+        .filter(|module| live.selects(*module))
+        .partition(|m| m.probes_alone());
     // The quick probes first, together; then one at a time those that must run
     // alone: the HPA's at its peak requests most of a small node's CPU, and a pod of
     // another probe left Pending for want of CPU would be judged as the submission's

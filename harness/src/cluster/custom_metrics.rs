@@ -409,34 +409,51 @@ impl Adapter {
                             .is_some()
                 });
             if on_hash && crashed {
-                let name = pod.metadata.name.clone().unwrap_or_default();
-                let mut log = pods
-                    .logs(
-                        &name,
-                        &LogParams {
-                            previous: true,
-                            tail_lines: Some(20),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .unwrap_or_default();
-                if log.trim().is_empty() {
-                    log = pods
-                        .logs(
-                            &name,
-                            &LogParams {
-                                tail_lines: Some(20),
-                                ..Default::default()
-                            },
-                        )
-                        .await
-                        .unwrap_or_default();
-                }
-                return Some(adapter_error(&log));
+                return Some(self.crash_reason(pods, &pod).await);
             }
         }
         None
+    }
+
+    /// Why an adapter container stopped: its termination message (the log's tail, by
+    /// `terminationMessagePolicy: FallbackToLogsOnError`), else its logs, current then
+    /// previous. The kubelet answers for a log it no longer has with a line of its own
+    /// ("unable to retrieve container logs"), which is not the adapter's reason.
+    async fn crash_reason(&self, pods: &Api<Pod>, pod: &Pod) -> String {
+        let terminated = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+            .flat_map(|c| {
+                [
+                    c.state.as_ref().and_then(|s| s.terminated.as_ref()),
+                    c.last_state.as_ref().and_then(|s| s.terminated.as_ref()),
+                ]
+            })
+            .flatten()
+            .find_map(|t| t.message.clone().filter(|m| !m.trim().is_empty()));
+        if let Some(message) = terminated {
+            return adapter_error(&message);
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let mut log = String::new();
+        for previous in [false, true] {
+            let params = LogParams {
+                previous,
+                tail_lines: Some(20),
+                ..Default::default()
+            };
+            if let Ok(text) = pods.logs(&name, &params).await {
+                log.extend(
+                    text.lines()
+                        .filter(|l| !l.contains("unable to retrieve container logs"))
+                        .map(|l| format!("{l}\n")),
+                );
+            }
+        }
+        adapter_error(&log)
     }
 
     /// APIService `v1beta1.custom.metrics.k8s.io` Available=True.

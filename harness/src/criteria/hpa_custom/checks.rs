@@ -31,10 +31,18 @@ pub const CUSTOM_METRIC_UNEXPOSED: CheckInfo = CheckInfo::error(
     "use the metric name the adapter rule's `name.as` produces, or add a rule exposing it",
 );
 
+pub const ADAPTER_RULE_INVALID: CheckInfo = CheckInfo::error(
+    "adapter.rule-invalid",
+    ID,
+    "prometheus-adapter can load every rule (its start-up refuses the whole configuration otherwise)",
+    "close every `<<` template action with `>>` and make `name.matches` a valid regular expression",
+);
+
 pub const CATALOGUE: &[CheckInfo] = &[
     SERVICE_SELECTOR_UNMATCHED,
     CUSTOM_MISSING,
     CUSTOM_METRIC_UNEXPOSED,
+    ADAPTER_RULE_INVALID,
 ];
 
 pub fn check(input: &Input<'_>, out: &mut Collector) {
@@ -61,6 +69,80 @@ pub fn check(input: &Input<'_>, out: &mut Collector) {
     }
     custom_metrics_exposed(index, out);
     services_select_pods(index, out);
+    adapter_rules_load(index.submission, out);
+}
+
+/// What prometheus-adapter checks when it loads its rules, before serving anything: each
+/// `name.matches` compiles, and each template (`metricsQuery`, `resources.template`,
+/// written with `<<` `>>` delimiters) has its actions closed. One bad rule stops the
+/// adapter, so every metric it would serve is lost, not just that rule's.
+fn adapter_rules_load(submission: &Submission, out: &mut Collector) {
+    if submission.adapter_rules.is_empty() {
+        return;
+    }
+    out.examined(&[ADAPTER_RULE_INVALID]);
+    for rule in &submission.adapter_rules {
+        let mut problems = Vec::new();
+        if let Some(matches) = rule.name_matches.as_deref()
+            && let Err(e) = Regex::new(matches)
+        {
+            problems.push(format!(
+                "name.matches `{matches}` is not a regular expression: {}",
+                e.to_string().lines().last().unwrap_or_default().trim()
+            ));
+        }
+        let templates = [
+            ("metricsQuery", rule.raw.get("metricsQuery")),
+            (
+                "resources.template",
+                rule.raw.pointer("/resources/template"),
+            ),
+        ];
+        for (field, value) in templates {
+            if let Some(template) = value.and_then(|v| v.as_str())
+                && let Some(problem) = unclosed_action(template)
+            {
+                problems.push(format!("{field} `{template}`: {problem}"));
+            }
+        }
+        if !problems.is_empty() {
+            out.fire(
+                &ADAPTER_RULE_INVALID,
+                rule.location.clone(),
+                format!(
+                    "prometheus-adapter would refuse to start on this rule: {}",
+                    problems.join("; ")
+                ),
+            );
+        }
+    }
+}
+
+/// The first template action (`<<` ... `>>`) left open or empty, as Go's text/template
+/// with those delimiters would report it.
+fn unclosed_action(template: &str) -> Option<String> {
+    let mut rest = template;
+    while let Some(start) = rest.find("<<") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find(">>") else {
+            return Some(format!(
+                "the action `{}` is never closed with `>>`",
+                rest[start..].chars().take(24).collect::<String>()
+            ));
+        };
+        let action = &after[..end];
+        if action.contains("<<") {
+            return Some(format!(
+                "the action `<<{}` is never closed with `>>` before the next `<<`",
+                action.split("<<").next().unwrap_or_default()
+            ));
+        }
+        if action.trim().is_empty() {
+            return Some("an empty action `<<>>`".into());
+        }
+        rest = &after[end + 2..];
+    }
+    None
 }
 
 /// A custom metric of an HPA: (metric name, external?, pointer of the name).
@@ -308,5 +390,19 @@ mod tests {
                 .unwrap()
                 .contains("no prometheus-adapter rules")
         );
+    }
+
+    #[test]
+    fn template_actions_left_open_are_found() {
+        assert_eq!(
+            unclosed_action("sum(rate(<<.Series>>{<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>)"),
+            None
+        );
+        assert_eq!(unclosed_action("no template at all"), None);
+        let open = unclosed_action("sum(rate(<<.Series>>[1m])) by (<<.GroupBy)").unwrap();
+        assert!(open.contains("<<.GroupBy)"), "{open}");
+        let nested = unclosed_action("<<.Series{<<.LabelMatchers>>").unwrap();
+        assert!(nested.contains("before the next"), "{nested}");
+        assert!(unclosed_action("x<<>>").unwrap().contains("empty"));
     }
 }

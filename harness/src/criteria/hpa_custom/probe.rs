@@ -40,6 +40,22 @@ const MAX_LOAD_CORES: f64 = 0.8;
 const MAX_RATE_RPS: f64 = 600.0;
 /// How often the metric is read (the metrics APIs cannot be watched).
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+const LOCK_LOST: &str = "the adapter lock was lost during the run (its Lease was not renewed in time): another grading may have reconfigured the adapter";
+
+/// Without the lock another grading may have rewritten the adapter's rules under this
+/// one: a failure can no longer be laid at the submission's door, so it becomes an
+/// environment error (grade again). A pass stands, with the note: the submission's
+/// metric was served and the HPA scaled on it.
+fn blame_the_lost_lock(verdict: &mut Verdict) {
+    if verdict.outcome == Outcome::Fail {
+        verdict.outcome = Outcome::Error;
+        verdict.message = format!(
+            "{LOCK_LOST}, so this failure may not be the submission's (grade again): {}",
+            verdict.message
+        );
+    }
+}
+
 /// Waiting for the adapter lock queues behind other gradings at most this long.
 const LOCK_BUDGET: Duration = MAX_PROBE;
 /// The adapter's rollout on new rules and its APIService Available.
@@ -98,9 +114,11 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
         ));
     }
 
+    let mut lock_lost = false;
     if let Some(mut lock) = lock {
-        if !lock.held() {
-            notes.push("the adapter lock was lost during the run (its Lease was not renewed in time): another grading may have reconfigured the adapter".into());
+        lock_lost = !lock.held();
+        if lock_lost {
+            notes.push(LOCK_LOST.into());
         }
         lock.release().await;
     }
@@ -129,6 +147,9 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
         verdict.evidence.push(Evidence::Note {
             text: format!("metric values saved to {path}"),
         });
+    }
+    if lock_lost {
+        blame_the_lost_lock(&mut verdict);
     }
     drop(load_namespace);
     vec![verdict]
@@ -836,6 +857,27 @@ fn save_recording(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_without_the_lock_is_an_environment_error() {
+        let mut failed = Verdict::new(ID, Outcome::Fail, "the HPA never scaled", Vec::new());
+        blame_the_lost_lock(&mut failed);
+        assert_eq!(failed.outcome, Outcome::Error);
+        assert!(
+            failed.message.contains("lock was lost"),
+            "{}",
+            failed.message
+        );
+        assert!(
+            failed.message.ends_with("the HPA never scaled"),
+            "{}",
+            failed.message
+        );
+
+        let mut passed = Verdict::new(ID, Outcome::Pass, "scaled", Vec::new());
+        blame_the_lost_lock(&mut passed);
+        assert_eq!(passed.outcome, Outcome::Pass);
+    }
 
     fn fixture(relative: &str) -> Submission {
         let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
