@@ -16,7 +16,7 @@ echo "load average $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine d
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for run in $(seq 1 "$runs"); do
-  cargo nextest run -q --profile e2e --no-capture -E 'test(live_hpa_custom_fast_fixture)' 2>&1 \
+  cargo nextest run --cargo-quiet --profile e2e --no-capture -E 'test(live_hpa_custom_fast_fixture)' 2>&1 \
     | grep -E '^(pipeline delay|wall time)' | sed "s/^/run $run: /" | tee -a "$log"
 done
 echo "median over $runs run(s):"
