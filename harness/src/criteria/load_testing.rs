@@ -232,12 +232,35 @@ fn script_files(submission: &Submission, tools: &Tools, out: &mut Collector) {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .zip(&submission.scripts)
+            .map(|(handle, script)| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| grader_failed_on(script, panic.as_ref()))
+            })
             .collect()
     });
     for part in results {
         out.absorb(part);
     }
+}
+
+/// A check of `script` that panicked is the grader's failure, not the student's: both
+/// script checks are environment errors naming the file (not a silent pass).
+fn grader_failed_on(script: &TextFile, panic: &(dyn std::any::Any + Send)) -> Collector {
+    let reason = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    let message = format!(
+        "the grader failed while checking {}: {reason} (a bug in the grader; please report it)",
+        script.path
+    );
+    let mut out = Collector::default();
+    out.environment(&SYNTAX, message.clone());
+    out.environment(&SHELLCHECK, message);
+    out
 }
 
 fn check_script(root: &Path, script: &TextFile, bash: &Path, tools: &Tools) -> Collector {
@@ -498,6 +521,23 @@ fn load(submission: &Submission, out: &mut Collector) {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[test]
+    fn a_script_check_that_panics_is_an_environment_error_naming_the_file() {
+        let script = TextFile {
+            path: "scripts/load.sh".into(),
+            text: String::new(),
+        };
+        let panic = std::thread::spawn(|| panic!("index out of bounds"))
+            .join()
+            .unwrap_err();
+        let out = grader_failed_on(&script, panic.as_ref());
+        let ids: Vec<&str> = out.environment.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, [SYNTAX.id, SHELLCHECK.id]);
+        let message = &out.environment[0].1;
+        assert!(message.contains("scripts/load.sh"), "{message}");
+        assert!(message.contains("index out of bounds"), "{message}");
+    }
 
     fn load_findings(manifest: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
