@@ -33,16 +33,6 @@ const KNOWN_WRONG: &[(&str, &str, &str)] = &[
     ),
     (
         "nina-verbatim",
-        "missing:monitoring.dashboard-coverage",
-        "kube_horizontalpodautoscaler_status_current_metrics_value (the handout's) is accepted, but kube-state-metrics does not export it",
-    ),
-    (
-        "nina-verbatim",
-        "points:44",
-        "follows from the missed monitoring.dashboard-coverage (0.75); right: 43.25",
-    ),
-    (
-        "nina-verbatim",
         "missing:workload.port-unserved",
         "no check: nginx:alpine listens on 80 but containerPort/targetPort/scrape port say 8080 (a handout bug the README names); proposed id",
     ),

@@ -222,10 +222,11 @@ pub(super) fn without_grafana_variables(expr: &str) -> String {
 }
 
 /// What the seed asks the dashboard to show: each item is a test on the
-/// metric names a panel query uses. kube-state-metrics has renamed these over
-/// the years (`kube_hpa_*` before v2, VPA metrics only through a
-/// CustomResourceState config since v2.9, whose names the user chooses), so
-/// the tests look at name parts rather than one exact name.
+/// metric names a panel query uses. HPA series must be ones kube-state-metrics
+/// v2 exports ([`KSM_HPA_METRICS`]: `kube_hpa_*` went with v2, and
+/// `..._status_current_metrics_value` never existed under that prefix); VPA
+/// series come only from a CustomResourceState config (since v2.9), whose
+/// names the user chooses, so those tests look at name parts.
 /// Whether a metric name shows one coverage item.
 type Shows = fn(&str) -> bool;
 
@@ -237,7 +238,7 @@ const COVERAGE: &[(&str, Shows)] = &[
         is_hpa_metric(m) && m.contains("desired_replicas")
     }),
     ("HPA metric vs target (e.g. CPU utilization)", |m| {
-        (is_hpa_metric(m) && (m.contains("target_metric") || m.contains("current_metrics")))
+        (is_hpa_metric(m) && m.contains("target_metric"))
             || m == "container_cpu_usage_seconds_total"
     }),
     ("VPA recommendations", |m| {
@@ -245,8 +246,34 @@ const COVERAGE: &[(&str, Shows)] = &[
     }),
 ];
 
+/// The HorizontalPodAutoscaler series of kube-state-metrics v2.20.0, the version the
+/// clusters run (its `internal/store/horizontalpodautoscaler.go`).
+pub(super) const KSM_HPA_METRICS: &[&str] = &[
+    "kube_horizontalpodautoscaler_annotations",
+    "kube_horizontalpodautoscaler_created",
+    "kube_horizontalpodautoscaler_deletion_timestamp",
+    "kube_horizontalpodautoscaler_info",
+    "kube_horizontalpodautoscaler_labels",
+    "kube_horizontalpodautoscaler_metadata_generation",
+    "kube_horizontalpodautoscaler_spec_behavior_scale_down_tolerance",
+    "kube_horizontalpodautoscaler_spec_behavior_scale_up_tolerance",
+    "kube_horizontalpodautoscaler_spec_max_replicas",
+    "kube_horizontalpodautoscaler_spec_min_replicas",
+    "kube_horizontalpodautoscaler_spec_target_metric",
+    "kube_horizontalpodautoscaler_status_condition",
+    "kube_horizontalpodautoscaler_status_current_replicas",
+    "kube_horizontalpodautoscaler_status_desired_replicas",
+    "kube_horizontalpodautoscaler_status_target_metric",
+];
+
 fn is_hpa_metric(metric: &str) -> bool {
-    metric.starts_with("kube_horizontalpodautoscaler_") || metric.starts_with("kube_hpa_")
+    KSM_HPA_METRICS.contains(&metric)
+}
+
+/// A name that looks like a kube-state-metrics HPA series but is not one it exports.
+fn unexported_hpa_metric(metric: &str) -> bool {
+    (metric.starts_with("kube_horizontalpodautoscaler_") || metric.starts_with("kube_hpa_"))
+        && !is_hpa_metric(metric)
 }
 
 static METRIC_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"[A-Za-z_:][A-Za-z0-9_:]*"));
@@ -319,10 +346,26 @@ fn dashboards(submission: &Submission, out: &mut Collector) {
         .map(|(what, _)| *what)
         .collect();
     if !missing.is_empty() {
+        let mut unexported: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| unexported_hpa_metric(n))
+            .collect();
+        unexported.sort_unstable();
+        unexported.dedup();
+        let why = if unexported.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} {} not exported by kube-state-metrics v2, so no series answers; its HPA series are kube_horizontalpodautoscaler_status_current_replicas, _status_desired_replicas, _spec_target_metric and _status_target_metric, among others)",
+                unexported.join(", "),
+                if unexported.len() == 1 { "is" } else { "are" }
+            )
+        };
         out.fire(
             &DASHBOARD_COVERAGE,
             submission.dashboards[0].location.clone(),
-            format!("the dashboard does not show: {}", missing.join("; ")),
+            format!("the dashboard does not show: {}{why}", missing.join("; ")),
         );
     }
 }
@@ -360,9 +403,12 @@ mod tests {
         "kube_horizontalpodautoscaler_status_current_replicas{namespace=\"$namespace\"}",
         "HPA current replicas"
     )]
-    #[case("kube_hpa_status_desired_replicas", "HPA desired replicas")]
     #[case(
-        "kube_horizontalpodautoscaler_status_current_metrics_value{metric_name='cpu'}",
+        "kube_horizontalpodautoscaler_status_desired_replicas",
+        "HPA desired replicas"
+    )]
+    #[case(
+        "kube_horizontalpodautoscaler_status_target_metric{metric_name='cpu'}",
         "HPA metric vs target (e.g. CPU utilization)"
     )]
     #[case(
@@ -388,6 +434,9 @@ mod tests {
     #[case("vpa_recommender_execution_latency_seconds_bucket")]
     #[case("sum(rate(http_requests_total[5m]))")]
     #[case("kube_deployment_status_replicas")]
+    // Names kube-state-metrics v2 does not export: no series would answer them.
+    #[case("kube_hpa_status_desired_replicas")]
+    #[case("kube_horizontalpodautoscaler_status_current_metrics_value{metric_name='cpu'}")]
     fn unrelated_metrics_cover_nothing(#[case] expr: &str) {
         assert!(shown(expr).is_empty(), "{expr}: {:?}", shown(expr));
     }
