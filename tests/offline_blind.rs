@@ -27,11 +27,6 @@ const KNOWN_WRONG: &[(&str, &str, &str)] = &[
         "minReplicaCount 0 with only a cpu trigger (KEDA webhook refuses it) is reported as \"nothing to examine\" instead of a finding",
     ),
     (
-        "heidi-partial",
-        "missing:metrics-server.args-replaced",
-        "no check: JSON patch op replace on metrics-server's args drops --cert-dir/--secure-port/...; proposed id",
-    ),
-    (
         "nina-verbatim",
         "missing:workload.port-unserved",
         "no check: nginx:alpine listens on 80 but containerPort/targetPort/scrape port say 8080 (a handout bug the README names); proposed id",
