@@ -104,6 +104,49 @@ struct GradeArgs {
 }
 
 /// `90`, `90s`, `45m`, `2h` as a duration: a positive whole number and a unit.
+/// A signal that stopped live grading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupted {
+    Sigint,
+    Sigterm,
+}
+
+impl Interrupted {
+    /// Says so, and the shell's status for a process ended by the signal (128 + its number).
+    fn exit(self) -> ExitCode {
+        let (name, status) = match self {
+            Interrupted::Sigint => ("SIGINT", 130),
+            Interrupted::Sigterm => ("SIGTERM", 143),
+        };
+        eprintln!(
+            "grading stopped by {name}: the probes were stopped and what they created in the cluster was deleted; no report was written"
+        );
+        ExitCode::from(status)
+    }
+}
+
+/// Runs `work` unless SIGINT or SIGTERM comes first. Then `work` is dropped before this
+/// returns, and dropping a probe deletes what it made (each namespace's `Drop` deletes
+/// it and the cluster-scoped objects mapped into it, and waits, bounded), so an
+/// interrupted grading (Ctrl-C, a CI job cancelled) leaves nothing behind.
+async fn until_interrupted<T>(work: impl std::future::Future<Output = T>) -> Result<T, Interrupted> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let sigterm = async {
+        match terminate.as_mut() {
+            Some(stream) => {
+                stream.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        done = work => Ok(done),
+        _ = tokio::signal::ctrl_c() => Err(Interrupted::Sigint),
+        () = sigterm => Err(Interrupted::Sigterm),
+    }
+}
+
 fn parse_live_criterion(name: &str) -> Result<harness::criteria::CriterionId, String> {
     harness::grade::live_criterion(name.trim())
 }
@@ -210,7 +253,12 @@ fn grade_one(args: &GradeArgs, submission: &Path) -> anyhow::Result<ExitCode> {
             args.deadline.as_secs()
         ));
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-        runtime.block_on(progress.live(harness::grade::grade(submission, &options)))?
+        match runtime.block_on(until_interrupted(progress.live(harness::grade::grade(
+            submission, &options,
+        )))) {
+            Ok(report) => report?,
+            Err(signal) => return Ok(signal.exit()),
+        }
     };
     if let Some(dir) = &args.out {
         let written = write_reports(&report, dir)?;
@@ -315,7 +363,12 @@ fn grade_class(args: &GradeArgs, dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
             args.deadline.as_secs()
         ));
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-        runtime.block_on(progress.live(class::grade_live(&students, options, jobs, &done)))
+        match runtime.block_on(until_interrupted(progress.live(class::grade_live(
+            &students, options, jobs, &done,
+        )))) {
+            Ok(graded) => graded,
+            Err(signal) => return Ok(signal.exit()),
+        }
     };
     bar.finish();
     let elapsed = started.elapsed();

@@ -135,3 +135,87 @@ async fn live_grade_broken_sidecar_without_requests_loses_the_hpa_points_with_ev
         skipped.message
     );
 }
+
+/// Interrupted (SIGTERM, as a cancelled CI job is stopped), live grading stops its
+/// probes, deletes every namespace it made, and exits with 143 without a report.
+#[tokio::test]
+async fn live_grade_interrupted_by_sigterm_leaves_no_namespace_behind() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, ListParams};
+    use std::time::{Duration, Instant};
+
+    let cluster = harness::cluster::Cluster::connect()
+        .await
+        .unwrap_or_else(|e| panic!("environment error (verdict: error, not fail): {e}"));
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    let out = tempfile::tempdir().unwrap();
+    let mut grader = tokio::process::Command::new(env!("CARGO_BIN_EXE_autoscale-conformance"))
+        .args(["grade", "--quiet", "--out"])
+        .arg(out.path())
+        .arg(support::reference())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Its namespaces are `ac-grade-<criterion>-<pid in hex>...`.
+    let pid = grader.id().unwrap();
+    let marker = format!("-{pid:x}");
+    let suite = format!("{}=true", harness::cluster::SUITE_LABEL);
+    // Ours that are not being deleted.
+    let ours = || async {
+        namespaces
+            .list(&ListParams::default().labels(&suite))
+            .await
+            .map(|list| {
+                list.items
+                    .into_iter()
+                    .filter(|n| n.metadata.deletion_timestamp.is_none())
+                    .filter_map(|n| n.metadata.name)
+                    .filter(|n| n.starts_with("ac-grade-") && n.contains(&marker))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let started = Instant::now();
+    let made = loop {
+        let found = ours().await;
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the grader made no namespace within 120 s"
+        );
+        assert!(
+            grader.try_wait().unwrap().is_none(),
+            "the grader ended before making a namespace"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Let the probes get going (objects applied, pods starting) before the signal.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    nix_kill(pid, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(300), grader.wait())
+        .await
+        .expect("the grader did not exit within 300 s of SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert!(
+        !out.path().join("report.json").exists(),
+        "an interrupted grading wrote a report"
+    );
+    let left = ours().await;
+    assert!(
+        left.is_empty(),
+        "made {made:?}; not deleted when the grader exited: {left:?}"
+    );
+}
+
+/// Sends SIGNAL to `pid` with the system's `kill` (no signal crate for one call).
+fn nix_kill(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}: {status:?}");
+}
