@@ -1060,7 +1060,10 @@ fn kind_path_brings_up_the_shared_cluster_definition_with_a_fake_kind() {
         );
     }
     assert!(
-        has("kubectl --kubeconfig") && calls.iter().any(|c| c.contains("create secret generic vpa-tls-certs")),
+        has("kubectl --kubeconfig")
+            && calls
+                .iter()
+                .any(|c| c.contains("create secret generic vpa-tls-certs")),
         "no webhook certificate: {calls:#?}"
     );
     assert!(stderr.contains("vpa ready in "), "{stderr}");

@@ -1,8 +1,8 @@
-//! Criterion `vpa`: static checks only, until its live probe arrives. A VPA
-//! targets a workload of the submission, once, with valid update modes, container
-//! policies and bounds, and does not fight an HPA over the same resource.
+//! Static checks of `vpa`: a VPA targets a workload of the submission, once, with
+//! valid update modes, container policies and bounds, and does not fight an HPA over
+//! the same resource.
 
-use super::{Criterion, CriterionId, CriterionInfo};
+use super::ID;
 use crate::checks::{
     CheckInfo, Collector, Index, Input, identity, pointer_escape, resource_metrics,
 };
@@ -11,16 +11,6 @@ use crate::submission::crds::{VerticalPodAutoscaler, VpaContainerPolicy};
 use crate::submission::quantity::parse_quantity;
 use crate::verdict::Location;
 use std::collections::{BTreeMap, BTreeSet};
-
-pub const ID: CriterionId = CriterionId("vpa");
-
-pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
-    id: ID,
-    title: "VPA provides resource recommendations",
-    rubric_line: "vpa-recommendations",
-    cncf_ai_conformance: None,
-    has_live_part: true,
-}];
 
 pub const TARGET_MISSING: CheckInfo = CheckInfo::error(
     "ref.vpa-target-missing",
@@ -82,27 +72,7 @@ pub const CATALOGUE: &[CheckInfo] = &[
     DUPLICATE_TARGET,
 ];
 
-pub struct Vpa;
-
-impl Criterion for Vpa {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        check(input, out);
-    }
-
-    fn not_probed_because(&self) -> Option<&'static str> {
-        Some("the VPA recommender and updater in the cluster")
-    }
-}
-
-const VPA_MODES: &[&str] = &["Off", "Initial", "Recreate", "InPlaceOrRecreate", "Auto"];
+pub(crate) const VPA_MODES: &[&str] = &["Off", "Initial", "Recreate", "InPlaceOrRecreate", "Auto"];
 
 pub fn check(input: &Input<'_>, out: &mut Collector) {
     let index = &input.index;
@@ -206,7 +176,7 @@ fn policy_containers_exist(
     }
 }
 
-fn container_policies(vpa: &VerticalPodAutoscaler) -> &[VpaContainerPolicy] {
+pub(crate) fn container_policies(vpa: &VerticalPodAutoscaler) -> &[VpaContainerPolicy] {
     vpa.spec
         .resource_policy
         .as_ref()
@@ -214,7 +184,7 @@ fn container_policies(vpa: &VerticalPodAutoscaler) -> &[VpaContainerPolicy] {
         .unwrap_or_default()
 }
 
-fn update_mode(vpa: &VerticalPodAutoscaler) -> Option<String> {
+pub(crate) fn update_mode(vpa: &VerticalPodAutoscaler) -> Option<String> {
     vpa.spec
         .update_policy
         .as_ref()
@@ -375,7 +345,7 @@ fn no_hpa_conflict(
 
 /// The resources a VPA changes: cpu and memory unless its active container
 /// policies name others.
-fn controlled_resources(vpa: &VerticalPodAutoscaler) -> BTreeSet<String> {
+pub(crate) fn controlled_resources(vpa: &VerticalPodAutoscaler) -> BTreeSet<String> {
     let policies = container_policies(vpa);
     let active: Vec<_> = policies
         .iter()
