@@ -140,6 +140,9 @@ impl Judgement {
     }
 }
 
+/// One recorded state of a pod's resources: when, its containers, its `vpaUpdates`.
+type Recorded<'t> = (f64, &'t [ContainerResources], Option<&'t str>);
+
 /// What the timeline says about one VPA and its target's pods.
 #[derive(Debug, Default)]
 struct Facts<'t> {
@@ -150,7 +153,7 @@ struct Facts<'t> {
     /// The target's pods: name -> first seen.
     created: BTreeMap<&'t str, f64>,
     /// Each pod's resources over time.
-    resources: BTreeMap<&'t str, Vec<(f64, &'t [ContainerResources], Option<&'t str>)>>,
+    resources: BTreeMap<&'t str, Vec<Recorded<'t>>>,
     evictions: Vec<(f64, &'t str)>,
     resizes: Vec<(f64, &'t str)>,
     /// Pods the probe deleted itself.
@@ -373,7 +376,13 @@ pub fn judge_vpa(
                     lines,
                 );
             }
-            let new_pods = after(first_t + budget.slack.as_secs_f64());
+            // After the probe's own deletion (it deletes once it saw the recommendation),
+            // else once the admission controller has surely seen it.
+            let since = facts
+                .deleted
+                .first()
+                .map_or(first_t + budget.slack.as_secs_f64(), |(t, _)| *t);
+            let new_pods = after(since);
             if new_pods.is_empty() {
                 return Judgement::new(
                     Outcome::Error,
@@ -614,13 +623,26 @@ fn capped_by_max(spec: &VpaSpec, recommendation: &[ContainerRecommendation]) -> 
             };
             if t < u && !close(t, u) && close(t, m) {
                 return Some(format!(
-                    "VPA {}'s {resource} recommendation for container {} is capped by maxAllowed {max}: it finds {uncapped} needed (uncappedTarget) but may set only {target}",
-                    spec.name, rec.container_name
+                    "VPA {}'s {resource} recommendation for container {} is capped by maxAllowed {max}: it finds {} needed (uncappedTarget) but may set only {target}",
+                    spec.name,
+                    rec.container_name,
+                    readable(resource, uncapped)
                 ));
             }
         }
     }
     None
+}
+
+/// A quantity as the VPA wrote it, with bytes also in MiB (`380258472` -> `380258472
+/// (363Mi)`).
+fn readable(resource: &str, value: &str) -> String {
+    match quantity(value) {
+        Some(bytes) if resource == "memory" && value.chars().all(|c| c.is_ascii_digit()) => {
+            format!("{value} ({:.0}Mi)", bytes / (1024.0 * 1024.0))
+        }
+        _ => value.to_string(),
+    }
 }
 
 /// Why `containers` need an update under `recommendation`: a controlled request outside

@@ -438,7 +438,9 @@ async fn drive(
     let names: Vec<String> = subjects.iter().map(|s| s.spec.name.clone()).collect();
     let recommended = recorder
         .caught_up(budget.recommendation, |t| {
-            names.iter().all(|n| first_recommendation(t, n).is_some())
+            names
+                .iter()
+                .all(|n| first_recommendation(t, n).is_some() || config_unsupported(t, n))
         })
         .await;
     let recommended_at = recorder.mark("recommendations");
@@ -605,6 +607,21 @@ fn first_recommendation(timeline: &Timeline, vpa: &str) -> Option<f64> {
         } if name == vpa && !recommendation.is_empty() => Some(s.t),
         _ => None,
     })
+}
+
+/// Whether `vpa` says it cannot work with its configuration (`ConfigUnsupported=True`:
+/// a targetRef that names nothing, a selector-less target): no recommendation will come.
+fn config_unsupported(timeline: &Timeline, vpa: &str) -> bool {
+    timeline.samples.iter().rev().find_map(|s| match &s.what {
+        Observation::Vpa {
+            name, conditions, ..
+        } if name == vpa => Some(
+            conditions
+                .iter()
+                .any(|c| c.type_ == "ConfigUnsupported" && c.status == "True"),
+        ),
+        _ => None,
+    }) == Some(true)
 }
 
 /// Whether the updater acted on a pod of `target` (evicted or resized) and, after an

@@ -233,15 +233,16 @@ fn off_fails_when_a_new_pod_is_set_by_the_vpa() {
 fn initial_sets_new_pods_and_never_evicts() {
     let mut t = base();
     t.push(
-        50.0,
+        41.0,
         Observation::Marker {
             label: format!("{DELETED_MARKER}web-5d9f-aaaaa"),
         },
     );
-    t.push(51.0, pod("web-5d9f-ccccc"));
+    // Within the slack of the recommendation, but after the probe's deletion.
+    t.push(42.0, pod("web-5d9f-ccccc"));
     // 262144Ki is 256Mi: the same quantity, written differently.
     t.push(
-        51.0,
+        42.0,
         resources(
             "web-5d9f-ccccc",
             &[("cpu", "25m"), ("memory", "256Mi")],
