@@ -107,3 +107,29 @@ async fn live_vpa_recreate_blocked_by_a_pdb_never_evicts_and_fails(
     let verdict = probe(namespace, "vpa/blocked-by-pdb").await;
     assert_expected_verdict(&verdict, "vpa/blocked-by-pdb");
 }
+
+/// The reference's three VPAs, as graded live: Off on the serving API, Initial on the
+/// feature store, Recreate on the training job (one replica, requests within the
+/// recommended bounds: the updater has nothing to do, and the verdict says why).
+#[rstest]
+#[tokio::test]
+async fn live_vpa_reference_recommends_and_keeps_each_modes_promise(
+    #[future(awt)] namespace: TestNamespace,
+) {
+    let verdict = probe(namespace, "submissions/reference").await;
+    let story = story(&verdict);
+    eprintln!("{story}");
+    assert_eq!(
+        verdict.outcome,
+        Outcome::Pass,
+        "{}\n{story}",
+        verdict.message
+    );
+    for vpa in [
+        "vpa-mode-off (Off)",
+        "vpa-mode-initial (Initial)",
+        "model-training-vpa (Recreate)",
+    ] {
+        assert!(verdict.message.contains(vpa), "{vpa}: {}", verdict.message);
+    }
+}
