@@ -47,10 +47,13 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
 }
 
 async fn probe(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Verdict {
-    let subjects = match subjects(context.submission) {
-        Ok(subjects) => subjects,
+    let (subjects, skipped) = match subjects(context.submission) {
+        Ok(found) => found,
         Err(message) => return Verdict::new(ID, Outcome::Fail, message, Vec::new()),
     };
+    if subjects.is_empty() {
+        return Verdict::not_run(ID.as_str(), skipped.join("; "));
+    }
     let settings = match VpaSettings::read(&namespace.client()).await {
         Ok(settings) => settings,
         Err(message) => return Verdict::new(ID, Outcome::Error, message, Vec::new()),
@@ -72,6 +75,7 @@ async fn probe(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Ver
         vpa_observation,
     );
     let mut notes = vec![settings.describe()];
+    notes.extend(skipped);
     let mut load_namespace = None;
     let driven = drive(
         namespace,
@@ -109,10 +113,12 @@ struct Subject<'s> {
     target: Option<&'s Object>,
 }
 
-/// Every VPA of the submission, with its target Deployment. A VPA on another kind of
-/// workload is not judged live (its pods are not told apart here): said in its place.
-fn subjects(submission: &Submission) -> Result<Vec<Subject<'_>>, String> {
+/// Every VPA of the submission, with its target Deployment; and what is left out: a VPA
+/// on another kind of workload is not judged live (its pods are not told apart here),
+/// which the verdict says.
+fn subjects(submission: &Submission) -> Result<(Vec<Subject<'_>>, Vec<String>), String> {
     let mut subjects = Vec::new();
+    let mut skipped = Vec::new();
     for object in &submission.objects {
         let Typed::VerticalPodAutoscaler(vpa) = &object.typed else {
             continue;
@@ -128,10 +134,11 @@ fn subjects(submission: &Submission) -> Result<Vec<Subject<'_>>, String> {
             ));
         };
         if kind != "Deployment" {
-            return Err(format!(
-                "{} targets a {kind}; the live probe judges VPAs on Deployments only",
+            skipped.push(format!(
+                "{} targets a {kind}: not judged live (the probe judges VPAs on Deployments)",
                 object.describe()
             ));
+            continue;
         }
         let target =
             submission.find_workload(Some(kind), &reference.name, object.namespace.as_deref());
@@ -195,13 +202,13 @@ fn subjects(submission: &Submission) -> Result<Vec<Subject<'_>>, String> {
             target,
         });
     }
-    if subjects.is_empty() {
+    if subjects.is_empty() && skipped.is_empty() {
         return Err(
             "expected a VerticalPodAutoscaler (autoscaling.k8s.io/v1); the submission has none"
                 .into(),
         );
     }
-    Ok(subjects)
+    Ok((subjects, skipped))
 }
 
 fn quantities_of(
@@ -843,11 +850,20 @@ mod tests {
     }
 
     #[test]
+    fn a_submission_without_a_vpa_fails_at_once() {
+        let Err(message) = subjects(&fixture("metrics_server/fresh-pod")) else {
+            panic!("no VPA in that fixture")
+        };
+        assert!(message.contains("the submission has none"), "{message}");
+    }
+
+    #[test]
     fn the_references_three_vpas_are_probed_with_their_modes() {
         let reference = fixture("submissions/reference");
-        let Ok(subjects) = subjects(&reference) else {
+        let Ok((subjects, skipped)) = subjects(&reference) else {
             panic!("the reference has VPAs")
         };
+        assert!(skipped.is_empty(), "{skipped:?}");
         let modes: Vec<(&str, Mode, &str)> = subjects
             .iter()
             .map(|s| (s.spec.name.as_str(), s.spec.mode, s.spec.target.as_str()))
