@@ -133,3 +133,39 @@ async fn live_vpa_reference_recommends_and_keeps_each_modes_promise(
         assert!(verdict.message.contains(vpa), "{vpa}: {}", verdict.message);
     }
 }
+
+/// A Recreate VPA and a CPU HPA on one Deployment (the static `vpa.hpa-conflict`): the
+/// probe applies both and its verdict shows what each did, as that finding's evidence.
+#[rstest]
+#[tokio::test]
+async fn live_vpa_hpa_conflict_records_what_both_controllers_do(
+    #[future(awt)] namespace: TestNamespace,
+) {
+    let verdict = probe(namespace, "vpa/hpa-conflict").await;
+    eprintln!("{}\n{}", verdict.message, story(&verdict));
+    let note = verdict.evidence.iter().find_map(|e| match e {
+        Evidence::Note { text } if text.starts_with("vpa.hpa-conflict, live") => Some(text),
+        _ => None,
+    });
+    let Some(note) = note else {
+        panic!("no conflict evidence: {:#?}", verdict.evidence)
+    };
+    assert!(note.contains("HPA demo-recreate-hpa on cpu"), "{note}");
+    let points = verdict
+        .evidence
+        .iter()
+        .find_map(|e| match e {
+            Evidence::Timeline { points } => Some(points),
+            _ => None,
+        })
+        .expect("what both controllers did, in order");
+    for (who, needle) in [
+        ("the HPA", "HPA demo-recreate-hpa"),
+        ("the VPA", "EvictedByVPA"),
+    ] {
+        assert!(
+            points.iter().any(|p| p.what.contains(needle)),
+            "nothing from {who} in {points:#?}"
+        );
+    }
+}

@@ -10,6 +10,7 @@ use crate::submission::Object;
 use crate::submission::crds::{VerticalPodAutoscaler, VpaContainerPolicy};
 use crate::submission::quantity::parse_quantity;
 use crate::verdict::Location;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const TARGET_MISSING: CheckInfo = CheckInfo::error(
@@ -315,32 +316,43 @@ fn no_hpa_conflict(
     target: &Object,
     out: &mut Collector,
 ) {
+    for (hpa_object, hpa) in index.hpas_on(target) {
+        let Some((effective_mode, shared)) = hpa_conflict(vpa, hpa) else {
+            continue;
+        };
+        let shared = shared.iter().cloned().collect::<Vec<_>>().join("/");
+        out.fire(
+            &HPA_CONFLICT,
+            object.locate("/spec/updatePolicy/updateMode"),
+            format!(
+                "{} ({effective_mode}) changes {shared} requests of {} while {} scales it on {shared} utilization: the two fight",
+                object.describe(),
+                target.describe(),
+                hpa_object.describe(),
+            ),
+        );
+    }
+}
+
+/// Whether a VPA and an HPA on the same workload fight: the VPA applies its
+/// recommendations (any valid mode but Off) to resources the HPA scales on. Returns the
+/// VPA's effective mode and those resources. Shared with the live probe, which records
+/// what the two do.
+pub(crate) fn hpa_conflict(
+    vpa: &VerticalPodAutoscaler,
+    hpa: &HorizontalPodAutoscaler,
+) -> Option<(String, BTreeSet<String>)> {
     let effective_mode = update_mode(vpa).unwrap_or_else(|| "Auto".to_string());
     if effective_mode == "Off" || !VPA_MODES.contains(&effective_mode.as_str()) {
-        return;
+        return None;
     }
     let controlled = controlled_resources(vpa);
-    for (hpa_object, hpa) in index.hpas_on(target) {
-        let shared: BTreeSet<String> = resource_metrics(hpa)
-            .into_iter()
-            .map(|m| m.name)
-            .filter(|name| controlled.contains(name))
-            .collect();
-        if !shared.is_empty() {
-            out.fire(
-                &HPA_CONFLICT,
-                object.locate("/spec/updatePolicy/updateMode"),
-                format!(
-                    "{} ({effective_mode}) changes {} requests of {} while {} scales it on {} utilization: the two fight",
-                    object.describe(),
-                    shared.iter().cloned().collect::<Vec<_>>().join("/"),
-                    target.describe(),
-                    hpa_object.describe(),
-                    shared.iter().cloned().collect::<Vec<_>>().join("/"),
-                ),
-            );
-        }
-    }
+    let shared: BTreeSet<String> = resource_metrics(hpa)
+        .into_iter()
+        .map(|m| m.name)
+        .filter(|name| controlled.contains(name))
+        .collect();
+    (!shared.is_empty()).then_some((effective_mode, shared))
 }
 
 /// The resources a VPA changes: cpu and memory unless its active container

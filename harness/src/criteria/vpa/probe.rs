@@ -12,7 +12,7 @@
 //! cap fail at once with that reason.
 
 use super::ID;
-use super::checks::{container_policies, update_mode};
+use super::checks::{container_policies, hpa_conflict, update_mode};
 use super::judge::{
     Budget, DELETED_MARKER, EVICTED, Judgement, Mode, Policy, RESIZED, VpaSpec, judge_vpa, pod_of,
     seconds,
@@ -111,6 +111,9 @@ struct Subject<'s> {
     /// `None`: its targetRef names nothing the submission defines (the VPA is applied
     /// alone, and the cluster says what it makes of it).
     target: Option<&'s Object>,
+    /// The HPAs that scale the target on a resource this VPA changes (the static
+    /// `vpa.hpa-conflict`): applied too, so that the timeline shows what both do.
+    conflicting_hpas: Vec<(&'s Object, String)>,
 }
 
 /// Every VPA of the submission, with its target Deployment; and what is left out: a VPA
@@ -188,8 +191,29 @@ fn subjects(submission: &Submission) -> Result<(Vec<Subject<'_>>, Vec<String>), 
                 requests_only: p.controlled_values.as_deref() == Some("RequestsOnly"),
             })
             .collect();
+        let conflicting_hpas = target
+            .map(|target| {
+                submission
+                    .objects
+                    .iter()
+                    .filter_map(|o| match &o.typed {
+                        Typed::HorizontalPodAutoscaler(h)
+                            if h.spec.scale_target_ref.name == target.name
+                                && h.spec.scale_target_ref.kind == "Deployment"
+                                && o.same_namespace(target.namespace.as_deref()) =>
+                        {
+                            hpa_conflict(vpa, h).map(|(_, shared)| {
+                                (o, shared.into_iter().collect::<Vec<_>>().join("/"))
+                            })
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         subjects.push(Subject {
             object,
+            conflicting_hpas,
             spec: VpaSpec {
                 name: object.name.clone(),
                 target: reference.name.clone(),
@@ -538,6 +562,9 @@ fn objects_for(submission: &Submission, subjects: &[Subject<'_>]) -> Vec<Value> 
         }
     }
     for subject in subjects {
+        for (hpa, _) in &subject.conflicting_hpas {
+            add(&mut objects, hpa.value());
+        }
         add(&mut objects, subject.object.value());
     }
     objects
@@ -769,15 +796,72 @@ fn judge(
         ));
         lines.extend(judgement.lines.iter().map(|l| format!("  {l}")));
     }
-    let mut evidence = vec![
-        Evidence::Values { values },
-        Evidence::Events { lines },
-        Evidence::Note {
-            text: notes.join("\n"),
-        },
-    ];
+    let mut evidence = vec![Evidence::Values { values }, Evidence::Events { lines }];
+    for subject in subjects {
+        evidence.extend(conflict_evidence(subject, timeline));
+    }
+    evidence.push(Evidence::Note {
+        text: notes.join("\n"),
+    });
     evidence.extend(timeline.file_evidence());
     Verdict::new(ID, outcome, messages.join("; "), evidence)
+}
+
+/// For a VPA that fights an HPA over its target (the static `vpa.hpa-conflict`): what
+/// the two controllers did, side by side: the HPA's desired replicas, the target's
+/// replicas, the VPA's evictions and resizes, the pods it set.
+fn conflict_evidence(subject: &Subject<'_>, timeline: &Timeline) -> Vec<Evidence> {
+    if subject.conflicting_hpas.is_empty() {
+        return Vec::new();
+    }
+    let target = &subject.spec.target;
+    let hpas: Vec<&str> = subject
+        .conflicting_hpas
+        .iter()
+        .map(|(h, _)| h.name.as_str())
+        .collect();
+    let mut points: Vec<crate::verdict::TimelinePoint> = Vec::new();
+    for sample in &timeline.samples {
+        let relevant = match &sample.what {
+            Observation::Hpa { name, .. } => hpas.contains(&name.as_str()),
+            Observation::Scale { target: t, .. } => t == target,
+            Observation::Event { object, reason, .. } => {
+                (reason == EVICTED || reason == RESIZED)
+                    && object
+                        .strip_prefix("Pod/")
+                        .is_some_and(|p| pod_of(target, p))
+            }
+            Observation::PodResources {
+                name, vpa_updates, ..
+            } => vpa_updates.is_some() && pod_of(target, name),
+            _ => false,
+        };
+        let what = sample.what.describe();
+        if relevant && points.last().is_none_or(|p| p.what != what) {
+            points.push(crate::verdict::TimelinePoint {
+                seconds: sample.t,
+                what,
+            });
+        }
+    }
+    let hpa_changes = timeline.steps(target, 0.0).len();
+    let evictions = points.iter().filter(|p| p.what.contains(EVICTED)).count();
+    let shared: Vec<String> = subject
+        .conflicting_hpas
+        .iter()
+        .map(|(h, resources)| format!("HPA {} on {resources}", h.name))
+        .collect();
+    vec![
+        Evidence::Note {
+            text: format!(
+                "vpa.hpa-conflict, live: VPA {} ({:?}) and {} both act on {target}: its replicas changed {hpa_changes} time(s) while the VPA evicted {evictions} pod(s); what each did is below",
+                subject.spec.name,
+                subject.spec.mode,
+                shared.join(", ")
+            ),
+        },
+        Evidence::Timeline { points },
+    ]
 }
 
 /// The verdict of a run that stopped early, with what the cluster said meanwhile.
