@@ -815,8 +815,9 @@ impl Fakes {
     }
 }
 
-/// The archives kind loads: the cluster's own, the monitoring stack's, the workloads'.
-const KIND_ARCHIVES: [&str; 9] = [
+/// The archives kind loads: the cluster's own, the monitoring stack's, the VPA's, the
+/// workloads'.
+const KIND_ARCHIVES: [&str; 12] = [
     "coredns",
     "metrics-server",
     "prometheus",
@@ -824,6 +825,9 @@ const KIND_ARCHIVES: [&str; 9] = [
     "prometheus-config-reloader",
     "kube-state-metrics",
     "prometheus-adapter",
+    "vpa-recommender",
+    "vpa-updater",
+    "vpa-admission-controller",
     "inference-server",
     "loadgen",
 ];
@@ -871,6 +875,11 @@ case $args in
      [ -f "{s}/gpu-nodes" ] && while read -r n; do echo "$n True 1"; done <"{s}/gpu-nodes"
      [ -z "${{FAKE_EXTRA_GPU_NODE:-}}" ] || echo "$FAKE_EXTRA_GPU_NODE" ;;
   *" rollout status "* | *" wait "* | *" top nodes "*) ;;
+  *" -n kube-system get secret vpa-tls-certs "*) exit 1 ;;
+  *" -n kube-system create secret generic vpa-tls-certs "*)
+     for f in caCert serverCert serverKey; do grep -q -- "--from-file=.*/$f.pem" <<<"$args" || exit 1; done ;;
+  *" create --dry-run=server -f - "*)
+     echo 'Error from server: admission webhook "vpa.k8s.io" denied the request: max resource for cpu is lower than min of "2"' >&2; exit 1 ;;
   *" get pods -l app=prometheus -o name "*) echo pod/prometheus-prometheus-0 ;;
   *" get --raw /api/v1/namespaces/monitoring/services/prometheus-server:80/proxy/api/v1/targets"*)
      echo '{{"data":{{"activeTargets":[{{"scrapePool":"kubernetes-pods","labels":{{}},"health":"up"}},{{"scrapePool":"kubernetes-service-endpoints","labels":{{"service":"kube-state-metrics"}},"health":"up"}}]}}}}' ;;
@@ -903,6 +912,11 @@ esac"#
         "kind: CustomResourceDefinition\nmetadata:\n  name: prometheuses.monitoring.coreos.com\n",
     )
     .unwrap();
+    // The VPA's build: upstream's CRDs and RBAC from its module.
+    std::fs::create_dir_all(fakes.path("vpa/deploy")).unwrap();
+    for file in ["vpa-v1-crd-gen.yaml", "vpa-rbac.yaml"] {
+        std::fs::write(fakes.path(&format!("vpa/deploy/{file}")), "kind: List\n").unwrap();
+    }
     std::fs::create_dir_all(fakes.path("images")).unwrap();
     for archive in KIND_ARCHIVES {
         std::fs::write(fakes.path(&format!("images/{archive}.oci.tar")), archive).unwrap();
@@ -921,6 +935,7 @@ esac"#
             "AUTOSCALE_OPERATOR_DIR",
             fakes.path("operator").display().to_string(),
         ),
+        ("AUTOSCALE_VPA_DIR", fakes.path("vpa").display().to_string()),
         (
             "AUTOSCALE_IMAGES",
             fakes.path("images").display().to_string(),
@@ -1006,6 +1021,7 @@ fn kind_path_brings_up_the_shared_cluster_definition_with_a_fake_kind() {
         "monitoring/20-prometheus",
         "monitoring/30-kube-state-metrics",
         "monitoring/40-prometheus-adapter",
+        "vpa/10-vpa",
     ] {
         assert!(
             calls.iter().any(|c| c.starts_with("kubectl") && c.contains(&format!("ci/addons/{addon}.yaml"))),
@@ -1033,6 +1049,24 @@ fn kind_path_brings_up_the_shared_cluster_definition_with_a_fake_kind() {
         "the operator's CRDs not applied: {calls:#?}"
     );
     assert!(stderr.contains("monitoring stack ready"), "{stderr}");
+    // The VPA: upstream's CRDs and RBAC from its build, a webhook certificate made here.
+    for file in ["vpa-v1-crd-gen.yaml", "vpa-rbac.yaml"] {
+        let path = fakes.path(&format!("vpa/deploy/{file}"));
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with("kubectl") && c.contains(&path.display().to_string())),
+            "{file} not applied: {calls:#?}"
+        );
+    }
+    assert!(
+        has("kubectl --kubeconfig")
+            && calls
+                .iter()
+                .any(|c| c.contains("create secret generic vpa-tls-certs")),
+        "no webhook certificate: {calls:#?}"
+    );
+    assert!(stderr.contains("vpa ready in "), "{stderr}");
     assert!(stderr.contains("KUBECONFIG="), "{stderr}");
     assert!(stdout.is_empty() || !stdout.contains("error"), "{stdout}");
     let after_down = fakes.calls();
@@ -1223,7 +1257,7 @@ images kind
     assert_eq!(coredns_builds.len(), 3, "{calls:#?}");
     assert!(
         calls.contains(
-            &"build metrics-server coredns prometheus prometheus-operator kube-state-metrics prometheus-adapter"
+            &"build metrics-server coredns prometheus prometheus-operator kube-state-metrics prometheus-adapter vpa"
                 .to_string()
         ),
         "{calls:#?}"

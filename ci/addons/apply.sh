@@ -5,7 +5,9 @@
 # Prometheus, kube-state-metrics, prometheus-adapter). Usage: ci/addons/apply.sh [kubectl] [kubeconfig]
 # The operator's CRDs come from its build (build.sh prometheus-operator: crds/), never
 # from this repository: AUTOSCALE_OPERATOR_DIR names that build's directory (the callers
-# pass it); without it build.sh is asked for it. Later addons (VPA, KEDA) go below.
+# pass it); without it build.sh is asked for it. Then the VPA (vpa/), whose CRDs and RBAC
+# come from its build the same way (build.sh vpa: deploy/, AUTOSCALE_VPA_DIR). Later
+# addons (KEDA) go below.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 kubectl_bin=${1:-kubectl}
@@ -96,3 +98,38 @@ done
 k wait --for=condition=Available apiservice/v1beta1.custom.metrics.k8s.io --timeout="${monitoring_wait}s" >/dev/null \
   || die "APIService v1beta1.custom.metrics.k8s.io is not Available within ${monitoring_wait}s: $(k get apiservice v1beta1.custom.metrics.k8s.io -o jsonpath='{.status.conditions}' 2>&1)"
 echo "monitoring stack ready in $((SECONDS - stack_started)) s: Prometheus targets up, custom.metrics.k8s.io available" >&2
+
+# ---------------------------------------------------------------- the VPA
+# Upstream's CRDs and RBAC from the module (the build's deploy/), the webhook's certificate
+# made here (vpa/certs.sh), then the three components. Each wait is bounded
+# (AUTOSCALE_VPA_WAIT seconds, default 300, per step) and names what is not ready.
+vpa_wait=${AUTOSCALE_VPA_WAIT:-300}
+vpa_started=$SECONDS
+vpa_dir=${AUTOSCALE_VPA_DIR:-}
+if [ -z "$vpa_dir" ]; then
+  vpa_dir=$("$here/../localcluster/build.sh" vpa) || die "building the VPA (for its CRDs and RBAC) failed"
+fi
+for f in vpa-v1-crd-gen.yaml vpa-rbac.yaml; do
+  [ -f "$vpa_dir/deploy/$f" ] || die "no $f in $vpa_dir/deploy"
+done
+apply "$vpa_dir/deploy/vpa-v1-crd-gen.yaml"
+k wait --for=condition=Established crd/verticalpodautoscalers.autoscaling.k8s.io \
+  crd/verticalpodautoscalercheckpoints.autoscaling.k8s.io --timeout="${vpa_wait}s" >/dev/null \
+  || die "the VPA CRDs are not Established within ${vpa_wait}s"
+apply "$vpa_dir/deploy/vpa-rbac.yaml"
+"$here/vpa/certs.sh" "$kubectl_bin" "${kc[1]}" || die "the VPA webhook's certificate could not be made"
+for manifest in "$here"/vpa/*.yaml; do apply "$manifest"; done
+for deployment in vpa-admission-controller vpa-recommender vpa-updater; do
+  k -n kube-system rollout status "deployment/$deployment" --timeout="${vpa_wait}s" >/dev/null \
+    || die "deployment kube-system/$deployment is not rolled out within ${vpa_wait}s: $(k -n kube-system get pods -l "app=$deployment" --no-headers 2>&1 | tr '\n' ';')"
+done
+# The admission controller registers its webhook at start; it answers once a VPA whose
+# minAllowed exceeds its maxAllowed is refused by it (the CRD's schema allows that VPA,
+# so only the webhook refuses it; a server-side dry run, nothing is stored).
+deadline=$((SECONDS + vpa_wait))
+probe_vpa='{"apiVersion":"autoscaling.k8s.io/v1","kind":"VerticalPodAutoscaler","metadata":{"name":"webhook-probe","namespace":"default"},"spec":{"targetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"none"},"resourcePolicy":{"containerPolicies":[{"containerName":"*","minAllowed":{"cpu":"2"},"maxAllowed":{"cpu":"1"}}]}}}'
+until answer=$(k create --dry-run=server -f - <<<"$probe_vpa" 2>&1; true) && grep -q "lower than min" <<<"$answer"; do
+  [ $SECONDS -lt $deadline ] || die "the VPA admission webhook does not answer within ${vpa_wait}s (webhook: $(k get mutatingwebhookconfiguration vpa-webhook-config -o name 2>&1); a VPA with min > max got: $answer)"
+  sleep 2
+done
+echo "vpa ready in $((SECONDS - vpa_started)) s: CRDs Established, recommender, updater, admission controller rolled out, webhook answering" >&2

@@ -3,7 +3,8 @@
 #   warm `up` time to node Ready + metrics API serving + the monitoring stack ready, the
 #   monitoring stack's own share of it (CRDs applied to custom.metrics.k8s.io Available and
 #   Prometheus's targets up), RSS of the whole cluster at idle (the stack included) and the
-#   stack's pods' share, `down` time. The cold build time is printed by build.sh on a
+#   stack's pods' share, the VPA's up time and a fresh VPA's time to its first
+#   recommendation, `down` time. The cold build time is printed by build.sh on a
 #   machine without caches.
 # It takes the cluster down and up again; it leaves it up.
 set -euo pipefail
@@ -18,6 +19,27 @@ t0=$(date +%s.%N); "$cluster" up >/dev/null 2>/tmp/bench-cluster-up.log; t1=$(da
 echo "warm up (node Ready + metrics API serving + monitoring stack ready): $(echo "$t1 - $t0" | bc) s"
 stack=$(grep -o 'monitoring stack ready in [0-9]* s' /tmp/bench-cluster-up.log | grep -o '[0-9]*' || true)
 echo "monitoring stack up (CRDs to targets up and custom.metrics.k8s.io Available): ${stack:-?} s"
+vpa=$(grep -o 'vpa ready in [0-9]* s' /tmp/bench-cluster-up.log | grep -o '[0-9]*' || true)
+echo "VPA up (CRDs to the admission webhook answering): ${vpa:-?} s"
+# Time to a fresh VPA's first recommendation: fixtures/vpa/fast's Off VPA and its target,
+# created together in a namespace of their own.
+bench_kubectl() { "$("$here/build.sh" k8s)/kubectl" --kubeconfig "$("$cluster" kubeconfig)" "$@"; }
+bench_ns=bench-vpa-$$
+bench_kubectl create namespace "$bench_ns" >/dev/null
+t0=$(date +%s.%N)
+sed "s/namespace: ml-platform/namespace: $bench_ns/" "$here/../../fixtures/vpa/fast/workloads.yaml" \
+  | awk 'BEGIN {RS="---\n"; ORS="---\n"} /name: demo-off\n/' | bench_kubectl apply -f - >/dev/null
+sed "s/namespace: ml-platform/namespace: $bench_ns/" "$here/../../fixtures/vpa/fast/vpas.yaml" \
+  | awk 'BEGIN {RS="---\n"; ORS="---\n"} /name: demo-off-vpa\n/' | bench_kubectl apply -f - >/dev/null
+recommended=?
+for _ in $(seq 1 300); do
+  if [ -n "$(bench_kubectl -n "$bench_ns" get vpa demo-off-vpa -o jsonpath='{.status.recommendation.containerRecommendations[0].target.cpu}' 2>/dev/null)" ]; then
+    recommended=$(echo "$(date +%s.%N) - $t0" | bc); break
+  fi
+  sleep 0.5
+done
+bench_kubectl delete namespace "$bench_ns" --wait=false >/dev/null
+echo "first VPA recommendation (target and VPA created together): $recommended s"
 
 sleep "${IDLE_SECONDS:-30}"
 # Every process of the cluster, counted once: the host components (their pids), and

@@ -13,7 +13,7 @@
 # archive's digest (or the commit) is part of the key. Never into this repository.
 #
 # Usage: ci/localcluster/build.sh [k8s|metrics-server|coredns|kwok|prometheus|
-#          prometheus-operator|kube-state-metrics|prometheus-adapter ...]   (default: all)
+#          prometheus-operator|kube-state-metrics|prometheus-adapter|vpa ...]   (default: all)
 # Prints one line per module: the directory holding its binaries.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -139,6 +139,18 @@ build_module() {
       local src="$cache/src/$name-$key"
       third_party_src "$name" "$src"
       (cd "$src" && go build -ldflags "-s -w" -o "$out.tmp/" sigs.k8s.io/prometheus-adapter/cmd/adapter) ;;
+    vpa)
+      # Named as upstream's images name them (/recommender, /updater, /admission-controller).
+      local p=k8s.io/autoscaler/vertical-pod-autoscaler/pkg mod
+      (cd "$dir" && go build -ldflags "-s -w" -o "$out.tmp/recommender" $p/recommender \
+        && go build -ldflags "-s -w" -o "$out.tmp/updater" $p/updater \
+        && go build -ldflags "-s -w" -o "$out.tmp/admission-controller" $p/admission-controller)
+      # Upstream's CRDs and RBAC (with the ServiceAccounts) from the same module, at the
+      # pinned version (applied by ci/addons/apply.sh).
+      mod=$(cd "$dir" && go list -m -f '{{.Dir}}' k8s.io/autoscaler/vertical-pod-autoscaler)
+      mkdir -p "$out.tmp/deploy"
+      cp "$mod"/deploy/vpa-v1-crd-gen.yaml "$mod"/deploy/vpa-rbac.yaml "$out.tmp/deploy/"
+      chmod 0644 "$out.tmp/deploy/"*.yaml ;;
     *) echo "unknown module: $name" >&2; return 2 ;;
   esac
   touch "$out.tmp/.complete"
@@ -148,5 +160,5 @@ build_module() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(k8s metrics-server coredns kwok prometheus prometheus-operator kube-state-metrics prometheus-adapter)
+[ ${#modules[@]} -gt 0 ] || modules=(k8s metrics-server coredns kwok prometheus prometheus-operator kube-state-metrics prometheus-adapter vpa)
 for m in "${modules[@]}"; do build_module "$m"; done

@@ -50,11 +50,11 @@ monitoring_dirs() {
 
 binaries() {
   local dirs built
-  built=$(build k8s metrics-server coredns kwok "${monitoring_modules[@]}") || die "building the cluster's binaries failed"
+  built=$(build k8s metrics-server coredns kwok "${monitoring_modules[@]}" vpa) || die "building the cluster's binaries failed"
   mapfile -t dirs <<<"$built"
-  [ ${#dirs[@]} -eq 8 ] || die "build.sh did not print the eight module directories"
+  [ ${#dirs[@]} -eq 9 ] || die "build.sh did not print the nine module directories"
   k8s_bin=${dirs[0]}; metrics_server_bin=${dirs[1]}; coredns_bin=${dirs[2]}; kwok_bin=${dirs[3]}
-  monitoring_dirs "${dirs[@]:4}"
+  monitoring_dirs "${dirs[@]:4:4}"; vpa_bin=${dirs[8]}
   kubectl_bin=$k8s_bin/kubectl
 }
 
@@ -70,11 +70,11 @@ images() {
     local) [ -n "${k8s_bin:-}" ] || binaries ;;
     kind)
       local dirs built
-      built=$(build metrics-server coredns "${monitoring_modules[@]}") || die "building metrics-server, CoreDNS and the monitoring stack failed"
+      built=$(build metrics-server coredns "${monitoring_modules[@]}" vpa) || die "building metrics-server, CoreDNS, the monitoring stack and the VPA failed"
       mapfile -t dirs <<<"$built"
-      [ ${#dirs[@]} -eq 6 ] || die "build.sh did not print the six module directories"
+      [ ${#dirs[@]} -eq 7 ] || die "build.sh did not print the seven module directories"
       metrics_server_bin=${dirs[0]}; coredns_bin=${dirs[1]}
-      monitoring_dirs "${dirs[@]:2}" ;;
+      monitoring_dirs "${dirs[@]:2:4}"; vpa_bin=${dirs[6]} ;;
     *) die "images: unknown target $for (local or kind)" ;;
   esac
   mkdir -p "$out"
@@ -106,6 +106,12 @@ images() {
     --arg --port=8080 --arg --telemetry-port=8081 --user 65534 --expose 8080/tcp --expose 8081/tcp
   image_archive registry.k8s.io/prometheus-adapter/prometheus-adapter:v0.12.0 "$out/prometheus-adapter.oci.tar" "$prometheus_adapter_bin" \
     --file "$prometheus_adapter_bin/adapter:/adapter:0755" --entrypoint /adapter --user 65534 --dir /tmp:1777
+  # The VPA, with upstream's paths (distroless static:nonroot, one binary at /).
+  local vpa_component
+  for vpa_component in recommender updater admission-controller; do
+    image_archive "registry.k8s.io/autoscaling/vpa-$vpa_component:1.8.1" "$out/vpa-$vpa_component.oci.tar" "$vpa_bin" \
+      --file "$vpa_bin/$vpa_component:/$vpa_component:0755" --entrypoint "/$vpa_component" --user 65532
+  done
 }
 
 # Builds an archive unless the one there was built from the same build directory (whose
@@ -478,7 +484,7 @@ kwok_up() {
 }
 
 addons_up() {
-  AUTOSCALE_OPERATOR_DIR=$prometheus_operator_bin "$repo/ci/addons/apply.sh" "$kubectl_bin" "$kubeconfig"
+  AUTOSCALE_OPERATOR_DIR=$prometheus_operator_bin AUTOSCALE_VPA_DIR=$vpa_bin "$repo/ci/addons/apply.sh" "$kubectl_bin" "$kubeconfig"
 }
 
 # ---------------------------------------------------------------- commands

@@ -4,7 +4,10 @@
 //! stands with the scheduler ([`Placement`]), read from the API or from a timeline.
 
 use crate::cluster::TestNamespace;
-use crate::timeline::{ConditionState, MetricReading, Observation, Timeline};
+use crate::timeline::{
+    ConditionState, ContainerRecommendation, ContainerResources, MetricReading, Observation,
+    Timeline,
+};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -12,6 +15,7 @@ use k8s_openapi::api::core::v1::{Event, Pod, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::Api;
+use kube::api::DynamicObject;
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -27,6 +31,8 @@ pub struct Recorder {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Where [`Recorder::finish`] saves the timeline.
     timelines: PathBuf,
+    /// Feeds the timeline: kept for watches a probe adds ([`Recorder::also_watch`]).
+    sink: Sink,
 }
 
 impl Recorder {
@@ -69,7 +75,7 @@ impl Recorder {
             ),
             spawn_watch(
                 Api::<Event>::namespaced(client, ns),
-                sink,
+                sink.clone(),
                 event_observation,
             ),
         ];
@@ -79,7 +85,24 @@ impl Recorder {
             started,
             tasks,
             timelines: timelines.to_path_buf(),
+            sink,
         }
+    }
+
+    /// Adds a watch of the probe's own (pods' resources, VPAs) to the timeline, until
+    /// [`Recorder::finish`]; repeats of an object's last observation are dropped.
+    pub fn also_watch<K>(&mut self, api: Api<K>, observe: fn(&K) -> Option<(String, Observation)>)
+    where
+        K: kube::Resource
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.tasks
+            .push(spawn_watch(api, self.sink.clone(), observe));
     }
 
     /// Seconds since the recorder started.
@@ -362,6 +385,73 @@ fn pod_observation(pod: &Pod) -> Option<(String, Observation)> {
             node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
             reason,
             message,
+        },
+    ))
+}
+
+/// A pod's containers' requests and limits, and the VPA admission controller's
+/// `vpaUpdates` annotation (what it set, and from which VPA).
+pub fn pod_resources_observation(pod: &Pod) -> Option<(String, Observation)> {
+    let name = pod.metadata.name.clone()?;
+    let quantities = |m: Option<&BTreeMap<String, Quantity>>| {
+        m.into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect()
+    };
+    let containers = pod
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .map(|c| ContainerResources {
+            name: c.name.clone(),
+            requests: quantities(c.resources.as_ref().and_then(|r| r.requests.as_ref())),
+            limits: quantities(c.resources.as_ref().and_then(|r| r.limits.as_ref())),
+        })
+        .collect();
+    let vpa_updates = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("vpaUpdates"))
+        .cloned();
+    Some((
+        format!("{name}/resources"),
+        Observation::PodResources {
+            name,
+            containers,
+            vpa_updates,
+        },
+    ))
+}
+
+/// A VerticalPodAutoscaler's recommendation and conditions (its CRD's status, read
+/// untyped: the submission's model of a VPA has no status).
+pub fn vpa_observation(vpa: &DynamicObject) -> Option<(String, Observation)> {
+    let name = vpa.metadata.name.clone()?;
+    let status = vpa.data.get("status");
+    let recommendation = status
+        .and_then(|s| s.pointer("/recommendation/containerRecommendations"))
+        .and_then(|r| serde_json::from_value::<Vec<ContainerRecommendation>>(r.clone()).ok())
+        .unwrap_or_default();
+    let conditions = status
+        .and_then(|s| s.get("conditions"))
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| ConditionState {
+            type_: c["type"].as_str().unwrap_or_default().to_string(),
+            status: c["status"].as_str().unwrap_or_default().to_string(),
+            reason: c["reason"].as_str().map(str::to_string),
+        })
+        .collect();
+    Some((
+        name.clone(),
+        Observation::Vpa {
+            name,
+            recommendation,
+            conditions,
         },
     ))
 }

@@ -81,6 +81,50 @@ pub enum Observation {
     },
     /// Something the probe did or decided (`baseline`, `load-start`, `load-stop`).
     Marker { label: String },
+    /// A pod's containers' resources (what it runs with, changed by an in-place resize)
+    /// and what the VPA admission controller says it set (annotation `vpaUpdates`).
+    PodResources {
+        name: String,
+        containers: Vec<ContainerResources>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vpa_updates: Option<String>,
+    },
+    /// A VerticalPodAutoscaler's status changed: its recommendation and conditions.
+    Vpa {
+        name: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        recommendation: Vec<ContainerRecommendation>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        conditions: Vec<ConditionState>,
+    },
+}
+
+/// Resource name -> quantity as the API server wrote it (`cpu` -> `250m`).
+pub type Quantities = BTreeMap<String, String>;
+
+/// One container's requests and limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerResources {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: Quantities,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: Quantities,
+}
+
+/// One container's recommendation in a VPA's status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRecommendation {
+    pub container_name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub target: Quantities,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lower_bound: Quantities,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub upper_bound: Quantities,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub uncapped_target: Quantities,
 }
 
 /// One of the HPA's current metric values.
@@ -168,12 +212,6 @@ impl Observation {
                 line
             }
             Observation::Quota { name, hard, used } => {
-                let pairs = |m: &BTreeMap<String, String>| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                };
                 format!(
                     "ResourceQuota {name} hard [{}] used [{}]",
                     pairs(hard),
@@ -187,8 +225,56 @@ impl Observation {
                 type_,
             } => format!("event {type_} {object} {reason}: {message}"),
             Observation::Marker { label } => format!("[{label}]"),
+            Observation::PodResources {
+                name,
+                containers,
+                vpa_updates,
+            } => {
+                let mut line = format!("pod {name} resources");
+                for c in containers {
+                    line.push_str(&format!(
+                        " {}: requests [{}] limits [{}]",
+                        c.name,
+                        pairs(&c.requests),
+                        pairs(&c.limits)
+                    ));
+                }
+                if let Some(updates) = vpa_updates {
+                    line.push_str(&format!(" ({updates})"));
+                }
+                line
+            }
+            Observation::Vpa {
+                name,
+                recommendation,
+                ..
+            } => {
+                if recommendation.is_empty() {
+                    return format!("VPA {name} no recommendation");
+                }
+                let mut line = format!("VPA {name} recommends");
+                for r in recommendation {
+                    line.push_str(&format!(
+                        " {}: target [{}] lower [{}] upper [{}]",
+                        r.container_name,
+                        pairs(&r.target),
+                        pairs(&r.lower_bound),
+                        pairs(&r.upper_bound)
+                    ));
+                }
+                line
+            }
         }
     }
+}
+
+/// `k=v k=v`, for one line of a timeline excerpt.
+fn pairs(quantities: &Quantities) -> String {
+    quantities
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A change of a scale target's `spec.replicas`.

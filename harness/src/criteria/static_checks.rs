@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn a_check_with_nothing_to_examine_earns_nothing() {
         let mut collector = Collector::default();
-        collector.examined(&[vpa::MIN_EXCEEDS_MAX]);
+        collector.examined(&[vpa::checks::MIN_EXCEEDS_MAX]);
         let verdicts = fold(collector);
         let by_id = |id: &str| verdicts.iter().find(|v| v.id == id).unwrap();
         assert_eq!(by_id("vpa.min-exceeds-max").outcome, Outcome::Pass);

@@ -415,6 +415,16 @@ pub fn objects_for(submission: &Submission, hpa: &Object) -> Result<(Vec<Value>,
                 reference.name
             )
         })?;
+    let mut objects = workload_objects(submission, target);
+    objects.push(hpa.value().clone());
+    Ok((objects, target.name.clone()))
+}
+
+/// What an autoscaler's target needs to run as the submission meant it: the
+/// LimitRanges and ResourceQuotas of its namespace, itself, and the Services selecting
+/// its pods (the load goes through them). Shared with the VPA's probe.
+pub fn workload_objects(submission: &Submission, target: &Object) -> Vec<Value> {
+    let namespace = target.namespace.as_deref();
     let pod_labels = target
         .pod_template()
         .and_then(|t| t.labels.cloned())
@@ -422,7 +432,7 @@ pub fn objects_for(submission: &Submission, hpa: &Object) -> Result<(Vec<Value>,
     let mut objects: Vec<Value> = submission
         .objects
         .iter()
-        .filter(|o| o.same_namespace(hpa.namespace.as_deref()))
+        .filter(|o| o.same_namespace(namespace))
         .filter(|o| matches!(o.typed, Typed::LimitRange(_) | Typed::ResourceQuota(_)))
         .map(|o| o.value().clone())
         .collect();
@@ -430,7 +440,7 @@ pub fn objects_for(submission: &Submission, hpa: &Object) -> Result<(Vec<Value>,
     for service in submission
         .objects
         .iter()
-        .filter(|o| o.same_namespace(hpa.namespace.as_deref()))
+        .filter(|o| o.same_namespace(namespace))
     {
         if let Typed::Service(s) = &service.typed {
             let selector = s
@@ -445,8 +455,7 @@ pub fn objects_for(submission: &Submission, hpa: &Object) -> Result<(Vec<Value>,
             }
         }
     }
-    objects.push(hpa.value().clone());
-    Ok((objects, target.name.clone()))
+    objects
 }
 
 /// Requests per second that push `spec` to its ceiling (1.5 x target at maxReplicas),
@@ -458,7 +467,7 @@ pub fn calibrate_rate(spec: &ScalingSpec, cpu_request_cores: f64, cpu_ms_per_req
     wanted.min(MAX_LOAD_CORES / seconds).max(1.0).round()
 }
 
-fn container_cpu(target: &Value) -> (Option<f64>, f64) {
+pub(crate) fn container_cpu(target: &Value) -> (Option<f64>, f64) {
     let container = target.pointer("/spec/template/spec/containers/0");
     let request = container
         .and_then(|c| c.pointer("/resources/requests/cpu"))
@@ -481,7 +490,7 @@ fn container_cpu(target: &Value) -> (Option<f64>, f64) {
     (request, cpu_ms)
 }
 
-fn service_port(objects: &[Value]) -> Option<(String, i32)> {
+pub(crate) fn service_port(objects: &[Value]) -> Option<(String, i32)> {
     objects
         .iter()
         .find(|o| o.get("kind").and_then(Value::as_str) == Some("Service"))

@@ -1,8 +1,8 @@
-//! Criterion `vpa`: static checks only, until its live probe arrives. A VPA
-//! targets a workload of the submission, once, with valid update modes, container
-//! policies and bounds, and does not fight an HPA over the same resource.
+//! Static checks of `vpa`: a VPA targets a workload of the submission, once, with
+//! valid update modes, container policies and bounds, and does not fight an HPA over
+//! the same resource.
 
-use super::{Criterion, CriterionId, CriterionInfo};
+use super::ID;
 use crate::checks::{
     CheckInfo, Collector, Index, Input, identity, pointer_escape, resource_metrics,
 };
@@ -10,17 +10,8 @@ use crate::submission::Object;
 use crate::submission::crds::{VerticalPodAutoscaler, VpaContainerPolicy};
 use crate::submission::quantity::parse_quantity;
 use crate::verdict::Location;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use std::collections::{BTreeMap, BTreeSet};
-
-pub const ID: CriterionId = CriterionId("vpa");
-
-pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
-    id: ID,
-    title: "VPA provides resource recommendations",
-    rubric_line: "vpa-recommendations",
-    cncf_ai_conformance: None,
-    has_live_part: true,
-}];
 
 pub const TARGET_MISSING: CheckInfo = CheckInfo::error(
     "ref.vpa-target-missing",
@@ -82,27 +73,7 @@ pub const CATALOGUE: &[CheckInfo] = &[
     DUPLICATE_TARGET,
 ];
 
-pub struct Vpa;
-
-impl Criterion for Vpa {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        check(input, out);
-    }
-
-    fn not_probed_because(&self) -> Option<&'static str> {
-        Some("the VPA recommender and updater in the cluster")
-    }
-}
-
-const VPA_MODES: &[&str] = &["Off", "Initial", "Recreate", "InPlaceOrRecreate", "Auto"];
+pub(crate) const VPA_MODES: &[&str] = &["Off", "Initial", "Recreate", "InPlaceOrRecreate", "Auto"];
 
 pub fn check(input: &Input<'_>, out: &mut Collector) {
     let index = &input.index;
@@ -206,7 +177,7 @@ fn policy_containers_exist(
     }
 }
 
-fn container_policies(vpa: &VerticalPodAutoscaler) -> &[VpaContainerPolicy] {
+pub(crate) fn container_policies(vpa: &VerticalPodAutoscaler) -> &[VpaContainerPolicy] {
     vpa.spec
         .resource_policy
         .as_ref()
@@ -214,7 +185,7 @@ fn container_policies(vpa: &VerticalPodAutoscaler) -> &[VpaContainerPolicy] {
         .unwrap_or_default()
 }
 
-fn update_mode(vpa: &VerticalPodAutoscaler) -> Option<String> {
+pub(crate) fn update_mode(vpa: &VerticalPodAutoscaler) -> Option<String> {
     vpa.spec
         .update_policy
         .as_ref()
@@ -345,37 +316,48 @@ fn no_hpa_conflict(
     target: &Object,
     out: &mut Collector,
 ) {
+    for (hpa_object, hpa) in index.hpas_on(target) {
+        let Some((effective_mode, shared)) = hpa_conflict(vpa, hpa) else {
+            continue;
+        };
+        let shared = shared.iter().cloned().collect::<Vec<_>>().join("/");
+        out.fire(
+            &HPA_CONFLICT,
+            object.locate("/spec/updatePolicy/updateMode"),
+            format!(
+                "{} ({effective_mode}) changes {shared} requests of {} while {} scales it on {shared} utilization: the two fight",
+                object.describe(),
+                target.describe(),
+                hpa_object.describe(),
+            ),
+        );
+    }
+}
+
+/// Whether a VPA and an HPA on the same workload fight: the VPA applies its
+/// recommendations (any valid mode but Off) to resources the HPA scales on. Returns the
+/// VPA's effective mode and those resources. Shared with the live probe, which records
+/// what the two do.
+pub(crate) fn hpa_conflict(
+    vpa: &VerticalPodAutoscaler,
+    hpa: &HorizontalPodAutoscaler,
+) -> Option<(String, BTreeSet<String>)> {
     let effective_mode = update_mode(vpa).unwrap_or_else(|| "Auto".to_string());
     if effective_mode == "Off" || !VPA_MODES.contains(&effective_mode.as_str()) {
-        return;
+        return None;
     }
     let controlled = controlled_resources(vpa);
-    for (hpa_object, hpa) in index.hpas_on(target) {
-        let shared: BTreeSet<String> = resource_metrics(hpa)
-            .into_iter()
-            .map(|m| m.name)
-            .filter(|name| controlled.contains(name))
-            .collect();
-        if !shared.is_empty() {
-            out.fire(
-                &HPA_CONFLICT,
-                object.locate("/spec/updatePolicy/updateMode"),
-                format!(
-                    "{} ({effective_mode}) changes {} requests of {} while {} scales it on {} utilization: the two fight",
-                    object.describe(),
-                    shared.iter().cloned().collect::<Vec<_>>().join("/"),
-                    target.describe(),
-                    hpa_object.describe(),
-                    shared.iter().cloned().collect::<Vec<_>>().join("/"),
-                ),
-            );
-        }
-    }
+    let shared: BTreeSet<String> = resource_metrics(hpa)
+        .into_iter()
+        .map(|m| m.name)
+        .filter(|name| controlled.contains(name))
+        .collect();
+    (!shared.is_empty()).then_some((effective_mode, shared))
 }
 
 /// The resources a VPA changes: cpu and memory unless its active container
 /// policies name others.
-fn controlled_resources(vpa: &VerticalPodAutoscaler) -> BTreeSet<String> {
+pub(crate) fn controlled_resources(vpa: &VerticalPodAutoscaler) -> BTreeSet<String> {
     let policies = container_policies(vpa);
     let active: Vec<_> = policies
         .iter()

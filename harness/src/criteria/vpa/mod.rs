@@ -1,0 +1,28 @@
+//! Criterion `vpa`: static checks, live probe and judge.
+//!
+//! The probe applies every VPA of the submission with its target, under steady load,
+//! and records the pods' creations, requests and evictions next to the VPAs'
+//! recommendations; [`judge`] holds each VPA to what its update mode promises.
+
+pub mod checks;
+pub mod judge;
+pub mod probe;
+
+use super::{CriterionId, CriterionInfo};
+
+pub const ID: CriterionId = CriterionId("vpa");
+
+pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
+    id: ID,
+    title: "VPA provides resource recommendations",
+    rubric_line: "vpa-recommendations",
+    cncf_ai_conformance: None,
+    has_live_part: true,
+}];
+
+pub struct Vpa;
+
+// The exercise's VPA targets request real CPU (the reference's three: 1.2 cores of a
+// 2-core node): beside the quick probes one could stay Pending, judged as the
+// submission's failure.
+criterion_folder!(Vpa, probes_alone: true);
