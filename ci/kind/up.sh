@@ -11,9 +11,10 @@
 #
 # Prebuilt inputs (the tests, a CI step that built them before): AUTOSCALE_KWOK_DIR (kwok
 # and its stages/, as `build.sh kwok` prints), AUTOSCALE_OPERATOR_DIR (the Prometheus
-# Operator's build, for its crds/, as `build.sh prometheus-operator` prints) and
+# Operator's build, for its crds/, as `build.sh prometheus-operator` prints),
+# AUTOSCALE_KEDA_DIR (KEDA's build, for its crds/, as `build.sh keda` prints) and
 # AUTOSCALE_IMAGES (a directory of the *.oci.tar archives `ci/cluster images kind` lists,
-# the monitoring stack's among them). Without them all are built here.
+# the monitoring stack's and KEDA's among them). Without them all are built here.
 #
 # kwok runs as a host process, as on the local cluster, with the same flags and stages
 # (keep them in step with kwok_up in ci/localcluster/cluster.sh): it manages only nodes
@@ -130,13 +131,16 @@ cmd_up() {
   # What kind loads, built (or found in the cache) before any cluster exists: a failed
   # build leaves no cluster behind. No Kubernetes build: kind's node image has the rest.
   local kwok_dir=${AUTOSCALE_KWOK_DIR:-} images_dir=${AUTOSCALE_IMAGES:-} archive listed
-  local operator_dir=${AUTOSCALE_OPERATOR_DIR:-}
+  local operator_dir=${AUTOSCALE_OPERATOR_DIR:-} keda_dir=${AUTOSCALE_KEDA_DIR:-}
   local -a archives=()
   if [ -z "$kwok_dir" ]; then
     kwok_dir=$("$repo/ci/localcluster/build.sh" kwok) || die "building kwok failed"
   fi
   if [ -z "$operator_dir" ]; then
     operator_dir=$("$repo/ci/localcluster/build.sh" prometheus-operator) || die "building the Prometheus Operator failed"
+  fi
+  if [ -z "$keda_dir" ]; then
+    keda_dir=$("$repo/ci/localcluster/build.sh" keda) || die "building KEDA failed"
   fi
   if [ -n "$images_dir" ]; then
     for archive in "$images_dir"/*.oci.tar; do [ -f "$archive" ] && archives+=("$archive"); done
@@ -153,7 +157,7 @@ cmd_up() {
     kind load image-archive --name "$name" "$archive"
   done
   kwok_up "$kwok_dir"
-  AUTOSCALE_OPERATOR_DIR=$operator_dir "$repo/ci/addons/apply.sh" kubectl "$kubeconfig"
+  AUTOSCALE_OPERATOR_DIR=$operator_dir AUTOSCALE_KEDA_DIR=$keda_dir "$repo/ci/addons/apply.sh" kubectl "$kubeconfig"
   echo "$kubeconfig"
 }
 
