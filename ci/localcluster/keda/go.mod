@@ -1,8 +1,8 @@
 // Pins KEDA v2.21.0: its operator, metrics API server and admission webhooks, built from
 // its Go module and imported into the cluster under their upstream image names. KEDA's own
-// k8s.io/* versions (v0.36) are kept: its controller-runtime and custom-metrics-apiserver
-// pins do not build against v0.37. The replace line repeats upstream's (a replace in a
-// dependency's go.mod does not apply to the module that requires it).
+// k8s.io/* versions (v0.36) are kept, with the controller-runtime and custom-metrics-apiserver
+// releases it was written against (see ci/README.md). The replace line repeats upstream's
+// (a replace in a dependency's go.mod does not apply to the module that requires it).
 module autoscale-conformance/ci/localcluster/keda
 
 go 1.26.0
