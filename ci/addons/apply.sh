@@ -105,9 +105,9 @@ echo "monitoring stack ready in $((SECONDS - stack_started)) s: Prometheus targe
 # not ready: the CRDs Established, the three deployments rolled out (the metrics server and
 # the webhooks start once the operator has written their certificates), APIService
 # v1beta1.external.metrics.k8s.io Available, and the admission webhook answering: a
-# server-side dry run of a ScaledObject KEDA refuses (minReplicaCount above
-# maxReplicaCount) must come back denied by it (its failurePolicy is Ignore, as upstream's:
-# an unreachable webhook would let it through).
+# server-side dry run of a ScaledObject only KEDA's webhook refuses (two triggers of one
+# name; the CRD's own rules do not look at names) must come back denied by it (its
+# failurePolicy is Ignore, as upstream's: an unreachable webhook would let it through).
 keda_wait=${AUTOSCALE_KEDA_WAIT:-300}
 keda_started=$SECONDS
 keda_dir=${AUTOSCALE_KEDA_DIR:-}
@@ -136,14 +136,14 @@ kind: ScaledObject
 metadata: {name: autoscale-conformance-webhook-probe, namespace: keda}
 spec:
   scaleTargetRef: {name: autoscale-conformance-webhook-probe}
-  minReplicaCount: 2
-  maxReplicaCount: 1
-  triggers: [{type: cron, metadata: {timezone: Etc/UTC, start: 0 1 * * *, end: 0 2 * * *, desiredReplicas: "1"}}]'
+  triggers:
+  - {type: cron, name: twice, metadata: {timezone: Etc/UTC, start: 0 1 * * *, end: 0 2 * * *, desiredReplicas: "1"}}
+  - {type: cron, name: twice, metadata: {timezone: Etc/UTC, start: 0 3 * * *, end: 0 4 * * *, desiredReplicas: "1"}}'
 deadline=$((SECONDS + keda_wait))
 while :; do
   answer=$(k create --dry-run=server -o name -f - <<<"$refused" 2>&1 || true)
   grep -q 'admission webhook "vscaledobject.kb.io" denied the request' <<<"$answer" && break
-  [ $SECONDS -lt $deadline ] || die "KEDA's admission webhook does not answer within ${keda_wait}s: a ScaledObject with minReplicaCount 2 > maxReplicaCount 1 got: $answer"
+  [ $SECONDS -lt $deadline ] || die "KEDA's admission webhook does not answer within ${keda_wait}s: a ScaledObject with two triggers of one name got: $answer"
   sleep 2
 done
 echo "keda ready in $((SECONDS - keda_started)) s: operator, external.metrics.k8s.io available, admission webhook answering" >&2

@@ -401,18 +401,25 @@ pub fn objects_for(submission: &Submission, hpa: &Object) -> Result<(Vec<Value>,
         return Err("not an HPA".into());
     };
     let reference = &typed.spec.scale_target_ref;
+    objects_around(submission, hpa, Some(&reference.kind), &reference.name)
+}
+
+/// What an autoscaler (an HPA, a ScaledObject) scales, for applying: the LimitRanges and
+/// ResourceQuotas of its namespace, its target `kind`/`name`, the Services that select
+/// the target's pods, and the autoscaler itself last. Returns them and the target's name.
+pub fn objects_around(
+    submission: &Submission,
+    autoscaler: &Object,
+    kind: Option<&str>,
+    name: &str,
+) -> Result<(Vec<Value>, String), String> {
     let target = submission
-        .find_workload(
-            Some(&reference.kind),
-            &reference.name,
-            hpa.namespace.as_deref(),
-        )
+        .find_workload(kind, name, autoscaler.namespace.as_deref())
         .ok_or_else(|| {
             format!(
-                "{} scales {} {}, which the submission does not define",
-                hpa.describe(),
-                reference.kind,
-                reference.name
+                "{} scales {} {name}, which the submission does not define",
+                autoscaler.describe(),
+                kind.unwrap_or("Deployment"),
             )
         })?;
     let pod_labels = target
@@ -422,7 +429,7 @@ pub fn objects_for(submission: &Submission, hpa: &Object) -> Result<(Vec<Value>,
     let mut objects: Vec<Value> = submission
         .objects
         .iter()
-        .filter(|o| o.same_namespace(hpa.namespace.as_deref()))
+        .filter(|o| o.same_namespace(autoscaler.namespace.as_deref()))
         .filter(|o| matches!(o.typed, Typed::LimitRange(_) | Typed::ResourceQuota(_)))
         .map(|o| o.value().clone())
         .collect();
@@ -430,7 +437,7 @@ pub fn objects_for(submission: &Submission, hpa: &Object) -> Result<(Vec<Value>,
     for service in submission
         .objects
         .iter()
-        .filter(|o| o.same_namespace(hpa.namespace.as_deref()))
+        .filter(|o| o.same_namespace(autoscaler.namespace.as_deref()))
     {
         if let Typed::Service(s) = &service.typed {
             let selector = s
@@ -445,7 +452,7 @@ pub fn objects_for(submission: &Submission, hpa: &Object) -> Result<(Vec<Value>,
             }
         }
     }
-    objects.push(hpa.value().clone());
+    objects.push(autoscaler.value().clone());
     Ok((objects, target.name.clone()))
 }
 
