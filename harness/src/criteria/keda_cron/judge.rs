@@ -97,25 +97,50 @@ pub fn judge(
     let fail = |message: String, values: Vec<(String, String)>| {
         verdict(Outcome::Fail, message, values, spec, timeline, recording)
     };
-    if let Some((t, r, _)) = replicas.iter().find(|(t, r, _)| {
-        *t < spec.opens - EARLY_SLACK && *r >= spec.desired && spec.desired > spec.min_replicas
-    }) {
+    // Where the window starts from: the workload at minReplicaCount (a Deployment created
+    // with one replica is brought there by KEDA first).
+    let Some(low) = replicas
+        .iter()
+        .find(|(_, r, _)| *r <= spec.min_replicas)
+        .map(|(t, _, _)| *t)
+    else {
         return fail(
             format!(
-                "{target} reached {r} replicas at {t:.0}s, {:.0}s before the window opened: the schedule is not read in the time zone it was written for",
-                spec.opens - t
+                "{target} never was at minReplicaCount {} before the window (replicas seen: {})",
+                spec.min_replicas,
+                replicas
+                    .iter()
+                    .map(|(_, r, _)| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            values,
+        );
+    };
+    if let Some(step) = timeline
+        .steps(target, low)
+        .into_iter()
+        .find(|s| s.t < spec.opens - EARLY_SLACK && s.from < spec.desired && s.to >= spec.desired)
+    {
+        return fail(
+            format!(
+                "{target} rose to {} replicas at {:.0}s, {:.0}s before the window opened: the schedule is not read in the time zone it was written for",
+                step.to,
+                step.t,
+                spec.opens - step.t
             ),
             values,
         );
     }
+    let from = low.max(spec.opens - EARLY_SLACK);
     let reached = replicas
         .iter()
-        .find(|(t, r, _)| *t >= spec.opens - EARLY_SLACK && *t <= spec.closes && *r >= spec.desired)
+        .find(|(t, r, _)| *t >= from && *t <= spec.closes && *r >= spec.desired)
         .map(|(t, _, _)| *t);
     let Some(reached) = reached else {
         let seen = replicas
             .iter()
-            .filter(|(t, _, _)| *t >= spec.opens)
+            .filter(|(t, _, _)| *t >= from)
             .map(|(_, r, _)| *r)
             .max()
             .unwrap_or(0);
@@ -352,6 +377,23 @@ mod tests {
         );
         assert!(
             v.message.contains("fell back to 0 25s after"),
+            "{}",
+            v.message
+        );
+    }
+
+    #[test]
+    fn created_at_desired_then_idled_is_not_early() {
+        let mut s = spec();
+        s.desired = 1;
+        let budgets = Budgets::new(&s, &ClusterIntervals::default());
+        let t = timeline(&[(0.0, 1), (4.0, 0), (66.0, 1), (205.0, 0)]);
+        let v = judge(&s, &budgets, &t, &KedaRecording::default());
+        assert_eq!(v.outcome, Outcome::Pass, "{}", v.message);
+        let never_low = timeline(&[(0.0, 1), (66.0, 1)]);
+        let v = judge(&s, &budgets, &never_low, &KedaRecording::default());
+        assert!(
+            v.message.contains("never was at minReplicaCount 0"),
             "{}",
             v.message
         );

@@ -356,6 +356,17 @@ async fn drive(
     let until = |t: f64, extra: Duration| {
         Duration::from_secs_f64((t - recorder.now()).max(0.0)) + extra + Duration::from_secs(30)
     };
+    // KEDA first brings the workload to minReplicaCount (a Deployment is created with one).
+    let min = spec.min_replicas;
+    let _ = wait_for(
+        &deployments,
+        &subject.target,
+        &format!("the workload at minReplicaCount {min} before the window"),
+        until(spec.opens, Duration::ZERO),
+        move |d: Option<&Deployment>| d.is_some_and(|d| d.spec.replicas.unwrap_or(1) <= min),
+        |d| format!("replicas {:?}", d.and_then(|d| d.spec.replicas)),
+    )
+    .await;
     let desired = spec.desired;
     let rose = wait_for(
         &deployments,
@@ -367,7 +378,6 @@ async fn drive(
     )
     .await;
     if rose.is_ok() {
-        let min = spec.min_replicas;
         // Through the window (no change expected), then the way down.
         let _ = wait_for(
             &deployments,

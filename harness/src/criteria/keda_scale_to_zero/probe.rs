@@ -538,7 +538,7 @@ async fn drive(
         subject.spec.queued
     ));
     let expected = subject.spec.expected();
-    let _ = wait_for(
+    let scaled = wait_for(
         &deployments,
         &subject.target,
         &format!("the workload at the {expected} replicas the threshold implies"),
@@ -547,6 +547,19 @@ async fn drive(
         |d| format!("replicas {:?}", d.and_then(|d| d.spec.replicas)),
     )
     .await;
+    // Never woken: nothing more to watch (the judge says why, with the query's values).
+    if let Err(e) = scaled {
+        let replicas = deployments
+            .get_opt(&subject.target)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|d| d.spec.replicas);
+        if replicas == Some(0) {
+            notes.push(format!("stopped waiting: {e}"));
+            return Ok(());
+        }
+    }
     // Whether it goes past it: two HPA syncs of watching (a timeout is the good case).
     let _ = wait_for(
         &deployments,
