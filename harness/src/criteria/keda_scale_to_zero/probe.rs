@@ -19,6 +19,7 @@ use crate::criteria::hpa_cpu::probe::objects_around;
 use crate::criteria::monitoring::promql;
 use crate::criteria::{ProbeContext, Stop};
 use crate::observe::Recorder;
+use crate::submission::quantity::parse_quantity;
 use crate::submission::{Object, Submission, Typed};
 use crate::verdict::{Evidence, Outcome, Verdict};
 use chrono::{DateTime, Utc};
@@ -129,6 +130,8 @@ struct UnderTest {
     /// The target's pod labels and annotations, which the queue's pods copy.
     pod_labels: BTreeMap<String, String>,
     pod_annotations: Value,
+    /// The queue's container resources: the least the namespace's LimitRanges allow.
+    queue_resources: Value,
     /// The trigger's query as the probe applies and samples it.
     query: String,
     spec: ZeroSpec,
@@ -307,12 +310,14 @@ impl UnderTest {
             max_replicas: i32::try_from(max).unwrap_or(i32::MAX),
             queued,
         };
+        let queue_resources = queue_resources(&objects);
         Ok(UnderTest {
             scaled_object: object.name.clone(),
             target,
             objects,
             pod_labels,
             pod_annotations,
+            queue_resources,
             query: rewritten.expr,
             spec,
             initial_cooldown,
@@ -343,6 +348,38 @@ pub fn queue_for(
         ));
     }
     Ok(queued)
+}
+
+/// The queue's requests and limits (equal): 10m CPU and 32Mi, raised to the minimum of any
+/// Container LimitRange among `objects` (the submission's, applied in the same namespace),
+/// so that the LimitRange admits the queue's pods.
+fn queue_resources(objects: &[Value]) -> Value {
+    let mut cpu: f64 = 0.01;
+    let mut memory: f64 = 32.0 * 1024.0 * 1024.0;
+    for limits in objects
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("LimitRange"))
+        .filter_map(|o| o.pointer("/spec/limits").and_then(Value::as_array))
+        .flatten()
+        .filter(|l| l.get("type").and_then(Value::as_str) == Some("Container"))
+    {
+        let min = |resource: &str| {
+            limits
+                .pointer(&format!("/min/{resource}"))
+                .and_then(|q| match q {
+                    Value::String(text) => parse_quantity(text).ok(),
+                    other => other.as_f64(),
+                })
+                .unwrap_or(0.0)
+        };
+        cpu = cpu.max(min("cpu"));
+        memory = memory.max(min("memory"));
+    }
+    let amounts = json!({
+        "cpu": format!("{}m", (cpu * 1000.0).ceil()),
+        "memory": format!("{}", memory.ceil()),
+    });
+    json!({"requests": amounts, "limits": amounts})
 }
 
 /// How long each wait of the probe may take, and the whole.
@@ -426,16 +463,13 @@ fn queue_deployment(subject: &UnderTest) -> Value {
                         "imagePullPolicy": "IfNotPresent",
                         "env": [
                             {"name": "WORKERS", "value": "1"},
-                            // One job of an hour's CPU at 10m: the worker never frees up.
+                            // One job of an hour's CPU at its small limit: the worker never frees up.
                             {"name": "CPU_MS", "value": "3600000"},
                             {"name": "SHUTDOWN_GRACE_SECONDS", "value": "0"}
                         ],
                         "ports": [{"name": "http", "containerPort": 8080}],
                         "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}, "periodSeconds": 2},
-                        "resources": {
-                            "requests": {"cpu": "10m", "memory": "32Mi"},
-                            "limits": {"cpu": "10m", "memory": "64Mi"}
-                        }
+                        "resources": subject.queue_resources
                     }]
                 }
             }
@@ -453,6 +487,14 @@ async fn drive(
 ) -> Result<(), Stop> {
     let client = namespace.client();
     let deployments: Api<Deployment> = namespace.api();
+    // The submission's objects first: its LimitRanges then admit the queue's pods.
+    let applied = namespace.apply(&subject.objects).await.map_err(|e| {
+        Stop::fail(format!(
+            "the cluster refused the submission's objects: {}",
+            e.api_message()
+        ))
+    })?;
+    notes.extend(applied.notes.iter().cloned());
     namespace
         .apply_raw(&queue_deployment(subject))
         .await
@@ -461,13 +503,6 @@ async fn drive(
         "the probe's queue: Deployment {QUEUE} (the inference server, one worker kept busy), pods labelled and annotated as {}'s so that the query sees its inference_queue_length",
         subject.target
     ));
-    let applied = namespace.apply(&subject.objects).await.map_err(|e| {
-        Stop::fail(format!(
-            "the cluster refused the submission's objects: {}",
-            e.api_message()
-        ))
-    })?;
-    notes.extend(applied.notes.iter().cloned());
     recorder.mark("applied");
     // KEDA took the ScaledObject: Ready=True (else its reason).
     let ns = namespace.name.clone();
@@ -798,6 +833,16 @@ mod tests {
             .within_cap(&subject.spec)
             .unwrap_err();
         assert!(message.contains("cooldownPeriod 3600s"), "{message}");
+    }
+
+    #[test]
+    fn the_queue_fits_the_namespaces_limit_range() {
+        let subject = UnderTest::pick(&fixture("submissions/reference"), "ac-x").unwrap();
+        // The reference's LimitRange: min 100m / 128Mi per container.
+        assert_eq!(subject.queue_resources["requests"]["cpu"], "100m");
+        assert_eq!(subject.queue_resources["limits"]["memory"], "134217728");
+        let bare = queue_resources(&[]);
+        assert_eq!(bare["requests"]["cpu"], "10m");
     }
 
     #[test]
