@@ -104,15 +104,17 @@ pub fn judge(
         .find(|(_, r, _)| *r <= spec.min_replicas)
         .map(|(t, _, _)| *t)
     else {
+        // KEDA did not act at all: its reason (a scaler it could not build) says why.
         return fail(
             format!(
-                "{target} never was at minReplicaCount {} before the window (replicas seen: {})",
-                spec.min_replicas,
+                "{target} never scaled: it stayed at {} replicas, never at minReplicaCount {} before the window nor moved by it{}",
                 replicas
                     .iter()
                     .map(|(_, r, _)| r.to_string())
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                spec.min_replicas,
+                keda_reason(spec, timeline, recording)
             ),
             values,
         );
@@ -393,7 +395,7 @@ mod tests {
         let never_low = timeline(&[(0.0, 1), (66.0, 1)]);
         let v = judge(&s, &budgets, &never_low, &KedaRecording::default());
         assert!(
-            v.message.contains("never was at minReplicaCount 0"),
+            v.message.contains("never at minReplicaCount 0"),
             "{}",
             v.message
         );
@@ -435,6 +437,35 @@ mod tests {
         assert!(
             v.message
                 .contains("KEDA cannot use the timezone `America/New_York`"),
+            "{}",
+            v.message
+        );
+    }
+
+    #[test]
+    fn a_scaler_keda_cannot_build_leaves_the_workload_where_it_was_with_the_reason() {
+        // As recorded live: KEDA keeps a Deployment created at one replica when its
+        // scaler fails, so the workload is never at minReplicaCount.
+        let mut t = timeline(&[(0.0, 1), (3.0, 1)]);
+        t.push(
+            4.0,
+            Observation::Event {
+                object: "ScaledObject/trainer-cron".into(),
+                reason: "KEDAScalerFailed".into(),
+                message: "unable to load timezone: unknown time zone America/NewYork".into(),
+                type_: "Warning".into(),
+            },
+        );
+        let v = run(&t, &KedaRecording::default());
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(
+            v.message
+                .contains("never scaled: it stayed at 1, 1 replicas"),
+            "{}",
+            v.message
+        );
+        assert!(
+            v.message.contains("KEDA cannot use the timezone"),
             "{}",
             v.message
         );
