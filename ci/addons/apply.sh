@@ -6,8 +6,8 @@
 # The operator's CRDs come from its build (build.sh prometheus-operator: crds/), never
 # from this repository: AUTOSCALE_OPERATOR_DIR names that build's directory (the callers
 # pass it); without it build.sh is asked for it. Then the VPA (vpa/), whose CRDs and RBAC
-# come from its build the same way (build.sh vpa: deploy/, AUTOSCALE_VPA_DIR). Later
-# addons (KEDA) go below.
+# come from its build the same way (build.sh vpa: deploy/, AUTOSCALE_VPA_DIR). Then KEDA
+# (keda/, its CRDs from AUTOSCALE_KEDA_DIR or build.sh keda).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 kubectl_bin=${1:-kubectl}
@@ -133,3 +133,52 @@ until answer=$(k create --dry-run=server -f - <<<"$probe_vpa" 2>&1; true) && gre
   sleep 2
 done
 echo "vpa ready in $((SECONDS - vpa_started)) s: CRDs Established, recommender, updater, admission controller rolled out, webhook answering" >&2
+# ---------------------------------------------------------------- KEDA
+# Its CRDs come from its build (build.sh keda: crds/), never from this repository:
+# AUTOSCALE_KEDA_DIR names that build's directory; without it build.sh is asked (cached).
+# Bounded waits (AUTOSCALE_KEDA_WAIT seconds, default 300, per step), each naming what is
+# not ready: the CRDs Established, the three deployments rolled out (the metrics server and
+# the webhooks start once the operator has written their certificates), APIService
+# v1beta1.external.metrics.k8s.io Available, and the admission webhook answering: a
+# server-side dry run of a ScaledObject only KEDA's webhook refuses (two triggers of one
+# name; the CRD's own rules do not look at names) must come back denied by it (its
+# failurePolicy is Ignore, as upstream's: an unreachable webhook would let it through).
+keda_wait=${AUTOSCALE_KEDA_WAIT:-300}
+keda_started=$SECONDS
+keda_dir=${AUTOSCALE_KEDA_DIR:-}
+if [ -z "$keda_dir" ]; then
+  keda_dir=$("$here/../localcluster/build.sh" keda) || die "building KEDA (for its CRDs) failed"
+fi
+keda_crds=("$keda_dir"/crds/*.yaml)
+[ -f "${keda_crds[0]}" ] || die "no KEDA CRDs in $keda_dir/crds"
+apply "$here/keda/00-namespace.yaml"
+keda_crd_names=()
+for crd in "${keda_crds[@]}"; do
+  apply "$crd"
+  keda_crd_names+=("crd/$(awk '/^  name: / {print $2; exit}' "$crd")")
+done
+k wait --for=condition=Established "${keda_crd_names[@]}" --timeout="${keda_wait}s" >/dev/null \
+  || die "the KEDA CRDs are not Established within ${keda_wait}s: ${keda_crd_names[*]}"
+for manifest in "$here"/keda/*.yaml; do apply "$manifest"; done
+for deployment in keda-operator keda-metrics-apiserver keda-admission; do
+  k -n keda rollout status "deployment/$deployment" --timeout="${keda_wait}s" >/dev/null \
+    || die "deployment keda/$deployment is not rolled out within ${keda_wait}s: $(k -n keda get pods --no-headers 2>&1 | tr '\n' ';') secret kedaorg-certs: $(k -n keda get secret kedaorg-certs -o name 2>&1)"
+done
+k wait --for=condition=Available apiservice/v1beta1.external.metrics.k8s.io --timeout="${keda_wait}s" >/dev/null \
+  || die "APIService v1beta1.external.metrics.k8s.io is not Available within ${keda_wait}s: $(k get apiservice v1beta1.external.metrics.k8s.io -o jsonpath='{.status.conditions}' 2>&1)"
+refused='apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: autoscale-conformance-webhook-probe, namespace: keda}
+spec:
+  scaleTargetRef: {name: autoscale-conformance-webhook-probe}
+  triggers:
+  - {type: cron, name: twice, metadata: {timezone: Etc/UTC, start: 0 1 * * *, end: 0 2 * * *, desiredReplicas: "1"}}
+  - {type: cron, name: twice, metadata: {timezone: Etc/UTC, start: 0 3 * * *, end: 0 4 * * *, desiredReplicas: "1"}}'
+deadline=$((SECONDS + keda_wait))
+while :; do
+  answer=$(k create --dry-run=server -o name -f - <<<"$refused" 2>&1 || true)
+  grep -q 'admission webhook "vscaledobject.kb.io" denied the request' <<<"$answer" && break
+  [ $SECONDS -lt $deadline ] || die "KEDA's admission webhook does not answer within ${keda_wait}s: a ScaledObject with two triggers of one name got: $answer"
+  sleep 2
+done
+echo "keda ready in $((SECONDS - keda_started)) s: operator, external.metrics.k8s.io available, admission webhook answering" >&2

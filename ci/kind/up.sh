@@ -12,9 +12,10 @@
 # Prebuilt inputs (the tests, a CI step that built them before): AUTOSCALE_KWOK_DIR (kwok
 # and its stages/, as `build.sh kwok` prints), AUTOSCALE_OPERATOR_DIR (the Prometheus
 # Operator's build, for its crds/, as `build.sh prometheus-operator` prints), AUTOSCALE_VPA_DIR
-# (the VPA's build, for its deploy/, as `build.sh vpa` prints) and
+# (the VPA's build, for its deploy/, as `build.sh vpa` prints),
+# AUTOSCALE_KEDA_DIR (KEDA's build, for its crds/, as `build.sh keda` prints) and
 # AUTOSCALE_IMAGES (a directory of the *.oci.tar archives `ci/cluster images kind` lists,
-# the monitoring stack's among them). Without them all are built here.
+# the monitoring stack's and KEDA's among them). Without them all are built here.
 #
 # kwok runs as a host process, as on the local cluster, with the same flags and stages
 # (keep them in step with kwok_up in ci/localcluster/cluster.sh): it manages only nodes
@@ -131,7 +132,7 @@ cmd_up() {
   # What kind loads, built (or found in the cache) before any cluster exists: a failed
   # build leaves no cluster behind. No Kubernetes build: kind's node image has the rest.
   local kwok_dir=${AUTOSCALE_KWOK_DIR:-} images_dir=${AUTOSCALE_IMAGES:-} archive listed
-  local operator_dir=${AUTOSCALE_OPERATOR_DIR:-} vpa_dir=${AUTOSCALE_VPA_DIR:-}
+  local operator_dir=${AUTOSCALE_OPERATOR_DIR:-} vpa_dir=${AUTOSCALE_VPA_DIR:-} keda_dir=${AUTOSCALE_KEDA_DIR:-}
   local -a archives=()
   if [ -z "$kwok_dir" ]; then
     kwok_dir=$("$repo/ci/localcluster/build.sh" kwok) || die "building kwok failed"
@@ -141,6 +142,9 @@ cmd_up() {
   fi
   if [ -z "$vpa_dir" ]; then
     vpa_dir=$("$repo/ci/localcluster/build.sh" vpa) || die "building the VPA failed"
+  fi
+  if [ -z "$keda_dir" ]; then
+    keda_dir=$("$repo/ci/localcluster/build.sh" keda) || die "building KEDA failed"
   fi
   if [ -n "$images_dir" ]; then
     for archive in "$images_dir"/*.oci.tar; do [ -f "$archive" ] && archives+=("$archive"); done
@@ -157,7 +161,7 @@ cmd_up() {
     kind load image-archive --name "$name" "$archive"
   done
   kwok_up "$kwok_dir"
-  AUTOSCALE_OPERATOR_DIR=$operator_dir AUTOSCALE_VPA_DIR=$vpa_dir "$repo/ci/addons/apply.sh" kubectl "$kubeconfig"
+  AUTOSCALE_OPERATOR_DIR=$operator_dir AUTOSCALE_VPA_DIR=$vpa_dir AUTOSCALE_KEDA_DIR=$keda_dir "$repo/ci/addons/apply.sh" kubectl "$kubeconfig"
   echo "$kubeconfig"
 }
 

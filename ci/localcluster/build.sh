@@ -13,7 +13,7 @@
 # archive's digest (or the commit) is part of the key. Never into this repository.
 #
 # Usage: ci/localcluster/build.sh [k8s|metrics-server|coredns|kwok|prometheus|
-#          prometheus-operator|kube-state-metrics|prometheus-adapter|vpa ...]   (default: all)
+#          prometheus-operator|kube-state-metrics|prometheus-adapter|vpa|keda ...]   (default: all)
 # Prints one line per module: the directory holding its binaries.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -151,6 +151,18 @@ build_module() {
       mkdir -p "$out.tmp/deploy"
       cp "$mod"/deploy/vpa-v1-crd-gen.yaml "$mod"/deploy/vpa-rbac.yaml "$out.tmp/deploy/"
       chmod 0644 "$out.tmp/deploy/"*.yaml ;;
+    keda)
+      # Binary names as upstream's Makefile and images: keda, keda-adapter, keda-admission-webhooks.
+      local v=github.com/kedacore/keda/v2 mod
+      local ld="-s -w -X $v/version.Version=2.21.0 -X $v/version.GitCommit=v2.21.0"
+      (cd "$dir" && go build -ldflags "$ld" -o "$out.tmp/keda" $v/cmd/operator \
+        && go build -ldflags "$ld" -o "$out.tmp/keda-adapter" $v/cmd/adapter \
+        && go build -ldflags "$ld" -o "$out.tmp/keda-admission-webhooks" $v/cmd/webhooks)
+      # The CRDs of the same module, at the pinned version (applied by ci/addons/apply.sh).
+      mod=$(cd "$dir" && go list -m -f '{{.Dir}}' $v)
+      mkdir -p "$out.tmp/crds"
+      cp "$mod"/config/crd/bases/*.yaml "$out.tmp/crds/"
+      chmod 0644 "$out.tmp/crds/"*.yaml ;;
     *) echo "unknown module: $name" >&2; return 2 ;;
   esac
   touch "$out.tmp/.complete"
@@ -160,5 +172,5 @@ build_module() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(k8s metrics-server coredns kwok prometheus prometheus-operator kube-state-metrics prometheus-adapter vpa)
+[ ${#modules[@]} -gt 0 ] || modules=(k8s metrics-server coredns kwok prometheus prometheus-operator kube-state-metrics prometheus-adapter vpa keda)
 for m in "${modules[@]}"; do build_module "$m"; done

@@ -112,6 +112,24 @@ images() {
     image_archive "registry.k8s.io/autoscaling/vpa-$vpa_component:1.8.1" "$out/vpa-$vpa_component.oci.tar" "$vpa_bin" \
       --file "$vpa_bin/$vpa_component:/$vpa_component:0755" --entrypoint "/$vpa_component" --user 65532
   done
+  # KEDA: upstream's names, paths and user (distroless nonroot, 65532); the
+  # manifests (ci/addons/keda/) give each its command. Its own build call, so that this
+  # block is the whole of KEDA here. The cron scaler loads time zones at run time
+  # (time.LoadLocation; upstream's distroless base has /usr/share/zoneinfo): the operator
+  # and the metrics server get the Go toolchain's zoneinfo.zip that built them (the
+  # build's key holds the Go version) and ZONEINFO pointing at it.
+  local keda_bin zoneinfo
+  keda_bin=$(build keda) || die "building KEDA failed"
+  zoneinfo="$(go env GOROOT)/lib/time/zoneinfo.zip:/zoneinfo.zip:0644"
+  image_archive ghcr.io/kedacore/keda:2.21.0 "$out/keda.oci.tar" "$keda_bin" \
+    --file "$keda_bin/keda:/keda:0755" --file "$zoneinfo" --env ZONEINFO=/zoneinfo.zip \
+    --entrypoint /keda --user 65532 --expose 8080/tcp
+  image_archive ghcr.io/kedacore/keda-metrics-apiserver:2.21.0 "$out/keda-metrics-apiserver.oci.tar" "$keda_bin" \
+    --file "$keda_bin/keda-adapter:/keda-adapter:0755" --file "$zoneinfo" --env ZONEINFO=/zoneinfo.zip \
+    --entrypoint /keda-adapter --user 65532 --dir /tmp:1777 --expose 6443/tcp --expose 8080/tcp
+  image_archive ghcr.io/kedacore/keda-admission-webhooks:2.21.0 "$out/keda-admission-webhooks.oci.tar" "$keda_bin" \
+    --file "$keda_bin/keda-admission-webhooks:/keda-admission-webhooks:0755" --entrypoint /keda-admission-webhooks \
+    --user 65532 --expose 9443/tcp --expose 8080/tcp
 }
 
 # Builds an archive unless the one there was built from the same build directory (whose

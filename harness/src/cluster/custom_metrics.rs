@@ -20,7 +20,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -458,23 +457,7 @@ impl Adapter {
 
     /// APIService `v1beta1.custom.metrics.k8s.io` Available=True.
     pub async fn apiservice_available(&self) -> bool {
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("apiregistration.k8s.io", "v1", "APIService"),
-            "apiservices",
-        );
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
-        api.get_opt(APISERVICE)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|o| o.data.pointer("/status/conditions").cloned())
-            .and_then(|c| c.as_array().cloned())
-            .is_some_and(|c| {
-                c.iter().any(|c| {
-                    c.get("type").and_then(Value::as_str) == Some("Available")
-                        && c.get("status").and_then(Value::as_str) == Some("True")
-                })
-            })
+        super::wait::apiservice_available(&self.client, APISERVICE).await
     }
 
     /// Whether the adapter is installed at all (Deployment and APIService).

@@ -15,6 +15,7 @@
 //!   the API server's service proxy.
 //! - [`custom_metrics`]: `custom.metrics.k8s.io` (prometheus-adapter): reading it, and
 //!   reconfiguring the adapter under a cluster-wide Lease lock.
+//! - [`keda`]: KEDA serving, and a ScaledObject's status as the KEDA probes record it.
 //!
 //! The names all of them share (field manager, images, labels) are defined here, and
 //! the items most callers need are re-exported: `crate::cluster::{Cluster, TestNamespace,
@@ -27,6 +28,7 @@ pub mod error;
 pub mod identity;
 pub mod images;
 pub mod intervals;
+pub mod keda;
 pub mod load_generator;
 pub mod namespace;
 pub mod nodes;

@@ -138,3 +138,25 @@ pub fn describe_pod(pod: Option<&Pod>) -> String {
         waiting.join("; ")
     )
 }
+
+/// Whether the aggregated API `name` (an APIService, `v1beta1.external.metrics.k8s.io`)
+/// reports Available=True.
+pub async fn apiservice_available(client: &kube::Client, name: &str) -> bool {
+    let resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("apiregistration.k8s.io", "v1", "APIService"),
+        "apiservices",
+    );
+    let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
+    api.get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|o| o.data.pointer("/status/conditions").cloned())
+        .and_then(|c| c.as_array().cloned())
+        .is_some_and(|c| {
+            c.iter().any(|c| {
+                c.get("type").and_then(serde_json::Value::as_str) == Some("Available")
+                    && c.get("status").and_then(serde_json::Value::as_str) == Some("True")
+            })
+        })
+}

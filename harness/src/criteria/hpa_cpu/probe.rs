@@ -401,22 +401,29 @@ pub fn objects_for(submission: &Submission, hpa: &Object) -> Result<(Vec<Value>,
         return Err("not an HPA".into());
     };
     let reference = &typed.spec.scale_target_ref;
+    objects_around(submission, hpa, Some(&reference.kind), &reference.name)
+}
+
+/// What an autoscaler (an HPA, a ScaledObject) scales, for applying: the LimitRanges and
+/// ResourceQuotas of its namespace, its target `kind`/`name`, the Services that select
+/// the target's pods, and the autoscaler itself last. Returns them and the target's name.
+pub fn objects_around(
+    submission: &Submission,
+    autoscaler: &Object,
+    kind: Option<&str>,
+    name: &str,
+) -> Result<(Vec<Value>, String), String> {
     let target = submission
-        .find_workload(
-            Some(&reference.kind),
-            &reference.name,
-            hpa.namespace.as_deref(),
-        )
+        .find_workload(kind, name, autoscaler.namespace.as_deref())
         .ok_or_else(|| {
             format!(
-                "{} scales {} {}, which the submission does not define",
-                hpa.describe(),
-                reference.kind,
-                reference.name
+                "{} scales {} {name}, which the submission does not define",
+                autoscaler.describe(),
+                kind.unwrap_or("Deployment"),
             )
         })?;
     let mut objects = workload_objects(submission, target);
-    objects.push(hpa.value().clone());
+    objects.push(autoscaler.value().clone());
     Ok((objects, target.name.clone()))
 }
 

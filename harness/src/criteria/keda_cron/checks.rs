@@ -1,24 +1,13 @@
-//! Criterion `keda-cron`: static checks only, until its live probe arrives. A
-//! KEDA cron trigger has start and end expressions KEDA accepts, a time zone and
-//! a replica count; cron expressions are parsed exactly as KEDA's cron scaler
-//! reads them.
+//! Static checks of `keda-cron`: a KEDA cron trigger has start and end expressions KEDA
+//! accepts, a time zone and a replica count; cron expressions are parsed exactly as
+//! KEDA's cron scaler reads them.
 
-use super::{Criterion, CriterionId, CriterionInfo};
+use super::ID;
 use crate::checks::{CheckInfo, Collector, Input, trigger_setting};
 use crate::submission::Object;
 use crate::submission::crds::KedaTrigger;
 use std::fmt;
 use std::str::FromStr;
-
-pub const ID: CriterionId = CriterionId("keda-cron");
-
-pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
-    id: ID,
-    title: "KEDA scaling based on schedule",
-    rubric_line: "keda-event-driven",
-    cncf_ai_conformance: None,
-    has_live_part: true,
-}];
 
 pub const CRON_INVALID: CheckInfo = CheckInfo::error(
     "keda.cron-invalid",
@@ -28,26 +17,6 @@ pub const CRON_INVALID: CheckInfo = CheckInfo::error(
 );
 
 pub const CATALOGUE: &[CheckInfo] = &[CRON_INVALID];
-
-pub struct KedaCron;
-
-impl Criterion for KedaCron {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        check(input, out);
-    }
-
-    fn not_probed_because(&self) -> Option<&'static str> {
-        Some("KEDA (and Prometheus) in the cluster")
-    }
-}
 
 pub fn check(input: &Input<'_>, out: &mut Collector) {
     for (object, triggers) in input.index.keda_triggers() {

@@ -1,23 +1,12 @@
-//! Criterion `keda-scale-to-zero`: static checks only, until its live probe
-//! arrives. A ScaledObject or ScaledJob scales a workload of the submission on
-//! complete Prometheus triggers, down to zero when event-driven, without a
-//! hand-written HPA competing for the same workload.
+//! Static checks of `keda-scale-to-zero`: a ScaledObject or ScaledJob scales a workload
+//! of the submission on complete Prometheus triggers, down to zero when event-driven,
+//! without a hand-written HPA competing for the same workload.
 
-use super::{Criterion, CriterionId, CriterionInfo};
+use super::ID;
 use crate::checks::{CheckInfo, Collector, Index, Input, trigger_setting};
 use crate::submission::Object;
 use crate::submission::crds::{KedaTrigger, ScaledObject};
 use crate::verdict::Location;
-
-pub const ID: CriterionId = CriterionId("keda-scale-to-zero");
-
-pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
-    id: ID,
-    title: "KEDA installed and scaling based on events",
-    rubric_line: "keda-event-driven",
-    cncf_ai_conformance: None,
-    has_live_part: true,
-}];
 
 pub const TARGET_MISSING: CheckInfo = CheckInfo::error(
     "ref.scaledobject-target-missing",
@@ -62,26 +51,6 @@ pub const CATALOGUE: &[CheckInfo] = &[
     SCALE_TO_ZERO_MISSING,
     HPA_CONFLICT,
 ];
-
-pub struct KedaScaleToZero;
-
-impl Criterion for KedaScaleToZero {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        check(input, out);
-    }
-
-    fn not_probed_because(&self) -> Option<&'static str> {
-        Some("KEDA (and Prometheus) in the cluster")
-    }
-}
 
 pub fn check(input: &Input<'_>, out: &mut Collector) {
     let index = &input.index;
