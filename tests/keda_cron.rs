@@ -60,18 +60,5 @@ async fn live_keda_cron_broken_empty_window_fails_with_kedas_reason(
     broken(namespace, "keda_cron/broken-empty-window").await;
 }
 
-/// The reference's schedule (America/New_York, its nightly window of 1 replica, picked as
-/// the smallest; cooldownPeriod 300 s): the points a live grade gives; about nine minutes.
-#[rstest]
-#[tokio::test]
-async fn live_keda_cron_reference_scales_inside_its_window(
-    #[future(awt)] namespace: TestNamespace,
-) {
-    let mut namespace = namespace;
-    let started = Instant::now();
-    let submission = load_fixture("submissions/reference");
-    let verdict = run_probe_once(&KedaCron, &mut namespace, &submission).await;
-    assert_timeline_saved(&verdict);
-    eprintln!("wall time {:.0}s", started.elapsed().as_secs_f64());
-    assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
-}
+// The reference's own ScaledObjects are judged by the live grade of the reference
+// (tests/grade_live.rs), in its second wave of probes, with its own settings.

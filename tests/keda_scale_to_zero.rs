@@ -83,19 +83,5 @@ async fn live_keda_scale_to_zero_broken_cpu_trigger_is_refused_by_kedas_webhook(
     .await;
 }
 
-/// The reference's own ScaledObject (pollingInterval 15 s, cooldownPeriod 300 s): the
-/// points a live grade gives; about eight minutes.
-#[rstest]
-#[tokio::test]
-async fn live_keda_scale_to_zero_reference_wakes_from_zero_and_returns(
-    #[future(awt)] namespace: TestNamespace,
-) {
-    let mut namespace = namespace;
-    let started = Instant::now();
-    let submission = load_fixture("submissions/reference");
-    let verdict = run_probe_once(&KedaScaleToZero, &mut namespace, &submission).await;
-    assert_timeline_saved(&verdict);
-    print_delays(&verdict);
-    eprintln!("wall time {:.0}s", started.elapsed().as_secs_f64());
-    assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
-}
+// The reference's own ScaledObjects are judged by the live grade of the reference
+// (tests/grade_live.rs), in its second wave of probes, with its own settings.

@@ -342,17 +342,23 @@ pub async fn run_probes_gated(
     let (alone, together): (Vec<_>, Vec<_>) = probed_modules()
         .filter(|module| live.selects(*module))
         .partition(|m| m.probes_alone());
-    // The quick probes first, together; then one at a time those that must run
-    // alone: the HPA's at its peak requests most of a small node's CPU, and a pod of
-    // another probe left Pending for want of CPU would be judged as the submission's
-    // failure. Each probe's state is boxed: joined on one stack, it overflowed a
-    // test thread's.
-    let mut found = join_all(
-        together
-            .into_iter()
-            .map(|module| probe_in_namespace(cluster, module, context, deadline, gate)),
-    )
-    .await;
+    let (second_wave, first_wave): (Vec<_>, Vec<_>) =
+        together.into_iter().partition(|m| m.probes_in_second_wave());
+    // The quick probes first, together; then, together, those that scale a workload up
+    // for minutes (KEDA's); then one at a time those that must run alone: the HPA's at
+    // its peak requests most of a small node's CPU, and a pod of another probe left
+    // Pending for want of CPU would be judged as the submission's failure. Each probe's
+    // state is boxed: joined on one stack, it overflowed a test thread's.
+    let mut found = Vec::new();
+    for wave in [first_wave, second_wave] {
+        found.extend(
+            join_all(
+                wave.into_iter()
+                    .map(|module| probe_in_namespace(cluster, module, context, deadline, gate)),
+            )
+            .await,
+        );
+    }
     for module in alone {
         found.push(probe_in_namespace(cluster, module, context, deadline, gate).await);
     }

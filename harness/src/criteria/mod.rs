@@ -12,7 +12,7 @@
 /// delegation in every folder. `probes_alone: true` for a probe that needs capacity
 /// another probe would miss.
 macro_rules! criterion_folder {
-    ($criterion:ident $(, probes_alone: $alone:literal)?) => {
+    ($criterion:ident $(, probes_alone: $alone:literal)? $(, probes_in_second_wave: $second:literal)?) => {
         impl $crate::criteria::Criterion for $criterion {
             fn about(&self) -> &'static [$crate::criteria::CriterionInfo] {
                 ABOUT
@@ -40,6 +40,10 @@ macro_rules! criterion_folder {
 
             $(fn probes_alone(&self) -> bool {
                 $alone
+            })?
+
+            $(fn probes_in_second_wave(&self) -> bool {
+                $second
             })?
         }
     };
@@ -131,6 +135,14 @@ pub trait Criterion: Sync {
     /// Whether its probe must run alone: it uses capacity another probe would miss
     /// (the HPA at its peak requests most of a small node's CPU).
     fn probes_alone(&self) -> bool {
+        false
+    }
+
+    /// Whether its probe runs in a second wave, after the quick probes and beside the
+    /// other second-wave probes, before those that run alone: it scales a workload up
+    /// for minutes (KEDA's), which would crowd the quick probes' pods off a small node,
+    /// but needs far less than an HPA at its peak.
+    fn probes_in_second_wave(&self) -> bool {
         false
     }
 }
