@@ -129,7 +129,9 @@ impl Interrupted {
 /// returns, and dropping a probe deletes what it made (each namespace's `Drop` deletes
 /// it and the cluster-scoped objects mapped into it, and waits, bounded), so an
 /// interrupted grading (Ctrl-C, a CI job cancelled) leaves nothing behind.
-async fn until_interrupted<T>(work: impl std::future::Future<Output = T>) -> Result<T, Interrupted> {
+async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Interrupted> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).ok();
     let sigterm = async {
@@ -253,9 +255,9 @@ fn grade_one(args: &GradeArgs, submission: &Path) -> anyhow::Result<ExitCode> {
             args.deadline.as_secs()
         ));
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-        match runtime.block_on(until_interrupted(progress.live(harness::grade::grade(
-            submission, &options,
-        )))) {
+        match runtime.block_on(until_interrupted(
+            progress.live(harness::grade::grade(submission, &options)),
+        )) {
             Ok(report) => report?,
             Err(signal) => return Ok(signal.exit()),
         }
@@ -363,9 +365,9 @@ fn grade_class(args: &GradeArgs, dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
             args.deadline.as_secs()
         ));
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-        match runtime.block_on(until_interrupted(progress.live(class::grade_live(
-            &students, options, jobs, &done,
-        )))) {
+        match runtime.block_on(until_interrupted(
+            progress.live(class::grade_live(&students, options, jobs, &done)),
+        )) {
             Ok(graded) => graded,
             Err(signal) => return Ok(signal.exit()),
         }

@@ -342,8 +342,9 @@ pub async fn run_probes_gated(
     let (alone, together): (Vec<_>, Vec<_>) = probed_modules()
         .filter(|module| live.selects(*module))
         .partition(|m| m.probes_alone());
-    let (second_wave, first_wave): (Vec<_>, Vec<_>) =
-        together.into_iter().partition(|m| m.probes_in_second_wave());
+    let (second_wave, first_wave): (Vec<_>, Vec<_>) = together
+        .into_iter()
+        .partition(|m| m.probes_in_second_wave());
     // The quick probes first, together; then, together, those that scale a workload up
     // for minutes (KEDA's); then one at a time those that must run alone: the HPA's at
     // its peak requests most of a small node's CPU, and a pod of another probe left

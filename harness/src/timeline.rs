@@ -287,6 +287,22 @@ pub struct ReplicaStep {
 }
 
 impl Timeline {
+    /// The evidence a stopped probe attaches: the Warning events it saw (the API server's
+    /// and controllers' own reasons), then the saved JSON, when there is one.
+    pub fn stop_evidence(&self) -> Vec<crate::verdict::Evidence> {
+        let warnings: Vec<String> = self
+            .event_lines()
+            .into_iter()
+            .filter(|line| line.contains(" Warning "))
+            .collect();
+        let mut evidence = Vec::new();
+        if !warnings.is_empty() {
+            evidence.push(crate::verdict::Evidence::Events { lines: warnings });
+        }
+        evidence.extend(self.file_evidence());
+        evidence
+    }
+
     /// Evidence that points at the saved JSON, when there is one.
     pub fn file_evidence(&self) -> Option<crate::verdict::Evidence> {
         self.saved_to

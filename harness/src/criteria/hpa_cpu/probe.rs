@@ -99,15 +99,7 @@ fn both(outcome: Outcome, message: String, notes: Vec<String>, timeline: Timelin
             text: notes.join("\n"),
         });
     }
-    let warnings: Vec<String> = timeline
-        .event_lines()
-        .into_iter()
-        .filter(|line| line.contains(" Warning "))
-        .collect();
-    if !warnings.is_empty() {
-        evidence.push(Evidence::Events { lines: warnings });
-    }
-    evidence.extend(timeline.file_evidence());
+    evidence.extend(timeline.stop_evidence());
     [SCALE_UP, SCALE_DOWN]
         .into_iter()
         .map(|id| Verdict::new(id, outcome, message.clone(), evidence.clone()))

@@ -405,15 +405,7 @@ impl Stop {
             });
         }
         if let Some(timeline) = timeline {
-            let warnings: Vec<String> = timeline
-                .event_lines()
-                .into_iter()
-                .filter(|line| line.contains(" Warning "))
-                .collect();
-            if !warnings.is_empty() {
-                evidence.push(Evidence::Events { lines: warnings });
-            }
-            evidence.extend(timeline.file_evidence());
+            evidence.extend(timeline.stop_evidence());
         }
         Verdict::new(ID, self.outcome, self.message, evidence)
     }

@@ -754,15 +754,7 @@ pub(crate) fn stop_verdict_for(
         });
     }
     if let Some(timeline) = timeline {
-        let warnings: Vec<String> = timeline
-            .event_lines()
-            .into_iter()
-            .filter(|line| line.contains(" Warning "))
-            .collect();
-        if !warnings.is_empty() {
-            evidence.push(Evidence::Events { lines: warnings });
-        }
-        evidence.extend(timeline.file_evidence());
+        evidence.extend(timeline.stop_evidence());
     }
     Verdict::new(id, stop.outcome, stop.message, evidence)
 }

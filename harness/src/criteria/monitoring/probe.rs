@@ -86,6 +86,13 @@ async fn probe(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Ver
         );
     }
     let mut objects = plan.workloads.clone();
+    if have_vpa && !plan.vpas.is_empty() {
+        objects.extend(plan.vpas.iter().cloned());
+        notes.push(format!(
+            "{} VerticalPodAutoscaler(s) of the applied Deployments applied in updateMode Off, for their recommendations' series (the vpa criterion judges their modes)",
+            plan.vpas.len()
+        ));
+    }
     objects.extend(plan.rule_objects.iter().cloned());
     match namespace.apply(&objects).await {
         Ok(applied) => notes.extend(applied.notes),
@@ -544,6 +551,10 @@ struct LoadTarget {
 #[derive(Debug, Clone, Default)]
 struct Plan {
     workloads: Vec<Value>,
+    /// The submission's VPAs of applied Deployments, in mode `Off`: applied where the
+    /// cluster serves VPA, so that its recommendations (the dashboards' VPA series)
+    /// exist without a VPA evicting the probe's pods.
+    vpas: Vec<Value>,
     deployments: Vec<String>,
     rule_objects: Vec<Value>,
     groups: Vec<Group>,
@@ -747,6 +758,23 @@ impl Plan {
                 }
             }
             self.workloads.push(value);
+        }
+        for object in &submission.objects {
+            let target = object.value().pointer("/spec/targetRef");
+            let targets_applied = target.and_then(|t| t.get("kind")).and_then(Value::as_str)
+                == Some("Deployment")
+                && target
+                    .and_then(|t| t.get("name"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| self.deployments.iter().any(|d| d == name));
+            if object.kind != "VerticalPodAutoscaler" || !targets_applied {
+                continue;
+            }
+            let mut value = object.value().clone();
+            value["spec"]["updatePolicy"] = json!({"updateMode": "Off"});
+            self.vpas.push(value);
+            let described = object.describe();
+            skipped.retain(|s| *s != described);
         }
         if !skipped.is_empty() {
             self.notes.push(format!(
@@ -1021,6 +1049,7 @@ pub fn plan_summary(submission: &Submission, test_namespace: &str) -> PlanSummar
             .collect(),
         alerts: plan.alerts.into_iter().map(|a| (a.name, a.for_)).collect(),
         workloads: plan.workloads,
+        vpas: plan.vpas,
         load_targets: plan
             .load_targets
             .into_iter()
@@ -1040,6 +1069,7 @@ pub struct PlanSummary {
     pub panels: Vec<(String, String)>,
     pub alerts: Vec<(String, Duration)>,
     pub workloads: Vec<Value>,
+    pub vpas: Vec<Value>,
     pub load_targets: Vec<(String, f64)>,
     pub monitor_problems: Vec<String>,
 }
@@ -1083,6 +1113,11 @@ mod tests {
             plan.load_targets.first().map(|t| t.0.as_str()),
             Some("fraud-detector-api")
         );
+        // The VPAs of applied Deployments, apart and in mode Off.
+        assert!(!plan.vpas.is_empty());
+        for vpa in &plan.vpas {
+            assert_eq!(vpa["spec"]["updatePolicy"]["updateMode"], "Off", "{vpa}");
+        }
         // No Jobs (training), no VPA or KEDA objects, no quota.
         for object in &plan.workloads {
             let kind = object["kind"].as_str().unwrap_or_default();

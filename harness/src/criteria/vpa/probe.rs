@@ -869,15 +869,7 @@ fn stopped(stop: Stop, notes: &[String], timeline: &Timeline) -> Verdict {
     let mut evidence = vec![Evidence::Note {
         text: notes.join("\n"),
     }];
-    let warnings: Vec<String> = timeline
-        .event_lines()
-        .into_iter()
-        .filter(|line| line.contains(" Warning "))
-        .collect();
-    if !warnings.is_empty() {
-        evidence.push(Evidence::Events { lines: warnings });
-    }
-    evidence.extend(timeline.file_evidence());
+    evidence.extend(timeline.stop_evidence());
     Verdict::new(ID, stop.outcome, stop.message, evidence)
 }
 
