@@ -17,6 +17,10 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// How long a load generator pod may stay Pending for want of the node's capacity
+/// before the probe reports an environment error.
+pub const CAPACITY_WAIT: Duration = Duration::from_secs(240);
+
 /// What to send.
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
@@ -163,7 +167,9 @@ impl LoadGenerator {
         })
     }
 
-    /// Waits until the load generator's pod is Running (the load has begun).
+    /// Waits until the load generator's pod is Running (the load has begun): the Job's
+    /// pod within `budget`, then its start within `budget` or [`CAPACITY_WAIT`],
+    /// whichever is longer.
     pub async fn wait_running(&self, budget: Duration) -> Result<(), EnvironmentError> {
         use backon::{ConstantBuilder, Retryable};
         // The pod's name is not known before the Job controller creates it: wait on the
@@ -204,11 +210,14 @@ impl LoadGenerator {
                 what: format!("load Job {}", self.name),
                 detail,
             })?;
+        // The load runs in a namespace of its own, so only the node's capacity can hold
+        // its pod Pending: CPU other namespaces (other probes, other gradings) request for
+        // a few minutes. Wait that out rather than call the environment broken at once.
         wait_for(
             &self.pods,
             &pod,
             "the load generator pod to run",
-            budget,
+            budget.max(CAPACITY_WAIT),
             |pod: Option<&Pod>| {
                 pod.and_then(|p| p.status.as_ref())
                     .and_then(|s| s.phase.as_deref())
