@@ -1604,7 +1604,7 @@ fn keda_manifests_parse_and_run_only_the_pinned_images() {
         let container = &value["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(container["imagePullPolicy"], "IfNotPresent", "{deployment}");
         assert_eq!(
-            container["resources"]["requests"]["cpu"], "20m",
+            container["resources"]["requests"]["cpu"], "5m",
             "{deployment}: a small CPU request (the real node has 2 CPUs)"
         );
         images.push(container["image"].as_str().unwrap().to_string());

@@ -505,10 +505,20 @@ pub fn component_needed(metric: &str, have_keda: bool, have_vpa: bool) -> Option
     if !have_keda && metric.starts_with("keda_") {
         return Some("needs KEDA");
     }
+    // KEDA runs here, but its operator's own metrics are not scraped; and the cluster's
+    // kube-state-metrics exports a VPA's recommendations and mode, not its resource policy.
+    if metric.starts_with("keda_") {
+        return Some("needs KEDA's own metrics scraped, which this cluster does not");
+    }
     let vpa = metric.starts_with("kube_verticalpodautoscaler_")
         || (metric.starts_with("kube_customresource_")
             && (metric.contains("vpa") || metric.contains("verticalpodautoscaler")));
-    (!have_vpa && vpa).then_some("needs VPA")
+    if !have_vpa && vpa {
+        return Some("needs VPA");
+    }
+    metric
+        .starts_with("kube_verticalpodautoscaler_spec_resourcepolicy")
+        .then_some("needs a VPA resource-policy series, which this cluster's kube-state-metrics does not export")
 }
 
 /// PrometheusRule objects the probe applies are named `<prefix><index>`.
@@ -1173,7 +1183,7 @@ mod tests {
         );
         assert_eq!(
             component_needed("keda_scaler_errors_total", true, false),
-            None
+            Some("needs KEDA's own metrics scraped, which this cluster does not")
         );
         assert_eq!(
             component_needed(
