@@ -36,7 +36,15 @@ async fn in_flight_requests_complete_and_new_ones_are_refused() {
             }
         }
     };
-    assert_eq!(refusal.kind(), std::io::ErrorKind::ConnectionRefused);
+    // A SYN that races the listener's close is answered with a reset instead of a refusal:
+    // either way the connection was not taken.
+    assert!(
+        matches!(
+            refusal.kind(),
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+        ),
+        "{refusal}"
+    );
     let (status, body) = in_flight
         .await
         .unwrap()
