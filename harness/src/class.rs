@@ -362,8 +362,7 @@ mod tests {
         touch(&bare.join("scripts/load.sh"));
         assert_eq!(folder_kind(&bare).unwrap(), FolderKind::Submission);
         // The reference submission is one submission.
-        let reference =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/submissions/reference");
+        let reference = crate::submission::fixture_dir("submissions/reference");
         assert_eq!(folder_kind(&reference).unwrap(), FolderKind::Submission);
         assert!(folder_kind(&root.path().join("missing")).is_err());
     }

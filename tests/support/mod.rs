@@ -8,7 +8,10 @@ use harness::verdict::{Finding, Severity, Verdict};
 use std::path::{Path, PathBuf};
 
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // At run time (cargo and nextest set it for the test process): a test binary reused
+    // from a shared target dir keeps the compile-time path of the checkout that built it.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// The fixture directories under `fixtures/<relative>` that carry an `expected.toml`, sorted.

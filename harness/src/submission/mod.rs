@@ -245,3 +245,23 @@ mod test_files {
         fs::write(path, text).unwrap();
     }
 }
+
+/// `fixtures/<relative>` of the workspace, for tests. The path is read at run time (cargo
+/// and nextest set `CARGO_MANIFEST_DIR` for the test process): cargo reuses a test binary
+/// from a shared target dir that another checkout built, and the compile-time path would
+/// then name that checkout, which may be gone.
+#[cfg(test)]
+pub(crate) fn fixture_dir(relative: &str) -> std::path::PathBuf {
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    );
+    manifest_dir.join("../fixtures").join(relative)
+}
+
+/// The submission in [`fixture_dir`]`(relative)`, loaded as the grader loads one.
+#[cfg(test)]
+pub(crate) fn load_fixture(relative: &str) -> Submission {
+    let dir = fixture_dir(relative);
+    load(&dir, &LoadOptions::default()).unwrap_or_else(|e| panic!("fixture {}: {e}", dir.display()))
+}

@@ -584,6 +584,7 @@ fn hpa_hopeless(hpa: Option<&HorizontalPodAutoscaler>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::submission::load_fixture;
 
     #[test]
     fn load_is_calibrated_to_the_ceiling_and_capped() {
@@ -605,11 +606,7 @@ mod tests {
     #[test]
     fn the_fixtures_hpas_fit_the_probes_cap() {
         for relative in ["submissions/reference", "hpa_cpu/fast"] {
-            let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../fixtures")
-                .join(relative);
-            let submission =
-                crate::submission::load(&dir, &crate::submission::LoadOptions::default()).unwrap();
+            let submission = load_fixture(relative);
             let Ok(hpa) = HpaUnderTest::pick(&submission) else {
                 panic!("{relative}: no CPU HPA")
             };

@@ -849,6 +849,7 @@ fn save_recording(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::submission::load_fixture;
 
     #[test]
     fn a_failure_without_the_lock_is_an_environment_error() {
@@ -871,17 +872,10 @@ mod tests {
         assert_eq!(passed.outcome, Outcome::Pass);
     }
 
-    fn fixture(relative: &str) -> Submission {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures")
-            .join(relative);
-        crate::submission::load(&dir, &crate::submission::LoadOptions::default()).unwrap()
-    }
-
     #[test]
     fn the_fixtures_are_picked_sized_and_fit_the_cap() {
         for relative in ["hpa_custom/fast", "submissions/reference"] {
-            let subject = UnderTest::pick(&fixture(relative), "ac-x")
+            let subject = UnderTest::pick(&load_fixture(relative), "ac-x")
                 .unwrap_or_else(|s| panic!("{relative}: {}", s.message));
             assert_eq!(subject.spec.kind, MetricKind::Rate, "{relative}");
             let intervals = crate::cluster::ClusterIntervals::default();
@@ -894,7 +888,7 @@ mod tests {
             let rate = plan_rate(&subject.spec, subject.cpu_ms).unwrap();
             assert!(rate >= 1.0, "{relative}: {rate}");
         }
-        let fast = UnderTest::pick(&fixture("hpa_custom/fast"), "ac-x").unwrap();
+        let fast = UnderTest::pick(&load_fixture("hpa_custom/fast"), "ac-x").unwrap();
         assert!(
             fast.rules.config().contains("namespace=\\\"ac-x\\\""),
             "{}",
@@ -908,7 +902,7 @@ mod tests {
         );
         // 10 req/s per pod, 1 -> 2 replicas: 15 req/s.
         assert_eq!(plan_rate(&fast.spec, fast.cpu_ms).unwrap(), 15.0);
-        let reference = UnderTest::pick(&fixture("submissions/reference"), "ac-x").unwrap();
+        let reference = UnderTest::pick(&load_fixture("submissions/reference"), "ac-x").unwrap();
         // 100 req/s per pod, 2 -> 3 replicas: 250 req/s.
         assert_eq!(plan_rate(&reference.spec, reference.cpu_ms).unwrap(), 250.0);
     }
@@ -916,7 +910,7 @@ mod tests {
     #[test]
     fn broken_fixtures_that_fail_before_the_cluster_say_why() {
         let stop = UnderTest::pick(
-            &fixture("hpa_custom/broken-hpa-names-unexposed-metric"),
+            &load_fixture("hpa_custom/broken-hpa-names-unexposed-metric"),
             "ac-x",
         )
         .expect_err("no rule exposes the metric");
@@ -932,7 +926,7 @@ mod tests {
             "hpa_custom/broken-pods-not-scraped",
         ] {
             assert!(
-                UnderTest::pick(&fixture(relative), "ac-x").is_ok(),
+                UnderTest::pick(&load_fixture(relative), "ac-x").is_ok(),
                 "{relative} fails live, not here"
             );
         }
@@ -940,7 +934,7 @@ mod tests {
 
     #[test]
     fn a_target_the_probe_cannot_drive_fails_with_the_numbers() {
-        let mut subject = UnderTest::pick(&fixture("submissions/reference"), "ac-x").unwrap();
+        let mut subject = UnderTest::pick(&load_fixture("submissions/reference"), "ac-x").unwrap();
         subject.cpu_ms = 10.0;
         let message = plan_rate(&subject.spec, subject.cpu_ms).unwrap_err();
         assert!(message.contains("needs 250 req/s"), "{message}");

@@ -424,13 +424,7 @@ async fn sample(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(relative: &str) -> Submission {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures")
-            .join(relative);
-        crate::submission::load(&dir, &crate::submission::LoadOptions::default()).unwrap()
-    }
+    use crate::submission::load_fixture;
 
     #[test]
     fn the_window_is_written_in_the_submissions_zone() {
@@ -450,7 +444,7 @@ mod tests {
 
     #[test]
     fn the_reference_picks_its_smallest_window_and_fits_the_cap() {
-        let subject = UnderTest::pick(&fixture("submissions/reference")).unwrap();
+        let subject = UnderTest::pick(&load_fixture("submissions/reference")).unwrap();
         assert_eq!(subject.target, "model-training-job");
         assert_eq!(
             subject.desired, 1,

@@ -762,17 +762,11 @@ pub(crate) fn stop_verdict_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(relative: &str) -> Submission {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures")
-            .join(relative);
-        crate::submission::load(&dir, &crate::submission::LoadOptions::default()).unwrap()
-    }
+    use crate::submission::load_fixture;
 
     #[test]
     fn the_reference_is_picked_rewritten_and_fits_the_cap() {
-        let subject = UnderTest::pick(&fixture("submissions/reference"), "ac-x")
+        let subject = UnderTest::pick(&load_fixture("submissions/reference"), "ac-x")
             .unwrap_or_else(|s| panic!("{}", s.message));
         assert_eq!(subject.target, "batch-inference-processor");
         assert!(
@@ -817,7 +811,7 @@ mod tests {
 
     #[test]
     fn a_cooldown_past_the_deadline_fails_before_applying() {
-        let mut subject = UnderTest::pick(&fixture("submissions/reference"), "ac-x").unwrap();
+        let mut subject = UnderTest::pick(&load_fixture("submissions/reference"), "ac-x").unwrap();
         subject.spec.cooldown = Duration::from_secs(3600);
         let intervals = crate::cluster::ClusterIntervals::default();
         let budgets = Budgets::new(&subject.spec, &intervals);
@@ -829,7 +823,7 @@ mod tests {
 
     #[test]
     fn the_queue_fits_the_namespaces_limit_range() {
-        let subject = UnderTest::pick(&fixture("submissions/reference"), "ac-x").unwrap();
+        let subject = UnderTest::pick(&load_fixture("submissions/reference"), "ac-x").unwrap();
         // The reference's LimitRange: min 100m / 128Mi per container.
         assert_eq!(subject.queue_resources["requests"]["cpu"], "100m");
         assert_eq!(subject.queue_resources["limits"]["memory"], "134217728");

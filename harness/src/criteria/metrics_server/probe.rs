@@ -266,18 +266,11 @@ async fn start_fresh_pod(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn fixture(relative: &str) -> Submission {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures")
-            .join(relative);
-        crate::submission::load(&dir, &crate::submission::LoadOptions::default()).unwrap()
-    }
+    use crate::submission::load_fixture;
 
     #[test]
     fn the_fresh_pod_is_the_hpa_targets_pod() {
-        let pod = fresh_pod(&fixture("submissions/reference"));
+        let pod = fresh_pod(&load_fixture("submissions/reference"));
         assert_eq!(pod["kind"], "Pod");
         assert_eq!(pod["metadata"]["labels"]["app"], "fraud-detector");
         assert_eq!(
@@ -289,10 +282,10 @@ mod tests {
     /// The live tests' fixtures are bare Pods: each is the fresh pod as written.
     #[test]
     fn a_bare_pod_of_the_submission_is_the_fresh_pod() {
-        let pod = fresh_pod(&fixture("metrics_server/broken-pod-never-runs"));
+        let pod = fresh_pod(&load_fixture("metrics_server/broken-pod-never-runs"));
         assert_eq!(pod["metadata"]["name"], "fresh-inference");
         assert_eq!(pod["spec"]["nodeSelector"]["node-pool"], "does-not-exist");
-        let fallback = fresh_pod(&fixture("quota_limits/broken-no-defaults"));
+        let fallback = fresh_pod(&load_fixture("quota_limits/broken-no-defaults"));
         assert_eq!(fallback["metadata"]["name"], "fresh-inference");
     }
 }

@@ -1087,18 +1087,11 @@ pub struct PlanSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn fixture(relative: &str) -> Submission {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures")
-            .join(relative);
-        crate::submission::load(&dir, &crate::submission::LoadOptions::default()).unwrap()
-    }
+    use crate::submission::load_fixture;
 
     #[test]
     fn the_references_rules_are_rewritten_to_the_test_namespace() {
-        let plan = plan_summary(&fixture("submissions/reference"), "ac-t-1");
+        let plan = plan_summary(&load_fixture("submissions/reference"), "ac-t-1");
         assert_eq!(plan.rule_objects.len(), 1);
         let text = plan.rule_objects[0].to_string();
         assert!(!text.contains(r#"namespace=\"ml-platform"#), "{text}");
@@ -1155,7 +1148,7 @@ mod tests {
             return;
         }
         for fixture_dir in ["submissions/reference", "monitoring/fast"] {
-            let plan = plan_summary(&fixture(fixture_dir), "ac-t-1");
+            let plan = plan_summary(&load_fixture(fixture_dir), "ac-t-1");
             let dir = tempfile::tempdir().unwrap();
             for (i, object) in plan.rule_objects.iter().enumerate() {
                 let path = dir.path().join(format!("rules-{i}.yaml"));

@@ -729,14 +729,7 @@ async fn evict(pods: &Api<Pod>, name: &str) -> Result<Eviction, kube::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn fixture(relative: &str) -> Submission {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures")
-            .join(relative);
-        crate::submission::load(&dir, &crate::submission::LoadOptions::default()).unwrap()
-    }
+    use crate::submission::load_fixture;
 
     fn picked(submission: &Submission) -> (String, String) {
         let Ok(protected) = Protected::pick(submission) else {
@@ -747,7 +740,7 @@ mod tests {
 
     #[test]
     fn the_reference_drains_the_serving_apis_budget() {
-        let reference = fixture("submissions/reference");
+        let reference = load_fixture("submissions/reference");
         assert_eq!(
             budget_to_drain(&reference).map(|(pdb, meant_for)| (&pdb.name, meant_for)),
             Some((
@@ -764,7 +757,7 @@ mod tests {
     /// The cap of issue 12 leaves the reference's drain alone.
     #[test]
     fn the_references_drain_fits_the_cap() {
-        let reference = fixture("submissions/reference");
+        let reference = load_fixture("submissions/reference");
         let Ok(p) = Protected::pick(&reference) else {
             panic!("a budget and a Deployment to drain")
         };
@@ -782,7 +775,7 @@ mod tests {
     fn a_budget_selecting_nothing_drains_the_deployment_it_was_meant_for() {
         for broken in ["pdb/broken-selector", "pdb/blocks-all-evictions"] {
             assert_eq!(
-                picked(&fixture(broken)),
+                picked(&load_fixture(broken)),
                 ("fraud-detector-pdb".into(), "fraud-detector-api".into()),
                 "{broken}"
             );
@@ -791,7 +784,7 @@ mod tests {
 
     #[test]
     fn a_submission_without_a_budget_fails_at_once() {
-        let Err(verdict) = Protected::pick(&fixture("metrics_server/fresh-pod")) else {
+        let Err(verdict) = Protected::pick(&load_fixture("metrics_server/fresh-pod")) else {
             panic!("no budget in that fixture")
         };
         assert_eq!(verdict.outcome, Outcome::Fail);

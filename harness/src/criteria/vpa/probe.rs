@@ -876,14 +876,7 @@ fn stopped(stop: Stop, notes: &[String], timeline: &Timeline) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn fixture(relative: &str) -> Submission {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures")
-            .join(relative);
-        crate::submission::load(&dir, &crate::submission::LoadOptions::default()).unwrap()
-    }
+    use crate::submission::load_fixture;
 
     #[test]
     fn go_durations_as_flags_take_them() {
@@ -927,7 +920,7 @@ mod tests {
 
     #[test]
     fn a_submission_without_a_vpa_fails_at_once() {
-        let Err(message) = subjects(&fixture("metrics_server/fresh-pod")) else {
+        let Err(message) = subjects(&load_fixture("metrics_server/fresh-pod")) else {
             panic!("no VPA in that fixture")
         };
         assert!(message.contains("the submission has none"), "{message}");
@@ -935,7 +928,7 @@ mod tests {
 
     #[test]
     fn the_references_three_vpas_are_probed_with_their_modes() {
-        let reference = fixture("submissions/reference");
+        let reference = load_fixture("submissions/reference");
         let Ok((subjects, skipped)) = subjects(&reference) else {
             panic!("the reference has VPAs")
         };
