@@ -61,4 +61,4 @@ async fn live_keda_cron_broken_empty_window_fails_with_kedas_reason(
 }
 
 // The reference's own ScaledObjects are judged by the live grade of the reference
-// (tests/grade_live.rs), in its second wave of probes, with its own settings.
+// (tests/grade_live.rs), once the capacity gate has room for it, with its own settings.

@@ -84,4 +84,4 @@ async fn live_keda_scale_to_zero_broken_cpu_trigger_is_refused_by_kedas_webhook(
 }
 
 // The reference's own ScaledObjects are judged by the live grade of the reference
-// (tests/grade_live.rs), in its second wave of probes, with its own settings.
+// (tests/grade_live.rs), once the capacity gate has room for it, with its own settings.

@@ -2,7 +2,7 @@
 //! or a list of them), naming them, and grading them together: the external checkers
 //! batched over every submission (one shellcheck process for every script), the static
 //! checks of several submissions at once on every core, and live, every submission's
-//! probes on one cluster, the capacity-bound ones queueing on one [`CapacityGate`].
+//! probes on one cluster, each reserving its CPU on one [`CapacityGate`].
 //!
 //! # A submission folder or a class folder
 //!
@@ -197,9 +197,9 @@ pub fn grade_offline(
 }
 
 /// Grades every student live on the cluster of KUBECONFIG: static checks as offline,
-/// then every submission's probes at once, each in namespaces of its own; the quick
-/// probes of all submissions overlap, and each capacity-bound probe waits for the
-/// cluster alone (the [`CapacityGate`]). `options.deadline` bounds the whole run. The
+/// then every submission's probes at once, each in namespaces of its own, each once the
+/// [`CapacityGate`] has reserved the CPU its pods request at their peak: probes of all
+/// submissions overlap as far as the cluster's free CPU allows. `options.deadline` bounds the whole run. The
 /// timelines of each go to `<options.live.timelines>/<name>/timelines/` (the CLI gives
 /// its `--out`, so they sit beside that submission's reports).
 pub async fn grade_live(

@@ -8,6 +8,7 @@
 
 use crate::checks::Tools;
 use crate::cluster::{Cluster, EnvironmentError, TestNamespace};
+use crate::criteria::demand::CpuDemand;
 use crate::criteria::{self, Criterion, CriterionId, CriterionInfo, ProbeContext};
 use crate::report::{Report, Rubric, RubricError};
 use crate::submission::{self, LoadOptions, Submission};
@@ -166,12 +167,44 @@ pub async fn grade_loaded(
     ))
 }
 
-/// The cluster's capacity, shared by every probe of a grading run (of one submission or
-/// of a class): quick probes hold it together, a [`Criterion::probes_alone`] probe holds
-/// it alone. Waiters are served in order (tokio's lock is fair), so a probe that must run
-/// alone is not starved by a stream of quick ones.
+/// The cluster's CPU, shared by every probe of a grading run (of one submission or of a
+/// class). Each probe reserves its [`Criterion::cpu_demand`] before it starts and gives it
+/// back when its namespace is gone: probes whose demands fit together run together, and
+/// one that needs more than the cluster had free when the run began waits until every
+/// other has finished, then runs alone. A pod of one probe left Pending for CPU another
+/// probe holds would be judged as the submission's failure. Waiters are served in order
+/// (tokio's semaphore is fair), so a large probe is not starved by a stream of small ones.
 #[derive(Debug, Default)]
-pub struct CapacityGate(tokio::sync::RwLock<()>);
+pub struct CapacityGate {
+    /// Millicores: the permits, and how many there are. Measured once, when the first
+    /// probe asks, before any probe of the run has applied anything.
+    free: tokio::sync::OnceCell<(tokio::sync::Semaphore, u32)>,
+}
+
+impl CapacityGate {
+    /// Waits until `demand` (capped at everything the gate has) is free, and holds it.
+    /// The first call measures what the gate has: `unrequested` CPU cores of the cluster.
+    async fn reserve(
+        &self,
+        unrequested: impl std::future::Future<Output = Option<f64>>,
+        demand: CpuDemand,
+    ) -> tokio::sync::SemaphorePermit<'_> {
+        let (free, all) = self
+            .free
+            .get_or_init(|| async {
+                // Unknown: one millicore, so that every probe that needs CPU runs alone.
+                let all = unrequested
+                    .await
+                    .map_or(1, |cores| CpuDemand::cores(cores).as_millis().max(1))
+                    .min(tokio::sync::Semaphore::MAX_PERMITS as u32);
+                (tokio::sync::Semaphore::new(all as usize), all)
+            })
+            .await;
+        free.acquire_many(demand.as_millis().min(*all))
+            .await
+            .expect("the gate's semaphore is never closed")
+    }
+}
 
 /// [`grade`] offline, for callers without an async runtime.
 pub fn grade_offline(dir: &Path, tools: &Tools) -> Result<Report, GradeError> {
@@ -339,35 +372,22 @@ pub async fn run_probes_gated(
     gate: &CapacityGate,
     live: &LiveOptions,
 ) -> BTreeMap<String, Verdict> {
-    let (alone, together): (Vec<_>, Vec<_>) = probed_modules()
+    // Smallest demand first: the probes that fit together start at once, and the largest,
+    // which may have to run alone, queue behind them. Each probe's state is boxed: joined
+    // on one stack, it overflowed a test thread's.
+    let mut modules: Vec<(&'static dyn Criterion, CpuDemand)> = probed_modules()
         .filter(|module| live.selects(*module))
-        .partition(|m| m.probes_alone());
-    let (second_wave, first_wave): (Vec<_>, Vec<_>) = together
-        .into_iter()
-        .partition(|m| m.probes_in_second_wave());
-    // The quick probes first, together; then, together, those that scale a workload up
-    // for minutes (KEDA's); then one at a time those that must run alone: the HPA's at
-    // its peak requests most of a small node's CPU, and a pod of another probe left
-    // Pending for want of CPU would be judged as the submission's failure. Each probe's
-    // state is boxed: joined on one stack, it overflowed a test thread's.
-    let mut found = Vec::new();
-    for wave in [first_wave, second_wave] {
-        found.extend(
-            join_all(
-                wave.into_iter()
-                    .map(|module| probe_in_namespace(cluster, module, context, deadline, gate)),
-            )
-            .await,
-        );
-    }
-    for module in alone {
-        found.push(probe_in_namespace(cluster, module, context, deadline, gate).await);
-    }
-    found
-        .into_iter()
-        .flatten()
-        .map(|verdict| (verdict.id.clone(), verdict))
-        .collect()
+        .map(|module| (module, module.cpu_demand(context.submission)))
+        .collect();
+    modules.sort_by_key(|(_, demand)| *demand);
+    join_all(modules.into_iter().map(|(module, demand)| {
+        probe_in_namespace(cluster, module, demand, context, deadline, gate)
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .map(|verdict| (verdict.id.clone(), verdict))
+    .collect()
 }
 
 /// One module's probe in a namespace of its own, `grade-<its first criterion>`,
@@ -376,28 +396,18 @@ pub async fn run_probes_gated(
 fn probe_in_namespace<'a>(
     cluster: &'a Cluster,
     module: &'static dyn Criterion,
+    demand: CpuDemand,
     context: &'a ProbeContext<'a>,
     deadline: Deadline,
     gate: &'a CapacityGate,
 ) -> BoxFuture<'a, Vec<Verdict>> {
     Box::pin(async move {
         let ids = || live_criteria(module).map(|c| c.id);
-        // Quick probes share the cluster; one that needs its capacity waits for it alone.
-        let (_shared, _alone) = if module.probes_alone() {
-            (
-                None,
-                tokio::time::timeout_at(deadline.at, gate.0.write())
-                    .await
-                    .ok(),
-            )
-        } else {
-            (
-                tokio::time::timeout_at(deadline.at, gate.0.read())
-                    .await
-                    .ok(),
-                None,
-            )
-        };
+        // Held until the namespace is gone (declared first, dropped last).
+        let _reserved =
+            tokio::time::timeout_at(deadline.at, gate.reserve(cluster.unrequested_cpu(), demand))
+                .await
+                .ok();
         if tokio::time::Instant::now() >= deadline.at {
             return ids().map(|id| past_deadline(id, deadline, false)).collect();
         }
@@ -511,6 +521,49 @@ fn has_probe(module: &dyn Criterion) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `reserve` of `millis` on `gate` is granted within 100 ms.
+    async fn granted(gate: &CapacityGate, millis: u32) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let reserve = gate.reserve(async { Some(1.0) }, CpuDemand::millis(millis));
+        tokio::time::timeout(Duration::from_millis(100), reserve)
+            .await
+            .ok()
+    }
+
+    #[tokio::test]
+    async fn probes_that_fit_together_run_together_and_a_larger_one_waits_for_room() {
+        let gate = CapacityGate::default();
+        let small = granted(&gate, 400).await.expect("400m of 1000m free");
+        let medium = granted(&gate, 500).await.expect("900m of 1000m reserved");
+        assert!(granted(&gate, 200).await.is_none(), "only 100m is left");
+        drop(small);
+        assert!(
+            granted(&gate, 200).await.is_some(),
+            "the small probe gave back 400m"
+        );
+        drop(medium);
+    }
+
+    #[tokio::test]
+    async fn a_probe_larger_than_the_cluster_runs_alone_and_one_that_needs_nothing_never_waits() {
+        let gate = CapacityGate::default();
+        let huge = granted(&gate, u32::MAX)
+            .await
+            .expect("capped at the whole 1000m");
+        assert!(granted(&gate, 1).await.is_none(), "everything is held");
+        assert!(granted(&gate, 0).await.is_some(), "no demand, no wait");
+        drop(huge);
+        assert!(granted(&gate, 1000).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_capacity_lets_every_probe_that_needs_cpu_run_alone() {
+        let gate = CapacityGate::default();
+        let first = gate.reserve(async { None }, CpuDemand::millis(10)).await;
+        assert!(granted(&gate, 10).await.is_none());
+        drop(first);
+        assert!(granted(&gate, 10).await.is_some());
+    }
 
     #[test]
     fn the_builtin_rubric_is_consistent_and_adds_up_to_100() {

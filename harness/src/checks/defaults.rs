@@ -4,6 +4,7 @@
 
 use crate::submission::quantity::parse_quantity;
 use crate::submission::{Submission, Typed};
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
@@ -66,6 +67,67 @@ pub fn namespace_defaults(submission: &Submission, namespace: Option<&str>) -> D
         }
     }
     defaults
+}
+
+/// Per-pod requests and limits as the API server and LimitRanger leave them.
+pub fn pod_resources(
+    spec: &PodSpec,
+    defaults: &Defaults,
+) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
+    let mut requests = BTreeMap::new();
+    let mut limits = BTreeMap::new();
+    for container in &spec.containers {
+        let (r, l) = container_resources(container, defaults);
+        for (k, v) in r {
+            *requests.entry(k).or_insert(0.0) += v;
+        }
+        for (k, v) in l {
+            *limits.entry(k).or_insert(0.0) += v;
+        }
+    }
+    for container in spec.init_containers.iter().flatten() {
+        let (r, l) = container_resources(container, defaults);
+        for (k, v) in r {
+            let entry = requests.entry(k).or_insert(0.0);
+            *entry = entry.max(v);
+        }
+        for (k, v) in l {
+            let entry = limits.entry(k).or_insert(0.0);
+            *entry = entry.max(v);
+        }
+    }
+    (requests, limits)
+}
+
+/// A container's (requests, limits) after API defaulting and LimitRanger.
+pub fn container_resources(
+    container: &Container,
+    defaults: &Defaults,
+) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
+    let parsed = |list: Option<&BTreeMap<String, Quantity>>| {
+        let mut values: BTreeMap<String, f64> = BTreeMap::new();
+        for (name, q) in list.into_iter().flatten() {
+            if let Ok(v) = parse_quantity(&q.0) {
+                values.insert(name.clone(), v);
+            }
+        }
+        values
+    };
+    let resources = container.resources.as_ref();
+    let mut limits = parsed(resources.and_then(|r| r.limits.as_ref()));
+    let mut requests = parsed(resources.and_then(|r| r.requests.as_ref()));
+    // API defaulting first: a limit without a request becomes the request.
+    for (name, v) in &limits {
+        requests.entry(name.clone()).or_insert(*v);
+    }
+    // Then LimitRanger fills what is still missing, per resource.
+    for (name, v) in &defaults.limit {
+        limits.entry(name.clone()).or_insert(*v);
+    }
+    for (name, v) in &defaults.request {
+        requests.entry(name.clone()).or_insert(*v);
+    }
+    (requests, limits)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt;
 
-pub use defaults::{Defaults, namespace_defaults};
+pub use defaults::{Defaults, container_resources, namespace_defaults, pod_resources};
 pub use index::{
     Index, ResourceMetric, identity, is_training, pointer_escape, resource_metrics,
     selector_mismatch, service_selector, trigger_setting,

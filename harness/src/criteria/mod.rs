@@ -8,11 +8,10 @@
 //! them knows the criteria.
 
 /// The [`Criterion`] impl of a criterion folder (`mod.rs`, `checks.rs`, `probe.rs`,
-/// `judge.rs`): its `ABOUT`, `checks::{CATALOGUE, check}` and `probe::run`, the same
-/// delegation in every folder. `probes_alone: true` for a probe that needs capacity
-/// another probe would miss.
+/// `judge.rs`): its `ABOUT`, `checks::{CATALOGUE, check}`, `probe::run` and
+/// `probe::cpu_demand`, the same delegation in every folder.
 macro_rules! criterion_folder {
-    ($criterion:ident $(, probes_alone: $alone:literal)? $(, probes_in_second_wave: $second:literal)?) => {
+    ($criterion:ident) => {
         impl $crate::criteria::Criterion for $criterion {
             fn about(&self) -> &'static [$crate::criteria::CriterionInfo] {
                 ABOUT
@@ -22,7 +21,11 @@ macro_rules! criterion_folder {
                 checks::CATALOGUE
             }
 
-            fn check(&self, input: &$crate::checks::Input<'_>, out: &mut $crate::checks::Collector) {
+            fn check(
+                &self,
+                input: &$crate::checks::Input<'_>,
+                out: &mut $crate::checks::Collector,
+            ) {
                 checks::check(input, out);
             }
 
@@ -38,17 +41,17 @@ macro_rules! criterion_folder {
                 Some(Box::pin(probe::run(namespace, context)))
             }
 
-            $(fn probes_alone(&self) -> bool {
-                $alone
-            })?
-
-            $(fn probes_in_second_wave(&self) -> bool {
-                $second
-            })?
+            fn cpu_demand(
+                &self,
+                submission: &$crate::submission::Submission,
+            ) -> $crate::criteria::demand::CpuDemand {
+                probe::cpu_demand(submission)
+            }
         }
     };
 }
 
+pub mod demand;
 pub mod docs;
 pub mod gpu_pool;
 pub mod hpa_cpu;
@@ -132,18 +135,10 @@ pub trait Criterion: Sync {
         Some("a live probe")
     }
 
-    /// Whether its probe must run alone: it uses capacity another probe would miss
-    /// (the HPA at its peak requests most of a small node's CPU).
-    fn probes_alone(&self) -> bool {
-        false
-    }
-
-    /// Whether its probe runs in a second wave, after the quick probes and beside the
-    /// other second-wave probes, before those that run alone: it scales a workload up
-    /// for minutes (KEDA's), which would crowd the quick probes' pods off a small node,
-    /// but needs far less than an HPA at its peak.
-    fn probes_in_second_wave(&self) -> bool {
-        false
+    /// The CPU its probe's pods request at once, at most, for `submission`: what the
+    /// grading run's capacity gate reserves before the probe starts (see [`demand`]).
+    fn cpu_demand(&self, _submission: &Submission) -> demand::CpuDemand {
+        demand::CpuDemand::NONE
     }
 }
 

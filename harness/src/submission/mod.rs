@@ -233,19 +233,6 @@ fn input_finding(check: &str, location: Location, message: String, hint: &str) -
     }
 }
 
-#[cfg(test)]
-mod test_files {
-    use std::fs;
-    use std::path::Path;
-
-    /// Writes a submission file, creating its directories.
-    pub fn write(dir: &Path, name: &str, text: &str) {
-        let path = dir.join(name);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
-}
-
 /// `fixtures/<relative>` of the workspace, for tests. The path is read at run time (cargo
 /// and nextest set `CARGO_MANIFEST_DIR` for the test process): cargo reuses a test binary
 /// from a shared target dir that another checkout built, and the compile-time path would
@@ -264,4 +251,17 @@ pub(crate) fn fixture_dir(relative: &str) -> std::path::PathBuf {
 pub(crate) fn load_fixture(relative: &str) -> Submission {
     let dir = fixture_dir(relative);
     load(&dir, &LoadOptions::default()).unwrap_or_else(|e| panic!("fixture {}: {e}", dir.display()))
+}
+
+#[cfg(test)]
+mod test_files {
+    use std::fs;
+    use std::path::Path;
+
+    /// Writes a submission file, creating its directories.
+    pub fn write(dir: &Path, name: &str, text: &str) {
+        let path = dir.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
 }

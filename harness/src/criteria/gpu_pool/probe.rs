@@ -6,8 +6,10 @@
 
 use super::ID;
 use super::judge::{Pool, Roles, judge_placements};
+use crate::checks::Defaults;
 use crate::cluster::{GPU_POOL_LABEL, GPU_RESOURCE, TestNamespace};
 use crate::criteria::ProbeContext;
+use crate::criteria::demand::{self, CpuDemand};
 use crate::observe::{Placement, Recorder, placement, placement_in};
 use crate::submission::{Object, Submission, Typed, selector};
 use crate::verdict::{Outcome, Verdict};
@@ -58,10 +60,7 @@ async fn observe(
             Vec::new(),
         ));
     };
-    let serving = submission
-        .objects
-        .iter()
-        .find(|o| matches!(o.typed, Typed::Deployment(_)) && !requests_gpu(o));
+    let serving = serving(submission);
     let (pool_names, pool_gpus) = find_pool(namespace).await?;
     recorder.mark(&format!(
         "gpu-pool: {} ({pool_gpus} {GPU_RESOURCE})",
@@ -240,6 +239,25 @@ fn objects_to_apply(
     let asks_over = over_ask.is_some();
     objects.extend(over_ask);
     (objects, asks_over, notes)
+}
+
+/// The serving workload: the first Deployment that asks for no GPU.
+fn serving(submission: &Submission) -> Option<&Object> {
+    submission
+        .objects
+        .iter()
+        .find(|o| matches!(o.typed, Typed::Deployment(_)) && !requests_gpu(o))
+}
+
+/// What the probe's pods request of the real nodes: one serving replica, as written (the
+/// probe applies no LimitRange). Training and the over-asking pod ask for GPUs: they go
+/// to the simulated pool.
+pub fn cpu_demand(submission: &Submission) -> CpuDemand {
+    serving(submission)
+        .and_then(Object::pod_template)
+        .map_or(CpuDemand::NONE, |t| {
+            demand::pods(t.spec, &Defaults::default(), 1)
+        })
 }
 
 /// The judge reads placements from the recorder: lets its pod watch catch up with what

@@ -35,6 +35,4 @@ pub const ABOUT: &[CriterionInfo] = &[
 
 pub struct HpaCpu;
 
-// At its peak the HPA's target requests most of a small node's CPU: a pod of another
-// probe left Pending meanwhile would be judged as the submission's failure.
-criterion_folder!(HpaCpu, probes_alone: true);
+criterion_folder!(HpaCpu);

@@ -11,6 +11,7 @@ use crate::cluster::load_generator::{LoadGenerator, LoadSpec};
 use crate::cluster::{EnvironmentError, TestNamespace, wait_for};
 use crate::criteria::ProbeContext;
 use crate::criteria::Stop;
+use crate::criteria::demand::{self, CpuDemand};
 use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
 use crate::submission::{Object, Submission, Typed, selector};
@@ -67,14 +68,7 @@ struct HpaUnderTest {
 
 impl HpaUnderTest {
     fn pick(submission: &Submission) -> Result<HpaUnderTest, String> {
-        let Some((object, hpa)) = submission.objects.iter().find_map(|o| match &o.typed {
-            Typed::HorizontalPodAutoscaler(h)
-                if ScalingSpec::from_hpa(h).cpu_target_utilization.is_some() =>
-            {
-                Some((o, h))
-            }
-            _ => None,
-        }) else {
+        let Some((object, hpa)) = cpu_hpa(submission) else {
             return Err(
                 "expected an autoscaling/v2 HPA with a CPU Utilization target; found none".into(),
             );
@@ -87,6 +81,37 @@ impl HpaUnderTest {
             target,
         })
     }
+}
+
+/// The submission's first HPA with a CPU Utilization target: the one the probe drives.
+fn cpu_hpa(submission: &Submission) -> Option<(&Object, &HorizontalPodAutoscaler)> {
+    submission.objects.iter().find_map(|o| match &o.typed {
+        Typed::HorizontalPodAutoscaler(h)
+            if ScalingSpec::from_hpa(h).cpu_target_utilization.is_some() =>
+        {
+            Some((o, h.as_ref()))
+        }
+        _ => None,
+    })
+}
+
+/// What the probe's pods request at its peak: the target at the HPA's maxReplicas (the
+/// load calls for more than that, see [`calibrate_rate`]) and the load generator.
+pub fn cpu_demand(submission: &Submission) -> CpuDemand {
+    let Some((object, hpa)) = cpu_hpa(submission) else {
+        return CpuDemand::NONE;
+    };
+    let reference = &hpa.spec.scale_target_ref;
+    submission
+        .find_workload(
+            Some(&reference.kind),
+            &reference.name,
+            object.namespace.as_deref(),
+        )
+        .map_or(CpuDemand::NONE, |target| {
+            demand::pods_of(submission, target, i64::from(hpa.spec.max_replicas))
+                + demand::LOAD_GENERATOR
+        })
 }
 
 /// One verdict for both criteria when the probe stops before there is anything to

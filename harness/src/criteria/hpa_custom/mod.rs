@@ -25,6 +25,4 @@ pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
 
 pub struct HpaCustom;
 
-// Its load and the replicas it calls for use most of a small node's CPU, and it
-// reconfigures the cluster's one custom-metrics adapter (under a Lease as well).
-criterion_folder!(HpaCustom, probes_alone: true);
+criterion_folder!(HpaCustom);

@@ -17,6 +17,7 @@ use crate::cluster::load_generator::{LoadGenerator, LoadSpec};
 use crate::cluster::{Prometheus, TestNamespace, wait_for};
 use crate::criteria::ProbeContext;
 use crate::criteria::Stop;
+use crate::criteria::demand::{self, CpuDemand};
 use crate::criteria::hpa_cpu::budget::MAX_PROBE;
 use crate::criteria::hpa_cpu::judge::Subject;
 use crate::criteria::hpa_cpu::probe::objects_for;
@@ -27,7 +28,7 @@ use crate::submission::{Submission, Typed};
 use crate::timeline::Timeline;
 use crate::verdict::{Evidence, Outcome, Verdict};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -361,6 +362,17 @@ fn container_cpu(workload: &Value) -> (Option<f64>, f64) {
     (request, cpu_ms)
 }
 
+/// What the probe's pods request at its peak: the target at one replica more than its
+/// load calls for (a noisy sample may overshoot by one), within maxReplicas, and the
+/// load generator.
+pub fn cpu_demand(submission: &Submission) -> CpuDemand {
+    let Ok(subject) = UnderTest::pick(submission, "capacity") else {
+        return CpuDemand::NONE;
+    };
+    let replicas = (subject.spec.expected + 1).min(subject.spec.scaling.max_replicas);
+    demand::target_pods(submission, &subject.target, i64::from(replicas)) + demand::LOAD_GENERATOR
+}
+
 /// The load for `spec`: by its own target, `expected` replicas are needed for a rate
 /// metric at `target x (expected - 0.5)` req/s (the HPA's ceil lands on `expected`,
 /// outside its 10 % tolerance); other metrics get the most the caps allow.
@@ -428,12 +440,12 @@ async fn drive(
     let intervals = namespace.cluster.intervals;
     let client = namespace.client();
     let rate = plan_rate(&subject.spec, subject.cpu_ms).map_err(Stop::fail)?;
-    let fit = pods_that_fit(
-        &namespace.cluster.facts.real_nodes,
-        &client,
-        subject.cpu_request,
-    )
-    .await;
+    let fit = match namespace.cluster.unrequested_cpu().await {
+        Some(free) if subject.cpu_request > 0.0 => {
+            Some((free / subject.cpu_request).floor() as i32)
+        }
+        _ => None,
+    };
     if let Some(fit) = fit
         && fit < subject.spec.expected
     {
@@ -778,42 +790,6 @@ impl Sampler {
         }
         out
     }
-}
-
-/// How many pods of `request` cores fit on the real nodes' free CPU (allocatable minus
-/// what running pods request); None when it cannot be read.
-async fn pods_that_fit(nodes: &[String], client: &kube::Client, request: f64) -> Option<i32> {
-    if request <= 0.0 {
-        return None;
-    }
-    let node_api: Api<Node> = Api::all(client.clone());
-    let pod_api: Api<Pod> = Api::all(client.clone());
-    let mut free = 0.0;
-    for node in nodes {
-        let allocatable = node_api
-            .get(node)
-            .await
-            .ok()?
-            .status?
-            .allocatable?
-            .get("cpu")
-            .and_then(|q| parse_quantity(&q.0).ok())?;
-        let pods = pod_api
-            .list(&ListParams::default().fields(&format!(
-                "spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed"
-            )))
-            .await
-            .ok()?;
-        let requested: f64 = pods
-            .items
-            .iter()
-            .flat_map(|p| p.spec.iter().flat_map(|s| s.containers.iter()))
-            .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get("cpu").cloned())
-            .filter_map(|q| parse_quantity(&q.0).ok())
-            .sum();
-        free += allocatable - requested;
-    }
-    Some((free / request).floor() as i32)
 }
 
 fn service_port(objects: &[Value]) -> Option<(String, i32)> {

@@ -22,4 +22,4 @@ pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
 
 pub struct KedaCron;
 
-criterion_folder!(KedaCron, probes_in_second_wave: true);
+criterion_folder!(KedaCron);

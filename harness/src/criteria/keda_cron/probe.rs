@@ -10,6 +10,7 @@ use super::judge::{self, Budgets, CronSpec};
 use crate::checks::trigger_setting;
 use crate::cluster::keda::{self, KedaRecording, ScaledObjectState};
 use crate::cluster::{ClusterIntervals, TestNamespace, wait_for};
+use crate::criteria::demand::{self, CpuDemand};
 use crate::criteria::hpa_cpu::budget::MAX_PROBE;
 use crate::criteria::hpa_cpu::probe::objects_around;
 use crate::criteria::keda_scale_to_zero::probe::stop_verdict_for;
@@ -160,6 +161,14 @@ fn seconds(scaled: &Value, pointer: &str, default: u64) -> Result<Duration, Stri
             .map(Duration::from_secs)
             .ok_or_else(|| format!("{pointer} `{v}` is not a whole number of seconds")),
     }
+}
+
+/// What the probe's pods request at its peak: the target at the trigger's
+/// desiredReplicas inside the window.
+pub fn cpu_demand(submission: &Submission) -> CpuDemand {
+    UnderTest::pick(submission).map_or(CpuDemand::NONE, |subject| {
+        demand::target_pods(submission, &subject.target, i64::from(subject.desired))
+    })
 }
 
 impl UnderTest {

@@ -23,4 +23,4 @@ pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
 
 pub struct KedaScaleToZero;
 
-criterion_folder!(KedaScaleToZero, probes_in_second_wave: true);
+criterion_folder!(KedaScaleToZero);

@@ -14,6 +14,7 @@ use super::judge::{self, Budgets, DRAINED, ENQUEUED, IDLE, MARGIN, MetricType, Z
 use crate::checks::trigger_setting;
 use crate::cluster::keda::{self, KedaRecording, QuerySample, ScaledObjectState};
 use crate::cluster::{INFERENCE_IMAGE, Prometheus, TestNamespace, wait_for};
+use crate::criteria::demand::{self, CpuDemand};
 use crate::criteria::hpa_cpu::budget::MAX_PROBE;
 use crate::criteria::hpa_cpu::probe::objects_around;
 use crate::criteria::monitoring::promql;
@@ -324,6 +325,20 @@ impl UnderTest {
             notes,
         })
     }
+}
+
+/// What the probe's pods request at its peak: the target at one replica more than the
+/// queue calls for (within maxReplicaCount), and the queue's own pod.
+pub fn cpu_demand(submission: &Submission) -> CpuDemand {
+    let Ok(subject) = UnderTest::pick(submission, "capacity") else {
+        return CpuDemand::NONE;
+    };
+    let replicas = (MAX_EXPECTED + 1).min(subject.spec.max_replicas);
+    let queue = subject.queue_resources["requests"]["cpu"]
+        .as_str()
+        .and_then(|q| parse_quantity(q).ok())
+        .map_or(CpuDemand::NONE, CpuDemand::cores);
+    demand::target_pods(submission, &subject.target, i64::from(replicas)) + queue
 }
 
 /// The queue depth that, by the trigger's own threshold, calls for [`MAX_EXPECTED`]

@@ -13,6 +13,7 @@ use super::judge::{
 use crate::cluster::{TestNamespace, deployment_available, wait_for};
 use crate::cluster::{describe_pod, poll_until};
 use crate::criteria::ProbeContext;
+use crate::criteria::demand::{self, CpuDemand};
 use crate::observe::{Placement, Recorder, placement};
 use crate::submission::{Submission, Typed};
 use crate::verdict::{Evidence, Outcome, Verdict};
@@ -94,6 +95,13 @@ pub fn fresh_pod(submission: &Submission) -> Value {
                 "resources": { "requests": { "cpu": "20m", "memory": "32Mi" } },
             }],
         },
+    })
+}
+
+/// The fresh pod, as written (the probe applies it alone, without LimitRanges).
+pub fn cpu_demand(submission: &Submission) -> CpuDemand {
+    serde_json::from_value(fresh_pod(submission)["spec"].clone()).map_or(CpuDemand::NONE, |spec| {
+        demand::pods(&spec, &crate::checks::Defaults::default(), 1)
     })
 }
 

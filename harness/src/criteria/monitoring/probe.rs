@@ -23,6 +23,7 @@ use crate::cluster::load_generator::{LoadGenerator, LoadSpec};
 use crate::cluster::prometheus::{Prometheus, PrometheusError};
 use crate::cluster::{ApplyError, TestNamespace, deployment_available, wait_for};
 use crate::criteria::ProbeContext;
+use crate::criteria::demand::{self, CpuDemand};
 use crate::submission::{Object, Submission, Typed};
 use crate::verdict::{Evidence, Outcome, Verdict};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -874,6 +875,26 @@ fn cpu_cores(value: &Value) -> Option<f64> {
         None => text.parse().ok(),
     }
     .filter(|c: &f64| c.is_finite() && *c > 0.0)
+}
+
+/// What the probe's pods request at most: each Deployment it applies at 1 replica, or at
+/// [`MAX_REPLICAS`] when an HPA scales it (the probe's load may drive it there), and one
+/// load generator per Deployment (at most one per Service it loads).
+pub fn cpu_demand(submission: &Submission) -> CpuDemand {
+    let scaled = submission.hpa_targets();
+    submission
+        .objects
+        .iter()
+        .filter(|o| matches!(o.typed, Typed::Deployment(_)) && !uses_gpu(o.value()))
+        .map(|deployment| {
+            let replicas = if scaled.iter().any(|t| std::ptr::eq(*t, deployment)) {
+                MAX_REPLICAS
+            } else {
+                1
+            };
+            demand::pods_of(submission, deployment, replicas) + demand::LOAD_GENERATOR
+        })
+        .sum()
 }
 
 fn uses_gpu(deployment: &Value) -> bool {

@@ -27,6 +27,7 @@ use crate::cluster::ClusterIntervals;
 use crate::cluster::nodes::{TestNodes, pin_pod_spec, set_unschedulable};
 use crate::cluster::{TestNamespace, deployment_available, wait_for};
 use crate::criteria::ProbeContext;
+use crate::criteria::demand::CpuDemand;
 use crate::observe::Recorder;
 use crate::submission::{Object, Submission, Typed, selector};
 use crate::timeline::Timeline;
@@ -197,6 +198,12 @@ impl<'s> Protected<'s> {
             priority_class,
         })
     }
+}
+
+/// The drained Deployment's pods are pinned to the test's own simulated nodes
+/// ([`pin_pod_spec`]): they take none of the real nodes' CPU.
+pub fn cpu_demand(_: &Submission) -> CpuDemand {
+    CpuDemand::NONE
 }
 
 /// Whether `pdb` (non-empty selector) selects the pods of `workload`, in its namespace.

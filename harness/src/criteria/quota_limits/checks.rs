@@ -4,7 +4,7 @@
 
 use super::ID;
 use crate::checks::{
-    CheckInfo, Collector, Defaults, Index, Input, namespace_defaults, pointer_escape,
+    CheckInfo, Collector, Defaults, Index, Input, namespace_defaults, pod_resources, pointer_escape,
 };
 use crate::submission::quantity::{format_quantity, parse_quantity};
 use crate::submission::{Object, PodTemplate, Typed};
@@ -366,67 +366,6 @@ fn untracked_by<'k>(
         })
         .map(|(key, ..)| *key)
         .collect()
-}
-
-/// Per-pod requests and limits as the API server and LimitRanger leave them.
-fn pod_resources(
-    spec: &PodSpec,
-    defaults: &Defaults,
-) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
-    let mut requests = BTreeMap::new();
-    let mut limits = BTreeMap::new();
-    for container in &spec.containers {
-        let (r, l) = container_resources(container, defaults);
-        for (k, v) in r {
-            *requests.entry(k).or_insert(0.0) += v;
-        }
-        for (k, v) in l {
-            *limits.entry(k).or_insert(0.0) += v;
-        }
-    }
-    for container in spec.init_containers.iter().flatten() {
-        let (r, l) = container_resources(container, defaults);
-        for (k, v) in r {
-            let entry = requests.entry(k).or_insert(0.0);
-            *entry = entry.max(v);
-        }
-        for (k, v) in l {
-            let entry = limits.entry(k).or_insert(0.0);
-            *entry = entry.max(v);
-        }
-    }
-    (requests, limits)
-}
-
-/// A container's (requests, limits) after API defaulting and LimitRanger.
-fn container_resources(
-    container: &Container,
-    defaults: &Defaults,
-) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
-    let parsed = |list: Option<&BTreeMap<String, Quantity>>| {
-        let mut values: BTreeMap<String, f64> = BTreeMap::new();
-        for (name, q) in list.into_iter().flatten() {
-            if let Ok(v) = parse_quantity(&q.0) {
-                values.insert(name.clone(), v);
-            }
-        }
-        values
-    };
-    let resources = container.resources.as_ref();
-    let mut limits = parsed(resources.and_then(|r| r.limits.as_ref()));
-    let mut requests = parsed(resources.and_then(|r| r.requests.as_ref()));
-    // API defaulting first: a limit without a request becomes the request.
-    for (name, v) in &limits {
-        requests.entry(name.clone()).or_insert(*v);
-    }
-    // Then LimitRanger fills what is still missing, per resource.
-    for (name, v) in &defaults.limit {
-        limits.entry(name.clone()).or_insert(*v);
-    }
-    for (name, v) in &defaults.request {
-        requests.entry(name.clone()).or_insert(*v);
-    }
-    (requests, limits)
 }
 
 #[cfg(test)]

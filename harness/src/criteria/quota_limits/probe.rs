@@ -11,6 +11,7 @@ use super::judge::{
 };
 use crate::cluster::{FIELD_MANAGER, TestNamespace};
 use crate::criteria::ProbeContext;
+use crate::criteria::demand::CpuDemand;
 use crate::observe::Recorder;
 use crate::submission::{Object, Submission, Typed};
 use crate::timeline::Observation;
@@ -47,6 +48,11 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
     }
     verdict.evidence.extend(timeline.file_evidence());
     vec![verdict]
+}
+
+/// Its pods only go through admission as dry runs: none is ever scheduled.
+pub fn cpu_demand(_: &Submission) -> CpuDemand {
+    CpuDemand::NONE
 }
 
 fn pod(name: &str, containers: Vec<Value>) -> Pod {

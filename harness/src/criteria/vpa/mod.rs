@@ -22,7 +22,4 @@ pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
 
 pub struct Vpa;
 
-// The exercise's VPA targets request real CPU (the reference's three: 1.2 cores of a
-// 2-core node): beside the quick probes one could stay Pending, judged as the
-// submission's failure.
-criterion_folder!(Vpa, probes_alone: true);
+criterion_folder!(Vpa);

@@ -19,6 +19,7 @@ use super::judge::{
 };
 use crate::cluster::load_generator::{LoadGenerator, LoadSpec};
 use crate::cluster::{ClusterIntervals, TestNamespace, deployment_available, wait_for};
+use crate::criteria::demand::{self, CpuDemand};
 use crate::criteria::hpa_cpu::probe::{container_cpu, service_port, workload_objects};
 use crate::criteria::{ProbeContext, Stop};
 use crate::observe::{Recorder, pod_resources_observation, vpa_observation};
@@ -504,6 +505,32 @@ async fn drive(
         let _ = load.stop().await;
     }
     Ok(applied_at)
+}
+
+/// What the probe's pods request at most: every target at its written replicas (at an
+/// HPA's maxReplicas when a conflicting HPA is applied beside it), each under one load
+/// generator. Replacements carry the recommendation, which follows that load's usage.
+pub fn cpu_demand(submission: &Submission) -> CpuDemand {
+    let Ok((subjects, _)) = subjects(submission) else {
+        return CpuDemand::NONE;
+    };
+    targets(&subjects)
+        .into_iter()
+        .map(|target| {
+            let written = target.spec_replicas().map_or(1, i64::from);
+            let by_hpa = subjects
+                .iter()
+                .filter(|s| s.target.is_some_and(|t| std::ptr::eq(t, target)))
+                .flat_map(|s| &s.conflicting_hpas)
+                .filter_map(|(hpa, _)| match &hpa.typed {
+                    Typed::HorizontalPodAutoscaler(h) => Some(i64::from(h.spec.max_replicas)),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0);
+            demand::pods_of(submission, target, written.max(by_hpa)) + demand::LOAD_GENERATOR
+        })
+        .sum()
 }
 
 /// The distinct target Deployments of the subjects.
