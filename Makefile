@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help tools ci-bins test fuzz e2e main grade images bench-load bench-grade bench-class bench-cluster cluster-up cluster-down cluster-status kind-up kind-down lint
+.PHONY: help tools ci-bins test fuzz e2e soak main grade images bench-load bench-grade bench-class bench-cluster cluster-up cluster-down cluster-status kind-up kind-down lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -67,6 +67,10 @@ e2e: tools cluster-up ## the live suite against the local cluster (one retry, as
 
 e2e-scaling: tools cluster-up ## the KEDA and VPA fixture tests (nextest profile e2e-scaling; not in CI yet: see .config/nextest.toml)
 	@KUBECONFIG=$$(ci/cluster kubeconfig) cargo nextest run --workspace --profile e2e-scaling
+
+N ?= 5
+soak: tools cluster-up ## the live suite N times without retries, each test's pass count (make soak N=5 [FILTER='test(/^live_grade_reference/)'])
+	@ci/soak.sh "$(N)" "$(FILTER)"
 
 main: e2e ## the main job: local cluster + conformance suite, grading the reference submission live
 
