@@ -7,6 +7,7 @@
 //! the report knows only verdicts and the rubric.
 
 use crate::checks::Tools;
+use crate::cluster::health::{EnvironmentWatch, Outage};
 use crate::cluster::{Cluster, EnvironmentError, TestNamespace};
 use crate::criteria::demand::CpuDemand;
 use crate::criteria::{self, Criterion, CriterionId, CriterionInfo, ProbeContext};
@@ -380,8 +381,18 @@ pub async fn run_probes_gated(
         .map(|module| (module, module.cpu_demand(context.submission)))
         .collect();
     modules.sort_by_key(|(_, demand)| *demand);
+    let environment = EnvironmentWatch::start(cluster).await;
+    let environment = &environment;
     join_all(modules.into_iter().map(|(module, demand)| {
-        probe_in_namespace(cluster, module, demand, context, deadline, gate)
+        probe_in_namespace(
+            cluster,
+            module,
+            demand,
+            context,
+            deadline,
+            gate,
+            environment,
+        )
     }))
     .await
     .into_iter()
@@ -400,6 +411,7 @@ fn probe_in_namespace<'a>(
     context: &'a ProbeContext<'a>,
     deadline: Deadline,
     gate: &'a CapacityGate,
+    environment: &'a EnvironmentWatch,
 ) -> BoxFuture<'a, Vec<Verdict>> {
     Box::pin(async move {
         let ids = || live_criteria(module).map(|c| c.id);
@@ -429,7 +441,8 @@ fn probe_in_namespace<'a>(
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let probe_name = format!("{submission_name}/{first}");
-        let verdicts = match module.probe(&mut namespace, context) {
+        let started = tokio::time::Instant::now();
+        let mut verdicts = match module.probe(&mut namespace, context) {
             Some(probe) => {
                 crate::progress::probe_scope(probe_name, by_deadline(deadline, ids(), probe)).await
             }
@@ -437,8 +450,30 @@ fn probe_in_namespace<'a>(
                 .map(|c| Verdict::not_run(c.id.as_str(), not_probed_reason(module, c.id)))
                 .collect(),
         };
+        blame_the_environment(&mut verdicts, &environment.outages_since(started));
         finish(namespace, verdicts).await
     })
+}
+
+/// A probe that failed while the environment was down (an outage that overlapped its run)
+/// has not judged the submission: its "fail" becomes an "error" naming the outage. A pass
+/// stands: what it needed worked.
+fn blame_the_environment(verdicts: &mut [Verdict], outages: &[Outage]) {
+    if outages.is_empty() {
+        return;
+    }
+    let down = outages
+        .iter()
+        .map(Outage::describe)
+        .collect::<Vec<_>>()
+        .join("; ");
+    for verdict in verdicts.iter_mut().filter(|v| v.outcome == Outcome::Fail) {
+        verdict.outcome = Outcome::Error;
+        verdict.message = format!(
+            "the environment failed while the probe ran: {down}; so this failure is not the submission's (grade again once the cluster is whole). The probe said: {}",
+            verdict.message
+        );
+    }
 }
 
 /// Deletes a probe's namespace (bounded; what finalizers hold back is printed, not
@@ -554,6 +589,34 @@ mod tests {
         assert!(granted(&gate, 0).await.is_some(), "no demand, no wait");
         drop(huge);
         assert!(granted(&gate, 1000).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_failure_during_an_outage_is_the_environments_and_a_pass_stands() {
+        let outage = Outage {
+            what: "APIService v1beta1.metrics.k8s.io".into(),
+            detail: "Available=False: MissingEndpoints".into(),
+            from: tokio::time::Instant::now(),
+            to: None,
+        };
+        let mut verdicts = vec![
+            Verdict::new("hpa-cpu", Outcome::Fail, "no scale-up within 300 s", vec![]),
+            Verdict::new("hpa-scale-down", Outcome::Pass, "back to 1", vec![]),
+        ];
+        blame_the_environment(&mut verdicts, &[outage]);
+        assert_eq!(verdicts[0].outcome, Outcome::Error);
+        assert!(
+            verdicts[0]
+                .message
+                .contains("v1beta1.metrics.k8s.io (Available=False: MissingEndpoints)")
+                && verdicts[0].message.ends_with("no scale-up within 300 s"),
+            "{}",
+            verdicts[0].message
+        );
+        assert_eq!(verdicts[1].outcome, Outcome::Pass);
+        let mut untouched = vec![Verdict::new("pdb", Outcome::Fail, "drained", vec![])];
+        blame_the_environment(&mut untouched, &[]);
+        assert_eq!(untouched[0].outcome, Outcome::Fail);
     }
 
     #[tokio::test]

@@ -16,6 +16,9 @@
 //! - [`custom_metrics`]: `custom.metrics.k8s.io` (prometheus-adapter): reading it, and
 //!   reconfiguring the adapter under a cluster-wide Lease lock.
 //! - [`keda`]: KEDA serving, and a ScaledObject's status as the KEDA probes record it.
+//! - [`health`]: outages of the environment while probes run (the metrics APIs, the API
+//!   server, kube-controller-manager), so that a probe's failure during one is not
+//!   blamed on the submission.
 //!
 //! The names all of them share (field manager, images, labels) are defined here, and
 //! the items most callers need are re-exported: `crate::cluster::{Cluster, TestNamespace,
@@ -25,6 +28,7 @@ pub mod apply;
 pub mod client;
 pub mod custom_metrics;
 pub mod error;
+pub mod health;
 pub mod identity;
 pub mod images;
 pub mod intervals;
