@@ -56,7 +56,13 @@ case $step in
     [ -s "$(kubeconfig)" ] || fail "no $cluster cluster (no kubeconfig at $(kubeconfig)): run ci/steps.sh cluster first"
     # One retry: a live test that passes only on its retry is reported FLAKY, not hidden.
     KUBECONFIG=$(kubeconfig) cargo nextest run --workspace --profile e2e --retries 1 \
-      || fail "the live suite failed against the $cluster cluster" ;;
+      || fail "the live suite failed against the $cluster cluster"
+    # Then the faults, alone: each breaks what every other test needs. They stop and
+    # resume the local cluster's host processes, so they run on that cluster only.
+    if [ "$cluster" = local ]; then
+      KUBECONFIG=$(kubeconfig) cargo nextest run --workspace --profile e2e-faults --retries 1 \
+        || fail "the fault-injection tests failed against the $cluster cluster"
+    fi ;;
   grade)
     [ -s "$(kubeconfig)" ] || fail "no $cluster cluster (no kubeconfig at $(kubeconfig)): run ci/steps.sh cluster first"
     submission=${2:-${SUBMISSION:-fixtures/submissions/reference}}
