@@ -17,7 +17,7 @@ use crate::cluster::{INFERENCE_IMAGE, Prometheus, TestNamespace, wait_for};
 use crate::criteria::hpa_cpu::budget::MAX_PROBE;
 use crate::criteria::hpa_cpu::probe::objects_around;
 use crate::criteria::monitoring::promql;
-use crate::criteria::{ProbeContext, Stop};
+use crate::criteria::{ProbeContext, Stop, verdict_of_run};
 use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
 use crate::submission::{Object, Submission, Typed};
@@ -101,23 +101,11 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
     let timeline = recorder.finish();
     let recording = recording.lock().map(|r| r.clone()).unwrap_or_default();
     let saved = recording.save(context.timelines, &name);
-    let mut verdict = match driven {
-        Ok(()) => {
-            let mut verdict = judge::judge(&subject.spec, &budgets, &timeline, &recording);
-            verdict.evidence.push(Evidence::Note {
-                text: notes.join("\n"),
-            });
-            verdict.evidence.extend(timeline.file_evidence());
-            verdict
-        }
-        Err(stop) => stop_verdict_for(ID, stop, &notes, &recording, Some(&timeline)),
-    };
-    if let Some(path) = saved {
-        verdict.evidence.push(Evidence::Note {
-            text: format!("query values and KEDA's status saved to {path}"),
-        });
-    }
-    vec![verdict]
+    let judged = driven.map(|()| judge::judge(&subject.spec, &budgets, &timeline, &recording));
+    let saved = saved.map(|path| format!("query values and KEDA's status saved to {path}"));
+    vec![verdict_of_run(judged, &notes, &timeline, saved, |stop| {
+        stop_verdict_for(ID, stop, &notes, &recording, Some(&timeline))
+    })]
 }
 
 /// What the probe drives: one ScaledObject with a prometheus trigger.
