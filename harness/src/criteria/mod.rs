@@ -71,6 +71,7 @@ pub use static_checks::{all_checks, check_info, run_checks};
 
 use crate::checks::{CheckInfo, Collector, Input};
 use crate::cluster::TestNamespace;
+use crate::cluster::keda::KedaRecording;
 use crate::submission::Submission;
 use crate::timeline::Timeline;
 use crate::verdict::{Evidence, Verdict};
@@ -173,6 +174,32 @@ impl Stop {
             message,
         }
     }
+}
+
+/// The verdict of a KEDA probe (keda-scale-to-zero, keda-cron) that stopped early: its
+/// reason, the notes, KEDA's view and the Warning events seen (KEDA's among them).
+pub(crate) fn stop_verdict_for(
+    id: CriterionId,
+    stop: Stop,
+    notes: &[String],
+    recording: &KedaRecording,
+    timeline: Option<&Timeline>,
+) -> Verdict {
+    let mut evidence = Vec::new();
+    if !notes.is_empty() {
+        evidence.push(Evidence::Note {
+            text: notes.join("\n"),
+        });
+    }
+    if let Some(reason) = recording.not_ready() {
+        evidence.push(Evidence::Values {
+            values: vec![("KEDA: ScaledObject Ready=False".into(), reason)],
+        });
+    }
+    if let Some(timeline) = timeline {
+        evidence.extend(timeline.stop_evidence());
+    }
+    Verdict::new(id, stop.outcome, stop.message, evidence)
 }
 
 /// A probe's one verdict once its run is over: the judge's when the run went to the end,

@@ -17,11 +17,11 @@ use crate::cluster::{INFERENCE_IMAGE, Prometheus, TestNamespace, wait_for};
 use crate::criteria::hpa_cpu::budget::MAX_PROBE;
 use crate::criteria::hpa_cpu::probe::objects_around;
 use crate::criteria::monitoring::promql;
-use crate::criteria::{ProbeContext, Stop, verdict_of_run};
+use crate::criteria::{ProbeContext, Stop, stop_verdict_for, verdict_of_run};
 use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
 use crate::submission::{Object, Submission, Typed};
-use crate::verdict::{Evidence, Outcome, Verdict};
+use crate::verdict::{Outcome, Verdict};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -719,32 +719,6 @@ impl Sampler {
             }
         }
     }
-}
-
-/// The verdict of a probe that stopped early: its reason, the notes, KEDA's view and the
-/// Warning events seen (KEDA's among them).
-pub(crate) fn stop_verdict_for(
-    id: crate::criteria::CriterionId,
-    stop: Stop,
-    notes: &[String],
-    recording: &KedaRecording,
-    timeline: Option<&crate::timeline::Timeline>,
-) -> Verdict {
-    let mut evidence = Vec::new();
-    if !notes.is_empty() {
-        evidence.push(Evidence::Note {
-            text: notes.join("\n"),
-        });
-    }
-    if let Some(reason) = recording.not_ready() {
-        evidence.push(Evidence::Values {
-            values: vec![("KEDA: ScaledObject Ready=False".into(), reason)],
-        });
-    }
-    if let Some(timeline) = timeline {
-        evidence.extend(timeline.stop_evidence());
-    }
-    Verdict::new(id, stop.outcome, stop.message, evidence)
 }
 
 #[cfg(test)]
