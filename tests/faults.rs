@@ -154,7 +154,11 @@ impl MetricsServerReplicas {
     async fn scale(deployments: &Api<Deployment>, replicas: i32) {
         let patch = serde_json::json!({"spec": {"replicas": replicas}});
         deployments
-            .patch("metrics-server", &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                "metrics-server",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
             .unwrap();
     }
@@ -165,22 +169,24 @@ impl Drop for MetricsServerReplicas {
         // Its own runtime on its own thread: Drop may run inside or outside one.
         let (config, replicas) = (self.config.clone(), self.replicas);
         let _ = std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async move {
-                let client = kube::Client::try_from(config).unwrap();
-                let deployments: Api<Deployment> = Api::namespaced(client, "kube-system");
-                MetricsServerReplicas::scale(&deployments, replicas).await;
-                let _ = harness::cluster::wait::wait_for(
-                    &deployments,
-                    "metrics-server",
-                    "metrics-server Available again",
-                    Duration::from_secs(120),
-                    |d: Option<&Deployment>| {
-                        d.is_some_and(harness::cluster::wait::deployment_available)
-                    },
-                    |d| format!("{:?}", d.and_then(|d| d.status.clone())),
-                )
-                .await;
-            });
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(async move {
+                    let client = kube::Client::try_from(config).unwrap();
+                    let deployments: Api<Deployment> = Api::namespaced(client, "kube-system");
+                    MetricsServerReplicas::scale(&deployments, replicas).await;
+                    let _ = harness::cluster::wait::wait_for(
+                        &deployments,
+                        "metrics-server",
+                        "metrics-server Available again",
+                        Duration::from_secs(120),
+                        |d: Option<&Deployment>| {
+                            d.is_some_and(harness::cluster::wait::deployment_available)
+                        },
+                        |d| format!("{:?}", d.and_then(|d| d.status.clone())),
+                    )
+                    .await;
+                });
         })
         .join();
     }

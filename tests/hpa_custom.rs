@@ -10,24 +10,13 @@ mod live;
 
 use harness::cluster::TestNamespace;
 use harness::criteria::hpa_custom::HpaCustom;
-use harness::verdict::{Evidence, Outcome};
+use harness::verdict::Outcome;
 use live::{
-    assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, run_probe_once,
+    assert_broken_fixture_verdict, assert_timeline_saved, load_fixture, namespace, print_values,
+    run_probe_once,
 };
 use rstest::rstest;
 use std::time::Instant;
-
-fn print_delays(verdict: &harness::verdict::Verdict) {
-    for evidence in &verdict.evidence {
-        if let Evidence::Values { values } = evidence {
-            for (name, value) in values {
-                if name.contains("->") || name.contains("served after") {
-                    eprintln!("pipeline delay: {name}: {value}");
-                }
-            }
-        }
-    }
-}
 
 #[rstest]
 #[tokio::test]
@@ -39,18 +28,11 @@ async fn live_hpa_custom_fast_fixture_scales_on_its_custom_metric(
     let submission = load_fixture("hpa_custom/fast");
     let verdict = run_probe_once(&HpaCustom, &mut namespace, &submission).await;
     assert_timeline_saved(&verdict);
-    print_delays(&verdict);
+    print_values(&verdict, "pipeline delay", |name| {
+        name.contains("->") || name.contains("served after")
+    });
     eprintln!("wall time {:.0}s", started.elapsed().as_secs_f64());
     assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
-}
-
-async fn broken(namespace: TestNamespace, fixture: &str) {
-    let mut namespace = namespace;
-    let started = Instant::now();
-    let submission = load_fixture(fixture);
-    let verdict = run_probe_once(&HpaCustom, &mut namespace, &submission).await;
-    eprintln!("wall time {:.0}s", started.elapsed().as_secs_f64());
-    assert_expected_verdict(&verdict, fixture);
 }
 
 #[rstest]
@@ -58,7 +40,13 @@ async fn broken(namespace: TestNamespace, fixture: &str) {
 async fn live_hpa_custom_broken_rule_returns_nothing_fails_in_discovery(
     #[future(awt)] namespace: TestNamespace,
 ) {
-    broken(namespace, "hpa_custom/broken-rule-returns-nothing").await;
+    assert_broken_fixture_verdict(
+        &HpaCustom,
+        namespace,
+        "hpa_custom/broken-rule-returns-nothing",
+        |_| {},
+    )
+    .await;
 }
 
 #[rstest]
@@ -66,7 +54,13 @@ async fn live_hpa_custom_broken_rule_returns_nothing_fails_in_discovery(
 async fn live_hpa_custom_broken_hpa_names_unexposed_metric_fails_before_load(
     #[future(awt)] namespace: TestNamespace,
 ) {
-    broken(namespace, "hpa_custom/broken-hpa-names-unexposed-metric").await;
+    assert_broken_fixture_verdict(
+        &HpaCustom,
+        namespace,
+        "hpa_custom/broken-hpa-names-unexposed-metric",
+        |_| {},
+    )
+    .await;
 }
 
 #[rstest]
@@ -74,7 +68,13 @@ async fn live_hpa_custom_broken_hpa_names_unexposed_metric_fails_before_load(
 async fn live_hpa_custom_broken_pods_not_scraped_has_no_value_for_its_pods(
     #[future(awt)] namespace: TestNamespace,
 ) {
-    broken(namespace, "hpa_custom/broken-pods-not-scraped").await;
+    assert_broken_fixture_verdict(
+        &HpaCustom,
+        namespace,
+        "hpa_custom/broken-pods-not-scraped",
+        |_| {},
+    )
+    .await;
 }
 
 #[rstest]
@@ -82,5 +82,11 @@ async fn live_hpa_custom_broken_pods_not_scraped_has_no_value_for_its_pods(
 async fn live_hpa_custom_broken_adapter_rejects_rules_fails_with_the_adapters_reason(
     #[future(awt)] namespace: TestNamespace,
 ) {
-    broken(namespace, "hpa_custom/broken-adapter-rejects-rules").await;
+    assert_broken_fixture_verdict(
+        &HpaCustom,
+        namespace,
+        "hpa_custom/broken-adapter-rejects-rules",
+        |_| {},
+    )
+    .await;
 }

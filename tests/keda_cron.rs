@@ -7,9 +7,10 @@ mod live;
 
 use harness::cluster::TestNamespace;
 use harness::criteria::keda_cron::KedaCron;
-use harness::verdict::{Evidence, Outcome};
+use harness::verdict::Outcome;
 use live::{
-    assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, run_probe_once,
+    assert_broken_fixture_verdict, assert_timeline_saved, load_fixture, namespace, print_values,
+    run_probe_once,
 };
 use rstest::rstest;
 use std::time::Instant;
@@ -24,24 +25,9 @@ async fn live_keda_cron_fast_fixture_scales_inside_its_window(
     let submission = load_fixture("keda_cron/fast");
     let verdict = run_probe_once(&KedaCron, &mut namespace, &submission).await;
     assert_timeline_saved(&verdict);
-    for evidence in &verdict.evidence {
-        if let Evidence::Values { values } = evidence {
-            values
-                .iter()
-                .for_each(|(name, value)| eprintln!("keda cron: {name}: {value}"));
-        }
-    }
+    print_values(&verdict, "keda cron", |_| true);
     eprintln!("wall time {:.0}s", started.elapsed().as_secs_f64());
     assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
-}
-
-async fn broken(namespace: TestNamespace, fixture: &str) {
-    let mut namespace = namespace;
-    let started = Instant::now();
-    let submission = load_fixture(fixture);
-    let verdict = run_probe_once(&KedaCron, &mut namespace, &submission).await;
-    eprintln!("wall time {:.0}s", started.elapsed().as_secs_f64());
-    assert_expected_verdict(&verdict, fixture);
 }
 
 #[rstest]
@@ -49,7 +35,13 @@ async fn broken(namespace: TestNamespace, fixture: &str) {
 async fn live_keda_cron_broken_wrong_timezone_fails_with_kedas_reason(
     #[future(awt)] namespace: TestNamespace,
 ) {
-    broken(namespace, "keda_cron/broken-wrong-timezone").await;
+    assert_broken_fixture_verdict(
+        &KedaCron,
+        namespace,
+        "keda_cron/broken-wrong-timezone",
+        |_| {},
+    )
+    .await;
 }
 
 #[rstest]
@@ -57,7 +49,13 @@ async fn live_keda_cron_broken_wrong_timezone_fails_with_kedas_reason(
 async fn live_keda_cron_broken_empty_window_fails_with_kedas_reason(
     #[future(awt)] namespace: TestNamespace,
 ) {
-    broken(namespace, "keda_cron/broken-empty-window").await;
+    assert_broken_fixture_verdict(
+        &KedaCron,
+        namespace,
+        "keda_cron/broken-empty-window",
+        |_| {},
+    )
+    .await;
 }
 
 // The reference's own ScaledObjects are judged by the live grade of the reference

@@ -9,21 +9,17 @@ mod live;
 
 use harness::cluster::TestNamespace;
 use harness::criteria::keda_scale_to_zero::KedaScaleToZero;
-use harness::verdict::{Evidence, Outcome};
+use harness::verdict::{Outcome, Verdict};
 use live::{
-    assert_expected_verdict, assert_timeline_saved, load_fixture, namespace, run_probe_once,
+    assert_broken_fixture_verdict, assert_timeline_saved, load_fixture, namespace, print_values,
+    run_probe_once,
 };
 use rstest::rstest;
 use std::time::Instant;
 
-fn print_delays(verdict: &harness::verdict::Verdict) {
-    for evidence in &verdict.evidence {
-        if let Evidence::Values { values } = evidence {
-            for (name, value) in values {
-                eprintln!("keda delay: {name}: {value}");
-            }
-        }
-    }
+/// Every value of the verdict: the activation and return-to-zero delays among them.
+fn print_delays(verdict: &Verdict) {
+    print_values(verdict, "keda delay", |_| true);
 }
 
 #[rstest]
@@ -41,22 +37,18 @@ async fn live_keda_scale_to_zero_fast_fixture_wakes_from_zero_and_returns(
     assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
 }
 
-async fn broken(namespace: TestNamespace, fixture: &str) {
-    let mut namespace = namespace;
-    let started = Instant::now();
-    let submission = load_fixture(fixture);
-    let verdict = run_probe_once(&KedaScaleToZero, &mut namespace, &submission).await;
-    eprintln!("wall time {:.0}s", started.elapsed().as_secs_f64());
-    print_delays(&verdict);
-    assert_expected_verdict(&verdict, fixture);
-}
-
 #[rstest]
 #[tokio::test]
 async fn live_keda_scale_to_zero_broken_query_returns_nothing_never_activates(
     #[future(awt)] namespace: TestNamespace,
 ) {
-    broken(namespace, "keda_scale_to_zero/broken-query-returns-nothing").await;
+    assert_broken_fixture_verdict(
+        &KedaScaleToZero,
+        namespace,
+        "keda_scale_to_zero/broken-query-returns-nothing",
+        print_delays,
+    )
+    .await;
 }
 
 #[rstest]
@@ -64,9 +56,11 @@ async fn live_keda_scale_to_zero_broken_query_returns_nothing_never_activates(
 async fn live_keda_scale_to_zero_broken_threshold_never_reached_fails_before_applying(
     #[future(awt)] namespace: TestNamespace,
 ) {
-    broken(
+    assert_broken_fixture_verdict(
+        &KedaScaleToZero,
         namespace,
         "keda_scale_to_zero/broken-threshold-never-reached",
+        print_delays,
     )
     .await;
 }
@@ -76,9 +70,11 @@ async fn live_keda_scale_to_zero_broken_threshold_never_reached_fails_before_app
 async fn live_keda_scale_to_zero_broken_cpu_trigger_is_refused_by_kedas_webhook(
     #[future(awt)] namespace: TestNamespace,
 ) {
-    broken(
+    assert_broken_fixture_verdict(
+        &KedaScaleToZero,
         namespace,
         "keda_scale_to_zero/broken-cpu-trigger-without-requests",
+        print_delays,
     )
     .await;
 }

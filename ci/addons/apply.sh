@@ -15,6 +15,19 @@ kc=(--kubeconfig "${2:-${KUBECONFIG:-$HOME/.kube/config}}")
 k() { "$kubectl_bin" "${kc[@]}" "$@"; }
 die() { echo "ci/addons/apply.sh: error: $*" >&2; exit 1; }
 apply() { k apply --server-side --force-conflicts --field-manager=autoscale-conformance -f "$1" >/dev/null; }
+# Waits up to $1 seconds, trying every 2 s, for an admission webhook to answer: a
+# server-side dry run of the manifest $2, which only that webhook refuses (nothing is
+# stored), must get an answer matching $3. On timeout calls $4 with the last answer (it
+# dies naming what it saw). Further arguments go to `kubectl create` (an output format).
+await_webhook_refusal() {
+  local seconds=$1 manifest=$2 refusal=$3 on_timeout=$4 answer deadline
+  shift 4
+  deadline=$((SECONDS + seconds))
+  until answer=$(k create --dry-run=server "$@" -f - <<<"$manifest" 2>&1; true) && grep -q "$refusal" <<<"$answer"; do
+    [ $SECONDS -lt $deadline ] || "$on_timeout" "$answer"
+    sleep 2
+  done
+}
 
 # The GPU pool: exactly the nodes of gpu-pool.yaml carry node-pool=gpu, each Ready with
 # one nvidia.com/gpu allocatable, within 60 s (AUTOSCALE_GPU_POOL_WAIT); anything else
@@ -126,12 +139,11 @@ done
 # The admission controller registers its webhook at start; it answers once a VPA whose
 # minAllowed exceeds its maxAllowed is refused by it (the CRD's schema allows that VPA,
 # so only the webhook refuses it; a server-side dry run, nothing is stored).
-deadline=$((SECONDS + vpa_wait))
 probe_vpa='{"apiVersion":"autoscaling.k8s.io/v1","kind":"VerticalPodAutoscaler","metadata":{"name":"webhook-probe","namespace":"default"},"spec":{"targetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"none"},"resourcePolicy":{"containerPolicies":[{"containerName":"*","minAllowed":{"cpu":"2"},"maxAllowed":{"cpu":"1"}}]}}}'
-until answer=$(k create --dry-run=server -f - <<<"$probe_vpa" 2>&1; true) && grep -q "lower than min" <<<"$answer"; do
-  [ $SECONDS -lt $deadline ] || die "the VPA admission webhook does not answer within ${vpa_wait}s (webhook: $(k get mutatingwebhookconfiguration vpa-webhook-config -o name 2>&1); a VPA with min > max got: $answer)"
-  sleep 2
-done
+vpa_webhook_silent() {
+  die "the VPA admission webhook does not answer within ${vpa_wait}s (webhook: $(k get mutatingwebhookconfiguration vpa-webhook-config -o name 2>&1); a VPA with min > max got: $1)"
+}
+await_webhook_refusal "$vpa_wait" "$probe_vpa" "lower than min" vpa_webhook_silent
 echo "vpa ready in $((SECONDS - vpa_started)) s: CRDs Established, recommender, updater, admission controller rolled out, webhook answering" >&2
 # ---------------------------------------------------------------- KEDA
 # Its CRDs come from its build (build.sh keda: crds/), never from this repository:
@@ -174,11 +186,8 @@ spec:
   triggers:
   - {type: cron, name: twice, metadata: {timezone: Etc/UTC, start: 0 1 * * *, end: 0 2 * * *, desiredReplicas: "1"}}
   - {type: cron, name: twice, metadata: {timezone: Etc/UTC, start: 0 3 * * *, end: 0 4 * * *, desiredReplicas: "1"}}'
-deadline=$((SECONDS + keda_wait))
-while :; do
-  answer=$(k create --dry-run=server -o name -f - <<<"$refused" 2>&1 || true)
-  grep -q 'admission webhook "vscaledobject.kb.io" denied the request' <<<"$answer" && break
-  [ $SECONDS -lt $deadline ] || die "KEDA's admission webhook does not answer within ${keda_wait}s: a ScaledObject with two triggers of one name got: $answer"
-  sleep 2
-done
+keda_webhook_silent() {
+  die "KEDA's admission webhook does not answer within ${keda_wait}s: a ScaledObject with two triggers of one name got: $1"
+}
+await_webhook_refusal "$keda_wait" "$refused" 'admission webhook "vscaledobject.kb.io" denied the request' keda_webhook_silent -o name
 echo "keda ready in $((SECONDS - keda_started)) s: operator, external.metrics.k8s.io available, admission webhook answering" >&2

@@ -1,14 +1,16 @@
 //! Shared pieces of the live tests (`live_*`, e2e profile): rstest fixtures for a
-//! preflighted cluster and a per-test namespace. Without a reachable, healthy
-//! cluster every live test fails at once with the environment's one-line reason.
+//! preflighted cluster and a per-test namespace, running a probe, asserting its verdict
+//! and printing what it measured. Without a reachable, healthy cluster every live test
+//! fails at once with the environment's one-line reason.
 #![allow(dead_code)]
 
 use harness::cluster::{Cluster, TestNamespace};
 use harness::criteria::{Criterion, ProbeContext};
 use harness::submission::Submission;
-use harness::verdict::Verdict;
+use harness::verdict::{Evidence, Verdict};
 use rstest::fixture;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// The test's name as libtest gives it to the test thread (`module::function`).
 pub fn test_name() -> String {
@@ -158,4 +160,34 @@ pub fn assert_timeline_saved(verdict: &harness::verdict::Verdict) -> harness::ti
     assert!(!timeline.samples.is_empty(), "timeline {path} is empty");
     eprintln!("timeline {path}: {} samples", timeline.samples.len());
     timeline
+}
+
+/// Prints the verdict's values whose name `shown` keeps, each after `label`: what a live
+/// run measured (delays against their configured values), for the record, not asserted.
+pub fn print_values(verdict: &Verdict, label: &str, shown: impl Fn(&str) -> bool) {
+    for evidence in &verdict.evidence {
+        if let Evidence::Values { values } = evidence {
+            for (name, value) in values.iter().filter(|(name, _)| shown(name)) {
+                eprintln!("{label}: {name}: {value}");
+            }
+        }
+    }
+}
+
+/// Runs `criterion`'s probe once on the broken `fixture` and asserts the verdict its
+/// `expected.toml` names. Prints the wall time and, through `print`, what the run
+/// measured: before the assertion, so that a failing run shows it too.
+pub async fn assert_broken_fixture_verdict(
+    criterion: &dyn Criterion,
+    namespace: TestNamespace,
+    fixture: &str,
+    print: impl FnOnce(&Verdict),
+) {
+    let mut namespace = namespace;
+    let started = Instant::now();
+    let submission = load_fixture(fixture);
+    let verdict = run_probe_once(criterion, &mut namespace, &submission).await;
+    eprintln!("wall time {:.0}s", started.elapsed().as_secs_f64());
+    print(&verdict);
+    assert_expected_verdict(&verdict, fixture);
 }

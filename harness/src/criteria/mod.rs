@@ -74,8 +74,10 @@ pub use static_checks::{all_checks, check_info, run_checks};
 
 use crate::checks::{CheckInfo, Collector, Input};
 use crate::cluster::TestNamespace;
+use crate::cluster::keda::KedaRecording;
 use crate::submission::Submission;
-use crate::verdict::Verdict;
+use crate::timeline::Timeline;
+use crate::verdict::{Evidence, Verdict};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use std::path::Path;
@@ -169,6 +171,61 @@ impl Stop {
     }
 }
 
+/// The verdict of a KEDA probe (keda-scale-to-zero, keda-cron) that stopped early: its
+/// reason, the notes, KEDA's view and the Warning events seen (KEDA's among them).
+pub(crate) fn stop_verdict_for(
+    id: CriterionId,
+    stop: Stop,
+    notes: &[String],
+    recording: &KedaRecording,
+    timeline: Option<&Timeline>,
+) -> Verdict {
+    let mut evidence = Vec::new();
+    if !notes.is_empty() {
+        evidence.push(Evidence::Note {
+            text: notes.join("\n"),
+        });
+    }
+    if let Some(reason) = recording.not_ready() {
+        evidence.push(Evidence::Values {
+            values: vec![("KEDA: ScaledObject Ready=False".into(), reason)],
+        });
+    }
+    if let Some(timeline) = timeline {
+        evidence.extend(timeline.stop_evidence());
+    }
+    Verdict::new(id, stop.outcome, stop.message, evidence)
+}
+
+/// A probe's one verdict once its run is over: the judge's when the run went to the end,
+/// with the run's notes (if any) and the timeline's file as evidence; else `stopped`'s,
+/// which turns the stop into a verdict with the evidence the probe gathered. Either way
+/// `saved` (where the probe saved its own recording) is its last note.
+pub(crate) fn verdict_of_run(
+    judged: Result<Verdict, Stop>,
+    notes: &[String],
+    timeline: &Timeline,
+    saved: Option<String>,
+    stopped: impl FnOnce(Stop) -> Verdict,
+) -> Verdict {
+    let mut verdict = match judged {
+        Ok(mut verdict) => {
+            if !notes.is_empty() {
+                verdict.evidence.push(Evidence::Note {
+                    text: notes.join("\n"),
+                });
+            }
+            verdict.evidence.extend(timeline.file_evidence());
+            verdict
+        }
+        Err(stop) => stopped(stop),
+    };
+    if let Some(text) = saved {
+        verdict.evidence.push(Evidence::Note { text });
+    }
+    verdict
+}
+
 /// Every criterion module, in rubric order. Grading walks this list.
 pub const REGISTRY: &[&dyn Criterion] = &[
     &metrics_server::MetricsServer,
@@ -210,5 +267,48 @@ mod tests {
         assert_eq!(before, ids.len());
         assert!(find("hpa-cpu").is_some_and(|c| c.cncf_ai_conformance == Some("pod_autoscaling")));
         assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn verdict_of_run_adds_notes_and_timeline_file_to_a_judged_run_and_the_saved_note_to_both() {
+        use crate::verdict::Outcome;
+        let mut timeline = Timeline::new("run", "2026-01-01T00:00:00Z");
+        timeline.saved_to = Some("run.json".into());
+        let note = |text: &str| Evidence::Note { text: text.into() };
+        let judged = Verdict::new("c", Outcome::Pass, "scaled", Vec::new());
+        let notes = ["one".to_string(), "two".to_string()];
+        let saved = Some("saved to x".to_string());
+        let unused = |_: Stop| -> Verdict { unreachable!("the run went to the end") };
+        let verdict = verdict_of_run(Ok(judged.clone()), &notes, &timeline, saved.clone(), unused);
+        assert_eq!(verdict.outcome, Outcome::Pass);
+        assert_eq!(
+            verdict.evidence,
+            [
+                note("one\ntwo"),
+                Evidence::TimelineFile {
+                    path: "run.json".into()
+                },
+                note("saved to x"),
+            ]
+        );
+        let verdict = verdict_of_run(Ok(judged), &[], &timeline, None, unused);
+        assert_eq!(
+            verdict.evidence,
+            [Evidence::TimelineFile {
+                path: "run.json".into()
+            }]
+        );
+        let stopped = verdict_of_run(
+            Err(Stop::error("gone".into())),
+            &notes,
+            &timeline,
+            saved,
+            |stop| Verdict::new("c", stop.outcome, stop.message, Vec::new()),
+        );
+        assert_eq!(
+            (stopped.outcome, stopped.message.as_str()),
+            (Outcome::Error, "gone")
+        );
+        assert_eq!(stopped.evidence, [note("saved to x")]);
     }
 }

@@ -15,13 +15,12 @@ use crate::cluster::custom_metrics::{
 };
 use crate::cluster::load_generator::{LoadGenerator, LoadSpec};
 use crate::cluster::{Prometheus, TestNamespace, wait_for};
-use crate::criteria::ProbeContext;
-use crate::criteria::Stop;
 use crate::criteria::demand::{self, CpuDemand};
 use crate::criteria::hpa_cpu::budget::MAX_PROBE;
 use crate::criteria::hpa_cpu::judge::Subject;
 use crate::criteria::hpa_cpu::probe::objects_for;
 use crate::criteria::hpa_cpu::scaling::ScalingSpec;
+use crate::criteria::{ProbeContext, Stop, verdict_of_run};
 use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
 use crate::submission::{Submission, Typed};
@@ -66,7 +65,7 @@ const ADAPTER_BUDGET: Duration = Duration::from_secs(150);
 pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Vec<Verdict> {
     let subject = match UnderTest::pick(context.submission, &namespace.name) {
         Ok(subject) => subject,
-        Err(stop) => return vec![stop.verdict(Vec::new(), &MetricRecording::default(), None)],
+        Err(stop) => return vec![stop.verdict(&[], &MetricRecording::default(), None)],
     };
     let intervals = namespace.cluster.intervals;
     if let Err(message) =
@@ -75,7 +74,7 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
             .pipeline
             .within_cap(&intervals, &subject.spec.scaling, subject.spec.expected)
     {
-        return vec![Stop::fail(message).verdict(Vec::new(), &MetricRecording::default(), None)];
+        return vec![Stop::fail(message).verdict(&[], &MetricRecording::default(), None)];
     }
     let adapter = Adapter::new(namespace.client());
     if !adapter.installed().await {
@@ -125,30 +124,19 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
     }
     let recording = recording.lock().map(|r| r.clone()).unwrap_or_default();
     let saved = save_recording(context.timelines, &name, &recording);
-    let mut verdict = match driven {
-        Ok(()) => {
-            let mut verdict = judge(
-                &subject.spec,
-                subject.names(),
-                &timeline,
-                &recording,
-                &intervals,
-            );
-            if !notes.is_empty() {
-                verdict.evidence.push(Evidence::Note {
-                    text: notes.join("\n"),
-                });
-            }
-            verdict.evidence.extend(timeline.file_evidence());
-            verdict
-        }
-        Err(stop) => stop.verdict(notes, &recording, Some(&timeline)),
-    };
-    if let Some(path) = saved {
-        verdict.evidence.push(Evidence::Note {
-            text: format!("metric values saved to {path}"),
-        });
-    }
+    let judged = driven.map(|()| {
+        judge(
+            &subject.spec,
+            subject.names(),
+            &timeline,
+            &recording,
+            &intervals,
+        )
+    });
+    let saved = saved.map(|path| format!("metric values saved to {path}"));
+    let mut verdict = verdict_of_run(judged, &notes, &timeline, saved, |stop| {
+        stop.verdict(&notes, &recording, Some(&timeline))
+    });
     if lock_lost {
         blame_the_lost_lock(&mut verdict);
     }
@@ -397,7 +385,7 @@ pub fn plan_rate(spec: &CustomSpec, cpu_ms: f64) -> Result<f64, String> {
 impl Stop {
     fn verdict(
         self,
-        notes: Vec<String>,
+        notes: &[String],
         recording: &MetricRecording,
         timeline: Option<&Timeline>,
     ) -> Verdict {

@@ -301,6 +301,7 @@ mod tests {
     use super::*;
     use crate::cluster::keda::{Condition, ScaledObjectState};
     use crate::timeline::Observation;
+    use rstest::rstest;
 
     fn spec() -> CronSpec {
         CronSpec {
@@ -336,14 +337,37 @@ mod tests {
         t
     }
 
-    fn run(t: &Timeline, recording: &KedaRecording) -> Verdict {
-        let spec = spec();
+    /// KEDA's Warning that it cannot build the trigger's scaler: a time zone it cannot
+    /// load.
+    fn scaler_failed() -> Observation {
+        Observation::Event {
+            object: "ScaledObject/trainer-cron".into(),
+            reason: "KEDAScalerFailed".into(),
+            message: "unable to load timezone: unknown time zone America/NewYork".into(),
+            type_: "Warning".into(),
+        }
+    }
+
+    /// Judged with `spec`'s own budgets.
+    fn judge_with(spec: &CronSpec, t: &Timeline, recording: &KedaRecording) -> Verdict {
         judge(
-            &spec,
-            &Budgets::new(&spec, &ClusterIntervals::default()),
+            spec,
+            &Budgets::new(spec, &ClusterIntervals::default()),
             t,
             recording,
         )
+    }
+
+    /// [`spec`] judged on `t`, KEDA's status unrecorded.
+    fn run(t: &Timeline) -> Verdict {
+        judge_with(&spec(), t, &KedaRecording::default())
+    }
+
+    /// Asserts that the verdict's message says each of `says`.
+    fn assert_says(v: &Verdict, says: &[&str]) {
+        for words in says {
+            assert!(v.message.contains(words), "{}", v.message);
+        }
     }
 
     #[test]
@@ -367,20 +391,17 @@ mod tests {
 
     #[test]
     fn a_window_kept_passes() {
-        let v = run(
-            &timeline(&[(0.0, 1), (4.0, 0), (66.0, 1), (80.0, 2), (205.0, 0)]),
-            &KedaRecording::default(),
-        );
+        let v = run(&timeline(&[
+            (0.0, 1),
+            (4.0, 0),
+            (66.0, 1),
+            (80.0, 2),
+            (205.0, 0),
+        ]));
         assert_eq!(v.outcome, Outcome::Pass, "{}", v.message);
-        assert!(
-            v.message.contains("20s after the window opened"),
-            "{}",
-            v.message
-        );
-        assert!(
-            v.message.contains("fell back to 0 25s after"),
-            "{}",
-            v.message
+        assert_says(
+            &v,
+            &["20s after the window opened", "fell back to 0 25s after"],
         );
     }
 
@@ -394,81 +415,39 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Pass, "{}", v.message);
         let never_low = timeline(&[(0.0, 1), (66.0, 1)]);
         let v = judge(&s, &budgets, &never_low, &KedaRecording::default());
-        assert!(
-            v.message.contains("never at minReplicaCount 0"),
-            "{}",
-            v.message
-        );
+        assert_says(&v, &["never at minReplicaCount 0"]);
     }
 
     #[test]
     fn scaling_before_the_window_is_a_time_zone_fault() {
-        let v = run(
-            &timeline(&[(0.0, 0), (20.0, 2), (205.0, 0)]),
-            &KedaRecording::default(),
-        );
+        let v = run(&timeline(&[(0.0, 0), (20.0, 2), (205.0, 0)]));
         assert_eq!(v.outcome, Outcome::Fail);
-        assert!(
-            v.message.contains("before the window opened"),
-            "{}",
-            v.message
-        );
+        assert_says(&v, &["before the window opened"]);
     }
 
-    #[test]
-    fn keda_refusing_the_zone_is_the_reason() {
-        let mut t = timeline(&[(0.0, 1), (4.0, 0)]);
-        t.push(
-            70.0,
-            Observation::Event {
-                object: "ScaledObject/trainer-cron".into(),
-                reason: "KEDAScalerFailed".into(),
-                message: "unable to load timezone: unknown time zone America/NewYork".into(),
-                type_: "Warning".into(),
-            },
-        );
-        let v = run(&t, &KedaRecording::default());
+    #[rstest]
+    #[case::after_idling_it_never_reaches_desired(
+        &[(0.0, 1), (4.0, 0)],
+        70.0,
+        &["never reached desiredReplicas 2", "KEDA cannot use the timezone `America/New_York`"],
+    )]
+    // As recorded live: KEDA keeps a Deployment created at one replica when its scaler
+    // fails, so the workload is never at minReplicaCount.
+    #[case::the_workload_stays_where_it_was(
+        &[(0.0, 1), (3.0, 1)],
+        4.0,
+        &["never scaled: it stayed at 1, 1 replicas", "KEDA cannot use the timezone"],
+    )]
+    fn a_time_zone_keda_refuses_is_the_reason(
+        #[case] steps: &[(f64, i32)],
+        #[case] refused_at: f64,
+        #[case] says: &[&str],
+    ) {
+        let mut t = timeline(steps);
+        t.push(refused_at, scaler_failed());
+        let v = run(&t);
         assert_eq!(v.outcome, Outcome::Fail);
-        assert!(
-            v.message.contains("never reached desiredReplicas 2"),
-            "{}",
-            v.message
-        );
-        assert!(
-            v.message
-                .contains("KEDA cannot use the timezone `America/New_York`"),
-            "{}",
-            v.message
-        );
-    }
-
-    #[test]
-    fn a_scaler_keda_cannot_build_leaves_the_workload_where_it_was_with_the_reason() {
-        // As recorded live: KEDA keeps a Deployment created at one replica when its
-        // scaler fails, so the workload is never at minReplicaCount.
-        let mut t = timeline(&[(0.0, 1), (3.0, 1)]);
-        t.push(
-            4.0,
-            Observation::Event {
-                object: "ScaledObject/trainer-cron".into(),
-                reason: "KEDAScalerFailed".into(),
-                message: "unable to load timezone: unknown time zone America/NewYork".into(),
-                type_: "Warning".into(),
-            },
-        );
-        let v = run(&t, &KedaRecording::default());
-        assert_eq!(v.outcome, Outcome::Fail);
-        assert!(
-            v.message
-                .contains("never scaled: it stayed at 1, 1 replicas"),
-            "{}",
-            v.message
-        );
-        assert!(
-            v.message.contains("KEDA cannot use the timezone"),
-            "{}",
-            v.message
-        );
+        assert_says(&v, says);
     }
 
     #[test]
@@ -488,60 +467,23 @@ mod tests {
             }],
             ..Default::default()
         };
-        let t = timeline(&[(0.0, 0)]);
-        let v = judge(
-            &s,
-            &Budgets::new(&s, &ClusterIntervals::default()),
-            &t,
-            &recording,
-        );
+        let v = judge_with(&s, &timeline(&[(0.0, 0)]), &recording);
         assert_eq!(v.outcome, Outcome::Fail);
-        assert!(v.message.contains("the window is empty"), "{}", v.message);
-        assert!(
-            v.message.contains("exactly same time input"),
-            "{}",
-            v.message
-        );
+        assert_says(&v, &["the window is empty", "exactly same time input"]);
     }
 
-    #[test]
-    fn late_early_fall_and_no_fall_fail() {
-        let late = run(
-            &timeline(&[(0.0, 0), (130.0, 2), (205.0, 0)]),
-            &KedaRecording::default(),
-        );
-        assert!(
-            late.message
-                .contains("70s after the window opened, beyond the 50s"),
-            "{}",
-            late.message
-        );
-        let early = run(
-            &timeline(&[(0.0, 0), (70.0, 2), (120.0, 0)]),
-            &KedaRecording::default(),
-        );
-        assert!(
-            early.message.contains("before the window closed"),
-            "{}",
-            early.message
-        );
-        let stuck = run(&timeline(&[(0.0, 0), (70.0, 2)]), &KedaRecording::default());
-        assert!(
-            stuck
-                .message
-                .contains("did not fall back to minReplicaCount 0"),
-            "{}",
-            stuck.message
-        );
-        let slow = run(
-            &timeline(&[(0.0, 0), (70.0, 2), (260.0, 0)]),
-            &KedaRecording::default(),
-        );
-        assert!(
-            slow.message
-                .contains("80s after the window closed, beyond the 35s"),
-            "{}",
-            slow.message
-        );
+    #[rstest]
+    #[case::late_rise(
+        &[(0.0, 0), (130.0, 2), (205.0, 0)],
+        "70s after the window opened, beyond the 50s"
+    )]
+    #[case::early_fall(&[(0.0, 0), (70.0, 2), (120.0, 0)], "before the window closed")]
+    #[case::no_fall(&[(0.0, 0), (70.0, 2)], "did not fall back to minReplicaCount 0")]
+    #[case::slow_fall(
+        &[(0.0, 0), (70.0, 2), (260.0, 0)],
+        "80s after the window closed, beyond the 35s"
+    )]
+    fn a_missed_window_says_how(#[case] steps: &[(f64, i32)], #[case] says: &str) {
+        assert_says(&run(&timeline(steps)), &[says]);
     }
 }

@@ -13,11 +13,10 @@ use crate::cluster::{ClusterIntervals, TestNamespace, wait_for};
 use crate::criteria::demand::{self, CpuDemand};
 use crate::criteria::hpa_cpu::budget::MAX_PROBE;
 use crate::criteria::hpa_cpu::probe::objects_around;
-use crate::criteria::keda_scale_to_zero::probe::stop_verdict_for;
-use crate::criteria::{ProbeContext, Stop};
+use crate::criteria::{ProbeContext, Stop, stop_verdict_for, verdict_of_run};
 use crate::observe::Recorder;
 use crate::submission::{Object, Submission, Typed};
-use crate::verdict::{Evidence, Outcome, Verdict};
+use crate::verdict::{Outcome, Verdict};
 use chrono::{DateTime, Duration as Span, Timelike, Utc};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
@@ -73,24 +72,14 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
     let timeline = recorder.finish();
     let recording = recording.lock().map(|r| r.clone()).unwrap_or_default();
     let saved = recording.save(context.timelines, &name);
-    let mut verdict = match driven {
-        Ok(spec) => {
-            let budgets = Budgets::new(&spec, &intervals);
-            let mut verdict = judge::judge(&spec, &budgets, &timeline, &recording);
-            verdict.evidence.push(Evidence::Note {
-                text: notes.join("\n"),
-            });
-            verdict.evidence.extend(timeline.file_evidence());
-            verdict
-        }
-        Err(s) => stop_verdict_for(ID, s, &notes, &recording, Some(&timeline)),
-    };
-    if let Some(path) = saved {
-        verdict.evidence.push(Evidence::Note {
-            text: format!("KEDA's status saved to {path}"),
-        });
-    }
-    vec![verdict]
+    let judged = driven.map(|spec| {
+        let budgets = Budgets::new(&spec, &intervals);
+        judge::judge(&spec, &budgets, &timeline, &recording)
+    });
+    let saved = saved.map(|path| format!("KEDA's status saved to {path}"));
+    vec![verdict_of_run(judged, &notes, &timeline, saved, |stop| {
+        stop_verdict_for(ID, stop, &notes, &recording, Some(&timeline))
+    })]
 }
 
 /// The window the probe schedules: cron expressions in the submission's zone (UTC when

@@ -18,11 +18,11 @@ use crate::criteria::demand::{self, CpuDemand};
 use crate::criteria::hpa_cpu::budget::MAX_PROBE;
 use crate::criteria::hpa_cpu::probe::objects_around;
 use crate::criteria::monitoring::promql;
-use crate::criteria::{ProbeContext, Stop};
+use crate::criteria::{ProbeContext, Stop, stop_verdict_for, verdict_of_run};
 use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
 use crate::submission::{Object, Submission, Typed};
-use crate::verdict::{Evidence, Outcome, Verdict};
+use crate::verdict::{Outcome, Verdict};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -102,23 +102,11 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
     let timeline = recorder.finish();
     let recording = recording.lock().map(|r| r.clone()).unwrap_or_default();
     let saved = recording.save(context.timelines, &name);
-    let mut verdict = match driven {
-        Ok(()) => {
-            let mut verdict = judge::judge(&subject.spec, &budgets, &timeline, &recording);
-            verdict.evidence.push(Evidence::Note {
-                text: notes.join("\n"),
-            });
-            verdict.evidence.extend(timeline.file_evidence());
-            verdict
-        }
-        Err(stop) => stop_verdict_for(ID, stop, &notes, &recording, Some(&timeline)),
-    };
-    if let Some(path) = saved {
-        verdict.evidence.push(Evidence::Note {
-            text: format!("query values and KEDA's status saved to {path}"),
-        });
-    }
-    vec![verdict]
+    let judged = driven.map(|()| judge::judge(&subject.spec, &budgets, &timeline, &recording));
+    let saved = saved.map(|path| format!("query values and KEDA's status saved to {path}"));
+    vec![verdict_of_run(judged, &notes, &timeline, saved, |stop| {
+        stop_verdict_for(ID, stop, &notes, &recording, Some(&timeline))
+    })]
 }
 
 /// What the probe drives: one ScaledObject with a prometheus trigger.
@@ -746,32 +734,6 @@ impl Sampler {
             }
         }
     }
-}
-
-/// The verdict of a probe that stopped early: its reason, the notes, KEDA's view and the
-/// Warning events seen (KEDA's among them).
-pub(crate) fn stop_verdict_for(
-    id: crate::criteria::CriterionId,
-    stop: Stop,
-    notes: &[String],
-    recording: &KedaRecording,
-    timeline: Option<&crate::timeline::Timeline>,
-) -> Verdict {
-    let mut evidence = Vec::new();
-    if !notes.is_empty() {
-        evidence.push(Evidence::Note {
-            text: notes.join("\n"),
-        });
-    }
-    if let Some(reason) = recording.not_ready() {
-        evidence.push(Evidence::Values {
-            values: vec![("KEDA: ScaledObject Ready=False".into(), reason)],
-        });
-    }
-    if let Some(timeline) = timeline {
-        evidence.extend(timeline.stop_evidence());
-    }
-    Verdict::new(id, stop.outcome, stop.message, evidence)
 }
 
 #[cfg(test)]

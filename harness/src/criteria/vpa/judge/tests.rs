@@ -2,6 +2,15 @@
 
 use super::*;
 use crate::timeline::ConditionState;
+use rstest::rstest;
+
+/// The requests of [`spec`]'s template, which [`base`]'s pods carry.
+const TEMPLATE_REQUESTS: &[(&str, &str)] = &[("cpu", "10m"), ("memory", "50Mi")];
+/// [`base`]'s recommended target as the admission controller sets it on a pod (262144Ki
+/// is 256Mi: the same quantity, written differently).
+const RECOMMENDED_REQUESTS: &[(&str, &str)] = &[("cpu", "25m"), ("memory", "256Mi")];
+/// The pod that follows [`base`]'s two.
+const NEW_POD: &str = "web-5d9f-ccccc";
 
 fn q(pairs: &[(&str, &str)]) -> Quantities {
     pairs
@@ -29,10 +38,7 @@ fn spec(mode: Mode) -> VpaSpec {
             max_allowed: q(&[("cpu", "1"), ("memory", "1Gi")]),
             ..Policy::default()
         }],
-        template: container(
-            &[("cpu", "10m"), ("memory", "50Mi")],
-            &[("memory", "200Mi")],
-        ),
+        template: container(TEMPLATE_REQUESTS, &[("memory", "200Mi")]),
         min_replicas: None,
         replicas: 2,
     }
@@ -103,10 +109,7 @@ fn base() -> Timeline {
     );
     for name in ["web-5d9f-aaaaa", "web-5d9f-bbbbb"] {
         t.push(1.0, pod(name));
-        t.push(
-            1.0,
-            resources(name, &[("cpu", "10m"), ("memory", "50Mi")], false),
-        );
+        t.push(1.0, resources(name, TEMPLATE_REQUESTS, false));
     }
     t.push(
         40.0,
@@ -115,8 +118,38 @@ fn base() -> Timeline {
     t
 }
 
+/// [`NEW_POD`] created at `at` with `requests`, set by the VPA's admission controller or
+/// not.
+fn push_new_pod(t: &mut Timeline, at: f64, requests: &[(&str, &str)], by_vpa: bool) {
+    t.push(at, pod(NEW_POD));
+    t.push(at, resources(NEW_POD, requests, by_vpa));
+}
+
+/// [`base`] with its first pod evicted at t=55 and [`NEW_POD`] replacing it at t=56.
+fn evicted_and_replaced(requests: &[(&str, &str)], by_vpa: bool) -> Timeline {
+    let mut t = base();
+    t.push(55.0, event("web-5d9f-aaaaa", EVICTED));
+    push_new_pod(&mut t, 56.0, requests, by_vpa);
+    t
+}
+
+/// [`base`] with [`NEW_POD`] created at `at`, no pod evicted.
+fn with_new_pod(at: f64, requests: &[(&str, &str)], by_vpa: bool) -> Timeline {
+    let mut t = base();
+    push_new_pod(&mut t, at, requests, by_vpa);
+    t
+}
+
 fn judge(spec: &VpaSpec, timeline: &Timeline) -> Judgement {
     judge_vpa(spec, timeline, &BUDGET, 0.0, 120.0)
+}
+
+/// Asserts the judgement's outcome and that its message says each of `says`.
+fn assert_judged(j: &Judgement, outcome: Outcome, says: &[&str]) {
+    assert_eq!(j.outcome, outcome, "{}", j.message);
+    for words in says {
+        assert!(j.message.contains(words), "{}", j.message);
+    }
 }
 
 #[test]
@@ -143,14 +176,13 @@ fn no_recommendation_fails_with_the_vpas_conditions() {
             }],
         },
     );
-    let j = judge(&spec(Mode::Off), &t);
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(j.message.contains("recommended nothing"), "{}", j.message);
-    assert!(
-        j.message
-            .contains("ConfigUnsupported=True (InvalidTargetRef)"),
-        "{}",
-        j.message
+    assert_judged(
+        &judge(&spec(Mode::Off), &t),
+        Outcome::Fail,
+        &[
+            "recommended nothing",
+            "ConfigUnsupported=True (InvalidTargetRef)",
+        ],
     );
 }
 
@@ -160,72 +192,79 @@ fn a_late_recommendation_fails() {
     t.samples
         .retain(|s| !matches!(s.what, Observation::Vpa { .. }));
     t.push(100.0, recommendation(&[("cpu", "25m")]));
-    let j = judge(&spec(Mode::Off), &t);
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(
-        j.message.contains("only after 100s (budget 90s)"),
-        "{}",
-        j.message
+    assert_judged(
+        &judge(&spec(Mode::Off), &t),
+        Outcome::Fail,
+        &["only after 100s (budget 90s)"],
     );
 }
 
-#[test]
-fn a_target_above_max_allowed_fails() {
+/// A recommendation capped by maxAllowed: the target it could not reach.
+fn capped_recommendation() -> Observation {
+    Observation::Vpa {
+        name: "vpa".into(),
+        recommendation: vec![ContainerRecommendation {
+            container_name: "app".into(),
+            target: q(&[("cpu", "25m"), ("memory", "1Gi")]),
+            lower_bound: q(&[("cpu", "25m"), ("memory", "1Gi")]),
+            upper_bound: q(&[("cpu", "1"), ("memory", "1Gi")]),
+            uncapped_target: q(&[("cpu", "25m"), ("memory", "1500Mi")]),
+        }],
+        conditions: Vec::new(),
+    }
+}
+
+#[rstest]
+#[case::a_target_above_it(
+    50.0,
+    recommendation(&[("cpu", "2"), ("memory", "300Mi")]),
+    &["cpu target 2", "above its maxAllowed 1"],
+)]
+#[case::a_target_capped_by_it(
+    60.0,
+    capped_recommendation(),
+    &["capped by maxAllowed 1Gi: it finds 1500Mi needed"],
+)]
+fn a_recommendation_beyond_max_allowed_fails(
+    #[case] at: f64,
+    #[case] recommended: Observation,
+    #[case] says: &[&str],
+) {
     let mut t = base();
-    t.push(50.0, recommendation(&[("cpu", "2"), ("memory", "300Mi")]));
-    let j = judge(&spec(Mode::Off), &t);
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(j.message.contains("cpu target 2"), "{}", j.message);
-    assert!(
-        j.message.contains("above its maxAllowed 1"),
-        "{}",
-        j.message
-    );
+    t.push(at, recommended);
+    assert_judged(&judge(&spec(Mode::Off), &t), Outcome::Fail, says);
 }
 
 #[test]
 fn a_recommendation_for_an_uncontrolled_resource_fails() {
     let mut s = spec(Mode::Off);
     s.policies[0].controlled_resources = Some(vec!["cpu".into()]);
-    let j = judge(&s, &base());
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(j.message.contains("does not control"), "{}", j.message);
+    assert_judged(&judge(&s, &base()), Outcome::Fail, &["does not control"]);
 }
 
 #[test]
 fn off_passes_when_nothing_changes_and_fails_on_an_eviction() {
-    let j = judge(&spec(Mode::Off), &base());
-    assert_eq!(j.outcome, Outcome::Pass, "{}", j.message);
-    assert!(j.message.contains("recommended 40s after"), "{}", j.message);
+    assert_judged(
+        &judge(&spec(Mode::Off), &base()),
+        Outcome::Pass,
+        &["recommended 40s after"],
+    );
     let mut t = base();
     t.push(60.0, event("web-5d9f-aaaaa", EVICTED));
-    let j = judge(&spec(Mode::Off), &t);
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(
-        j.message.contains("is Off, yet pod web-5d9f-aaaaa"),
-        "{}",
-        j.message
+    assert_judged(
+        &judge(&spec(Mode::Off), &t),
+        Outcome::Fail,
+        &["is Off, yet pod web-5d9f-aaaaa"],
     );
 }
 
 #[test]
 fn off_fails_when_a_new_pod_is_set_by_the_vpa() {
-    let mut t = base();
-    t.push(70.0, pod("web-5d9f-ccccc"));
-    t.push(
-        70.0,
-        resources(
-            "web-5d9f-ccccc",
-            &[("cpu", "25m"), ("memory", "256Mi")],
-            true,
-        ),
-    );
-    let j = judge(&spec(Mode::Off), &t);
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(
-        j.message.contains("set by the admission controller"),
-        "{}",
-        j.message
+    let t = with_new_pod(70.0, RECOMMENDED_REQUESTS, true);
+    assert_judged(
+        &judge(&spec(Mode::Off), &t),
+        Outcome::Fail,
+        &["set by the admission controller"],
     );
 }
 
@@ -239,18 +278,9 @@ fn initial_sets_new_pods_and_never_evicts() {
         },
     );
     // Within the slack of the recommendation, but after the probe's deletion.
-    t.push(42.0, pod("web-5d9f-ccccc"));
-    // 262144Ki is 256Mi: the same quantity, written differently.
-    t.push(
-        42.0,
-        resources(
-            "web-5d9f-ccccc",
-            &[("cpu", "25m"), ("memory", "256Mi")],
-            true,
-        ),
-    );
+    push_new_pod(&mut t, 42.0, RECOMMENDED_REQUESTS, true);
     let j = judge(&spec(Mode::Initial), &t);
-    assert_eq!(j.outcome, Outcome::Pass, "{}", j.message);
+    assert_judged(&j, Outcome::Pass, &[]);
     assert!(
         j.lines.iter().any(|l| l.contains("deleted by the probe")),
         "{:?}",
@@ -259,83 +289,59 @@ fn initial_sets_new_pods_and_never_evicts() {
 
     let mut evicting = t.clone();
     evicting.push(60.0, event("web-5d9f-bbbbb", EVICTED));
-    let j = judge(&spec(Mode::Initial), &evicting);
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(
-        j.message.contains("changed running pod web-5d9f-bbbbb"),
-        "{}",
-        j.message
+    assert_judged(
+        &judge(&spec(Mode::Initial), &evicting),
+        Outcome::Fail,
+        &["changed running pod web-5d9f-bbbbb"],
     );
 }
 
-#[test]
-fn initial_fails_when_a_new_pod_keeps_the_templates_requests() {
-    let mut t = base();
-    t.push(51.0, pod("web-5d9f-ccccc"));
-    t.push(
-        51.0,
-        resources(
-            "web-5d9f-ccccc",
-            &[("cpu", "10m"), ("memory", "50Mi")],
-            false,
-        ),
-    );
-    let j = judge(&spec(Mode::Initial), &t);
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(j.message.contains("does not carry it"), "{}", j.message);
-    assert!(
-        j.message
-            .contains("requests cpu 10m where the recommendation's target is 25m"),
-        "{}",
-        j.message
-    );
+#[rstest]
+#[case::initial_on_a_new_pod(
+    Mode::Initial,
+    with_new_pod(51.0, TEMPLATE_REQUESTS, false),
+    &["does not carry it", "requests cpu 10m where the recommendation's target is 25m"],
+)]
+#[case::auto_on_a_replacement(
+    Mode::Auto,
+    evicted_and_replaced(TEMPLATE_REQUESTS, false),
+    &["does not carry it"],
+)]
+fn a_pod_keeping_the_templates_requests_fails(
+    #[case] mode: Mode,
+    #[case] t: Timeline,
+    #[case] says: &[&str],
+) {
+    assert_judged(&judge(&spec(mode), &t), Outcome::Fail, says);
 }
 
 #[test]
 fn initial_without_a_new_pod_is_the_probes_error() {
-    let j = judge(&spec(Mode::Initial), &base());
-    assert_eq!(j.outcome, Outcome::Error, "{}", j.message);
+    assert_judged(&judge(&spec(Mode::Initial), &base()), Outcome::Error, &[]);
 }
 
 #[test]
 fn recreate_evicts_out_of_bounds_pods_and_replacements_carry_the_target() {
-    let mut t = base();
-    t.push(55.0, event("web-5d9f-aaaaa", EVICTED));
-    t.push(56.0, pod("web-5d9f-ccccc"));
-    t.push(
-        56.0,
-        resources(
-            "web-5d9f-ccccc",
-            &[("cpu", "25m"), ("memory", "256Mi")],
-            true,
-        ),
-    );
-    let j = judge(&spec(Mode::Recreate), &t);
-    assert_eq!(j.outcome, Outcome::Pass, "{}", j.message);
-    assert!(
-        j.message.contains("evicted 1 pod through the Eviction API"),
-        "{}",
-        j.message
+    let t = evicted_and_replaced(RECOMMENDED_REQUESTS, true);
+    assert_judged(
+        &judge(&spec(Mode::Recreate), &t),
+        Outcome::Pass,
+        &["evicted 1 pod through the Eviction API"],
     );
     // InPlaceOrRecreate says it fell back.
-    let j = judge(&spec(Mode::InPlaceOrRecreate), &t);
-    assert_eq!(j.outcome, Outcome::Pass, "{}", j.message);
-    assert!(
-        j.message.contains("fell back to recreating"),
-        "{}",
-        j.message
+    assert_judged(
+        &judge(&spec(Mode::InPlaceOrRecreate), &t),
+        Outcome::Pass,
+        &["fell back to recreating"],
     );
 }
 
 #[test]
 fn recreate_fails_without_an_eviction_the_bounds_call_for() {
-    let j = judge(&spec(Mode::Recreate), &base());
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(
-        j.message
-            .contains("its cpu request 10m lies outside the recommended [25m, 1]"),
-        "{}",
-        j.message
+    assert_judged(
+        &judge(&spec(Mode::Recreate), &base()),
+        Outcome::Fail,
+        &["its cpu request 10m lies outside the recommended [25m, 1]"],
     );
 }
 
@@ -343,9 +349,11 @@ fn recreate_fails_without_an_eviction_the_bounds_call_for() {
 fn recreate_below_min_replicas_or_within_bounds_has_nothing_to_do() {
     let mut single = spec(Mode::Recreate);
     single.replicas = 1;
-    let j = judge(&single, &base());
-    assert_eq!(j.outcome, Outcome::Pass, "{}", j.message);
-    assert!(j.message.contains("acts only from 2"), "{}", j.message);
+    assert_judged(
+        &judge(&single, &base()),
+        Outcome::Pass,
+        &["acts only from 2"],
+    );
     // updatePolicy.minReplicas 1 lets the updater act on one replica.
     single.min_replicas = Some(1);
     assert_eq!(judge(&single, &base()).outcome, Outcome::Fail);
@@ -358,31 +366,11 @@ fn recreate_below_min_replicas_or_within_bounds_has_nothing_to_do() {
     }
     let mut s = spec(Mode::Recreate);
     s.template = container(&[("cpu", "500m"), ("memory", "512Mi")], &[]);
-    let j = judge(&s, &within);
-    assert_eq!(j.outcome, Outcome::Pass, "{}", j.message);
-    assert!(
-        j.message.contains("within the recommended bounds"),
-        "{}",
-        j.message
+    assert_judged(
+        &judge(&s, &within),
+        Outcome::Pass,
+        &["within the recommended bounds"],
     );
-}
-
-#[test]
-fn a_replacement_without_the_recommendation_fails() {
-    let mut t = base();
-    t.push(55.0, event("web-5d9f-aaaaa", EVICTED));
-    t.push(56.0, pod("web-5d9f-ccccc"));
-    t.push(
-        56.0,
-        resources(
-            "web-5d9f-ccccc",
-            &[("cpu", "10m"), ("memory", "50Mi")],
-            false,
-        ),
-    );
-    let j = judge(&spec(Mode::Auto), &t);
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(j.message.contains("does not carry it"), "{}", j.message);
 }
 
 #[test]
@@ -391,18 +379,17 @@ fn requests_only_keeps_the_limits() {
     s.policies[0].requests_only = true;
     let mut t = base();
     t.push(55.0, event("web-5d9f-aaaaa", EVICTED));
-    t.push(56.0, pod("web-5d9f-ccccc"));
+    t.push(56.0, pod(NEW_POD));
+    // The replacement's memory limit changed too (200Mi to 1Gi), which RequestsOnly forbids.
     t.push(
         56.0,
         Observation::PodResources {
-            name: "web-5d9f-ccccc".into(),
-            containers: container(&[("cpu", "25m"), ("memory", "256Mi")], &[("memory", "1Gi")]),
+            name: NEW_POD.into(),
+            containers: container(RECOMMENDED_REQUESTS, &[("memory", "1Gi")]),
             vpa_updates: Some("updated".into()),
         },
     );
-    let j = judge(&s, &t);
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(j.message.contains("RequestsOnly"), "{}", j.message);
+    assert_judged(&judge(&s, &t), Outcome::Fail, &["RequestsOnly"]);
 }
 
 #[test]
@@ -411,46 +398,13 @@ fn an_in_place_resize_is_reported() {
     t.push(55.0, event("web-5d9f-aaaaa", RESIZED));
     t.push(
         55.5,
-        resources(
-            "web-5d9f-aaaaa",
-            &[("cpu", "25m"), ("memory", "256Mi")],
-            false,
-        ),
+        resources("web-5d9f-aaaaa", RECOMMENDED_REQUESTS, false),
     );
-    let j = judge(&spec(Mode::InPlaceOrRecreate), &t);
-    assert_eq!(j.outcome, Outcome::Pass, "{}", j.message);
-    assert!(
-        j.message.contains("resized 1 pod in place"),
-        "{}",
-        j.message
+    assert_judged(
+        &judge(&spec(Mode::InPlaceOrRecreate), &t),
+        Outcome::Pass,
+        &["resized 1 pod in place"],
     );
     // Recreate never resizes in place.
     assert_eq!(judge(&spec(Mode::Recreate), &t).outcome, Outcome::Fail);
-}
-
-#[test]
-fn a_recommendation_capped_by_max_allowed_fails() {
-    let mut t = base();
-    t.push(
-        60.0,
-        Observation::Vpa {
-            name: "vpa".into(),
-            recommendation: vec![ContainerRecommendation {
-                container_name: "app".into(),
-                target: q(&[("cpu", "25m"), ("memory", "1Gi")]),
-                lower_bound: q(&[("cpu", "25m"), ("memory", "1Gi")]),
-                upper_bound: q(&[("cpu", "1"), ("memory", "1Gi")]),
-                uncapped_target: q(&[("cpu", "25m"), ("memory", "1500Mi")]),
-            }],
-            conditions: Vec::new(),
-        },
-    );
-    let j = judge(&spec(Mode::Off), &t);
-    assert_eq!(j.outcome, Outcome::Fail);
-    assert!(
-        j.message
-            .contains("capped by maxAllowed 1Gi: it finds 1500Mi needed"),
-        "{}",
-        j.message
-    );
 }
