@@ -16,7 +16,8 @@ mkdir -p "$out"
 rm -f "$out"/run-*.xml
 KUBECONFIG=${KUBECONFIG:-$(ci/cluster kubeconfig)}
 export KUBECONFIG
-junit=$CARGO_TARGET_DIR/nextest/e2e/junit.xml
+# nextest's store is the workspace's target/nextest/, whatever CARGO_TARGET_DIR says.
+junit=target/nextest/e2e/junit.xml
 for i in $(seq 1 "$runs"); do
   echo "soak: run $i of $runs" >&2
   rm -f "$junit"
