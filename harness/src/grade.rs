@@ -450,6 +450,9 @@ fn probe_in_namespace<'a>(
                 .map(|c| Verdict::not_run(c.id.as_str(), not_probed_reason(module, c.id)))
                 .collect(),
         };
+        if verdicts.iter().any(|v| v.outcome == Outcome::Fail) {
+            environment.confirm().await;
+        }
         blame_the_environment(&mut verdicts, &environment.outages_since(started));
         finish(namespace, verdicts).await
     })

@@ -54,16 +54,17 @@ impl Outage {
         self.to.is_none_or(|to| to >= since)
     }
 
-    /// "the API server (did not answer within 5 s) for 12 s".
+    /// "the API server (did not answer within 5 s) for 12 s", or "…, still down".
     pub fn describe(&self) -> String {
-        let lasted = self.to.unwrap_or_else(Instant::now) - self.from;
-        format!(
-            "{} ({}) for {:.0} s{}",
-            self.what,
-            self.detail,
-            lasted.as_secs_f64(),
-            if self.to.is_none() { ", still" } else { "" }
-        )
+        match self.to {
+            Some(to) => format!(
+                "{} ({}) for {:.0} s",
+                self.what,
+                self.detail,
+                (to - self.from).as_secs_f64()
+            ),
+            None => format!("{} ({}), still down", self.what, self.detail),
+        }
     }
 }
 
@@ -107,7 +108,7 @@ impl Outages {
 
 /// Watches the environment until dropped.
 pub struct EnvironmentWatch {
-    outages: Arc<Mutex<Outages>>,
+    checks: Arc<Checks>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -115,26 +116,107 @@ impl EnvironmentWatch {
     /// Starts watching what works now. The canary's namespace is the watch's own; without
     /// it (the API server refused it), the controller-manager is not watched.
     pub async fn start(cluster: &Cluster) -> EnvironmentWatch {
-        let outages = Arc::new(Mutex::new(Outages::default()));
-        let apis = available_metrics_apis(cluster).await;
-        let canary = Canary::create(cluster).await;
-        let task = tokio::spawn(watch(cluster.clone(), apis, canary, outages.clone()));
-        EnvironmentWatch { outages, task }
+        let checks = Arc::new(Checks {
+            apis: available_metrics_apis(cluster).await,
+            canary: tokio::sync::Mutex::new(Canary::create(cluster).await),
+            cluster: cluster.clone(),
+            outages: Mutex::new(Outages::default()),
+        });
+        let task = tokio::spawn(watch(checks.clone()));
+        EnvironmentWatch { checks, task }
     }
 
     /// The outages that overlap the time since `since` (a probe's start).
     pub fn outages_since(&self, since: Instant) -> Vec<Outage> {
-        self.outages
+        self.checks
+            .outages
             .lock()
             .map(|o| o.since(since))
             .unwrap_or_default()
+    }
+
+    /// Checks everything once more, now, giving kube-controller-manager up to
+    /// [`RECONCILE_WITHIN`] to reconcile a fresh change: before a probe's "fail" stands.
+    /// An outage that began just before the probe failed (its pods' ServiceAccount never
+    /// made, a metrics API just gone) has not lasted long enough for the watch to see it.
+    pub async fn confirm(&self) {
+        self.checks.round(Round::Confirm).await;
     }
 }
 
 impl Drop for EnvironmentWatch {
     fn drop(&mut self) {
-        // The canary's namespace goes with the task (TestNamespace cleans up on drop).
+        // The canary's namespace goes with the last reference to the checks.
         self.task.abort();
+    }
+}
+
+/// What is watched, and what was seen.
+struct Checks {
+    cluster: Cluster,
+    /// The aggregated APIs that were Available at the start.
+    apis: Vec<String>,
+    canary: tokio::sync::Mutex<Option<Canary>>,
+    outages: Mutex<Outages>,
+}
+
+/// A round of checks: a periodic one (renewing the canary's namespace now and then), or
+/// one that confirms the environment before a failure is blamed on the submission.
+#[derive(Clone, Copy, PartialEq)]
+enum Round {
+    Periodic { renew: bool },
+    Confirm,
+}
+
+impl Checks {
+    fn record(&self, what: &str, result: Result<(), String>) {
+        if let Ok(mut outages) = self.outages.lock() {
+            match result {
+                Ok(()) => outages.up(what),
+                Err(detail) => outages.down(what, detail),
+            }
+        }
+    }
+
+    async fn round(&self, round: Round) {
+        let answered = answer(self.cluster.client.apiserver_version())
+            .await
+            .map(|_| ());
+        let down = answered.is_err();
+        self.record("the API server", answered);
+        if down {
+            return;
+        }
+        let services: Api<APIService> = Api::all(self.cluster.client.clone());
+        for name in &self.apis {
+            let result = match answer(services.get(name)).await {
+                Ok(service) => availability(&service),
+                Err(_) => continue,
+            };
+            self.record(&format!("APIService {name}"), result);
+        }
+        let mut canary = self.canary.lock().await;
+        if let Some(canary) = canary.as_mut() {
+            let result = match round {
+                Round::Confirm => canary.reconciles_within(RECONCILE_WITHIN).await,
+                Round::Periodic { .. } => canary.check().await,
+            };
+            self.record("kube-controller-manager", result);
+            if round == (Round::Periodic { renew: true }) {
+                canary.renew().await;
+            }
+        }
+    }
+}
+
+async fn watch(checks: Arc<Checks>) {
+    for tick in 1u64.. {
+        tokio::time::sleep(EVERY).await;
+        checks
+            .round(Round::Periodic {
+                renew: tick.is_multiple_of(20),
+            })
+            .await;
     }
 }
 
@@ -243,6 +325,39 @@ impl Canary {
         Ok(())
     }
 
+    /// Changes the canary's spec and waits up to `within` for the controller to record it.
+    async fn reconciles_within(&mut self, within: Duration) -> Result<(), String> {
+        let api = self.namespace.api::<Deployment>();
+        let Ok(Ok(deployment)) = tokio::time::timeout(ANSWER_WITHIN, api.get(CANARY)).await else {
+            return Ok(());
+        };
+        let next = deployment.spec.min_ready_seconds.unwrap_or(0) ^ 1;
+        let patch = json!({"spec": {"minReadySeconds": next}});
+        let Ok(changed) = api
+            .patch(CANARY, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        else {
+            return Ok(());
+        };
+        self.changed = Instant::now();
+        let generation = changed.metadata.generation.unwrap_or_default();
+        while self.changed.elapsed() < within {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Ok(Ok(d)) = tokio::time::timeout(ANSWER_WITHIN, api.get(CANARY)).await
+                && d.status
+                    .and_then(|s| s.observed_generation)
+                    .unwrap_or_default()
+                    >= generation
+            {
+                return Ok(());
+            }
+        }
+        Err(format!(
+            "did not reconcile a Deployment's spec change within {} s",
+            within.as_secs()
+        ))
+    }
+
     /// Keeps the canary's namespace from being swept as expired while the run lasts.
     async fn renew(&self) {
         let expires = chrono::Utc::now() + chrono::Duration::minutes(30);
@@ -257,47 +372,6 @@ impl Canary {
                 &Patch::Merge(&patch),
             )
             .await;
-    }
-}
-
-async fn watch(
-    cluster: Cluster,
-    apis: Vec<String>,
-    mut canary: Option<Canary>,
-    outages: Arc<Mutex<Outages>>,
-) {
-    let services: Api<APIService> = Api::all(cluster.client.clone());
-    let record = |what: &str, result: Result<(), String>| {
-        if let Ok(mut outages) = outages.lock() {
-            match result {
-                Ok(()) => outages.up(what),
-                Err(detail) => outages.down(what, detail),
-            }
-        }
-    };
-    let mut ticks = 0u64;
-    loop {
-        tokio::time::sleep(EVERY).await;
-        ticks += 1;
-        let answered = answer(cluster.client.apiserver_version()).await.map(|_| ());
-        let down = answered.is_err();
-        record("the API server", answered);
-        if down {
-            continue;
-        }
-        for name in &apis {
-            let result = match answer(services.get(name)).await {
-                Ok(service) => availability(&service),
-                Err(_) => continue,
-            };
-            record(&format!("APIService {name}"), result);
-        }
-        if let Some(canary) = canary.as_mut() {
-            record("kube-controller-manager", canary.check().await);
-            if ticks.is_multiple_of(20) {
-                canary.renew().await;
-            }
-        }
     }
 }
 
@@ -340,7 +414,11 @@ mod tests {
                 .describe()
                 .contains("FailedDiscoveryCheck")
         );
-        assert!(outages.since(before)[0].describe().ends_with(", still"));
+        assert!(
+            outages.since(before)[0]
+                .describe()
+                .ends_with(", still down")
+        );
         tokio::time::advance(Duration::from_secs(4)).await;
         outages.up("APIService v1beta1.metrics.k8s.io");
         let closed = outages.since(before);
