@@ -22,11 +22,6 @@ use std::path::Path;
 /// `file:<check>` (fires, not in the expected file), `points:<grader's value>`.
 const KNOWN_WRONG: &[(&str, &str, &str)] = &[
     (
-        "grace-keda",
-        "missing:keda.scale-to-zero-missing",
-        "minReplicaCount 0 with only a cpu trigger (KEDA webhook refuses it) is reported as \"nothing to examine\" instead of a finding",
-    ),
-    (
         "nina-verbatim",
         "missing:workload.port-unserved",
         "no check: nginx:alpine listens on 80 but containerPort/targetPort/scrape port say 8080 (a handout bug the README names); proposed id",
