@@ -23,11 +23,6 @@ use std::path::Path;
 const KNOWN_WRONG: &[(&str, &str, &str)] = &[
     (
         "nina-verbatim",
-        "missing:workload.port-unserved",
-        "no check: nginx:alpine listens on 80 but containerPort/targetPort/scrape port say 8080 (a handout bug the README names); proposed id",
-    ),
-    (
-        "nina-verbatim",
         "missing:monitoring.servicemonitor-without-operator",
         "no check: ServiceMonitor with the plain prometheus chart (no operator, no CRD; a handout bug the README names); proposed id",
     ),

@@ -10,6 +10,7 @@
 
 mod defaults;
 mod index;
+pub mod known_images;
 pub mod tools;
 
 use crate::submission::Submission;
