@@ -23,11 +23,6 @@ use std::path::Path;
 const KNOWN_WRONG: &[(&str, &str, &str)] = &[
     (
         "nina-verbatim",
-        "missing:monitoring.servicemonitor-without-operator",
-        "no check: ServiceMonitor with the plain prometheus chart (no operator, no CRD; a handout bug the README names); proposed id",
-    ),
-    (
-        "nina-verbatim",
         "missing:workload.poststart-no-shell",
         "no check: postStart exec /bin/sh in hashicorp/http-echo (FROM scratch) kills the CPU-HPA target's container; proposed id",
     ),
