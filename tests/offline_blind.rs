@@ -20,13 +20,7 @@ use std::path::Path;
 /// (submission, difference, why the grader is wrong). Differences:
 /// `missing:<check>` (must fire, does not), `extra:<check>` (fires, must not),
 /// `file:<check>` (fires, not in the expected file), `points:<grader's value>`.
-const KNOWN_WRONG: &[(&str, &str, &str)] = &[
-    (
-        "nina-verbatim",
-        "missing:workload.poststart-no-shell",
-        "no check: postStart exec /bin/sh in hashicorp/http-echo (FROM scratch) kills the CPU-HPA target's container; proposed id",
-    ),
-];
+const KNOWN_WRONG: &[(&str, &str, &str)] = &[];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -83,14 +83,20 @@ pub const SERVERS: &[Server] = &[
 pub const SHELL_LESS: &[(&str, &str)] = &[
     (
         "hashicorp/http-echo",
-        "built FROM scratch (0.2.x) or on distroless static (1.x): only /http-echo",
+        "it is built FROM scratch up to 0.2.x and on distroless static since 1.0, and holds only /http-echo",
     ),
     (
         "gcr.io/distroless/",
-        "a distroless image: the application's runtime, no shell",
+        "distroless images hold the application's runtime and nothing else",
     ),
-    ("registry.k8s.io/pause", "built FROM scratch: only /pause"),
-    ("k8s.gcr.io/pause", "built FROM scratch: only /pause"),
+    (
+        "registry.k8s.io/pause",
+        "it is built FROM scratch and holds only /pause",
+    ),
+    (
+        "k8s.gcr.io/pause",
+        "it is built FROM scratch and holds only /pause",
+    ),
 ];
 
 /// An image reference's repository, lower-case, without Docker Hub's registry and

@@ -1,7 +1,8 @@
 //! Criterion `workloads-run`: static checks only. The workloads the autoscalers
 //! scale must start and serve where their Services and scrapes point; the
 //! exercise's own manifests fail both ways (nginx declared on 8080 while it
-//! listens on 80). Judged from the small table of well-known images in
+//! listens on 80, a postStart hook running /bin/sh in the shell-less
+//! hashicorp/http-echo). Judged from the small table of well-known images in
 //! `checks::known_images`: a container whose image it does not list, or whose
 //! command, args, env or mounts may change what the image does, is not judged.
 
@@ -31,7 +32,15 @@ pub const PORT_UNSERVED: CheckInfo = CheckInfo::error(
 )
 .always_applicable();
 
-pub const CATALOGUE: &[CheckInfo] = &[PORT_UNSERVED];
+pub const POSTSTART_NO_SHELL: CheckInfo = CheckInfo::error(
+    "workload.poststart-no-shell",
+    ID,
+    "no lifecycle hook or exec probe runs a shell in an image that has none",
+    "remove the hook or probe, or run its command in a container whose image has a shell",
+)
+.always_applicable();
+
+pub const CATALOGUE: &[CheckInfo] = &[PORT_UNSERVED, POSTSTART_NO_SHELL];
 
 pub struct Workloads;
 
@@ -58,6 +67,7 @@ pub fn check(input: &Input<'_>, out: &mut Collector) {
             declared_ports_served(workload, &template, &listeners, out);
             scraped_port_served(workload, &template, &listeners, out);
         }
+        execs_have_a_shell(workload, &template, out);
     }
     for object in &input.submission.objects {
         if let Typed::Service(service) = &object.typed {
@@ -304,6 +314,87 @@ fn service_reaches_a_listener(
     }
 }
 
+/// Programs a shell-less image lacks that hooks and probes run commands through:
+/// the shells, and `env` and `busybox`, which start one.
+const SHELL_PROGRAMS: &[&str] = &["sh", "bash", "ash", "dash", "zsh", "ksh", "env", "busybox"];
+
+/// Where a container runs commands with `exec`, and what happens when that fails.
+const EXEC_HANDLERS: &[(&str, &str, &str)] = &[
+    (
+        "lifecycle/postStart",
+        "postStart hook",
+        "the hook fails (FailedPostStartHook) and the kubelet kills the container: it restarts into CrashLoopBackOff and its pods never become Ready",
+    ),
+    (
+        "lifecycle/preStop",
+        "preStop hook",
+        "the hook fails (FailedPreStopHook) at every termination, so the container stops without what the hook was meant to do",
+    ),
+    (
+        "livenessProbe",
+        "liveness probe",
+        "the probe fails, so the kubelet restarts the container again and again",
+    ),
+    (
+        "readinessProbe",
+        "readiness probe",
+        "the probe fails, so the pods never become Ready and no Service sends them traffic",
+    ),
+    (
+        "startupProbe",
+        "startup probe",
+        "the probe fails, so the kubelet kills the container before it ever counts as started",
+    ),
+];
+
+/// Every exec hook and probe of a container whose image has no shell runs something
+/// other than a shell: the kubelet runs the command inside the container, where only
+/// the image's own binary exists.
+fn execs_have_a_shell(workload: &Object, template: &PodTemplate<'_>, out: &mut Collector) {
+    let lists = [
+        ("containers", template.spec.containers.as_slice()),
+        (
+            "initContainers",
+            template.spec.init_containers.as_deref().unwrap_or_default(),
+        ),
+    ];
+    for (list, containers) in lists {
+        for (i, container) in containers.iter().enumerate() {
+            let image = container.image.as_deref().unwrap_or_default();
+            let Some(holds) = known_images::without_shell(image) else {
+                continue;
+            };
+            let container_pointer = format!("{}/{list}/{i}", template.pointer);
+            let value = workload.value();
+            for (handler, what, consequence) in EXEC_HANDLERS {
+                let pointer = format!("{container_pointer}/{handler}/exec/command");
+                let Some(command) = value.pointer(&pointer).and_then(Value::as_array) else {
+                    continue;
+                };
+                let Some(program) = command.first().and_then(Value::as_str) else {
+                    continue;
+                };
+                let name = program.rsplit('/').next().unwrap_or(program);
+                if !SHELL_PROGRAMS.contains(&name) {
+                    continue;
+                }
+                out.fire_with_hint(
+                    &POSTSTART_NO_SHELL,
+                    workload.locate(&format!("{pointer}/0")),
+                    format!(
+                        "{}: container {} runs {image}, which has no shell ({holds}); its {what} execs `{program}`, so {consequence}",
+                        workload.describe(),
+                        container.name
+                    ),
+                    format!(
+                        "remove the {what}, or run its command in a container whose image has a shell (e.g. a busybox:1.36 sidecar); an image variant with a shell (distroless `:debug`) works too"
+                    ),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,8 +402,8 @@ mod tests {
     use crate::checks::test_support::submission_of;
     use rstest::rstest;
 
-    /// A Deployment `web` (labels app=web) with one container `c` of `image` and the
-    /// `extra` container fields (indented for the container), then `more` documents.
+    /// A Deployment `web` (labels app=web, pod `annotations` in flow style) with one
+    /// container `c` of `image` and the `extra` container fields (indented for it).
     fn deployment(image: &str, extra: &str, annotations: &str) -> String {
         format!(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: ml}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata:\n      labels: {{app: web}}\n      annotations: {{{annotations}}}\n    spec:\n      containers:\n      - name: c\n        image: {image}\n{extra}"
@@ -452,5 +543,69 @@ mod tests {
             "",
         ) + &service("    targetPort: 9100\n");
         assert_eq!(port_findings(&text), Vec::<String>::new());
+    }
+    /// The shell findings of a Deployment whose container `c` runs `image` with the
+    /// container fields `extra`.
+    fn shell_findings(image: &str, extra: &str) -> Vec<String> {
+        let submission = submission_of("web.yaml", &deployment(image, extra, ""));
+        let mut out = Collector::default();
+        check(&Input::new(&submission, &Tools::none()), &mut out);
+        out.findings
+            .iter()
+            .filter(|f| f.check == POSTSTART_NO_SHELL.id)
+            .map(|f| format!("{}: {}", f.location, f.message))
+            .collect()
+    }
+
+    const POST_START_SHELL: &str = "        lifecycle:\n          postStart:\n            exec:\n              command:\n              - /bin/sh\n              - -c\n              - dd if=/dev/zero of=/dev/null\n";
+
+    #[test]
+    fn the_exercise_post_start_shell_in_http_echo_is_found_at_the_shell() {
+        let found = shell_findings("hashicorp/http-echo:latest", POST_START_SHELL);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("web.yaml:18:"), "{found:?}");
+        assert!(
+            found[0].contains("runs hashicorp/http-echo:latest, which has no shell")
+                && found[0].contains("postStart hook execs `/bin/sh`, so the hook fails")
+                && found[0].contains("FailedPostStartHook"),
+            "{found:?}"
+        );
+    }
+
+    #[rstest]
+    #[case::liveness_through_bash(
+        "gcr.io/distroless/static-debian12:nonroot",
+        "        livenessProbe:\n          exec: {command: [bash, -c, \"test -f /tmp/ok\"]}\n",
+        "liveness probe"
+    )]
+    #[case::pre_stop_through_env(
+        "registry.k8s.io/pause:3.10",
+        "        lifecycle:\n          preStop:\n            exec: {command: [/usr/bin/env, sh, -c, sleep 5]}\n",
+        "preStop hook"
+    )]
+    fn any_exec_through_a_shell_in_a_shell_less_image_is_found(
+        #[case] image: &str,
+        #[case] extra: &str,
+        #[case] what: &str,
+    ) {
+        let found = shell_findings(image, extra);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains(what), "{found:?}");
+    }
+
+    #[rstest]
+    #[case::image_with_a_shell("busybox:1.36", POST_START_SHELL)]
+    #[case::distroless_debug("gcr.io/distroless/base:debug", POST_START_SHELL)]
+    #[case::an_image_the_table_does_not_know("ghcr.io/team/api:1.0", POST_START_SHELL)]
+    #[case::the_images_own_binary(
+        "hashicorp/http-echo:1.0",
+        "        livenessProbe:\n          exec: {command: [/http-echo, -version]}\n"
+    )]
+    #[case::http_probe(
+        "hashicorp/http-echo:1.0",
+        "        readinessProbe:\n          httpGet: {path: /health, port: 5678}\n"
+    )]
+    fn hooks_that_can_run_are_fine(#[case] image: &str, #[case] extra: &str) {
+        assert_eq!(shell_findings(image, extra), Vec::<String>::new());
     }
 }
