@@ -20,28 +20,7 @@ use std::path::Path;
 /// (submission, difference, why the grader is wrong). Differences:
 /// `missing:<check>` (must fire, does not), `extra:<check>` (fires, must not),
 /// `file:<check>` (fires, not in the expected file), `points:<grader's value>`.
-const KNOWN_WRONG: &[(&str, &str, &str)] = &[
-    (
-        "grace-keda",
-        "missing:keda.scale-to-zero-missing",
-        "minReplicaCount 0 with only a cpu trigger (KEDA webhook refuses it) is reported as \"nothing to examine\" instead of a finding",
-    ),
-    (
-        "nina-verbatim",
-        "missing:workload.port-unserved",
-        "no check: nginx:alpine listens on 80 but containerPort/targetPort/scrape port say 8080 (a handout bug the README names); proposed id",
-    ),
-    (
-        "nina-verbatim",
-        "missing:monitoring.servicemonitor-without-operator",
-        "no check: ServiceMonitor with the plain prometheus chart (no operator, no CRD; a handout bug the README names); proposed id",
-    ),
-    (
-        "nina-verbatim",
-        "missing:workload.poststart-no-shell",
-        "no check: postStart exec /bin/sh in hashicorp/http-echo (FROM scratch) kills the CPU-HPA target's container; proposed id",
-    ),
-];
+const KNOWN_WRONG: &[(&str, &str, &str)] = &[];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,6 +10,7 @@
 
 mod defaults;
 mod index;
+pub mod known_images;
 pub mod tools;
 
 use crate::submission::Submission;
@@ -286,8 +287,17 @@ pub mod test_support {
 
     /// A submission of one file with `text`, loaded as the grader loads it.
     pub fn submission_of(file: &str, text: &str) -> Submission {
+        submission_of_files(&[(file, text)])
+    }
+
+    /// A submission of several files (path, text), loaded as the grader loads it.
+    pub fn submission_of_files(files: &[(&str, &str)]) -> Submission {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(file), text).unwrap();
+        for (file, text) in files {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
         crate::submission::load(dir.path(), &crate::submission::LoadOptions::default()).unwrap()
     }
 

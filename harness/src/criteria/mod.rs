@@ -65,6 +65,7 @@ pub mod monitoring;
 pub mod pdb;
 pub mod quota_limits;
 pub mod vpa;
+pub mod workloads;
 
 mod static_checks;
 
@@ -241,6 +242,7 @@ pub const REGISTRY: &[&dyn Criterion] = &[
     &docs::Docs,
     &monitoring::Monitoring,
     &manifests_valid::ManifestsValid,
+    &workloads::Workloads,
 ];
 
 /// Every criterion, in registry order. IDs are stable: `rubric.toml`, checks and

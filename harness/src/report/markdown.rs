@@ -35,9 +35,15 @@ impl Report {
         if !self.unscored_findings.is_empty() {
             let _ = writeln!(out, "\n### Other findings\n");
             for finding in &self.unscored_findings {
+                // Worth no points, but still something to fix.
+                let fix = if finding.hint.is_empty() {
+                    String::new()
+                } else {
+                    format!("  \n  _Fix:_ {}", text(&finding.hint))
+                };
                 let _ = writeln!(
                     out,
-                    "- {} {} {}: {}",
+                    "- {} {} {}: {}{fix}",
                     code(&finding.location.to_string()),
                     finding.severity,
                     code(&finding.check),
@@ -280,6 +286,46 @@ mod tests {
         }
         assert!(
             markdown.contains("  ````text\n  note: ```\n  note: ## Out of the fence\n  ````"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn findings_worth_no_points_show_their_fix() {
+        use crate::report::Rubric;
+        use crate::verdict::{Finding, Location, Severity, Verdict};
+        let rubric = Rubric::builtin().unwrap();
+        let verdicts = rubric
+            .checks()
+            .map(|id| Verdict {
+                id: id.into(),
+                outcome: Outcome::Pass,
+                message: "m".into(),
+                findings: if id == "input.duplicate-object" {
+                    vec![Finding {
+                        check: id.into(),
+                        severity: Severity::Error,
+                        location: Location::line("a.yaml", 3),
+                        message: "defined twice".into(),
+                        hint: "remove the duplicate".into(),
+                        evidence: vec![],
+                    }]
+                } else {
+                    vec![]
+                },
+                evidence: vec![],
+            })
+            .collect();
+        let report = Report::build(
+            &rubric,
+            "sub",
+            verdicts,
+            &Default::default(),
+            std::time::Duration::ZERO,
+        );
+        let markdown = report.to_markdown();
+        assert!(
+            markdown.contains("defined twice  \n  _Fix:_ remove the duplicate\n"),
             "{markdown}"
         );
     }

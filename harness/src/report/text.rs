@@ -82,6 +82,10 @@ impl Report {
             let _ = writeln!(out, "\nOther findings (no points):");
             for finding in &self.unscored_findings {
                 let _ = writeln!(out, "    {finding}");
+                // Worth no points, but still something to fix.
+                if !finding.hint.is_empty() {
+                    let _ = writeln!(out, "      hint: {}", finding.hint);
+                }
             }
         }
         let _ = writeln!(out);
@@ -198,6 +202,30 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("quota.headroom-exceeded"), "{text}");
+    }
+
+    #[test]
+    fn findings_worth_no_points_show_their_fix() {
+        let text = report(|v| {
+            if v.id == "input.duplicate-object" {
+                v.outcome = Outcome::Fail;
+                v.findings = vec![Finding {
+                    check: v.id.clone(),
+                    severity: Severity::Error,
+                    location: Location::line("a.yaml", 3),
+                    message: "Deployment d is defined twice".into(),
+                    hint: "remove the duplicate definition".into(),
+                    evidence: vec![],
+                }];
+            }
+        })
+        .to_text();
+        assert!(
+            text.contains(
+                "Deployment d is defined twice\n      hint: remove the duplicate definition"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Static checks of `monitoring`: Prometheus rules for autoscaling alerts pass
 //! promtool; a Grafana dashboard is valid, its panel queries parse as PromQL, and it
-//! shows the HPA and VPA metrics.
+//! shows the HPA and VPA metrics; the Prometheus Operator's kinds are not used beside
+//! a Prometheus installed without the operator.
 
 use super::ID;
 use crate::checks::tools::{self, Tools};
 use crate::checks::{CheckInfo, Collector, Input, regex};
-use crate::submission::{RuleSource, Submission};
+use crate::submission::{Object, RuleSource, Submission, TextFile};
 use crate::verdict::Location;
 use regex::Regex;
 use std::ffi::OsStr;
@@ -49,12 +50,21 @@ pub const DASHBOARD_COVERAGE: CheckInfo = CheckInfo::error(
     "add panels for the missing autoscaling metrics (kube-state-metrics names)",
 );
 
+pub const SERVICEMONITOR_WITHOUT_OPERATOR: CheckInfo = CheckInfo::error(
+    "monitoring.servicemonitor-without-operator",
+    ID,
+    "ServiceMonitors, PodMonitors and PrometheusRules come with the Prometheus Operator that defines and serves them",
+    "install kube-prometheus-stack (the operator and its CRDs) instead of the prometheus chart, or drop the operator's objects and use what the prometheus chart reads",
+)
+.always_applicable();
+
 pub const CATALOGUE: &[CheckInfo] = &[
     RULES_MISSING,
     RULES_INVALID,
     DASHBOARD_MISSING,
     DASHBOARD_INVALID,
     DASHBOARD_COVERAGE,
+    SERVICEMONITOR_WITHOUT_OPERATOR,
 ];
 
 pub fn check(input: &Input<'_>, out: &mut Collector) {
@@ -67,6 +77,111 @@ pub fn check(input: &Input<'_>, out: &mut Collector) {
     }
     rule_files(submission, input.tools, out);
     dashboards(submission, out);
+    operator_objects_have_an_operator(submission, out);
+}
+
+/// The plain `prometheus-community/prometheus` chart named as a chart (not
+/// `prometheus-adapter`, `prometheus-operator-crds` or any other of the repository).
+static PLAIN_PROMETHEUS_CHART: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"prometheus-community/prometheus(?:$|[^\w./-])"));
+
+/// What an install of the Prometheus Operator or its CRDs leaves in a submission:
+/// kube-prometheus-stack (or kube-prometheus), the prometheus-operator charts and
+/// manifests, the CRDs' names and file names.
+static OPERATOR_INSTALL: LazyLock<Regex> = LazyLock::new(|| {
+    regex(
+        r"(?i)kube-prometheus|prometheus-operator|monitoring\.coreos\.com_|\w\.monitoring\.coreos\.com",
+    )
+});
+
+/// Where a line of the submission's texts installs Prometheus with the plain chart,
+/// which has no operator and no monitoring.coreos.com CRDs. Commented-out lines of
+/// scripts and recipes do not count; docs count whole (their code blocks are how a
+/// submission says what it ran).
+fn plain_chart_install(submission: &Submission) -> Option<Location> {
+    let commented = |line: &str| line.trim_start().starts_with('#');
+    let code = submission.scripts.iter().chain(&submission.other_text);
+    let in_code = code.flat_map(|file| numbered_lines(file).filter(|(_, l)| !commented(l)));
+    let in_docs = submission.docs.iter().flat_map(numbered_lines);
+    in_code
+        .chain(in_docs)
+        .find(|(_, line)| PLAIN_PROMETHEUS_CHART.is_match(line))
+        .map(|(location, _)| location)
+}
+
+fn numbered_lines(file: &TextFile) -> impl Iterator<Item = (Location, &str)> {
+    file.text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| (Location::line(file.path.clone(), i as u32 + 1), line))
+}
+
+/// Whether anything in the submission installs the Prometheus Operator or its CRDs
+/// (or names a Prometheus that has them): any text, comments included, or any
+/// object (a CRD of the group, a label or address naming kube-prometheus-stack).
+fn installs_operator(submission: &Submission) -> bool {
+    let texts = submission
+        .scripts
+        .iter()
+        .chain(&submission.other_text)
+        .chain(&submission.docs);
+    let in_texts = texts
+        .into_iter()
+        .any(|f| OPERATOR_INSTALL.is_match(&f.text));
+    in_texts
+        || submission.objects.iter().any(|object| {
+            (object.kind == "CustomResourceDefinition"
+                && object.name.ends_with(".monitoring.coreos.com"))
+                || serde_json::to_string(object.value())
+                    .is_ok_and(|text| OPERATOR_INSTALL.is_match(&text))
+        })
+}
+
+/// The Prometheus Operator's kinds (ServiceMonitor, PodMonitor, PrometheusRule and
+/// the rest of monitoring.coreos.com) exist only where its CRDs are installed: a
+/// submission that installs Prometheus with the plain chart, and no operator, cannot
+/// apply them, and nothing would act on them if it could.
+fn operator_objects_have_an_operator(submission: &Submission, out: &mut Collector) {
+    let operator_objects: Vec<&Object> = submission
+        .objects
+        .iter()
+        .filter(|o| o.api_version.starts_with("monitoring.coreos.com/"))
+        .collect();
+    if operator_objects.is_empty() || installs_operator(submission) {
+        return;
+    }
+    let Some(install) = plain_chart_install(submission) else {
+        return;
+    };
+    for object in operator_objects {
+        out.fire_with_hint(
+            &SERVICEMONITOR_WITHOUT_OPERATOR,
+            object.location(),
+            format!(
+                "{} is a Prometheus Operator kind, but {install} installs Prometheus with the prometheus-community/prometheus chart, which brings neither the operator nor its monitoring.coreos.com CRDs, and nothing in the submission installs them: `kubectl apply` fails with `no matches for kind \"{}\" in version \"{}\"`",
+                object.describe(),
+                object.kind,
+                object.api_version
+            ),
+            without_operator_fix(&object.kind),
+        );
+    }
+}
+
+/// What the plain chart offers instead of an operator kind.
+fn without_operator_fix(kind: &str) -> String {
+    let instead = match kind {
+        "ServiceMonitor" | "PodMonitor" => {
+            "let the chart's annotation-driven jobs scrape the pods (prometheus.io/scrape: \"true\", prometheus.io/port and prometheus.io/path on the pod template)"
+        }
+        "PrometheusRule" => {
+            "give the chart the rule groups in its values (serverFiles: alerting_rules.yml or recording_rules.yml)"
+        }
+        _ => "configure the same through the chart's values (serverFiles, extraScrapeConfigs)",
+    };
+    format!(
+        "{instead} and delete the {kind}; or install kube-prometheus-stack, which brings the operator and its CRDs, instead of the prometheus chart"
+    )
 }
 
 static LINE_COLUMN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:^|\s|:)(\d+):(\d+):"));
@@ -373,7 +488,91 @@ fn dashboards(submission: &Submission, out: &mut Collector) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::test_support::submission_of_files;
     use rstest::rstest;
+
+    const SERVICE_MONITOR: &str = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: api, namespace: ml}\nspec:\n  selector: {matchLabels: {app: api}}\n  endpoints: [{port: http}]\n";
+    const SERVICE_MONITOR_FOR_THE_STACK: &str = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: api\n  labels: {release: kube-prometheus-stack}\nspec:\n  selector: {matchLabels: {app: api}}\n  endpoints: [{port: http}]\n";
+    const PLAIN_CHART: &str = "#!/bin/bash\nhelm repo add prometheus-community https://prometheus-community.github.io/helm-charts\nhelm install prometheus prometheus-community/prometheus \\\n  --namespace monitoring --create-namespace\nhelm install prometheus-adapter prometheus-community/prometheus-adapter -n monitoring\n";
+
+    /// The operator findings of a submission of `files` (path, text).
+    fn operator_findings(files: &[(&str, &str)]) -> Vec<String> {
+        let submission = submission_of_files(files);
+        let mut out = Collector::default();
+        operator_objects_have_an_operator(&submission, &mut out);
+        out.findings
+            .iter()
+            .map(|f| format!("{}: {} | {}", f.location, f.message, f.hint))
+            .collect()
+    }
+
+    #[test]
+    fn a_service_monitor_beside_the_plain_chart_is_found_with_the_install_line() {
+        let found = operator_findings(&[("sm.yaml", SERVICE_MONITOR), ("setup.sh", PLAIN_CHART)]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("sm.yaml:1:"), "{found:?}");
+        assert!(
+            found[0].contains(
+                "but setup.sh:3 installs Prometheus with the prometheus-community/prometheus chart"
+            ) && found[0].contains(
+                r#"no matches for kind "ServiceMonitor" in version "monitoring.coreos.com/v1""#
+            ) && found[0].contains("prometheus.io/scrape"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_prometheus_rule_is_told_to_move_into_the_charts_values() {
+        let rule = "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: r}\nspec:\n  groups: [{name: g, rules: [{alert: A, expr: up == 0}]}]\n";
+        let found = operator_findings(&[
+            ("rules.yaml", rule),
+            (
+                "README.md",
+                "Install:\n\n    helm upgrade --install prometheus prometheus-community/prometheus -n monitoring\n",
+            ),
+        ]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("README.md:3") && found[0].contains("serverFiles"),
+            "{found:?}"
+        );
+    }
+
+    #[rstest]
+    #[case::no_install_named(&[("sm.yaml", SERVICE_MONITOR)])]
+    #[case::stack_installed(&[
+        ("sm.yaml", SERVICE_MONITOR),
+        ("setup.sh", "helm install prometheus prometheus-community/prometheus\nhelm install kps prometheus-community/kube-prometheus-stack\n"),
+    ])]
+    #[case::crds_chart_installed(&[
+        ("sm.yaml", SERVICE_MONITOR),
+        ("setup.sh", "helm install prometheus prometheus-community/prometheus\nhelm install crds prometheus-community/prometheus-operator-crds\n"),
+    ])]
+    #[case::crd_manifests_applied(&[
+        ("sm.yaml", SERVICE_MONITOR),
+        ("setup.sh", "helm install prometheus prometheus-community/prometheus\nkubectl apply -f crds/monitoring.coreos.com_servicemonitors.yaml\n"),
+    ])]
+    #[case::labelled_for_the_stack(&[
+        ("sm.yaml", SERVICE_MONITOR_FOR_THE_STACK),
+        ("setup.sh", PLAIN_CHART),
+    ])]
+    #[case::only_the_adapter_chart(&[
+        ("sm.yaml", SERVICE_MONITOR),
+        ("setup.sh", "helm install prometheus-adapter prometheus-community/prometheus-adapter\n"),
+    ])]
+    #[case::commented_out_install(&[
+        ("sm.yaml", SERVICE_MONITOR),
+        ("setup.sh", "# helm install prometheus prometheus-community/prometheus\n"),
+    ])]
+    #[case::no_operator_objects(&[
+        ("svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: api}\nspec:\n  selector: {app: api}\n  ports: [{port: 80}]\n"),
+        ("setup.sh", PLAIN_CHART),
+    ])]
+    fn without_clear_evidence_of_the_plain_chart_alone_nothing_is_found(
+        #[case] files: &[(&str, &str)],
+    ) {
+        assert_eq!(operator_findings(files), Vec::<String>::new());
+    }
 
     const RULES: &str = "groups:\n  - name: hpa.rules\n    rules:\n      - alert: A\n        expr: up == 0\n        for: 5m\n      - alert: \"B\"\n        expr: up == 1\n        for: 5 minutes   # typo\n";
 
