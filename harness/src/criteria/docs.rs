@@ -2,7 +2,7 @@
 //! autoscaling set-up, with a decision matrix covering HPA, VPA, KEDA and the
 //! Cluster Autoscaler, and a troubleshooting section.
 
-use super::{Criterion, CriterionId, CriterionInfo};
+use super::{CriterionId, CriterionInfo};
 use crate::checks::{CheckInfo, Collector, Input};
 use crate::submission::{Submission, TextFile};
 use crate::verdict::Location;
@@ -47,19 +47,7 @@ pub const CATALOGUE: &[CheckInfo] = &[
 
 pub struct Docs;
 
-impl Criterion for Docs {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        check(input, out);
-    }
-}
+criterion_checks_only!(Docs);
 
 pub fn check(input: &Input<'_>, out: &mut Collector) {
     docs(input.submission, out);

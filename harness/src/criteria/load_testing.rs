@@ -2,7 +2,7 @@
 //! A test script exercises the autoscalers, every shell script parses (`bash -n`)
 //! and passes shellcheck, and the submission generates load in bounded loops.
 
-use super::{Criterion, CriterionId, CriterionInfo};
+use super::{CriterionId, CriterionInfo};
 use crate::checks::tools::{self, Tools};
 use crate::checks::{CheckInfo, Collector, Input, regex};
 use crate::submission::{Submission, TextFile};
@@ -69,23 +69,7 @@ pub const CATALOGUE: &[CheckInfo] = &[
 
 pub struct LoadTesting;
 
-impl Criterion for LoadTesting {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        check(input, out);
-    }
-
-    fn not_probed_because(&self) -> Option<&'static str> {
-        Some("running the submission's own load scripts in a sandbox")
-    }
-}
+criterion_checks_only!(LoadTesting, not_probed_because: "running the submission's own load scripts in a sandbox");
 
 pub fn check(input: &Input<'_>, out: &mut Collector) {
     let submission = input.submission;

@@ -2,7 +2,7 @@
 //! not parse (`input.*`, `api.removed-version`); the rules here add the values the
 //! API server would still refuse: malformed quantities and HPA behavior out of range.
 
-use super::{Criterion, CriterionId, CriterionInfo};
+use super::{CriterionId, CriterionInfo};
 use crate::checks::{CheckInfo, Collector, Input, pointer_escape, selector_mismatch};
 use crate::submission::quantity::parse_quantity;
 use crate::submission::selector;
@@ -121,19 +121,7 @@ pub const CATALOGUE: &[CheckInfo] = &[
 
 pub struct ManifestsValid;
 
-impl Criterion for ManifestsValid {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        check(input, out);
-    }
-}
+criterion_checks_only!(ManifestsValid);
 
 /// Runs the rules of `manifests-valid` (the loader's findings are already in `out`).
 pub fn check(input: &Input<'_>, out: &mut Collector) {

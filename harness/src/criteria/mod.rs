@@ -51,6 +51,31 @@ macro_rules! criterion_folder {
     };
 }
 
+/// The [`Criterion`] impl of a criterion judged by its static checks alone (one file:
+/// its `ABOUT`, `CATALOGUE` and `check`), with what a live probe of it would need when
+/// it has a live part that is not probed yet.
+macro_rules! criterion_checks_only {
+    ($criterion:ident $(, not_probed_because: $why:literal)?) => {
+        impl $crate::criteria::Criterion for $criterion {
+            fn about(&self) -> &'static [$crate::criteria::CriterionInfo] {
+                ABOUT
+            }
+
+            fn catalogue(&self) -> &'static [$crate::checks::CheckInfo] {
+                CATALOGUE
+            }
+
+            fn check(&self, input: &$crate::checks::Input<'_>, out: &mut $crate::checks::Collector) {
+                check(input, out);
+            }
+
+            $(fn not_probed_because(&self) -> Option<&'static str> {
+                Some($why)
+            })?
+        }
+    };
+}
+
 pub mod demand;
 pub mod docs;
 pub mod gpu_pool;

@@ -6,7 +6,7 @@
 //! `checks::known_images`: a container whose image it does not list, or whose
 //! command, args, env or mounts may change what the image does, is not judged.
 
-use super::{Criterion, CriterionId, CriterionInfo};
+use super::{CriterionId, CriterionInfo};
 use crate::checks::known_images::{self, Listening};
 use crate::checks::{CheckInfo, Collector, Input, service_selector};
 use crate::submission::{Object, PodTemplate, Typed, selector};
@@ -44,19 +44,7 @@ pub const CATALOGUE: &[CheckInfo] = &[PORT_UNSERVED, POSTSTART_NO_SHELL];
 
 pub struct Workloads;
 
-impl Criterion for Workloads {
-    fn about(&self) -> &'static [CriterionInfo] {
-        ABOUT
-    }
-
-    fn catalogue(&self) -> &'static [CheckInfo] {
-        CATALOGUE
-    }
-
-    fn check(&self, input: &Input<'_>, out: &mut Collector) {
-        check(input, out);
-    }
-}
+criterion_checks_only!(Workloads);
 
 pub fn check(input: &Input<'_>, out: &mut Collector) {
     for workload in &input.index.workloads {
