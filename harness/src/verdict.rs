@@ -121,6 +121,15 @@ pub enum Evidence {
     TimelineFile { path: String },
 }
 
+impl Evidence {
+    /// A probe's notes as one Note, or nothing when it has none.
+    pub fn notes(notes: &[String]) -> Option<Evidence> {
+        (!notes.is_empty()).then(|| Evidence::Note {
+            text: notes.join("\n"),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelinePoint {
     pub seconds: f64,

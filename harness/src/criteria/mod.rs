@@ -207,11 +207,7 @@ pub(crate) fn stop_verdict_for(
     timeline: Option<&Timeline>,
 ) -> Verdict {
     let mut evidence = Vec::new();
-    if !notes.is_empty() {
-        evidence.push(Evidence::Note {
-            text: notes.join("\n"),
-        });
-    }
+    evidence.extend(Evidence::notes(notes));
     if let Some(reason) = recording.not_ready() {
         evidence.push(Evidence::Values {
             values: vec![("KEDA: ScaledObject Ready=False".into(), reason)],
@@ -236,11 +232,7 @@ pub(crate) fn verdict_of_run(
 ) -> Verdict {
     let mut verdict = match judged {
         Ok(mut verdict) => {
-            if !notes.is_empty() {
-                verdict.evidence.push(Evidence::Note {
-                    text: notes.join("\n"),
-                });
-            }
+            verdict.evidence.extend(Evidence::notes(notes));
             verdict.evidence.extend(timeline.file_evidence());
             verdict
         }

@@ -53,11 +53,7 @@ pub fn judge_placements(
             points: excerpt(timeline, roles),
         },
     ];
-    if !notes.is_empty() {
-        evidence.push(Evidence::Note {
-            text: notes.join("\n"),
-        });
-    }
+    evidence.extend(Evidence::notes(notes));
     match findings.problems.as_slice() {
         [] => Verdict::new(
             ID,

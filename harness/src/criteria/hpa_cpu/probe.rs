@@ -119,11 +119,7 @@ pub fn cpu_demand(submission: &Submission) -> CpuDemand {
 /// ReplicaSet refused by a quota, a pod that cannot be scheduled) and the timeline.
 fn both(outcome: Outcome, message: String, notes: Vec<String>, timeline: Timeline) -> Vec<Verdict> {
     let mut evidence = Vec::new();
-    if !notes.is_empty() {
-        evidence.push(Evidence::Note {
-            text: notes.join("\n"),
-        });
-    }
+    evidence.extend(Evidence::notes(&notes));
     evidence.extend(timeline.stop_evidence());
     [SCALE_UP, SCALE_DOWN]
         .into_iter()

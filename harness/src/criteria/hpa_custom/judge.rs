@@ -565,11 +565,7 @@ fn build_evidence(
             ),
         },
     ];
-    if !notes.is_empty() {
-        evidence.push(Evidence::Note {
-            text: notes.join("\n"),
-        });
-    }
+    evidence.extend(Evidence::notes(&notes));
     let end = timeline.samples.last().map_or(0.0, |s| s.t);
     evidence.push(Evidence::Timeline {
         points: timeline.replica_excerpt(subject.target, 0.0, end),

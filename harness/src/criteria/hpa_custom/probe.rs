@@ -390,11 +390,7 @@ impl Stop {
         timeline: Option<&Timeline>,
     ) -> Verdict {
         let mut evidence = Vec::new();
-        if !notes.is_empty() {
-            evidence.push(Evidence::Note {
-                text: notes.join("\n"),
-            });
-        }
+        evidence.extend(Evidence::notes(notes));
         if !recording.discovery.is_empty() || !recording.promql.is_empty() {
             evidence.push(Evidence::Note {
                 text: format!(

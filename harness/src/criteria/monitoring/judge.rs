@@ -293,11 +293,7 @@ fn evidence(o: &Observed) -> Vec<Evidence> {
     }
     let mut notes = o.notes.clone();
     notes.extend(o.monitor_problems.iter().cloned());
-    if !notes.is_empty() {
-        evidence.push(Evidence::Note {
-            text: notes.join("\n"),
-        });
-    }
+    evidence.extend(Evidence::notes(&notes));
     evidence
 }
 

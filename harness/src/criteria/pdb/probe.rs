@@ -266,11 +266,7 @@ fn protected_workload<'a>(submission: &'a Submission, pdb: &Object) -> Option<&'
 /// A probe's own step failed: the environment, not the student (verdict "error").
 fn environment(message: String, notes: &[String], timeline: Option<Timeline>) -> Verdict {
     let mut evidence = Vec::new();
-    if !notes.is_empty() {
-        evidence.push(Evidence::Note {
-            text: notes.join("\n"),
-        });
-    }
+    evidence.extend(Evidence::notes(notes));
     if let Some(file) = timeline.as_ref().and_then(Timeline::file_evidence) {
         evidence.push(file);
     }
