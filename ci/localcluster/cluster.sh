@@ -200,9 +200,21 @@ extendedKeyUsage=$([ "$usage" = server ] && echo serverAuth || echo clientAuth)"
   rm -f "$name.csr"
 }
 
+# Writes stdin to $1 only when its content differs: a running component may watch its
+# files. kube-proxy exits as soon as its --config file is rewritten ("content of the proxy
+# server's configuration file was updated"), and `up` on a running cluster skips starting
+# it again, so rewriting it unchanged left the cluster without a kube-proxy: new Services
+# got no rules and pods' connections to them failed.
+write_if_changed() {
+  local file=$1 new
+  new=$(cat)
+  if [ -f "$file" ] && [ "$(cat "$file")" = "$new" ]; then return; fi
+  printf '%s\n' "$new" >"$file.tmp" && mv "$file.tmp" "$file"
+}
+
 write_kubeconfig() {
   local file=$1 user=$2 server=${3:-https://127.0.0.1:$apiserver_port}
-  cat >"$file" <<EOF
+  write_if_changed "$file" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -430,7 +442,7 @@ kubelet_up() {
   write_kubeconfig "$state/kubelet.kubeconfig" kubelet
   # Pods get no host resolvers: CoreDNS is their only DNS and it answers for cluster.local only.
   echo "# local cluster: no upstream resolvers" >"$state/resolv.conf"
-  cat >"$state/kubelet.yaml" <<EOF
+  write_if_changed "$state/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 authentication:
@@ -472,7 +484,7 @@ EOF
 
 proxy_up() {
   write_kubeconfig "$state/kube-proxy.kubeconfig" kube-proxy
-  cat >"$state/kube-proxy.yaml" <<EOF
+  write_if_changed "$state/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: "$state/kube-proxy.kubeconfig"}
