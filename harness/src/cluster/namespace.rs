@@ -181,6 +181,13 @@ pub struct TestNamespace {
 }
 
 impl TestNamespace {
+    /// A namespace of its own for the suite's load generator beside this one: the
+    /// submission's LimitRange and ResourceQuota govern the student's pods, not the
+    /// suite's instrument.
+    pub async fn load_namespace(&self) -> Result<TestNamespace, EnvironmentError> {
+        self.cluster.namespace(&format!("{}-load", self.name)).await
+    }
+
     pub fn client(&self) -> Client {
         self.cluster.client.clone()
     }

@@ -279,11 +279,8 @@ async fn start_load(
         load_spec.url,
         load_budget.as_secs()
     ));
-    // The load generator runs in a namespace of its own: the submission's LimitRange
-    // and ResourceQuota govern the student's pods, not the suite's instrument.
     let own = namespace
-        .cluster
-        .namespace(&format!("{}-load", namespace.name))
+        .load_namespace()
         .await
         .map_err(|e| Stop::error(format!("no namespace for the load generator: {e}")))?;
     let own = load_namespace.insert(own);

@@ -566,8 +566,7 @@ async fn drive_load(
         spec.expected
     ));
     let own = namespace
-        .cluster
-        .namespace(&format!("{}-load", namespace.name))
+        .load_namespace()
         .await
         .map_err(|e| Stop::error(format!("no namespace for the load generator: {e}")))?;
     let own = load_namespace.insert(own);

@@ -115,11 +115,7 @@ async fn probe(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Ver
         }
     }
     // The load generator runs in a namespace of its own, like the HPA probe's.
-    let load_namespace = match namespace
-        .cluster
-        .namespace(&format!("{}-load", namespace.name))
-        .await
-    {
+    let load_namespace = match namespace.load_namespace().await {
         Ok(own) => own,
         Err(e) => return error(format!("no namespace for the load generator: {e}"), &notes),
     };

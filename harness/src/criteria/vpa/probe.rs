@@ -629,8 +629,7 @@ async fn start_load(
         return Ok(Vec::new());
     }
     let own = namespace
-        .cluster
-        .namespace(&format!("{}-load", namespace.name))
+        .load_namespace()
         .await
         .map_err(|e| Stop::error(format!("no namespace for the load generator: {e}")))?;
     let own = load_namespace.insert(own);
