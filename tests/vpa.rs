@@ -25,6 +25,20 @@ async fn probe(namespace: TestNamespace, fixture: &str) -> harness::verdict::Ver
     verdict
 }
 
+/// The probe of `fixture` passes (the story its verdict tells is printed).
+async fn passing(namespace: TestNamespace, fixture: &str) -> harness::verdict::Verdict {
+    let verdict = probe(namespace, fixture).await;
+    let story = story(&verdict);
+    eprintln!("{story}");
+    assert_eq!(
+        verdict.outcome,
+        Outcome::Pass,
+        "{}\n{story}",
+        verdict.message
+    );
+    verdict
+}
+
 /// The story of each VPA, as the verdict tells it.
 fn story(verdict: &harness::verdict::Verdict) -> String {
     verdict
@@ -50,15 +64,7 @@ fn story(verdict: &harness::verdict::Verdict) -> String {
 async fn live_vpa_fast_fixture_recommends_and_each_mode_keeps_its_promise(
     #[future(awt)] namespace: TestNamespace,
 ) {
-    let verdict = probe(namespace, "vpa/fast").await;
-    let story = story(&verdict);
-    eprintln!("{story}");
-    assert_eq!(
-        verdict.outcome,
-        Outcome::Pass,
-        "{}\n{story}",
-        verdict.message
-    );
+    let verdict = passing(namespace, "vpa/fast").await;
     for (vpa, says) in [
         ("demo-off-vpa (Off)", "evicted or changed nothing"),
         (
@@ -116,15 +122,7 @@ async fn live_vpa_recreate_blocked_by_a_pdb_never_evicts_and_fails(
 async fn live_vpa_reference_recommends_and_keeps_each_modes_promise(
     #[future(awt)] namespace: TestNamespace,
 ) {
-    let verdict = probe(namespace, "submissions/reference").await;
-    let story = story(&verdict);
-    eprintln!("{story}");
-    assert_eq!(
-        verdict.outcome,
-        Outcome::Pass,
-        "{}\n{story}",
-        verdict.message
-    );
+    let verdict = passing(namespace, "submissions/reference").await;
     for vpa in [
         "vpa-mode-off (Off)",
         "vpa-mode-initial (Initial)",
