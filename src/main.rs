@@ -515,12 +515,25 @@ fn write_class_table(summary: &ClassSummary, out: &Path) -> anyhow::Result<()> {
 
 fn plot(files: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
     let mut charts = Vec::new();
+    let mut timelines = 0;
     for file in files {
         let text =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let timeline: harness::timeline::Timeline = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a timeline", file.display()))?;
-        charts.extend(ReplicaChart::from_timeline(&timeline.name, &timeline));
+        // A probe's folder of timelines also holds its other records (a custom metric's
+        // samples, a ScaledObject's states): said and skipped, so `plot DIR/*.json` works.
+        match serde_json::from_str::<harness::timeline::Timeline>(&text) {
+            Ok(timeline) => {
+                timelines += 1;
+                charts.extend(ReplicaChart::from_timeline(&timeline.name, &timeline));
+            }
+            Err(e) => eprintln!("skipped {}: not a timeline ({e})", file.display()),
+        }
+    }
+    if timelines == 0 {
+        anyhow::bail!(
+            "none of the {} file(s) given is a timeline (a probe's saved `<name>.json`)",
+            files.len()
+        );
     }
     write_charts(&charts, out)?;
     print!(

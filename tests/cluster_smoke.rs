@@ -595,3 +595,65 @@ async fn monitoring_stack_serves(client: &kube::Client) -> Result<String, String
     ));
     Ok(summary.join("\n"))
 }
+
+/// The cluster's CPU ledger (harness::cluster::capacity), as every probe uses it: a
+/// demand larger than the cluster runs alone, anything queued behind it waits (and gives
+/// up at its own deadline with a message naming who holds what), and a release lets the
+/// next one in.
+#[rstest]
+#[tokio::test]
+async fn live_cluster_smoke_cpu_ledger_queues_what_does_not_fit_and_releases(
+    #[future(awt)] namespace: TestNamespace,
+) {
+    use harness::criteria::demand::CpuDemand;
+    use tokio::time::Instant;
+    let cluster = &namespace.cluster;
+    let everything = cluster
+        .reserve_cpu(
+            CpuDemand::millis(u32::MAX),
+            &namespace.name,
+            "smoke: all of it",
+            Instant::now() + Duration::from_secs(45 * 60),
+        )
+        .await
+        .expect("the ledger is writable")
+        .expect("a demand is reserved");
+    eprintln!(
+        "held {} after {:.0}s in the queue",
+        everything.granted,
+        everything.waited.as_secs_f64()
+    );
+    assert!(
+        everything.granted.as_millis() < 64_000,
+        "capped at what the cluster could give: {}",
+        everything.granted
+    );
+    let blocked = cluster
+        .reserve_cpu(
+            CpuDemand::millis(1),
+            &format!("{}-second", namespace.name),
+            "smoke: a millicore",
+            Instant::now() + Duration::from_secs(12),
+        )
+        .await;
+    let message = match blocked {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a millicore was granted while everything was held"),
+    };
+    assert!(
+        message.contains("smoke: all of it holds"),
+        "the timeout names the holder: {message}"
+    );
+    everything.release().await;
+    let next = cluster
+        .reserve_cpu(
+            CpuDemand::millis(1),
+            &format!("{}-third", namespace.name),
+            "smoke: a millicore after the release",
+            Instant::now() + Duration::from_secs(45 * 60),
+        )
+        .await
+        .expect("the ledger is writable")
+        .expect("a demand is reserved");
+    next.release().await;
+}

@@ -118,6 +118,11 @@ fn the_grading_script_over_three_fixture_submissions_writes_everything() {
         .env("GITHUB_OUTPUT", &outputs_file)
         .env("PLOT_TIMELINES", support::repo().join("fixtures/timelines")));
     assert!(ok, "{stdout}\n{stderr}");
+    // The folder also holds a probe's custom-metric record: skipped, said, not fatal.
+    assert!(
+        stderr.contains("skipped") && stderr.contains("hpa-custom-custom-metric.json"),
+        "{stderr}"
+    );
 
     // Annotations: every line of the step's output is a well-formed workflow command.
     let commands: Vec<(&str, &str, &str)> = stdout.lines().filter_map(parse_command).collect();

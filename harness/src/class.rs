@@ -2,7 +2,8 @@
 //! or a list of them), naming them, and grading them together: the external checkers
 //! batched over every submission (one shellcheck process for every script), the static
 //! checks of several submissions at once on every core, and live, every submission's
-//! probes on one cluster, each reserving its CPU on one [`CapacityGate`].
+//! probes on one cluster, each reserving its CPU in the cluster's ledger
+//! ([`crate::cluster::capacity`]).
 //!
 //! # A submission folder or a class folder
 //!
@@ -17,7 +18,7 @@
 
 use crate::checks::Tools;
 use crate::criteria;
-use crate::grade::{self, CapacityGate, GradeError, GradeOptions};
+use crate::grade::{self, GradeError, GradeOptions};
 use crate::report::Report;
 use crate::submission::Submission;
 use crate::verdict::Verdict;
@@ -174,7 +175,6 @@ pub fn grade_offline(
         deadline: grade::DEFAULT_DEADLINE,
     };
     let (loaded, options) = load_and_check(students, options, jobs);
-    let gate = CapacityGate::default();
     parallel(&loaded, jobs, |(student, started, loaded)| {
         let report = match loaded {
             Err(error) => Err(copy_error(error)),
@@ -184,7 +184,6 @@ pub fn grade_offline(
                 verdicts.clone(),
                 &options,
                 *started,
-                &gate,
             )),
         };
         let graded = Graded {
@@ -198,7 +197,7 @@ pub fn grade_offline(
 
 /// Grades every student live on the cluster of KUBECONFIG: static checks as offline,
 /// then every submission's probes at once, each in namespaces of its own, each once the
-/// [`CapacityGate`] has reserved the CPU its pods request at their peak: probes of all
+/// cluster's CPU ledger has reserved the CPU its pods request at their peak: probes of all
 /// submissions overlap as far as the cluster's free CPU allows. `options.deadline` bounds the whole run. The
 /// timelines of each go to `<options.live.timelines>/<name>/timelines/` (the CLI gives
 /// its `--out`, so they sit beside that submission's reports).
@@ -209,10 +208,8 @@ pub async fn grade_live(
     done: &(dyn Fn(&Graded) + Sync),
 ) -> Vec<Graded> {
     let (loaded, options) = load_and_check(students, options, jobs);
-    let gate = CapacityGate::default();
     let futures = loaded.iter().map(|(student, started, loaded)| {
         let options = options.clone();
-        let gate = &gate;
         async move {
             let report = match loaded {
                 Err(error) => Err(copy_error(error)),
@@ -228,7 +225,6 @@ pub async fn grade_live(
                         verdicts.clone(),
                         &options,
                         *started,
-                        gate,
                     ))
                     .await
                 }

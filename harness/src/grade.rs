@@ -120,15 +120,7 @@ pub async fn grade(dir: &Path, options: &GradeOptions) -> Result<Report, GradeEr
     let started = Instant::now();
     let submission = load(dir)?;
     let checks = criteria::run_checks(&submission, &options.tools);
-    grade_loaded(
-        dir,
-        &submission,
-        checks,
-        options,
-        started,
-        &CapacityGate::default(),
-    )
-    .await
+    grade_loaded(dir, &submission, checks, options, started).await
 }
 
 /// Loads the submission in `dir` (the loader's own guards against bad input apply).
@@ -140,15 +132,14 @@ pub fn load(dir: &Path) -> Result<Submission, GradeError> {
 }
 
 /// The rest of [`grade`] once the submission is loaded and its checks have run: the
-/// live probes if asked for (their capacity-bound ones taking `gate` alone, so that the
-/// submissions of a class can share one cluster), and the report.
+/// live probes if asked for (each reserving its CPU in the cluster's ledger, so that the
+/// submissions of a class, and other gradings, share one cluster), and the report.
 pub async fn grade_loaded(
     dir: &Path,
     submission: &Submission,
     check_verdicts: Vec<Verdict>,
     options: &GradeOptions,
     started: Instant,
-    gate: &CapacityGate,
 ) -> Result<Report, GradeError> {
     let rubric = rubric()?;
     let live_verdicts = match &options.live {
@@ -156,7 +147,7 @@ pub async fn grade_loaded(
         // Boxed: the probes' state is large for a test thread's stack.
         Some(live) => {
             let deadline = Deadline::after(options.deadline.saturating_sub(started.elapsed()));
-            Box::pin(judge_live(submission, live, deadline, gate)).await
+            Box::pin(judge_live(submission, live, deadline)).await
         }
     };
     Ok(Report::build(
@@ -166,45 +157,6 @@ pub async fn grade_loaded(
         &live_verdicts,
         started.elapsed(),
     ))
-}
-
-/// The cluster's CPU, shared by every probe of a grading run (of one submission or of a
-/// class). Each probe reserves its [`Criterion::cpu_demand`] before it starts and gives it
-/// back when its namespace is gone: probes whose demands fit together run together, and
-/// one that needs more than the cluster had free when the run began waits until every
-/// other has finished, then runs alone. A pod of one probe left Pending for CPU another
-/// probe holds would be judged as the submission's failure. Waiters are served in order
-/// (tokio's semaphore is fair), so a large probe is not starved by a stream of small ones.
-#[derive(Debug, Default)]
-pub struct CapacityGate {
-    /// Millicores: the permits, and how many there are. Measured once, when the first
-    /// probe asks, before any probe of the run has applied anything.
-    free: tokio::sync::OnceCell<(tokio::sync::Semaphore, u32)>,
-}
-
-impl CapacityGate {
-    /// Waits until `demand` (capped at everything the gate has) is free, and holds it.
-    /// The first call measures what the gate has: `unrequested` CPU cores of the cluster.
-    async fn reserve(
-        &self,
-        unrequested: impl std::future::Future<Output = Option<f64>>,
-        demand: CpuDemand,
-    ) -> tokio::sync::SemaphorePermit<'_> {
-        let (free, all) = self
-            .free
-            .get_or_init(|| async {
-                // Unknown: one millicore, so that every probe that needs CPU runs alone.
-                let all = unrequested
-                    .await
-                    .map_or(1, |cores| CpuDemand::cores(cores).as_millis().max(1))
-                    .min(tokio::sync::Semaphore::MAX_PERMITS as u32);
-                (tokio::sync::Semaphore::new(all as usize), all)
-            })
-            .await;
-        free.acquire_many(demand.as_millis().min(*all))
-            .await
-            .expect("the gate's semaphore is never closed")
-    }
 }
 
 /// [`grade`] offline, for callers without an async runtime.
@@ -315,7 +267,6 @@ async fn judge_live(
     submission: &Submission,
     live: &LiveOptions,
     deadline: Deadline,
-    gate: &CapacityGate,
 ) -> BTreeMap<String, Verdict> {
     let context = ProbeContext {
         submission,
@@ -323,7 +274,7 @@ async fn judge_live(
         run: RUN,
     };
     let mut verdicts = match Cluster::connect().await {
-        Ok(cluster) => run_probes_gated(&cluster, &context, deadline, gate, live).await,
+        Ok(cluster) => run_probes_selected(&cluster, &context, deadline, live).await,
         Err(environment) => probed_modules()
             .filter(|module| live.selects(*module))
             .flat_map(live_criteria)
@@ -361,20 +312,18 @@ pub async fn run_probes(
     deadline: Deadline,
 ) -> BTreeMap<String, Verdict> {
     let every = LiveOptions::all(context.timelines.to_path_buf());
-    run_probes_gated(cluster, context, deadline, &CapacityGate::default(), &every).await
+    run_probes_selected(cluster, context, deadline, &every).await
 }
 
-/// [`run_probes`], sharing the cluster's capacity through `gate` with other
-/// submissions' probes, only the modules `live` selects.
-pub async fn run_probes_gated(
+/// [`run_probes`], only the modules `live` selects.
+pub async fn run_probes_selected(
     cluster: &Cluster,
     context: &ProbeContext<'_>,
     deadline: Deadline,
-    gate: &CapacityGate,
     live: &LiveOptions,
 ) -> BTreeMap<String, Verdict> {
     // Smallest demand first: the probes that fit together start at once, and the largest,
-    // which may have to run alone, queue behind them. Each probe's state is boxed: joined
+    // which may have to run alone, queue behind them in the cluster's CPU ledger. Each probe's state is boxed: joined
     // on one stack, it overflowed a test thread's.
     let mut modules: Vec<(&'static dyn Criterion, CpuDemand)> = probed_modules()
         .filter(|module| live.selects(*module))
@@ -384,15 +333,7 @@ pub async fn run_probes_gated(
     let environment = EnvironmentWatch::start(cluster).await;
     let environment = &environment;
     join_all(modules.into_iter().map(|(module, demand)| {
-        probe_in_namespace(
-            cluster,
-            module,
-            demand,
-            context,
-            deadline,
-            gate,
-            environment,
-        )
+        probe_in_namespace(cluster, module, demand, context, deadline, environment)
     }))
     .await
     .into_iter()
@@ -401,28 +342,20 @@ pub async fn run_probes_gated(
     .collect()
 }
 
-/// One module's probe in a namespace of its own, `grade-<its first criterion>`,
-/// stopped at `deadline`. A namespace that cannot be made is an environment error
-/// for its criteria.
+/// One module's probe in a namespace of its own, `grade-<its first criterion>`, once its
+/// CPU `demand` is reserved in the cluster's ledger (held until the namespace is gone),
+/// stopped at `deadline`. A namespace that cannot be made is an environment error for
+/// its criteria.
 fn probe_in_namespace<'a>(
     cluster: &'a Cluster,
     module: &'static dyn Criterion,
     demand: CpuDemand,
     context: &'a ProbeContext<'a>,
     deadline: Deadline,
-    gate: &'a CapacityGate,
     environment: &'a EnvironmentWatch,
 ) -> BoxFuture<'a, Vec<Verdict>> {
     Box::pin(async move {
         let ids = || live_criteria(module).map(|c| c.id);
-        // Held until the namespace is gone (declared first, dropped last).
-        let _reserved =
-            tokio::time::timeout_at(deadline.at, gate.reserve(cluster.unrequested_cpu(), demand))
-                .await
-                .ok();
-        if tokio::time::Instant::now() >= deadline.at {
-            return ids().map(|id| past_deadline(id, deadline, false)).collect();
-        }
         let first = module
             .about()
             .first()
@@ -441,6 +374,22 @@ fn probe_in_namespace<'a>(
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let probe_name = format!("{submission_name}/{first}");
+        let reserved = cluster
+            .reserve_cpu(demand, &namespace.name, &probe_name, deadline.at)
+            .await;
+        let reservation = match reserved {
+            Ok(reservation) => reservation,
+            Err(_) if tokio::time::Instant::now() + Duration::from_secs(5) >= deadline.at => {
+                let verdicts = ids().map(|id| past_deadline(id, deadline, false)).collect();
+                return finish(namespace, verdicts).await;
+            }
+            Err(environment) => {
+                let verdicts = ids()
+                    .map(|id| environment_error(id, &environment))
+                    .collect();
+                return finish(namespace, verdicts).await;
+            }
+        };
         let started = tokio::time::Instant::now();
         let mut verdicts = match module.probe(&mut namespace, context) {
             Some(probe) => {
@@ -454,7 +403,11 @@ fn probe_in_namespace<'a>(
             environment.confirm().await;
         }
         blame_the_environment(&mut verdicts, &environment.outages_since(started));
-        finish(namespace, verdicts).await
+        let verdicts = finish(namespace, verdicts).await;
+        if let Some(reservation) = reservation {
+            reservation.release().await;
+        }
+        verdicts
     })
 }
 
@@ -560,40 +513,6 @@ fn has_probe(module: &dyn Criterion) -> bool {
 mod tests {
     use super::*;
 
-    /// `reserve` of `millis` on `gate` is granted within 100 ms.
-    async fn granted(gate: &CapacityGate, millis: u32) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        let reserve = gate.reserve(async { Some(1.0) }, CpuDemand::millis(millis));
-        tokio::time::timeout(Duration::from_millis(100), reserve)
-            .await
-            .ok()
-    }
-
-    #[tokio::test]
-    async fn probes_that_fit_together_run_together_and_a_larger_one_waits_for_room() {
-        let gate = CapacityGate::default();
-        let small = granted(&gate, 400).await.expect("400m of 1000m free");
-        let medium = granted(&gate, 500).await.expect("900m of 1000m reserved");
-        assert!(granted(&gate, 200).await.is_none(), "only 100m is left");
-        drop(small);
-        assert!(
-            granted(&gate, 200).await.is_some(),
-            "the small probe gave back 400m"
-        );
-        drop(medium);
-    }
-
-    #[tokio::test]
-    async fn a_probe_larger_than_the_cluster_runs_alone_and_one_that_needs_nothing_never_waits() {
-        let gate = CapacityGate::default();
-        let huge = granted(&gate, u32::MAX)
-            .await
-            .expect("capped at the whole 1000m");
-        assert!(granted(&gate, 1).await.is_none(), "everything is held");
-        assert!(granted(&gate, 0).await.is_some(), "no demand, no wait");
-        drop(huge);
-        assert!(granted(&gate, 1000).await.is_some());
-    }
-
     #[tokio::test]
     async fn a_failure_during_an_outage_is_the_environments_and_a_pass_stands() {
         let outage = Outage {
@@ -620,15 +539,6 @@ mod tests {
         let mut untouched = vec![Verdict::new("pdb", Outcome::Fail, "drained", vec![])];
         blame_the_environment(&mut untouched, &[]);
         assert_eq!(untouched[0].outcome, Outcome::Fail);
-    }
-
-    #[tokio::test]
-    async fn an_unknown_capacity_lets_every_probe_that_needs_cpu_run_alone() {
-        let gate = CapacityGate::default();
-        let first = gate.reserve(async { None }, CpuDemand::millis(10)).await;
-        assert!(granted(&gate, 10).await.is_none());
-        drop(first);
-        assert!(granted(&gate, 10).await.is_some());
     }
 
     #[test]

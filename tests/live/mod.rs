@@ -61,8 +61,13 @@ pub fn load_fixture(relative: &str) -> harness::submission::Submission {
     submission
 }
 
+/// How long a test queues for its probe's CPU behind other tests' and gradings' probes:
+/// the longest of them (a whole live grade of the reference) runs about half an hour.
+const LEDGER_WAIT: std::time::Duration = std::time::Duration::from_secs(45 * 60);
+
 /// Runs `criterion`'s live probe on `submission` as the grader does (through the
-/// registry's trait), the test's name as the run, the timelines in the default place
+/// registry's trait, once its CPU demand is reserved in the cluster's ledger, beside the
+/// other tests' and gradings' probes), the test's name as the run, the timelines in the default place
 /// (`$AUTOSCALE_CONFORMANCE_TIMELINES`, else `target/e2e-timelines`); one verdict per
 /// criterion of the module, each printed.
 pub async fn run_probe(
@@ -77,11 +82,32 @@ pub async fn run_probe(
         timelines: &timelines,
         run: &run,
     };
+    let demand = criterion.cpu_demand(submission);
+    let reservation = namespace
+        .cluster
+        .reserve_cpu(
+            demand,
+            &namespace.name,
+            &run,
+            tokio::time::Instant::now() + LEDGER_WAIT,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("environment error (verdict: error, not fail): {e}"));
+    if let Some(reservation) = &reservation {
+        eprintln!(
+            "reserved {} of the cluster's CPU after {:.0}s in the ledger's queue",
+            reservation.granted,
+            reservation.waited.as_secs_f64()
+        );
+    }
     // A boxed future: the probe's state stays off the test thread's stack.
     let verdicts = criterion
         .probe(namespace, &context)
         .expect("the criterion has a live probe")
         .await;
+    if let Some(reservation) = reservation {
+        reservation.release().await;
+    }
     let ids: Vec<&str> = criterion.about().iter().map(|c| c.id.as_str()).collect();
     assert_eq!(
         verdicts.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),

@@ -77,13 +77,14 @@ async fn connections_are_reopened_after_their_lifetime() {
 /// a server that comes up late loses no request, and the wait is reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_waits_for_a_late_target_to_accept_connections() {
-    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = reserved.local_addr().unwrap();
-    drop(reserved);
+    let (reserved, address) = closed_port();
     let url = format!("http://{address}/");
     let run = tokio::spawn(loadgen(args(&url, &["--wait-reachable", "10s"])));
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    reserved.listen(128).unwrap();
+    let listener = std::net::TcpListener::from(reserved);
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let app = Router::new().route("/", post(|| async { "ok" }));
     tokio::spawn(async move { axum::serve(listener, app).await });
     let summary = run.await.unwrap();
@@ -100,9 +101,8 @@ async fn the_run_waits_for_a_late_target_to_accept_connections() {
 /// The wait is bounded: a target that never comes up does not hold the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wait_for_a_target_is_bounded() {
-    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", reserved.local_addr().unwrap());
-    drop(reserved);
+    let (_reserved, address) = closed_port();
+    let url = format!("http://{address}/");
     let summary = loadgen(args(&url, &["--wait-reachable", "500ms"])).await;
     assert_eq!(summary.reachable_after_ms, None);
     assert_eq!(summary.ok, 0);
@@ -111,4 +111,16 @@ async fn the_wait_for_a_target_is_bounded() {
         "{:?}",
         summary.errors
     );
+}
+
+/// A loopback port that refuses connections and stays this test's: bound, not listening.
+/// (A port freed by dropping its listener can be handed to a test running beside this
+/// one, which then answers for it.)
+fn closed_port() -> (socket2::Socket, std::net::SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let address = socket.local_addr().unwrap().as_socket().unwrap();
+    (socket, address)
 }

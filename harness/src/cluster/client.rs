@@ -7,9 +7,8 @@ use super::images::normalize_image;
 use super::wait::{deployment_available, node_ready};
 use super::{GPU_POOL_LABEL, KWOK_LABEL};
 use crate::cluster::ClusterIntervals;
-use crate::submission::quantity::parse_quantity;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
@@ -186,34 +185,13 @@ impl Cluster {
     /// The CPU (cores) of the real nodes' allocatable that no running or pending pod
     /// requests, now; `None` when the API server cannot tell.
     pub async fn unrequested_cpu(&self) -> Option<f64> {
-        let node_api: Api<Node> = Api::all(self.client.clone());
-        let pod_api: Api<Pod> = Api::all(self.client.clone());
-        let mut free = 0.0;
-        for node in &self.facts.real_nodes {
-            let allocatable = node_api
-                .get(node)
-                .await
-                .ok()?
-                .status?
-                .allocatable?
-                .get("cpu")
-                .and_then(|q| parse_quantity(&q.0).ok())?;
-            let pods = pod_api
-                .list(&ListParams::default().fields(&format!(
-                    "spec.nodeName={node},status.phase!=Succeeded,status.phase!=Failed"
-                )))
-                .await
-                .ok()?;
-            let requested: f64 = pods
-                .items
-                .iter()
-                .flat_map(|p| p.spec.iter().flat_map(|s| s.containers.iter()))
-                .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get("cpu").cloned())
-                .filter_map(|q| parse_quantity(&q.0).ok())
-                .sum();
-            free += allocatable - requested;
-        }
-        Some(free.max(0.0))
+        let nodes = self.node_cpu().await.ok()?;
+        let requested = nodes
+            .pods
+            .iter()
+            .map(|(_, millis)| *millis)
+            .fold(0, u32::saturating_add);
+        Some(f64::from(nodes.allocatable.saturating_sub(requested)) / 1000.0)
     }
 
     /// The Ready nodes, sorted as [`ClusterFacts`] keeps them; at least one must run pods.

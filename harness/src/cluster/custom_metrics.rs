@@ -3,11 +3,8 @@
 //! selector) and reconfiguring it ([`AdapterLock`], [`Adapter::configure`]).
 //!
 //! The adapter's APIService is one per cluster, so a probe that writes the adapter's
-//! rules holds a cluster-wide lock first: the Lease
-//! `monitoring/autoscale-conformance-custom-metrics`, held by the grading namespace,
-//! renewed while held, taken over from a stale holder once it expired, released on
-//! [`AdapterLock::release`] (or, if the process dies, left to expire). The Lease
-//! protocol is `kube-lease-manager`'s (server-side apply with conflict detection).
+//! rules holds a cluster-wide lock first ([`ADAPTER_LOCK`], a [`super::lock`]): the Lease
+//! `monitoring/autoscale-conformance-custom-metrics`, held by the grading namespace.
 //! The adapter does not hot-reload: [`Adapter::configure`] writes its ConfigMap,
 //! restarts it through a pod-template annotation (the config's hash) and waits for the
 //! rollout and the APIService; a new pod that crashes on the config is reported with the
@@ -15,6 +12,7 @@
 
 use super::FIELD_MANAGER;
 use super::error::EnvironmentError;
+use super::lock::{ClusterLock, Singleton};
 use super::wait::poll_until;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -34,10 +32,6 @@ pub const APISERVICE: &str = "v1beta1.custom.metrics.k8s.io";
 pub const CONFIG_HASH_ANNOTATION: &str = "autoscale-conformance/config-hash";
 /// The cluster-wide lock on the adapter's configuration.
 pub const LOCK_LEASE: &str = "autoscale-conformance-custom-metrics";
-/// The Lease's validity after each renewal: a holder that died frees it this long after.
-pub const LOCK_DURATION: Duration = Duration::from_secs(60);
-/// The holder renews this long before its Lease would expire.
-const LOCK_GRACE: Duration = Duration::from_secs(20);
 const CALL_BUDGET: Duration = Duration::from_secs(20);
 const BASE: &str = "/apis/custom.metrics.k8s.io/v1beta1";
 
@@ -155,114 +149,15 @@ pub fn parse_metric_values(list: &Value) -> Vec<PodValue> {
         .collect()
 }
 
+/// The cluster-wide lock on the adapter's configuration.
+pub const ADAPTER_LOCK: Singleton = Singleton {
+    namespace: ADAPTER_NAMESPACE,
+    lease: LOCK_LEASE,
+    what: "the custom-metrics adapter",
+};
+
 /// The cluster-wide lock on the adapter's configuration, while held.
-pub struct AdapterLock {
-    channel: Option<tokio::sync::watch::Receiver<bool>>,
-    task: Option<
-        tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
-    >,
-    pub holder: String,
-    /// How long acquiring it took (queued behind other gradings).
-    pub waited: Duration,
-}
-
-impl AdapterLock {
-    /// Acquires the Lease as `holder` (the grading namespace), waiting at most `budget`
-    /// for the current holder to release it or for its Lease to expire. On timeout: an
-    /// environment error naming the holder (another grading, not the student).
-    pub async fn acquire(
-        client: &Client,
-        holder: &str,
-        budget: Duration,
-    ) -> Result<AdapterLock, EnvironmentError> {
-        let started = Instant::now();
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LOCK_LEASE)
-            .with_namespace(ADAPTER_NAMESPACE)
-            .with_identity(holder)
-            .with_duration(LOCK_DURATION.as_secs())
-            .with_grace(LOCK_GRACE.as_secs())
-            .with_field_manager(format!("{FIELD_MANAGER}-{holder}"))
-            .build()
-            .await
-            .map_err(|e| EnvironmentError::NotReady {
-                what: format!("Lease {ADAPTER_NAMESPACE}/{LOCK_LEASE}"),
-                detail: e.to_string(),
-            })?;
-        let (mut channel, task) = manager.watch().await;
-        let acquired = tokio::time::timeout(budget, async {
-            loop {
-                if *channel.borrow_and_update() {
-                    return true;
-                }
-                if channel.changed().await.is_err() {
-                    return false;
-                }
-            }
-        })
-        .await;
-        let mut lock = AdapterLock {
-            channel: Some(channel),
-            task: Some(task),
-            holder: holder.to_string(),
-            waited: started.elapsed(),
-        };
-        match acquired {
-            Ok(true) => Ok(lock),
-            other => {
-                let current = current_holder(client).await;
-                lock.release().await;
-                Err(EnvironmentError::Timeout {
-                    what: format!(
-                        "the cluster-wide lock on the custom-metrics adapter (Lease {ADAPTER_NAMESPACE}/{LOCK_LEASE}){}",
-                        if matches!(other, Ok(false)) {
-                            ": the lease manager stopped"
-                        } else {
-                            ""
-                        }
-                    ),
-                    budget,
-                    last_seen: format!("held by {current}"),
-                })
-            }
-        }
-    }
-
-    /// Whether it is still held (renewals succeed).
-    pub fn held(&self) -> bool {
-        self.channel.as_ref().is_some_and(|c| *c.borrow())
-    }
-
-    /// Releases the Lease (bounded); a release that cannot reach the API server leaves
-    /// the Lease to expire after [`LOCK_DURATION`].
-    pub async fn release(&mut self) {
-        drop(self.channel.take());
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(CALL_BUDGET, task).await;
-        }
-    }
-}
-
-impl Drop for AdapterLock {
-    fn drop(&mut self) {
-        // Dropping the channel makes the manager's task release the Lease, as long as
-        // the runtime lives; otherwise the Lease expires after LOCK_DURATION.
-        drop(self.channel.take());
-    }
-}
-
-/// Who holds the Lease now, for messages.
-pub async fn current_holder(client: &Client) -> String {
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
-        Api::namespaced(client.clone(), ADAPTER_NAMESPACE);
-    match leases.get_opt(LOCK_LEASE).await {
-        Ok(Some(lease)) => lease
-            .spec
-            .and_then(|s| s.holder_identity)
-            .unwrap_or_else(|| "nobody".into()),
-        Ok(None) => "nobody (no Lease)".into(),
-        Err(e) => format!("unknown ({e})"),
-    }
-}
+pub type AdapterLock = ClusterLock;
 
 /// Why the adapter did not take a configuration.
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,12 @@
 //! - [`identity`]: the namespaced identity a submission's objects are applied as;
 //! - [`apply`]: server-side apply of a submission's objects, rewritten for a test namespace;
 //! - [`namespace`]: a namespace per test, always cleaned up;
+//! - [`capacity`]: the real nodes' CPU, reserved by each probe in a ledger on the cluster,
+//!   shared by every process that runs probes on it;
 //! - [`nodes`]: a test's own simulated nodes, for probes that disrupt a node;
 //! - [`load_generator`]: the in-cluster load generator Job;
+//! - [`lock`]: cluster-wide Lease locks on the singletons probes reconfigure or fill (the
+//!   custom-metrics adapter, the GPU pool);
 //! - [`prometheus`]: the cluster's Prometheus (`monitoring/prometheus-server`), through
 //!   the API server's service proxy.
 //! - [`custom_metrics`]: `custom.metrics.k8s.io` (prometheus-adapter): reading it, and
@@ -25,6 +29,7 @@
 //! wait_for, ...}`.
 
 pub mod apply;
+pub mod capacity;
 pub mod client;
 pub mod custom_metrics;
 pub mod error;
@@ -34,6 +39,7 @@ pub mod images;
 pub mod intervals;
 pub mod keda;
 pub mod load_generator;
+pub mod lock;
 pub mod namespace;
 pub mod nodes;
 pub mod policy;

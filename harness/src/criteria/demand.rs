@@ -1,5 +1,5 @@
-//! The CPU a probe's pods request at once, at most: what the grading run's capacity gate
-//! ([`crate::grade::CapacityGate`]) reserves for the probe on the cluster's real nodes.
+//! The CPU a probe's pods request at once, at most: what the cluster's CPU ledger
+//! ([`crate::cluster::capacity`]) reserves for the probe on the cluster's real nodes.
 //! Probes whose demands fit together run together; one that needs more than is free
 //! waits, so that no probe's pod is left Pending for want of CPU that another probe
 //! holds, which would read as the submission's failure. Each criterion's probe module

@@ -164,7 +164,7 @@ pub trait Criterion: Sync {
     }
 
     /// The CPU its probe's pods request at once, at most, for `submission`: what the
-    /// grading run's capacity gate reserves before the probe starts (see [`demand`]).
+    /// cluster's CPU ledger reserves before the probe starts (see [`demand`]).
     fn cpu_demand(&self, _submission: &Submission) -> demand::CpuDemand {
         demand::CpuDemand::NONE
     }

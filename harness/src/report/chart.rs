@@ -49,7 +49,9 @@ impl ReplicaChart {
             else {
                 continue;
             };
-            if !sample.t.is_finite() {
+            // The suite's own workloads (a KEDA probe's queue) are not the student's.
+            let name = target.rsplit('/').next().unwrap_or(target);
+            if !sample.t.is_finite() || name.starts_with(crate::cluster::RESERVED_NAME_PREFIX) {
                 continue;
             }
             let point = (sample.t.max(0.0), *replicas, *ready_replicas);
@@ -277,6 +279,23 @@ mod tests {
             },
         );
         timeline
+    }
+
+    #[test]
+    fn the_suites_own_workloads_are_not_charted() {
+        let mut timeline = known();
+        timeline.push(
+            5.0,
+            Observation::Scale {
+                target: "autoscale-conformance-sandbox-queue".into(),
+                replicas: 1,
+                ready_replicas: 1,
+                manager: None,
+            },
+        );
+        let charts = ReplicaChart::from_timeline("keda-scale-to-zero", &timeline);
+        let targets: Vec<&str> = charts.iter().map(|c| c.target.as_str()).collect();
+        assert_eq!(targets, ["Deployment/fraud-detector"]);
     }
 
     #[test]

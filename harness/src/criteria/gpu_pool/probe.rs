@@ -7,6 +7,7 @@
 use super::ID;
 use super::judge::{Pool, Roles, judge_placements};
 use crate::checks::Defaults;
+use crate::cluster::lock::{ClusterLock, Singleton};
 use crate::cluster::{GPU_POOL_LABEL, GPU_RESOURCE, TestNamespace};
 use crate::criteria::ProbeContext;
 use crate::criteria::demand::{self, CpuDemand};
@@ -62,6 +63,53 @@ async fn observe(
     };
     let serving = serving(submission);
     let (pool_names, pool_gpus) = find_pool(namespace).await?;
+    // Probes in other processes fill the same pool: one at a time, cluster-wide.
+    let mut lock = ClusterLock::acquire(
+        &namespace.client(),
+        GPU_POOL_LOCK,
+        &namespace.name,
+        LOCK_BUDGET,
+    )
+    .await
+    .map_err(|e| {
+        Verdict::new(
+            ID,
+            Outcome::Error,
+            format!("environment error (not the submission's fault): {e}"),
+            Vec::new(),
+        )
+    })?;
+    recorder.mark(&format!(
+        "gpu-pool-lock: held after {:.0}s in the queue",
+        lock.waited.as_secs_f64()
+    ));
+    let observed = observe_locked(
+        namespace, submission, recorder, training, serving, pool_names, pool_gpus,
+    )
+    .await;
+    lock.release().await;
+    observed
+}
+
+/// The cluster-wide lock on the GPU pool: its devices are shared by every probe on it.
+pub const GPU_POOL_LOCK: Singleton = Singleton {
+    namespace: "kube-system",
+    lease: "autoscale-conformance-gpu-pool",
+    what: "the GPU pool",
+};
+/// Queued behind other probes of the pool (each takes seconds; a whole class's, minutes).
+const LOCK_BUDGET: Duration = Duration::from_secs(600);
+
+/// [`observe`] once the pool is this probe's.
+async fn observe_locked(
+    namespace: &mut TestNamespace,
+    submission: &Submission,
+    recorder: &Recorder,
+    training: &Object,
+    serving: Option<&Object>,
+    pool_names: Vec<String>,
+    pool_gpus: i64,
+) -> Result<Run, Verdict> {
     recorder.mark(&format!(
         "gpu-pool: {} ({pool_gpus} {GPU_RESOURCE})",
         pool_names.join(", ")

@@ -11,7 +11,7 @@ use super::judge::{
 };
 use super::rules::{self, ClusterRules, ExposingRule, MetricKind};
 use crate::cluster::custom_metrics::{
-    Adapter, AdapterLock, ConfigureError, CustomMetrics, PodsAnswer, selector_string,
+    ADAPTER_LOCK, Adapter, AdapterLock, ConfigureError, CustomMetrics, PodsAnswer, selector_string,
 };
 use crate::cluster::load_generator::{LoadGenerator, LoadSpec};
 use crate::cluster::{Prometheus, TestNamespace, wait_for};
@@ -440,7 +440,7 @@ async fn drive(
         )));
     }
     // The cluster-wide lock, then the adapter on the submission's rules.
-    let lock = AdapterLock::acquire(&client, &namespace.name, LOCK_BUDGET)
+    let lock = AdapterLock::acquire(&client, ADAPTER_LOCK, &namespace.name, LOCK_BUDGET)
         .await
         .map_err(|e| Stop::error(e.to_string()))?;
     notes.push(format!(
