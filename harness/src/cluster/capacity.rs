@@ -9,9 +9,11 @@
 //!   holders' namespaces request (the addons, anything else running), minus each
 //!   holder's reservation (at least what its namespaces' pods request now, should a
 //!   workload outgrow its estimate), minus [`MARGIN`].
-//! - **Order**: first come, first served (a ticket each), so that a large probe is not
-//!   starved by a stream of small ones. A demand larger than the cluster could ever give
-//!   is capped: that probe runs alone.
+//! - **Order**: whoever fits goes first, so that small probes are not held up behind a
+//!   large one waiting for room; but a waiter that has queued for [`STARVATION`] blocks
+//!   everyone queued after it (a ticket each) until it holds, so that a large probe is
+//!   not starved by a stream of small ones. A demand larger than the cluster could ever
+//!   give is capped: that probe runs alone.
 //! - **Crashes**: holders and waiters renew their entry every [`RENEW`]; an entry not
 //!   renewed for [`TTL`] is dropped by the next writer, so a killed process frees its CPU.
 //! - **Writes** are compare-and-swap on the ConfigMap's `resourceVersion`.
@@ -34,6 +36,8 @@ pub const LEDGER_CONFIGMAP: &str = "autoscale-conformance-cpu-ledger";
 pub const TTL: Duration = Duration::from_secs(60);
 /// How often holders and waiters renew their entries.
 pub const RENEW: Duration = Duration::from_secs(15);
+/// A waiter queued this long goes before everyone queued after it.
+pub const STARVATION: Duration = Duration::from_secs(300);
 /// How often a waiter looks again.
 const POLL: Duration = Duration::from_secs(5);
 /// Left free for what starts outside the ledger while probes run (a test's own pod,
@@ -60,6 +64,9 @@ pub struct Entry {
     pub what: String,
     /// Unix seconds of the last renewal.
     pub renewed: u64,
+    /// Unix seconds when it queued.
+    #[serde(default)]
+    pub queued: u64,
 }
 
 impl Entry {
@@ -102,22 +109,49 @@ impl Ledger {
         data
     }
 
+    /// Queues `id` for `demand`, capped at what the cluster could ever give.
+    fn enqueue(
+        &mut self,
+        id: &str,
+        demand: CpuDemand,
+        nodes: &NodeCpu,
+        namespace: &str,
+        what: &str,
+    ) {
+        let now = unix_now();
+        let entry = Entry {
+            ticket: self.next_ticket,
+            millis: demand
+                .as_millis()
+                .min(nodes.capacity_outside(&self.entries)),
+            holding: false,
+            namespace: namespace.to_string(),
+            what: what.to_string(),
+            renewed: now,
+            queued: now,
+        };
+        self.entries.insert(id.to_string(), entry);
+        self.next_ticket += 1;
+    }
+
     /// Drops the entries of processes that stopped renewing them.
     pub fn drop_expired(&mut self, now: u64) {
         self.entries
             .retain(|_, entry| now.saturating_sub(entry.renewed) <= TTL.as_secs());
     }
 
-    /// Whether the waiting entry `id` may start holding, given what the real nodes have:
-    /// nobody queued before it, and its demand fits beside the holders (or nobody holds).
-    pub fn may_hold(&self, id: &str, nodes: &NodeCpu) -> bool {
+    /// Whether the waiting entry `id` may start holding at `now`, given what the real
+    /// nodes have: nobody queued before it has waited [`STARVATION`], and its demand fits
+    /// beside the holders (or nobody holds).
+    pub fn may_hold(&self, id: &str, nodes: &NodeCpu, now: u64) -> bool {
         let Some(me) = self.entries.get(id) else {
             return false;
         };
+        let starving = |e: &Entry| now.saturating_sub(e.queued) >= STARVATION.as_secs();
         if self
             .entries
             .values()
-            .any(|e| !e.holding && e.ticket < me.ticket)
+            .any(|e| !e.holding && e.ticket < me.ticket && starving(e))
         {
             return false;
         }
@@ -240,24 +274,9 @@ impl Cluster {
         let started = tokio::time::Instant::now();
         let id = entry_id();
         let nodes = self.node_cpu().await?;
-        let entry_id = id.clone();
         write(&self.client, |ledger| {
             ledger.drop_expired(unix_now());
-            let millis = demand
-                .as_millis()
-                .min(nodes.capacity_outside(&ledger.entries));
-            ledger.entries.insert(
-                entry_id.clone(),
-                Entry {
-                    ticket: ledger.next_ticket,
-                    millis,
-                    holding: false,
-                    namespace: namespace.to_string(),
-                    what: what.to_string(),
-                    renewed: unix_now(),
-                },
-            );
-            ledger.next_ticket += 1;
+            ledger.enqueue(&id, demand, &nodes, namespace, what);
         })
         .await
         .map_err(EnvironmentError::api(format!(
@@ -282,28 +301,18 @@ impl Cluster {
                 )))?;
             seen.drop_expired(unix_now());
             let id = reservation.id.clone();
-            let (may_hold, lost) = (seen.may_hold(&id, &nodes), !seen.entries.contains_key(&id));
+            let (may_hold, lost) = (
+                seen.may_hold(&id, &nodes, unix_now()),
+                !seen.entries.contains_key(&id),
+            );
             if may_hold || lost || renewed.elapsed() >= RENEW {
                 let granted = write(&self.client, |ledger| {
                     ledger.drop_expired(unix_now());
                     // Dropped as expired (this process stalled past TTL): queue again.
                     if !ledger.entries.contains_key(&id) {
-                        ledger.entries.insert(
-                            id.clone(),
-                            Entry {
-                                ticket: ledger.next_ticket,
-                                millis: demand
-                                    .as_millis()
-                                    .min(nodes.capacity_outside(&ledger.entries)),
-                                holding: false,
-                                namespace: namespace.to_string(),
-                                what: what.to_string(),
-                                renewed: unix_now(),
-                            },
-                        );
-                        ledger.next_ticket += 1;
+                        ledger.enqueue(&id, demand, &nodes, namespace, what);
                     }
-                    let may_hold = ledger.may_hold(&id, &nodes);
+                    let may_hold = ledger.may_hold(&id, &nodes, unix_now());
                     let entry = ledger.entries.get_mut(&id)?;
                     entry.renewed = unix_now();
                     entry.holding = may_hold;
@@ -491,6 +500,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const NOW: u64 = 1_000;
+
     fn entry(ticket: u64, millis: u32, holding: bool, namespace: &str) -> Entry {
         Entry {
             ticket,
@@ -498,7 +509,8 @@ mod tests {
             holding,
             namespace: namespace.into(),
             what: namespace.into(),
-            renewed: 1_000,
+            renewed: NOW,
+            queued: NOW,
         }
     }
 
@@ -528,45 +540,51 @@ mod tests {
     #[test]
     fn the_first_in_line_holds_alone_whatever_it_asked() {
         let ledger = ledger(&[entry(0, 5000, false, "ac-big")]);
-        assert!(ledger.may_hold("ac-big", &node(&[])));
+        assert!(ledger.may_hold("ac-big", &node(&[]), NOW));
     }
 
     #[test]
     fn demands_that_fit_together_hold_together() {
         let ledger = ledger(&[entry(0, 700, true, "ac-a"), entry(1, 700, false, "ac-b")]);
-        assert!(ledger.may_hold("ac-b", &node(&[("ac-a", 300)])));
+        assert!(ledger.may_hold("ac-b", &node(&[("ac-a", 300)]), NOW));
     }
 
     #[test]
     fn a_demand_that_does_not_fit_waits() {
         let ledger = ledger(&[entry(0, 1000, true, "ac-a"), entry(1, 600, false, "ac-b")]);
         // 2000 - 440 addons - 100 margin = 1460 for probes; 1000 held.
-        assert!(!ledger.may_hold("ac-b", &node(&[])));
+        assert!(!ledger.may_hold("ac-b", &node(&[]), NOW));
     }
 
     #[test]
     fn a_holder_counts_its_pods_when_they_outgrow_its_reservation() {
         let ledger = ledger(&[entry(0, 200, true, "ac-a"), entry(1, 500, false, "ac-b")]);
-        assert!(ledger.may_hold("ac-b", &node(&[("ac-a", 300)])));
-        assert!(!ledger.may_hold("ac-b", &node(&[("ac-a", 1000)])));
+        assert!(ledger.may_hold("ac-b", &node(&[("ac-a", 300)]), NOW));
+        assert!(!ledger.may_hold("ac-b", &node(&[("ac-a", 1000)]), NOW));
     }
 
     #[test]
     fn pods_outside_any_probe_take_capacity_and_the_load_namespace_is_the_probes() {
         let ledger = ledger(&[entry(0, 700, true, "ac-a"), entry(1, 700, false, "ac-b")]);
         // The load generator's namespace contains its probe's name: not outside.
-        assert!(ledger.may_hold("ac-b", &node(&[("ac-ac-a-load-1f", 50)])));
-        assert!(!ledger.may_hold("ac-b", &node(&[("ac-other-test", 200)])));
+        assert!(ledger.may_hold("ac-b", &node(&[("ac-ac-a-load-1f", 50)]), NOW));
+        assert!(!ledger.may_hold("ac-b", &node(&[("ac-other-test", 200)]), NOW));
     }
 
     #[test]
-    fn nobody_jumps_the_queue() {
-        let ledger = ledger(&[
+    fn a_small_demand_goes_past_a_large_one_until_the_large_one_starves() {
+        let mut ledger = ledger(&[
             entry(0, 1000, true, "ac-a"),
             entry(1, 1000, false, "ac-b"),
             entry(2, 100, false, "ac-c"),
         ]);
-        assert!(!ledger.may_hold("ac-c", &node(&[])));
+        assert!(!ledger.may_hold("ac-b", &node(&[]), NOW));
+        assert!(ledger.may_hold("ac-c", &node(&[]), NOW));
+        ledger.entries.get_mut("ac-b").unwrap().queued = NOW - STARVATION.as_secs();
+        assert!(
+            !ledger.may_hold("ac-c", &node(&[]), NOW),
+            "ac-b has waited long enough"
+        );
     }
 
     #[test]
@@ -575,15 +593,15 @@ mod tests {
             entry(0, 1400, true, "ac-dead"),
             entry(1, 1000, false, "ac-b"),
         ]);
-        assert!(!ledger.may_hold("ac-b", &node(&[])));
-        ledger.entries.get_mut("ac-dead").unwrap().renewed = 1_000 - TTL.as_secs() - 1;
-        ledger.drop_expired(1_000);
-        assert!(ledger.may_hold("ac-b", &node(&[])));
+        assert!(!ledger.may_hold("ac-b", &node(&[]), NOW));
+        ledger.entries.get_mut("ac-dead").unwrap().renewed = NOW - TTL.as_secs() - 1;
+        ledger.drop_expired(NOW);
+        assert!(ledger.may_hold("ac-b", &node(&[]), NOW));
     }
 
     #[test]
     fn an_unknown_entry_never_holds() {
-        assert!(!ledger(&[]).may_hold("nobody", &node(&[])));
+        assert!(!ledger(&[]).may_hold("nobody", &node(&[]), NOW));
     }
 
     #[test]
@@ -597,7 +615,8 @@ mod tests {
 
     proptest! {
         /// Whatever the ledger holds, granting every entry that may hold (in ticket order)
-        /// never reserves more than the probes' capacity, unless one entry holds alone.
+        /// never reserves more than the probes' capacity, unless one entry holds alone;
+        /// and the first in line always gets in.
         #[test]
         fn holders_never_exceed_the_capacity(demands in proptest::collection::vec(1u32..3000, 1..8)) {
             let nodes = node(&[]);
@@ -609,14 +628,12 @@ mod tests {
                 .collect::<Vec<_>>());
             for i in 0..demands.len() {
                 let id = format!("ac-{i}");
-                if ledger.may_hold(&id, &nodes) {
+                if ledger.may_hold(&id, &nodes, NOW) {
                     ledger.entries.get_mut(&id).unwrap().holding = true;
-                } else {
-                    break;
                 }
             }
             let holders: Vec<u32> = ledger.entries.values().filter(|e| e.holding).map(|e| e.millis).collect();
-            prop_assert!(!holders.is_empty());
+            prop_assert!(!holders.is_empty() && ledger.entries["ac-0"].holding);
             prop_assert!(holders.len() == 1 || holders.iter().sum::<u32>() <= capacity);
             roundtrip(&ledger)?;
         }
