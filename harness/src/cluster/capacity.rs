@@ -37,7 +37,7 @@ pub const TTL: Duration = Duration::from_secs(60);
 /// How often holders and waiters renew their entries.
 pub const RENEW: Duration = Duration::from_secs(15);
 /// A waiter queued this long goes before everyone queued after it.
-pub const STARVATION: Duration = Duration::from_secs(300);
+pub const STARVATION: Duration = Duration::from_secs(900);
 /// How often a waiter looks again.
 const POLL: Duration = Duration::from_secs(5);
 /// Left free for what starts outside the ledger while probes run (a test's own pod,

@@ -197,6 +197,42 @@ impl Stop {
     }
 }
 
+/// Why the cluster did not take a probe's objects, in one sentence for its verdict: the
+/// API server's own message (validation, an admission webhook, quota) or the sandbox's
+/// reason, naming each object with the file and line the submission wrote it at, so that
+/// the student fixes the object the cluster refused.
+pub(crate) fn refusal(submission: &Submission, error: &crate::cluster::ApplyError) -> String {
+    use crate::cluster::ApplyError;
+    // "Kind name" as the apply names it; the submission's object of that kind and name.
+    let located = |object: &str| {
+        let (kind, name) = object.split_once(' ').unwrap_or((object, ""));
+        match submission
+            .objects
+            .iter()
+            .find(|o| o.kind == kind && o.name == name)
+        {
+            Some(found) => format!("{object} ({})", found.location()),
+            None => object.to_string(),
+        }
+    };
+    match error {
+        ApplyError::Rejected { object, .. } => format!(
+            "the API server refused {}: {}",
+            located(object),
+            error.api_message()
+        ),
+        ApplyError::Refused { refusals } => format!(
+            "the grader's sandbox refused {}",
+            refusals
+                .iter()
+                .map(|r| format!("{}: {}", located(&r.object), r.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        ApplyError::Discovery { .. } => error.to_string(),
+    }
+}
+
 /// The verdict of a KEDA probe (keda-scale-to-zero, keda-cron) that stopped early: its
 /// reason, the notes, KEDA's view and the Warning events seen (KEDA's among them).
 pub(crate) fn stop_verdict_for(
@@ -276,6 +312,39 @@ pub fn find(id: &str) -> Option<&'static CriterionInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_names_the_objects_file_and_line_and_keeps_the_api_servers_words() {
+        use crate::cluster::{ApplyError, Refusal};
+        let submission = crate::checks::test_support::submission_of(
+            "manifests/api.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: other\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n",
+        );
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "code": 422,
+            "reason": "Invalid",
+            "message": "Deployment.apps \"api\" is invalid: spec.template.metadata.labels: Invalid value: {\"app\":\"x\"}: `selector` does not match template `labels`",
+        }))
+        .unwrap();
+        let rejected = ApplyError::Rejected {
+            object: "Deployment api".into(),
+            source: kube::Error::Api(Box::new(status)),
+        };
+        assert_eq!(
+            refusal(&submission, &rejected),
+            "the API server refused Deployment api (manifests/api.yaml:6:1): Deployment.apps \"api\" is invalid: spec.template.metadata.labels: Invalid value: {\"app\":\"x\"}: `selector` does not match template `labels`"
+        );
+        let refused = ApplyError::Refused {
+            refusals: vec![Refusal {
+                object: "Service other".into(),
+                reason: "type LoadBalancer is not allowed".into(),
+            }],
+        };
+        assert_eq!(
+            refusal(&submission, &refused),
+            "the grader's sandbox refused Service other (manifests/api.yaml:1:1): type LoadBalancer is not allowed"
+        );
+    }
 
     #[test]
     fn criterion_ids_are_unique() {

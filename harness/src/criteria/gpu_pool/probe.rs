@@ -124,7 +124,7 @@ async fn observe_locked(
             return Err(Verdict::new(
                 ID,
                 Outcome::Fail,
-                format!("the cluster refused the objects: {e}"),
+                crate::criteria::refusal(submission, &e),
                 Vec::new(),
             ));
         }

@@ -44,7 +44,15 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
     let mut notes = Vec::new();
     // Deleting the load generator's namespace waits for it: only after the recording.
     let mut load_namespace = None;
-    let driven = drive(namespace, &hpa, &recorder, &mut notes, &mut load_namespace).await;
+    let driven = drive(
+        namespace,
+        context.submission,
+        &hpa,
+        &recorder,
+        &mut notes,
+        &mut load_namespace,
+    )
+    .await;
     let timeline = recorder.finish();
     let verdicts = match driven {
         Ok(()) => judge(&hpa, &timeline, &intervals, &notes),
@@ -132,6 +140,7 @@ fn both(outcome: Outcome, message: String, notes: Vec<String>, timeline: Timelin
 /// recorder's timeline. The load generator's namespace is left in `load_namespace`.
 async fn drive(
     namespace: &mut TestNamespace,
+    submission: &Submission,
     hpa: &HpaUnderTest,
     recorder: &Recorder,
     notes: &mut Vec<String>,
@@ -140,7 +149,7 @@ async fn drive(
     let applied = namespace
         .apply(&hpa.objects)
         .await
-        .map_err(|e| Stop::fail(format!("the cluster refused the submission's objects: {e}")))?;
+        .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
     notes.extend(applied.notes.iter().cloned());
     settle_baseline(namespace, hpa, recorder).await?;
     recorder.mark("baseline");

@@ -97,6 +97,7 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
     let mut original_config = None;
     let driven = drive(
         namespace,
+        context.submission,
         &subject,
         &recorder,
         &recording,
@@ -410,6 +411,7 @@ impl Stop {
 /// The probe's run; what it holds is left in `held` for `run` to give back.
 async fn drive(
     namespace: &mut TestNamespace,
+    submission: &Submission,
     subject: &UnderTest,
     recorder: &Recorder,
     recording: &Arc<Mutex<MetricRecording>>,
@@ -453,7 +455,7 @@ async fn drive(
     let applied = namespace
         .apply(&subject.objects)
         .await
-        .map_err(|e| Stop::fail(format!("the cluster refused the submission's objects: {e}")))?;
+        .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
     notes.extend(applied.notes.iter().cloned());
     let adapter = Adapter::new(client.clone());
     *original_config = Some(

@@ -67,7 +67,15 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
         started_at,
     ));
     let mut notes = Vec::new();
-    let driven = drive(namespace, &subject, &recorder, started_at, &mut notes).await;
+    let driven = drive(
+        namespace,
+        context.submission,
+        &subject,
+        &recorder,
+        started_at,
+        &mut notes,
+    )
+    .await;
     sampling.abort();
     let timeline = recorder.finish();
     let recording = recording.lock().map(|r| r.clone()).unwrap_or_default();
@@ -297,6 +305,7 @@ impl UnderTest {
 
 async fn drive(
     namespace: &mut TestNamespace,
+    submission: &Submission,
     subject: &UnderTest,
     recorder: &Recorder,
     started_at: DateTime<Utc>,
@@ -342,12 +351,10 @@ async fn drive(
     ));
     let spec = subject.spec(&w, started_at);
     let budgets = Budgets::new(&spec, &intervals);
-    let applied = namespace.apply(&objects).await.map_err(|e| {
-        Stop::fail(format!(
-            "the cluster refused the submission's objects: {}",
-            e.api_message()
-        ))
-    })?;
+    let applied = namespace
+        .apply(&objects)
+        .await
+        .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
     notes.extend(applied.notes.iter().cloned());
     recorder.mark("applied");
     let deployments: Api<Deployment> = namespace.api();

@@ -96,7 +96,15 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
         started_at,
     };
     let sampling = tokio::spawn(sampler.clone().run());
-    let driven = drive(namespace, &subject, &plan, &recorder, &mut notes).await;
+    let driven = drive(
+        namespace,
+        context.submission,
+        &subject,
+        &plan,
+        &recorder,
+        &mut notes,
+    )
+    .await;
     sampling.abort();
     sampler.sample().await;
     let timeline = recorder.finish();
@@ -483,6 +491,7 @@ fn queue_deployment(subject: &UnderTest) -> Value {
 /// Every step, on the recorder's timeline.
 async fn drive(
     namespace: &mut TestNamespace,
+    submission: &Submission,
     subject: &UnderTest,
     plan: &Plan,
     recorder: &Recorder,
@@ -491,12 +500,10 @@ async fn drive(
     let client = namespace.client();
     let deployments: Api<Deployment> = namespace.api();
     // The submission's objects first: its LimitRanges then admit the queue's pods.
-    let applied = namespace.apply(&subject.objects).await.map_err(|e| {
-        Stop::fail(format!(
-            "the cluster refused the submission's objects: {}",
-            e.api_message()
-        ))
-    })?;
+    let applied = namespace
+        .apply(&subject.objects)
+        .await
+        .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
     notes.extend(applied.notes.iter().cloned());
     namespace
         .apply_raw(&queue_deployment(subject))

@@ -104,10 +104,7 @@ async fn probe(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Ver
             return Verdict::new(
                 ID,
                 Outcome::Fail,
-                format!(
-                    "the cluster refused the submission's monitoring objects: {}",
-                    e.api_message()
-                ),
+                crate::criteria::refusal(submission, &e),
                 vec![Evidence::Note {
                     text: notes.join("\n"),
                 }],

@@ -111,6 +111,7 @@ async fn probe(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Ver
 
 /// The budget the probe drains against and the Deployment it protects.
 struct Protected<'s> {
+    submission: &'s Submission,
     object: &'s Object,
     spec: &'s PodDisruptionBudget,
     target: &'s Object,
@@ -190,6 +191,7 @@ impl<'s> Protected<'s> {
                     .find(|o| matches!(o.typed, Typed::PriorityClass(_)) && o.name == class)
             });
         Ok(Protected {
+            submission,
             object,
             spec,
             target,
@@ -422,9 +424,9 @@ async fn apply_pinned(
     match namespace.apply(&objects).await {
         Ok(applied) => notes.extend(applied.notes),
         Err(e) => {
-            return Err(Stop::Refused(format!(
-                "the cluster refused the objects: {}",
-                e.api_message()
+            return Err(Stop::Refused(crate::criteria::refusal(
+                protected.submission,
+                &e,
             )));
         }
     }

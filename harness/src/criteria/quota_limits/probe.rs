@@ -122,7 +122,7 @@ async fn admission(
         return Verdict::new(
             ID,
             Outcome::Fail,
-            format!("the cluster refused the LimitRange/ResourceQuota: {e}"),
+            crate::criteria::refusal(submission, &e),
             Vec::new(),
         );
     }

@@ -429,12 +429,10 @@ async fn drive(
 ) -> Result<f64, Stop> {
     let intervals = namespace.cluster.intervals;
     let objects = objects_for(submission, subjects);
-    let applied = namespace.apply(&objects).await.map_err(|e| {
-        Stop::fail(format!(
-            "the cluster refused the submission's objects: {}",
-            e.api_message()
-        ))
-    })?;
+    let applied = namespace
+        .apply(&objects)
+        .await
+        .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
     notes.extend(applied.notes);
     let applied_at = recorder.mark("vpa-applied");
     let deployments: Api<Deployment> = namespace.api();
