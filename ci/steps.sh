@@ -60,7 +60,7 @@ case $step in
     # Then the faults, alone: each breaks what every other test needs. They stop and
     # resume the local cluster's host processes, so they run on that cluster only.
     if [ "$cluster" = local ]; then
-      KUBECONFIG=$(kubeconfig) cargo nextest run --workspace --profile e2e-faults --retries 1 \
+      KUBECONFIG=$(kubeconfig) cargo nextest run --workspace --profile e2e-alone --retries 1 \
         || fail "the fault-injection tests failed against the $cluster cluster"
     fi ;;
   grade)

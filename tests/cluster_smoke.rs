@@ -597,12 +597,13 @@ async fn monitoring_stack_serves(client: &kube::Client) -> Result<String, String
 }
 
 /// The cluster's CPU ledger (harness::cluster::capacity), as every probe uses it: a
-/// demand larger than the cluster runs alone, anything queued behind it waits (and gives
+/// demand larger than the cluster runs alone (so this test runs alone too, in the
+/// `e2e-alone` profile, not among the probes of `e2e`), anything queued behind it waits (and gives
 /// up at its own deadline with a message naming who holds what), and a release lets the
 /// next one in.
 #[rstest]
 #[tokio::test]
-async fn live_cluster_smoke_cpu_ledger_queues_what_does_not_fit_and_releases(
+async fn live_alone_cpu_ledger_queues_what_does_not_fit_and_releases(
     #[future(awt)] namespace: TestNamespace,
 ) {
     use harness::criteria::demand::CpuDemand;

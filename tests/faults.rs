@@ -1,7 +1,7 @@
 //! Faults of the environment in the middle of a live grade: the verdict is still right,
 //! or "error" naming the fault, never a "fail" blamed on the submission. Each test breaks
 //! a component every other test needs, so they run in their own nextest profile,
-//! `e2e-faults`, after the live suite (`ci/steps.sh e2e`), one at a time, on the
+//! `e2e-alone`, after the live suite (`ci/steps.sh e2e`), one at a time, on the
 //! Docker-free local cluster (the controller-manager and the API server are its host
 //! processes). Each puts back what it broke, even when it fails.
 

@@ -60,10 +60,12 @@ async fn live_metrics_server_broken_pod_never_runs_fails(#[future(awt)] namespac
 }
 
 /// A fresh pod the cluster has no room for says nothing about metrics-server: the
-/// probe waits for capacity (it may free up), then reports "error", not "fail".
+/// probe waits for capacity (it may free up), then reports "error", not "fail". Its pod
+/// asks for more than the cluster has, so its probe reserves all of the cluster's CPU:
+/// it runs in the `e2e-alone` profile, after `e2e`, not among its probes.
 #[rstest]
 #[tokio::test]
-async fn live_metrics_server_pod_without_room_is_an_environment_error(
+async fn live_alone_metrics_server_pod_without_room_is_an_environment_error(
     #[future(awt)] namespace: TestNamespace,
 ) {
     let mut namespace = namespace;

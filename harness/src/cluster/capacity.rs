@@ -6,7 +6,8 @@
 //! the submission's failure; a per-process gate cannot see the other processes.
 //!
 //! - **What is free**: the real nodes' allocatable CPU, minus what the pods outside the
-//!   holders' namespaces request (the addons, anything else running), minus each
+//!   holders' namespaces request (a probe's load generator, in a namespace of its own,
+//!   is the probe's by its [`PROBE_NAMESPACE_LABEL`]) (the addons, anything else running), minus each
 //!   holder's reservation (at least what its namespaces' pods request now, should a
 //!   workload outgrow its estimate), minus [`MARGIN`].
 //! - **Order**: whoever fits goes first, so that small probes are not held up behind a
@@ -19,7 +20,7 @@
 //! - **Writes** are compare-and-swap on the ConfigMap's `resourceVersion`.
 
 use super::error::EnvironmentError;
-use super::{Cluster, FIELD_MANAGER};
+use super::{Cluster, FIELD_MANAGER, PROBE_NAMESPACE_LABEL};
 use crate::criteria::demand::CpuDemand;
 use crate::submission::quantity::parse_quantity;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
@@ -372,8 +373,15 @@ impl Cluster {
                     .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get("cpu").cloned())
                     .filter_map(|q| parse_quantity(&q.0).ok())
                     .sum();
+                // A load generator's pod is its probe's, wherever it runs.
+                let serves = pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|labels| labels.get(PROBE_NAMESPACE_LABEL))
+                    .or(pod.metadata.namespace.as_ref());
                 (
-                    pod.metadata.namespace.clone().unwrap_or_default(),
+                    serves.cloned().unwrap_or_default(),
                     CpuDemand::cores(requested).as_millis(),
                 )
             }));

@@ -5,6 +5,7 @@
 //! namespace. Every run is bounded three ways: `--duration`, `--max-requests`
 //! and the Job's `activeDeadlineSeconds`.
 
+use super::PROBE_NAMESPACE_LABEL;
 use super::error::EnvironmentError;
 use super::namespace::TestNamespace;
 use super::wait::{describe_pod, wait_for};
@@ -127,13 +128,18 @@ impl LoadGenerator {
         spec: LoadSpec,
     ) -> Result<LoadGenerator, EnvironmentError> {
         let deadline = spec.duration.as_secs() + 120;
+        let serves = namespace.serves.as_deref().unwrap_or(&namespace.name);
         let job: Job = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "loadgen", "autoscale-conformance/load": name}},
             "spec": {
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": deadline,
                 "template": {
-                    "metadata": {"labels": {"app.kubernetes.io/name": "loadgen", "autoscale-conformance/load": name}},
+                    "metadata": {"labels": {
+                        "app.kubernetes.io/name": "loadgen",
+                        "autoscale-conformance/load": name,
+                        PROBE_NAMESPACE_LABEL: serves,
+                    }},
                     "spec": {
                         "restartPolicy": "Never",
                         "terminationGracePeriodSeconds": 5,

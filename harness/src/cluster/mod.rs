@@ -69,6 +69,9 @@ pub const RESERVED_NAME_PREFIX: &str = "autoscale-conformance-sandbox";
 /// The calibrated inference workload that replaces the seed's placeholder images.
 pub const INFERENCE_IMAGE: &str = "localhost/autoscale-conformance/inference-server:0.1.0";
 pub const LOADGEN_IMAGE: &str = "localhost/autoscale-conformance/loadgen:0.1.0";
+/// Label on the suite's pods that work for a probe from another namespace (its load
+/// generator): the probe's namespace, so that the CPU ledger counts them as its.
+pub const PROBE_NAMESPACE_LABEL: &str = "autoscale-conformance/probe-namespace";
 /// Label on every namespace this suite creates (used by the sweeper).
 pub const SUITE_LABEL: &str = "autoscale-conformance/suite";
 /// Annotation: RFC 3339 time after which a leftover test namespace may be swept.

@@ -52,6 +52,7 @@ impl Cluster {
             cluster: self.clone(),
             applier: self.client.clone(),
             name,
+            serves: None,
             cluster_scoped: Vec::new(),
             after_namespace: Vec::new(),
             cleanup_budget: Duration::from_secs(45),
@@ -172,6 +173,9 @@ pub struct TestNamespace {
     /// applied as it, never as admin.
     applier: Client,
     pub name: String,
+    /// The probe's namespace this one works for (a load generator's beside it): its pods
+    /// are counted as that probe's in the CPU ledger.
+    pub serves: Option<String>,
     /// Cluster-scoped objects the test created (renamed PriorityClasses): deleted too.
     cluster_scoped: Vec<(ApiResource, String)>,
     /// Cluster-scoped objects deleted only once the namespace is gone (test nodes:
@@ -185,7 +189,12 @@ impl TestNamespace {
     /// submission's LimitRange and ResourceQuota govern the student's pods, not the
     /// suite's instrument.
     pub async fn load_namespace(&self) -> Result<TestNamespace, EnvironmentError> {
-        self.cluster.namespace(&format!("{}-load", self.name)).await
+        let mut load = self
+            .cluster
+            .namespace(&format!("{}-load", self.name))
+            .await?;
+        load.serves = Some(self.name.clone());
+        Ok(load)
     }
 
     pub fn client(&self) -> Client {
