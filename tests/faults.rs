@@ -188,22 +188,18 @@ impl Drop for MetricsServerReplicas {
                     .await;
                     // The aggregator notices the endpoints a little later: the next test's
                     // preflight needs the APIService itself Available.
-                    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
-                    let services: Api<APIService> = Api::all(deployments.into_client());
-                    let _ = harness::cluster::wait::wait_for(
-                        &services,
-                        "v1beta1.metrics.k8s.io",
-                        "the metrics APIService Available again",
+                    let client = deployments.into_client();
+                    let _ = harness::cluster::poll_until(
                         Duration::from_secs(120),
-                        |a: Option<&APIService>| {
-                            a.and_then(|a| a.status.as_ref())
-                                .and_then(|s| s.conditions.as_ref())
-                                .is_some_and(|c| {
-                                    c.iter()
-                                        .any(|c| c.type_ == "Available" && c.status == "True")
-                                })
+                        Duration::from_secs(2),
+                        || async {
+                            harness::cluster::wait::apiservice_available(
+                                &client,
+                                "v1beta1.metrics.k8s.io",
+                            )
+                            .await
+                            .then_some(())
                         },
-                        |a| format!("{:?}", a.and_then(|a| a.status.clone())),
                     )
                     .await;
                 });

@@ -226,13 +226,7 @@ impl CpuReservation {
             renewer.abort();
         }
         let id = std::mem::take(&mut self.id);
-        let _ = tokio::time::timeout(
-            Duration::from_secs(20),
-            write(&self.client, |ledger| {
-                ledger.entries.remove(&id);
-            }),
-        )
-        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(20), remove(&self.client, &id)).await;
     }
 }
 
@@ -248,12 +242,7 @@ impl Drop for CpuReservation {
         // otherwise it expires after TTL.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (client, id) = (self.client.clone(), std::mem::take(&mut self.id));
-            runtime.spawn(async move {
-                let _ = write(&client, |ledger| {
-                    ledger.entries.remove(&id);
-                })
-                .await;
-            });
+            runtime.spawn(async move { remove(&client, &id).await });
         }
     }
 }
@@ -388,6 +377,14 @@ impl Cluster {
         }
         Ok(nodes)
     }
+}
+
+/// Takes the entry `id` out of the ledger (its CPU is free again).
+async fn remove(client: &Client, id: &str) {
+    let _ = write(client, |ledger| {
+        ledger.entries.remove(id);
+    })
+    .await;
 }
 
 /// Renews the entry `id` every [`RENEW`] until aborted.
