@@ -2,6 +2,8 @@
 //! each escape the apply path closes and is refused with its reasons, leaving nothing
 //! behind; the identity a submission is applied as cannot leave its namespace; a
 //! PriorityClass is the suite's, never the cluster's default, and removed at cleanup.
+//! What the sandbox lets through still meets the API server's own validation first, as a
+//! dry run of every object (`fixtures/sandbox/refused`).
 //! Offline too: the fixture's own `.shellcheckrc` cannot switch shellcheck off.
 
 mod live;
@@ -9,7 +11,7 @@ mod live;
 use harness::cluster::{ApplyError, TestNamespace};
 use harness::criteria::quota_limits::QuotaLimits;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, ResourceQuota, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ResourceQuota, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, ListParams, PostParams};
@@ -18,6 +20,7 @@ use rstest::rstest;
 use serde_json::{Value, json};
 
 const HOSTILE: &str = "sandbox/hostile";
+const REFUSED: &str = "sandbox/refused";
 
 #[derive(serde::Deserialize)]
 struct ExpectedRefusals {
@@ -149,6 +152,58 @@ async fn live_sandbox_refuses_every_escape_of_the_hostile_fixture_and_applies_no
         ["autoscale-conformance-sandbox"],
         "the sandbox quota's spec is applied by the sandbox's field manager only"
     );
+}
+
+#[rstest]
+#[tokio::test]
+async fn live_sandbox_every_object_the_api_server_refuses_is_named_and_nothing_is_applied(
+    #[future(awt)] namespace: TestNamespace,
+) {
+    let mut namespace = namespace;
+    let objects: Vec<Value> = load_fixture(REFUSED)
+        .objects
+        .iter()
+        .map(|o| o.value().clone())
+        .collect();
+    let error = namespace
+        .apply(&objects)
+        .await
+        .expect_err("the API server refuses three of the fixture's objects");
+    let ApplyError::Rejected { rejections } = &error else {
+        panic!("expected the API server's refusals, got: {error}");
+    };
+    let refused: Vec<(&str, String)> = rejections
+        .iter()
+        .map(|r| (r.object.as_str(), r.api_message()))
+        .collect();
+    // Each in the API server's (or its webhook's) own words; the Pod whose ServiceAccount
+    // the same apply creates is not among them.
+    let expected = [
+        (
+            "Deployment mismatched",
+            "`selector` does not match template `labels`",
+        ),
+        (
+            "VerticalPodAutoscaler sometimes",
+            "Unsupported value: \"Sometimes\"",
+        ),
+        ("ScaledObject twins", "\"same\" is defined multiple times"),
+    ];
+    assert_eq!(
+        refused.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        expected.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        "{refused:#?}"
+    );
+    for ((object, message), (_, words)) in refused.iter().zip(expected) {
+        assert!(message.contains(words), "{object}: {message}");
+    }
+    // Nothing was applied, not even the objects the API server accepts.
+    let config_maps: Api<ConfigMap> = namespace.api();
+    assert!(config_maps.get_opt("fine").await.unwrap().is_none());
+    let accounts: Api<ServiceAccount> = namespace.api();
+    assert!(accounts.get_opt("runner").await.unwrap().is_none());
+    let pods: Api<Pod> = namespace.api();
+    assert!(pods.get_opt("uses-runner").await.unwrap().is_none());
 }
 
 #[rstest]

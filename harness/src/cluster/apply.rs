@@ -63,15 +63,17 @@ pub(super) async fn apply_submission(
                 &Patch::Apply(class),
             )
             .await
-            .map_err(|source| ApplyError::Rejected {
-                object: format!("{kind} {name}"),
-                source,
-            })?;
+            .map_err(|source| ApplyError::rejected(format!("{kind} {name}"), source))?;
         applied.objects.push(format!("{kind}/{name}"));
     }
-    for object in plan.objects {
-        let (kind, name) = kind_and_name(&object);
-        let (resource, capabilities) = discover(client, &object).await?;
+    // Every object through the API server's validation and admission (the VPA's and
+    // KEDA's webhooks among them) as a dry run first: the student hears of every object
+    // the cluster refuses at once, and a refused submission leaves nothing half-applied
+    // for a probe to wait on.
+    let mut targets = Vec::with_capacity(plan.objects.len());
+    for object in &plan.objects {
+        let (kind, name) = kind_and_name(object);
+        let (resource, capabilities) = discover(client, object).await?;
         if capabilities.scope == Scope::Cluster {
             // An allowlisted kind that this cluster serves cluster-scoped: never as admin.
             return Err(ApplyError::Refused {
@@ -82,17 +84,52 @@ pub(super) async fn apply_submission(
                 }],
             });
         }
-        let api: Api<DynamicObject> = Api::namespaced_with(applier.clone(), namespace, &resource);
-        let params = PatchParams::apply(SUBMISSION_FIELD_MANAGER).force();
-        api.patch(&name, &params, &Patch::Apply(&object))
-            .await
-            .map_err(|source| ApplyError::Rejected {
+        targets.push((
+            Api::<DynamicObject>::namespaced_with(applier.clone(), namespace, &resource),
+            kind,
+            name,
+        ));
+    }
+    let params = PatchParams::apply(SUBMISSION_FIELD_MANAGER).force();
+    let dry_run = params.clone().dry_run();
+    let mut rejections = Vec::new();
+    for ((api, kind, name), object) in targets.iter().zip(&plan.objects) {
+        if let Err(source) = api.patch(name, &dry_run, &Patch::Apply(object)).await
+            && !awaits_an_earlier_object(&source, &plan.objects)
+        {
+            rejections.push(Rejection {
                 object: format!("{kind} {name}"),
                 source,
-            })?;
+            });
+        }
+    }
+    if !rejections.is_empty() {
+        return Err(ApplyError::Rejected { rejections });
+    }
+    for ((api, kind, name), object) in targets.iter().zip(&plan.objects) {
+        api.patch(name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|source| ApplyError::rejected(format!("{kind} {name}"), source))?;
         applied.objects.push(format!("{kind}/{name}"));
     }
     Ok(applied)
+}
+
+/// A dry run's refusal that only says another object of the same apply does not exist yet
+/// (a Pod's ServiceAccount, say: a dry run creates nothing). The real apply, in order,
+/// judges that object.
+fn awaits_an_earlier_object(error: &kube::Error, objects: &[Value]) -> bool {
+    let kube::Error::Api(status) = error else {
+        return false;
+    };
+    objects.iter().any(|object| {
+        let (kind, name) = kind_and_name(object);
+        !name.is_empty()
+            && status.message.contains(&format!(
+                "{} \"{name}\" not found",
+                kind.to_ascii_lowercase()
+            ))
+    })
 }
 
 /// The API resource of `object`'s kind, as the cluster serves it.
@@ -153,27 +190,56 @@ pub enum ApplyError {
         #[source]
         source: kube::Error,
     },
-    #[error("the API server refused {object}: {source}")]
-    Rejected {
-        object: String,
-        #[source]
-        source: kube::Error,
-    },
+    /// Every object the API server refused (validation, admission webhooks, quota).
+    #[error("the API server refused {}", rejections.iter().map(Rejection::to_string).collect::<Vec<_>>().join("; "))]
+    Rejected { rejections: Vec<Rejection> },
     #[error("the grader's sandbox refused {}", refusals.iter().map(Refusal::to_string).collect::<Vec<_>>().join("; "))]
     Refused { refusals: Vec<Refusal> },
 }
 
+/// One object the API server refused, and its answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{object}: {}", api_message(source))]
+pub struct Rejection {
+    /// "Kind name", as the submission wrote them.
+    pub object: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+impl Rejection {
+    /// The API server's own words for this object.
+    pub fn api_message(&self) -> String {
+        api_message(&self.source)
+    }
+}
+
 impl ApplyError {
+    fn rejected(object: String, source: kube::Error) -> ApplyError {
+        ApplyError::Rejected {
+            rejections: vec![Rejection { object, source }],
+        }
+    }
+
     /// The API server's own message (admission, validation, quota), for verdicts.
     pub fn api_message(&self) -> String {
-        let (ApplyError::Discovery { source, .. } | ApplyError::Rejected { source, .. }) = self
-        else {
-            return self.to_string();
-        };
-        match source {
-            kube::Error::Api(status) => status.message.clone(),
-            other => other.to_string(),
+        match self {
+            ApplyError::Discovery { source, .. } => api_message(source),
+            ApplyError::Rejected { rejections } => rejections
+                .iter()
+                .map(Rejection::api_message)
+                .collect::<Vec<_>>()
+                .join("; "),
+            ApplyError::Refused { .. } => self.to_string(),
         }
+    }
+}
+
+/// The API server's own words where it answered, else the error.
+fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -410,5 +476,33 @@ mod tests {
             message.contains("reserved") && message.contains("NodePort"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_dry_run_missing_an_object_of_the_same_apply_is_not_a_refusal() {
+        let status = |message: &str| {
+            kube::Error::Api(Box::new(
+                serde_json::from_value(
+                    json!({"code": 403, "reason": "Forbidden", "message": message}),
+                )
+                .unwrap(),
+            ))
+        };
+        let objects = vec![
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner"}}),
+            seed_deployment(),
+        ];
+        let missing_runner = status(
+            "pods \"p\" is forbidden: error looking up service account ac-1/runner: serviceaccount \"runner\" not found",
+        );
+        assert!(awaits_an_earlier_object(&missing_runner, &objects));
+        let missing_other = status(
+            "pods \"p\" is forbidden: error looking up service account ac-1/other: serviceaccount \"other\" not found",
+        );
+        assert!(!awaits_an_earlier_object(&missing_other, &objects));
+        let invalid = status(
+            "Deployment.apps \"fraud-detector-api\" is invalid: spec.replicas: Invalid value: -1",
+        );
+        assert!(!awaits_an_earlier_object(&invalid, &objects));
     }
 }

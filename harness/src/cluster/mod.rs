@@ -46,7 +46,7 @@ pub mod policy;
 pub mod prometheus;
 pub mod wait;
 
-pub use apply::{Applied, ApplyError, ApplyPlan, plan_apply};
+pub use apply::{Applied, ApplyError, ApplyPlan, Rejection, plan_apply};
 pub use client::{Cluster, ClusterFacts};
 pub use error::EnvironmentError;
 pub use images::{normalize_image, substitute_placeholders, substitute_unavailable};

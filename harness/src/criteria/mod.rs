@@ -216,10 +216,13 @@ pub(crate) fn refusal(submission: &Submission, error: &crate::cluster::ApplyErro
         }
     };
     match error {
-        ApplyError::Rejected { object, .. } => format!(
-            "the API server refused {}: {}",
-            located(object),
-            error.api_message()
+        ApplyError::Rejected { rejections } => format!(
+            "the API server refused {}",
+            rejections
+                .iter()
+                .map(|r| format!("{}: {}", located(&r.object), r.api_message()))
+                .collect::<Vec<_>>()
+                .join("; ")
         ),
         ApplyError::Refused { refusals } => format!(
             "the grader's sandbox refused {}",
@@ -315,7 +318,7 @@ mod tests {
 
     #[test]
     fn a_refusal_names_the_objects_file_and_line_and_keeps_the_api_servers_words() {
-        use crate::cluster::{ApplyError, Refusal};
+        use crate::cluster::{ApplyError, Refusal, Rejection};
         let submission = crate::checks::test_support::submission_of(
             "manifests/api.yaml",
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: other\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n",
@@ -327,8 +330,10 @@ mod tests {
         }))
         .unwrap();
         let rejected = ApplyError::Rejected {
-            object: "Deployment api".into(),
-            source: kube::Error::Api(Box::new(status)),
+            rejections: vec![Rejection {
+                object: "Deployment api".into(),
+                source: kube::Error::Api(Box::new(status)),
+            }],
         };
         assert_eq!(
             refusal(&submission, &rejected),
