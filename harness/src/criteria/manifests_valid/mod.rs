@@ -1,6 +1,9 @@
 //! Criterion `manifests-valid`: static checks only. The loader reports what does
 //! not parse (`input.*`, `api.removed-version`); the rules here add the values the
-//! API server would still refuse: malformed quantities and HPA behavior out of range.
+//! API server would still refuse: malformed quantities, HPA behavior out of range,
+//! selectors that miss their own template, and the field rules of `api_rules`.
+
+mod api_rules;
 
 use super::{CriterionId, CriterionInfo};
 use crate::checks::{CheckInfo, Collector, Input, pointer_escape, selector_mismatch};
@@ -133,6 +136,9 @@ pub fn check(input: &Input<'_>, out: &mut Collector) {
     }
     quantities_parse(input, out);
     selectors_match_templates(input, out);
+    for object in &input.submission.objects {
+        api_rules::check(object, out);
+    }
 }
 
 /// apps/v1 validation (ValidateDeploymentSpec and its siblings): the selector
@@ -363,7 +369,7 @@ mod tests {
     fn malformed_quantities_are_parse_errors_at_the_field() {
         let submission = submission_of(
             "d.yaml",
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers:\n      - name: c\n        resources:\n          requests: {cpu: 200m, memory: 256MB}\n",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers:\n      - name: c\n        image: x\n        resources:\n          requests: {cpu: 200m, memory: 256MB}\n",
         );
         let mut out = Collector::default();
         check(&Input::new(&submission, &Tools::none()), &mut out);
@@ -374,6 +380,6 @@ mod tests {
             .collect();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].message.contains("256MB"));
-        assert_eq!(errors[0].location.line, Some(12));
+        assert_eq!(errors[0].location.line, Some(13));
     }
 }
