@@ -907,4 +907,101 @@ mod tests {
         );
         assert_eq!(field_path("/metadata/name"), "metadata.name");
     }
+
+    /// JSON built from the field names the rules read, so that the generated objects
+    /// reach every rule; values of every type, including the wrong ones.
+    fn any_field_tree() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let keys = prop::sample::select(vec![
+            "spec",
+            "template",
+            "metadata",
+            "labels",
+            "name",
+            "containers",
+            "initContainers",
+            "image",
+            "ports",
+            "containerPort",
+            "protocol",
+            "resources",
+            "requests",
+            "limits",
+            "cpu",
+            "nvidia.com/gpu",
+            "restartPolicy",
+            "replicas",
+            "selector",
+            "matchLabels",
+            "metrics",
+            "type",
+            "resource",
+            "pods",
+            "target",
+            "averageValue",
+            "averageUtilization",
+            "value",
+            "targetPort",
+            "port",
+            "readinessProbe",
+            "httpGet",
+            "jobTemplate",
+            "scaleTargetRef",
+            "kind",
+            "metric",
+            "external",
+            "object",
+        ]);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "[a-zA-Z0-9 ./_-]{0,70}".prop_map(Value::String),
+            prop::sample::select(vec![
+                "-1",
+                "1e400",
+                "500m",
+                "0",
+                "1Ei",
+                "Utilization",
+                "Never"
+            ])
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(keys.clone(), inner, 0..6).prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn no_object_makes_the_rules_panic(
+            kind in proptest::sample::select(vec![
+                "Deployment", "Service", "HorizontalPodAutoscaler", "Job", "CronJob", "Pod",
+            ]),
+            name in "[a-zA-Z0-9._-]{0,70}",
+            labels in any_field_tree(),
+            spec in any_field_tree(),
+        ) {
+            let object = serde_json::json!({
+                "apiVersion": if kind == "HorizontalPodAutoscaler" { "autoscaling/v2" } else { "v1" },
+                "kind": kind,
+                "metadata": {"name": name, "labels": labels},
+                "spec": spec,
+            });
+            let submission = submission_of("m.yaml", &object.to_string());
+            proptest::prop_assert_eq!(submission.objects.len(), 1);
+            let mut out = Collector::default();
+            for object in &submission.objects {
+                check(object, &mut out);
+            }
+        }
+    }
 }
