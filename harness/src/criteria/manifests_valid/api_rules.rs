@@ -35,6 +35,11 @@ pub(super) fn check(object: &Object, out: &mut Collector) {
         "HorizontalPodAutoscaler" if object.api_version == "autoscaling/v2" => {
             hpa(value, &mut refusals);
         }
+        "ResourceQuota" => quota(value, &mut refusals),
+        "LimitRange" => limit_range(value, &mut refusals),
+        "ScaledObject" | "ScaledJob" if object.api_version.starts_with("keda.sh/") => {
+            keda(&object.kind, value, &mut refusals);
+        }
         _ => {}
     }
     if let Some((template, restart)) = pod_template(&object.kind) {
@@ -220,17 +225,7 @@ fn container_valid(
     match container.get("name").and_then(Value::as_str) {
         None | Some("") => out.push(required(&format!("{at}/name"), "")),
         Some(name) => {
-            let details = dns1123_label(name);
-            for detail in &details {
-                out.push(invalid(&format!("{at}/name"), name, detail));
-            }
-            if details.is_empty() && !names.insert(name.to_string()) {
-                out.push(Refusal {
-                    pointer: format!("{at}/name"),
-                    detail: format!("Duplicate value: {name:?}"),
-                    at: None,
-                });
-            }
+            unique_name(name, &format!("{at}/name"), dns1123_label, names, out);
         }
     }
     if container
@@ -245,17 +240,7 @@ fn container_valid(
     for (i, port) in ports.into_iter().flatten().enumerate() {
         let at = format!("{at}/ports/{i}");
         if let Some(name) = port.get("name").and_then(Value::as_str) {
-            let details = port_name(name);
-            for detail in &details {
-                out.push(invalid(&format!("{at}/name"), name, detail));
-            }
-            if details.is_empty() && !port_names.insert(name.to_string()) {
-                out.push(Refusal {
-                    pointer: format!("{at}/name"),
-                    detail: format!("Duplicate value: {name:?}"),
-                    at: None,
-                });
-            }
+            unique_name(name, &format!("{at}/name"), port_name, &mut port_names, out);
         }
         match port.get("containerPort").and_then(Value::as_i64) {
             None | Some(0) => out.push(required(&format!("{at}/containerPort"), "")),
@@ -374,17 +359,7 @@ fn service(value: &Value, out: &mut Vec<Refusal>) {
         match port.get("name").and_then(Value::as_str) {
             None | Some("") if ports.len() > 1 => out.push(required(&format!("{at}/name"), "")),
             Some(name) if !name.is_empty() => {
-                let details = dns1123_label(name);
-                for detail in &details {
-                    out.push(invalid(&format!("{at}/name"), name, detail));
-                }
-                if details.is_empty() && !names.insert(name.to_string()) {
-                    out.push(Refusal {
-                        pointer: format!("{at}/name"),
-                        detail: format!("Duplicate value: {name:?}"),
-                        at: None,
-                    });
-                }
+                unique_name(name, &format!("{at}/name"), dns1123_label, &mut names, out);
             }
             _ => {}
         }
@@ -580,6 +555,155 @@ fn metric_source(kind: &str, source: &Value, at: &str, out: &mut Vec<Refusal>) {
     }
 }
 
+/// A name in its format (`rule`), and not one `seen` before in the same list.
+fn unique_name(
+    name: &str,
+    pointer: &str,
+    rule: fn(&str) -> Vec<String>,
+    seen: &mut BTreeSet<String>,
+    out: &mut Vec<Refusal>,
+) {
+    let details = rule(name);
+    for detail in &details {
+        out.push(invalid(pointer, name, detail));
+    }
+    if details.is_empty() && !seen.insert(name.to_string()) {
+        out.push(Refusal {
+            pointer: pointer.to_string(),
+            detail: format!("Duplicate value: {name:?}"),
+            at: None,
+        });
+    }
+}
+
+/// `ValidateResourceQuotaSpec`: a name without a domain is one the quota system tracks.
+fn quota(value: &Value, out: &mut Vec<Refusal>) {
+    let hard = value.pointer("/spec/hard").and_then(Value::as_object);
+    for (name, quantity) in hard.into_iter().flatten() {
+        let pointer = format!("/spec/hard/{}", pointer_escape(name));
+        let standard = matches!(
+            name.as_str(),
+            "cpu"
+                | "memory"
+                | "ephemeral-storage"
+                | "requests.cpu"
+                | "requests.memory"
+                | "requests.storage"
+                | "requests.ephemeral-storage"
+                | "limits.cpu"
+                | "limits.memory"
+                | "limits.ephemeral-storage"
+                | "pods"
+                | "resourcequotas"
+                | "services"
+                | "replicationcontrollers"
+                | "secrets"
+                | "persistentvolumeclaims"
+                | "configmaps"
+                | "services.nodeports"
+                | "services.loadbalancers"
+        ) || name.starts_with("hugepages-")
+            || name.starts_with("requests.hugepages-");
+        if name.contains('/') {
+            for detail in qualified_name(name) {
+                out.push(invalid(&pointer, name, &detail));
+            }
+        } else if !standard {
+            out.push(invalid(
+                &pointer,
+                name,
+                "must be a standard resource for quota",
+            ));
+        }
+        if let Some(text) = quantity_text(quantity)
+            && parse_quantity(&text).is_ok_and(|q| q < 0.0)
+        {
+            out.push(invalid(
+                &pointer,
+                &text,
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+}
+
+/// `validateLimitRangeTypeName`: Container, Pod, PersistentVolumeClaim, or a qualified type.
+fn limit_range(value: &Value, out: &mut Vec<Refusal>) {
+    let limits = value.pointer("/spec/limits").and_then(Value::as_array);
+    for (i, limit) in limits.into_iter().flatten().enumerate() {
+        let pointer = format!("/spec/limits/{i}/type");
+        match limit.get("type").and_then(Value::as_str) {
+            None | Some("") => out.push(required(&pointer, "")),
+            Some("Container" | "Pod" | "PersistentVolumeClaim") => {}
+            Some(kind) if kind.contains('/') && qualified_name(kind).is_empty() => {}
+            Some(kind) => out.push(invalid(
+                &pointer,
+                kind,
+                "must be a standard limit type or fully qualified",
+            )),
+        }
+    }
+}
+
+/// KEDA's admission webhook (`ValidateTriggers`, `CheckReplicaCountBoundsAreValid`) and
+/// its CRD's CEL rule on replica bounds.
+fn keda(kind: &str, value: &Value, out: &mut Vec<Refusal>) {
+    let webhook = |pointer: String, detail: String| Refusal {
+        pointer,
+        detail: format!("KEDA's admission webhook: {detail}"),
+        at: None,
+    };
+    let triggers = value.pointer("/spec/triggers").and_then(Value::as_array);
+    if triggers.is_none_or(Vec::is_empty) {
+        out.push(webhook(
+            "/spec/triggers".into(),
+            "no triggers defined in the ScaledObject/ScaledJob".into(),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for (i, trigger) in triggers.into_iter().flatten().enumerate() {
+        let kind = trigger.get("type").and_then(Value::as_str).unwrap_or("");
+        if trigger.get("useCachedMetrics") == Some(&Value::Bool(true))
+            && matches!(kind, "cpu" | "memory" | "cron")
+        {
+            out.push(webhook(
+                format!("/spec/triggers/{i}/useCachedMetrics"),
+                format!("property \"useCachedMetrics\" is not supported for {kind:?} scaler"),
+            ));
+        }
+        if let Some(name) = trigger.get("name").and_then(Value::as_str)
+            && !name.is_empty()
+            && !names.insert(name)
+        {
+            out.push(webhook(
+                format!("/spec/triggers/{i}/name"),
+                format!("triggerName {name:?} is defined multiple times in the ScaledObject/ScaledJob, but it must be unique"),
+            ));
+        }
+    }
+    if kind == "ScaledObject" {
+        let min = value
+            .pointer("/spec/minReplicaCount")
+            .and_then(Value::as_i64);
+        let max = value
+            .pointer("/spec/maxReplicaCount")
+            .and_then(Value::as_i64)
+            .unwrap_or(100);
+        if let Some(min) = min
+            && min > max
+        {
+            // The CRD's CEL rule is on `spec`; the student looks for the count.
+            out.push(Refusal {
+                pointer: "/spec".into(),
+                detail:
+                    "Invalid value: minReplicaCount must be less than or equal to maxReplicaCount"
+                        .into(),
+                at: Some("/spec/minReplicaCount".into()),
+            });
+        }
+    }
+}
+
 fn non_negative(value: &Value, pointer: &str, out: &mut Vec<Refusal>) {
     if let Some(number) = value.pointer(pointer).and_then(Value::as_i64)
         && number < 0
@@ -678,48 +802,49 @@ fn is_alnum_lower(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
 
-fn dns1123_label(name: &str) -> Vec<String> {
+fn is_dns1123_label(text: &str) -> bool {
+    text.starts_with(is_alnum_lower)
+        && text.ends_with(is_alnum_lower)
+        && text.chars().all(|c| is_alnum_lower(c) || c == '-')
+}
+
+/// The API server's errors for a name of at most `max` characters that must be `valid`.
+fn name_errors(name: &str, max: usize, valid: bool, format: &str) -> Vec<String> {
     let mut errors = Vec::new();
-    if name.len() > 63 {
-        errors.push("must be no more than 63 characters".to_string());
+    if name.len() > max {
+        errors.push(format!("must be no more than {max} characters"));
     }
-    let valid = name.starts_with(is_alnum_lower)
-        && name.ends_with(is_alnum_lower)
-        && name.chars().all(|c| is_alnum_lower(c) || c == '-');
     if !valid {
-        errors.push("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".to_string());
+        errors.push(format.to_string());
     }
     errors
+}
+
+fn dns1123_label(name: &str) -> Vec<String> {
+    name_errors(
+        name,
+        63,
+        is_dns1123_label(name),
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+    )
 }
 
 fn dns1123_subdomain(name: &str) -> Vec<String> {
-    let mut errors = Vec::new();
-    if name.len() > 253 {
-        errors.push("must be no more than 253 characters".to_string());
-    }
-    let valid = name.split('.').all(|label| {
-        label.starts_with(is_alnum_lower)
-            && label.ends_with(is_alnum_lower)
-            && label.chars().all(|c| is_alnum_lower(c) || c == '-')
-    });
-    if !valid {
-        errors.push("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_string());
-    }
-    errors
+    name_errors(
+        name,
+        253,
+        name.split('.').all(is_dns1123_label),
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+    )
 }
 
 fn dns1035_label(name: &str) -> Vec<String> {
-    let mut errors = Vec::new();
-    if name.len() > 63 {
-        errors.push("must be no more than 63 characters".to_string());
-    }
-    let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.ends_with(is_alnum_lower)
-        && name.chars().all(|c| is_alnum_lower(c) || c == '-');
-    if !valid {
-        errors.push("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".to_string());
-    }
-    errors
+    name_errors(
+        name,
+        63,
+        is_dns1123_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
+        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
+    )
 }
 
 /// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`
@@ -900,6 +1025,30 @@ mod tests {
     }
 
     #[test]
+    fn quota_names_limit_types_and_keda_triggers_as_the_cluster_checks_them() {
+        let found = refusals(
+            "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard:\n    requests.cpu: \"4\"\n    requests.gpu: \"2\"\n    requests.nvidia.com/gpu: \"2\"\n    count/deployments.apps: \"5\"\n---\napiVersion: v1\nkind: LimitRange\nmetadata: {name: l}\nspec:\n  limits:\n  - type: Container\n  - type: container\n---\napiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: s}\nspec:\n  scaleTargetRef: {name: d}\n  minReplicaCount: 5\n  maxReplicaCount: 3\n  triggers:\n  - {type: cron, name: t, useCachedMetrics: true, metadata: {}}\n  - {type: prometheus, name: t, metadata: {}}\n",
+        );
+        let messages: Vec<String> = found
+            .iter()
+            .map(|(line, m)| format!("{}: {m}", line.unwrap_or(0)))
+            .collect();
+        for expected in [
+            "7: ResourceQuota q is refused by the API server: spec.hard[requests.gpu]: Invalid value: \"requests.gpu\": must be a standard resource for quota",
+            "17: LimitRange l is refused by the API server: spec.limits[1].type: Invalid value: \"container\": must be a standard limit type or fully qualified",
+            "24: ScaledObject s is refused by the API server: spec: Invalid value: minReplicaCount must be less than or equal to maxReplicaCount",
+            "27: ScaledObject s is refused by the API server: spec.triggers[0].useCachedMetrics: KEDA's admission webhook: property \"useCachedMetrics\" is not supported for \"cron\" scaler",
+            "28: ScaledObject s is refused by the API server: spec.triggers[1].name: KEDA's admission webhook: triggerName \"t\" is defined multiple times in the ScaledObject/ScaledJob, but it must be unique",
+        ] {
+            assert!(
+                messages.iter().any(|m| m == expected),
+                "expected {expected}\nfound {messages:#?}"
+            );
+        }
+        assert_eq!(messages.len(), 5, "{messages:#?}");
+    }
+
+    #[test]
     fn field_paths_read_as_the_api_servers() {
         assert_eq!(
             field_path("/spec/template/spec/containers/0/resources/limits/nvidia.com~1gpu"),
@@ -951,6 +1100,12 @@ mod tests {
             "metric",
             "external",
             "object",
+            "hard",
+            "requests.gpu",
+            "triggers",
+            "useCachedMetrics",
+            "minReplicaCount",
+            "maxReplicaCount",
         ]);
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -985,13 +1140,18 @@ mod tests {
         fn no_object_makes_the_rules_panic(
             kind in proptest::sample::select(vec![
                 "Deployment", "Service", "HorizontalPodAutoscaler", "Job", "CronJob", "Pod",
+                "ResourceQuota", "LimitRange", "ScaledObject",
             ]),
             name in "[a-zA-Z0-9._-]{0,70}",
             labels in any_field_tree(),
             spec in any_field_tree(),
         ) {
             let object = serde_json::json!({
-                "apiVersion": if kind == "HorizontalPodAutoscaler" { "autoscaling/v2" } else { "v1" },
+                "apiVersion": match kind {
+                    "HorizontalPodAutoscaler" => "autoscaling/v2",
+                    "ScaledObject" => "keda.sh/v1alpha1",
+                    _ => "v1",
+                },
                 "kind": kind,
                 "metadata": {"name": name, "labels": labels},
                 "spec": spec,
