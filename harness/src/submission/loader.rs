@@ -326,6 +326,7 @@ impl Loader<'_> {
                 value,
                 start: Position { line: 1, column: 1 },
                 positions: Default::default(),
+                yaml11_booleans: Vec::new(),
             }]
         }
     }

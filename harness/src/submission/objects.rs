@@ -256,10 +256,13 @@ fn typed<T: DeserializeOwned + serde::Serialize>(
     value: &Value,
     wrap: impl FnOnce(T) -> Typed,
 ) -> Typed {
+    let kubectl_reading = booleans_where_wanted::<T>(object, value);
+    let value = kubectl_reading.as_ref().unwrap_or(value);
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(typed) => {
             report_unknown_fields(submission, object, value, &typed);
             report_unknown_crd_fields(submission, object, value);
+            report_yaml11_booleans::<T>(submission, object, value);
             wrap(typed)
         }
         Err(first) => {
@@ -294,6 +297,70 @@ fn typed<T: DeserializeOwned + serde::Serialize>(
             }
             Typed::Invalid
         }
+    }
+}
+
+/// `value` with the plain `yes`, `on`, `off` (and the like) that the schema wants as
+/// booleans read as kubectl reads them (YAML 1.1), where this loader (YAML 1.2) read
+/// strings: `hostNetwork: yes` is `true` to the API server. `None` when there are none.
+fn booleans_where_wanted<T: DeserializeOwned>(object: &Object, value: &Value) -> Option<Value> {
+    let yaml11 = &object.document.yaml11_booleans;
+    let mut reading: Option<Value> = None;
+    for _ in 0..yaml11.len() {
+        let current = reading.as_ref().unwrap_or(value);
+        let Err(error) = serde_path_to_error::deserialize::<_, T>(current) else {
+            break;
+        };
+        let at = error_pointer(&error);
+        let Some((_, boolean)) = yaml11
+            .iter()
+            .find(|(pointer, _)| pointer.strip_prefix(object.pointer.as_str()) == Some(&at))
+        else {
+            break;
+        };
+        let mut next = current.clone();
+        match next.pointer_mut(&at) {
+            Some(slot @ Value::String(_)) => *slot = Value::Bool(*boolean),
+            _ => break,
+        }
+        reading = Some(next);
+    }
+    reading
+}
+
+/// A plain `Off`, `yes` or `on` where the schema wants a string: this loader reads the
+/// string the student meant (YAML 1.2), but kubectl reads YAML 1.1, sends a boolean, and
+/// the API server refuses the object. The schema decides: where a boolean is wanted
+/// (`hostNetwork: yes`), kubectl's reading is fine.
+fn report_yaml11_booleans<T: DeserializeOwned>(
+    submission: &mut Submission,
+    object: &Object,
+    value: &Value,
+) {
+    for (pointer, boolean) in &object.document.yaml11_booleans {
+        let Some(relative) = pointer.strip_prefix(object.pointer.as_str()) else {
+            continue;
+        };
+        let mut as_kubectl_reads_it = value.clone();
+        let Some(Value::String(text)) = as_kubectl_reads_it
+            .pointer_mut(relative)
+            .map(|v| std::mem::replace(v, Value::Bool(*boolean)))
+        else {
+            continue;
+        };
+        if serde_json::from_value::<T>(as_kubectl_reads_it).is_ok() {
+            continue;
+        }
+        submission.findings.push(input_finding(
+            "input.parse-error",
+            object.locate(relative),
+            format!(
+                "{} writes `{text}` unquoted at `{relative}`: kubectl reads YAML 1.1, where that is the boolean {boolean}, and `kubectl apply` fails on the object, since {} wants a string there",
+                object.describe(),
+                object.kind
+            ),
+            &format!("quote it: \"{text}\""),
+        ));
     }
 }
 
@@ -403,6 +470,49 @@ fn is_known_untyped(api_version: &str, kind: &str) -> bool {
 mod tests {
     use crate::submission::test_files::write;
     use crate::submission::{LoadOptions, Typed, load};
+
+    #[test]
+    fn an_unquoted_off_is_refused_where_a_string_is_wanted_as_kubectl_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "v.yaml",
+            "apiVersion: autoscaling.k8s.io/v1\nkind: VerticalPodAutoscaler\nmetadata: {name: v}\nspec:\n  targetRef: {apiVersion: apps/v1, kind: Deployment, name: d}\n  updatePolicy:\n    updateMode: Off\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {canary: yes}\nspec:\n  hostNetwork: yes\n  containers: [{name: c, image: x}]\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        let found: Vec<(Option<u32>, &str)> = submission
+            .findings
+            .iter()
+            .map(|f| (f.location.line, f.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert_eq!(found[0].0, Some(7));
+        assert!(
+            found[0]
+                .1
+                .contains("writes `Off` unquoted at `/spec/updatePolicy/updateMode`")
+                && found[0].1.contains("the boolean false"),
+            "{found:#?}"
+        );
+        // The label must be a string; hostNetwork is a boolean, so `yes` is fine there.
+        assert_eq!(found[1].0, Some(13), "{found:#?}");
+        assert!(
+            found[1]
+                .1
+                .contains("`yes` unquoted at `/metadata/labels/canary`")
+        );
+        // Other checks judge what the student meant: the string "Off".
+        let Typed::VerticalPodAutoscaler(vpa) = &submission.objects[0].typed else {
+            panic!("the VPA is read")
+        };
+        assert_eq!(
+            vpa.spec
+                .update_policy
+                .as_ref()
+                .and_then(|p| p.update_mode.as_deref()),
+            Some("Off")
+        );
+    }
 
     #[test]
     fn schema_errors_point_at_the_field() {

@@ -177,6 +177,38 @@ impl Object {
 }
 
 impl Submission {
+    /// `objects` (values of this submission's objects, perhaps rewritten by a probe) as
+    /// `kubectl apply` would send them: the plain `Off`, `yes` or `on` that this loader
+    /// reads as strings (YAML 1.2) become the booleans kubectl reads (YAML 1.1). The API
+    /// server then takes or refuses them as it would the student's own apply.
+    pub fn as_kubectl_sends(&self, objects: &[Value]) -> Vec<Value> {
+        objects
+            .iter()
+            .map(|value| {
+                let field = |p: &str| value.pointer(p).and_then(Value::as_str);
+                let source = self.objects.iter().find(|o| {
+                    Some(o.kind.as_str()) == field("/kind")
+                        && Some(o.name.as_str()) == field("/metadata/name")
+                });
+                let mut sent = value.clone();
+                for (pointer, boolean) in source.into_iter().flat_map(|o| {
+                    o.document
+                        .yaml11_booleans
+                        .iter()
+                        .filter_map(|(p, b)| Some((p.strip_prefix(o.pointer.as_str())?, *b)))
+                }) {
+                    if let Some(slot @ Value::String(_)) = sent.pointer_mut(pointer)
+                        && super::yaml::yaml11_boolean(slot.as_str().unwrap_or_default())
+                            == Some(boolean)
+                    {
+                        *slot = Value::Bool(boolean);
+                    }
+                }
+                sent
+            })
+            .collect()
+    }
+
     /// Objects whose typed form `filter` accepts (`|t| matches!(t, Typed::Pod(_))`).
     pub fn objects_of<'a>(
         &'a self,
@@ -277,6 +309,32 @@ mod tests {
     use crate::submission::{LoadOptions, load};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
     use std::collections::BTreeSet;
+
+    #[test]
+    fn objects_are_sent_as_kubectl_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "m.yaml",
+            "apiVersion: autoscaling.k8s.io/v1\nkind: VerticalPodAutoscaler\nmetadata: {name: v}\nspec:\n  updatePolicy: {updateMode: Off}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostNetwork: yes\n  containers: [{name: c, image: \"on\"}]\n",
+        );
+        let submission = load(dir.path(), &LoadOptions::default()).unwrap();
+        let mut values: Vec<serde_json::Value> = submission
+            .objects
+            .iter()
+            .map(|o| o.value().clone())
+            .collect();
+        // A probe's rewrite of another field keeps the reading of the rest.
+        values[0]["spec"]["targetRef"] = serde_json::json!({"kind": "Deployment", "name": "d"});
+        let sent = submission.as_kubectl_sends(&values);
+        assert_eq!(sent[0]["spec"]["updatePolicy"]["updateMode"], false);
+        assert_eq!(sent[0]["spec"]["targetRef"]["name"], "d");
+        assert_eq!(sent[1]["spec"]["hostNetwork"], true);
+        assert_eq!(
+            sent[1]["spec"]["containers"][0]["image"], "on",
+            "quoted: a string"
+        );
+    }
 
     #[test]
     fn workloads_are_selected_by_labels_and_expressions_within_the_namespace() {

@@ -56,6 +56,10 @@ pub struct Document {
     pub start: Position,
     /// JSON pointer (`/spec/minReplicas`) → where that key or item is written.
     pub positions: HashMap<String, Position>,
+    /// Plain scalars that YAML 1.2 reads as strings but YAML 1.1 as booleans (`Off`,
+    /// `yes`, `on`): the pointer and its boolean. This loader follows YAML 1.2; kubectl
+    /// (sigs.k8s.io/yaml) follows YAML 1.1, so the API server gets these as booleans.
+    pub yaml11_booleans: Vec<(String, bool)>,
 }
 
 impl Document {
@@ -180,6 +184,16 @@ fn resolve_plain(text: &str) -> Value {
         return Value::Number(number);
     }
     Value::String(text.to_string())
+}
+
+/// The boolean YAML 1.1 (go-yaml v2, which kubectl's sigs.k8s.io/yaml uses) reads in a
+/// plain scalar that YAML 1.2 reads as a string.
+pub(super) fn yaml11_boolean(text: &str) -> Option<bool> {
+    match text {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
 }
 
 fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Value {
@@ -326,6 +340,7 @@ impl Builder {
                     value: Value::Null,
                     start: position,
                     positions: HashMap::new(),
+                    yaml11_booleans: Vec::new(),
                 });
             }
             Event::DocumentEnd => {
@@ -382,8 +397,15 @@ impl Builder {
         {
             document.start = position;
         }
-        self.child_pointer(position);
+        let pointer = self.child_pointer(position);
         let value = resolve_scalar(text, style, tag);
+        if style == ScalarStyle::Plain
+            && tag.is_none()
+            && let Some(boolean) = yaml11_boolean(text)
+            && let Some(document) = self.document.as_mut()
+        {
+            document.yaml11_booleans.push((pointer, boolean));
+        }
         if anchor != 0 {
             self.anchors.insert(anchor, (value.clone(), 1));
         }
@@ -573,6 +595,20 @@ mod tests {
         #[case] expected: Value,
     ) {
         assert_eq!(only(text).value, expected);
+    }
+
+    #[test]
+    fn records_where_kubectl_would_read_a_boolean() {
+        let document = only("a: Off\nb: \"Off\"\nc: [yes, no]\nd: !!str on\ne: offline\n");
+        assert_eq!(document.value["a"], "Off");
+        assert_eq!(
+            document.yaml11_booleans,
+            [
+                ("/a".to_string(), false),
+                ("/c/0".to_string(), true),
+                ("/c/1".to_string(), false)
+            ]
+        );
     }
 
     #[test]

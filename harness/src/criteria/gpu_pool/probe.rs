@@ -117,7 +117,10 @@ async fn observe_locked(
     wait_until_free(namespace, &pool_names, recorder).await;
 
     let (objects, over_ask, mut notes) = objects_to_apply(submission, training, serving, pool_gpus);
-    let applied = match namespace.apply(&objects).await {
+    let applied = match namespace
+        .apply(&submission.as_kubectl_sends(&objects))
+        .await
+    {
         Ok(applied) => applied,
         Err(e) => {
             recorder.mark(&format!("refused: {e}"));

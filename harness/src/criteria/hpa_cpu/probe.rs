@@ -147,7 +147,7 @@ async fn drive(
     load_namespace: &mut Option<TestNamespace>,
 ) -> Result<(), Stop> {
     let applied = namespace
-        .apply(&hpa.objects)
+        .apply(&submission.as_kubectl_sends(&hpa.objects))
         .await
         .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
     notes.extend(applied.notes.iter().cloned());

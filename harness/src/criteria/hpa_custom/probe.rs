@@ -453,7 +453,7 @@ async fn drive(
     ));
     let lock = lock_slot.insert(lock);
     let applied = namespace
-        .apply(&subject.objects)
+        .apply(&submission.as_kubectl_sends(&subject.objects))
         .await
         .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
     notes.extend(applied.notes.iter().cloned());

@@ -352,7 +352,7 @@ async fn drive(
     let spec = subject.spec(&w, started_at);
     let budgets = Budgets::new(&spec, &intervals);
     let applied = namespace
-        .apply(&objects)
+        .apply(&submission.as_kubectl_sends(&objects))
         .await
         .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
     notes.extend(applied.notes.iter().cloned());

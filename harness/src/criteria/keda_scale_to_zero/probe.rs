@@ -501,7 +501,7 @@ async fn drive(
     let deployments: Api<Deployment> = namespace.api();
     // The submission's objects first: its LimitRanges then admit the queue's pods.
     let applied = namespace
-        .apply(&subject.objects)
+        .apply(&submission.as_kubectl_sends(&subject.objects))
         .await
         .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
     notes.extend(applied.notes.iter().cloned());

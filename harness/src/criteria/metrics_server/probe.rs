@@ -62,8 +62,11 @@ pub fn fresh_pod(submission: &Submission) -> Value {
             .iter()
             .find(|o| matches!(o.typed, Typed::Deployment(_)))
     });
+    // As kubectl would send the workload (see `Submission::as_kubectl_sends`).
     let template = workload.and_then(|w| {
-        w.value()
+        submission
+            .as_kubectl_sends(std::slice::from_ref(w.value()))
+            .pop()?
             .pointer("/spec/template")
             .filter(|t| t.pointer("/spec/containers").is_some())
             .map(|t| (w.name.clone(), t.clone()))
@@ -79,8 +82,12 @@ pub fn fresh_pod(submission: &Submission) -> Value {
             "spec": template["spec"].clone(),
         });
     }
-    if let Some(pod) = submission.objects.iter().find(|o| o.kind == "Pod") {
-        return pod.value().clone();
+    if let Some(pod) = submission.objects.iter().find(|o| o.kind == "Pod")
+        && let Some(sent) = submission
+            .as_kubectl_sends(std::slice::from_ref(pod.value()))
+            .pop()
+    {
+        return sent;
     }
     json!({
         "apiVersion": "v1",

@@ -95,7 +95,10 @@ async fn probe(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Ver
         ));
     }
     objects.extend(plan.rule_objects.iter().cloned());
-    match namespace.apply(&objects).await {
+    match namespace
+        .apply(&submission.as_kubectl_sends(&objects))
+        .await
+    {
         Ok(applied) => notes.extend(applied.notes),
         Err(e @ ApplyError::Discovery { .. }) => {
             return error(format!("applying the submission: {e}"), &notes);

@@ -421,7 +421,10 @@ async fn apply_pinned(
     if let Some(priority) = protected.priority_class {
         objects.insert(0, priority.value().clone());
     }
-    match namespace.apply(&objects).await {
+    match namespace
+        .apply(&protected.submission.as_kubectl_sends(&objects))
+        .await
+    {
         Ok(applied) => notes.extend(applied.notes),
         Err(e) => {
             return Err(Stop::Refused(crate::criteria::refusal(

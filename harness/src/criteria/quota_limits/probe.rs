@@ -117,7 +117,10 @@ async fn admission(
         );
     };
     let objects = vec![limit_range.value().clone(), quota.value().clone()];
-    if let Err(e) = namespace.apply(&objects).await {
+    if let Err(e) = namespace
+        .apply(&submission.as_kubectl_sends(&objects))
+        .await
+    {
         recorder.mark(&format!("refused: LimitRange/ResourceQuota: {e}"));
         return Verdict::new(
             ID,

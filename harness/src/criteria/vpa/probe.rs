@@ -430,7 +430,7 @@ async fn drive(
     let intervals = namespace.cluster.intervals;
     let objects = objects_for(submission, subjects);
     let applied = namespace
-        .apply(&objects)
+        .apply(&submission.as_kubectl_sends(&objects))
         .await
         .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
     notes.extend(applied.notes);
