@@ -304,23 +304,20 @@ fn typed<T: DeserializeOwned + serde::Serialize>(
 /// booleans read as kubectl reads them (YAML 1.1), where this loader (YAML 1.2) read
 /// strings: `hostNetwork: yes` is `true` to the API server. `None` when there are none.
 fn booleans_where_wanted<T: DeserializeOwned>(object: &Object, value: &Value) -> Option<Value> {
-    let yaml11 = &object.document.yaml11_booleans;
     let mut reading: Option<Value> = None;
-    for _ in 0..yaml11.len() {
+    for _ in 0..object.yaml11_booleans().count() {
         let current = reading.as_ref().unwrap_or(value);
         let Err(error) = serde_path_to_error::deserialize::<_, T>(current) else {
             break;
         };
         let at = error_pointer(&error);
-        let Some((_, boolean)) = yaml11
-            .iter()
-            .find(|(pointer, _)| pointer.strip_prefix(object.pointer.as_str()) == Some(&at))
+        let Some((_, boolean)) = object.yaml11_booleans().find(|(pointer, _)| *pointer == at)
         else {
             break;
         };
         let mut next = current.clone();
         match next.pointer_mut(&at) {
-            Some(slot @ Value::String(_)) => *slot = Value::Bool(*boolean),
+            Some(slot @ Value::String(_)) => *slot = Value::Bool(boolean),
             _ => break,
         }
         reading = Some(next);
@@ -337,14 +334,11 @@ fn report_yaml11_booleans<T: DeserializeOwned>(
     object: &Object,
     value: &Value,
 ) {
-    for (pointer, boolean) in &object.document.yaml11_booleans {
-        let Some(relative) = pointer.strip_prefix(object.pointer.as_str()) else {
-            continue;
-        };
+    for (relative, boolean) in object.yaml11_booleans() {
         let mut as_kubectl_reads_it = value.clone();
         let Some(Value::String(text)) = as_kubectl_reads_it
             .pointer_mut(relative)
-            .map(|v| std::mem::replace(v, Value::Bool(*boolean)))
+            .map(|v| std::mem::replace(v, Value::Bool(boolean)))
         else {
             continue;
         };

@@ -14,6 +14,15 @@ pub struct QuantityError {
     pub reason: &'static str,
 }
 
+/// A quantity as YAML may give it: a string, or a bare number (`cpu: 2`).
+pub fn quantity_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
 /// Parses a quantity into its value in base units (cores, bytes, count).
 pub fn parse_quantity(text: &str) -> Result<f64, QuantityError> {
     let error = |reason| QuantityError {

@@ -10,6 +10,34 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 impl Object {
+    /// Where, in this object, a plain scalar is a boolean to YAML 1.1 (kubectl) but a
+    /// string to this loader: the pointer relative to the object, and the boolean.
+    pub(super) fn yaml11_booleans(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.document
+            .yaml11_booleans
+            .iter()
+            .filter_map(|(pointer, boolean)| {
+                let relative = pointer.strip_prefix(self.pointer.as_str())?;
+                (relative.is_empty() || relative.starts_with('/')).then_some((relative, *boolean))
+            })
+    }
+
+    /// `value` (this object's, perhaps rewritten by a probe) as `kubectl apply` would send
+    /// it: the plain `Off`, `yes` or `on` that this loader reads as strings (YAML 1.2)
+    /// become the booleans kubectl reads (YAML 1.1), where the text is still the one
+    /// written. The API server then takes or refuses them as it would the student's apply.
+    pub fn as_kubectl_sends(&self, value: &Value) -> Value {
+        let mut sent = value.clone();
+        for (pointer, boolean) in self.yaml11_booleans() {
+            if let Some(slot @ Value::String(_)) = sent.pointer_mut(pointer)
+                && super::yaml::yaml11_boolean(slot.as_str().unwrap_or_default()) == Some(boolean)
+            {
+                *slot = Value::Bool(boolean);
+            }
+        }
+        sent
+    }
+
     /// The object as loaded (apiVersion as written, before any conversion).
     pub fn value(&self) -> &Value {
         self.document
@@ -178,33 +206,20 @@ impl Object {
 
 impl Submission {
     /// `objects` (values of this submission's objects, perhaps rewritten by a probe) as
-    /// `kubectl apply` would send them: the plain `Off`, `yes` or `on` that this loader
-    /// reads as strings (YAML 1.2) become the booleans kubectl reads (YAML 1.1). The API
-    /// server then takes or refuses them as it would the student's own apply.
+    /// `kubectl apply` would send them ([`Object::as_kubectl_sends`]), each matched to its
+    /// object by kind and name.
     pub fn as_kubectl_sends(&self, objects: &[Value]) -> Vec<Value> {
         objects
             .iter()
             .map(|value| {
                 let field = |p: &str| value.pointer(p).and_then(Value::as_str);
-                let source = self.objects.iter().find(|o| {
-                    Some(o.kind.as_str()) == field("/kind")
-                        && Some(o.name.as_str()) == field("/metadata/name")
-                });
-                let mut sent = value.clone();
-                for (pointer, boolean) in source.into_iter().flat_map(|o| {
-                    o.document
-                        .yaml11_booleans
-                        .iter()
-                        .filter_map(|(p, b)| Some((p.strip_prefix(o.pointer.as_str())?, *b)))
-                }) {
-                    if let Some(slot @ Value::String(_)) = sent.pointer_mut(pointer)
-                        && super::yaml::yaml11_boolean(slot.as_str().unwrap_or_default())
-                            == Some(boolean)
-                    {
-                        *slot = Value::Bool(boolean);
-                    }
-                }
-                sent
+                self.objects
+                    .iter()
+                    .find(|o| {
+                        Some(o.kind.as_str()) == field("/kind")
+                            && Some(o.name.as_str()) == field("/metadata/name")
+                    })
+                    .map_or_else(|| value.clone(), |o| o.as_kubectl_sends(value))
             })
             .collect()
     }

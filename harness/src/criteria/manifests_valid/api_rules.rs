@@ -9,7 +9,7 @@
 use super::PARSE_ERROR;
 use crate::checks::{Collector, pointer_escape};
 use crate::submission::Object;
-use crate::submission::quantity::parse_quantity;
+use crate::submission::quantity::{parse_quantity, quantity_text};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
@@ -333,15 +333,6 @@ fn resources(container: &Value, at: &str, out: &mut Vec<Refusal>) {
     }
 }
 
-/// A quantity as YAML may give it: a string, or a bare number (`cpu: 2`).
-fn quantity_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    }
-}
-
 fn service(value: &Value, out: &mut Vec<Refusal>) {
     let kind = value
         .pointer("/spec/type")
@@ -389,11 +380,7 @@ fn service(value: &Value, out: &mut Vec<Refusal>) {
 fn hpa(value: &Value, out: &mut Vec<Refusal>) {
     for field in ["kind", "name"] {
         let pointer = format!("/spec/scaleTargetRef/{field}");
-        if value
-            .pointer(&pointer)
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
+        if is_blank(value, &pointer) {
             out.push(required(&pointer, ""));
         }
     }
@@ -484,22 +471,13 @@ fn metric_source(kind: &str, source: &Value, at: &str, out: &mut Vec<Refusal>) {
     }
     match kind {
         "Resource" | "ContainerResource" => {
-            if source
-                .get("name")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
+            if is_blank(source, "/name") {
                 out.push(required(
                     &format!("{at}/name"),
                     "must specify a resource name",
                 ));
             }
-            if kind == "ContainerResource"
-                && source
-                    .get("container")
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty)
-            {
+            if kind == "ContainerResource" && is_blank(source, "/container") {
                 out.push(required(
                     &format!("{at}/container"),
                     "must specify a container",
@@ -542,17 +520,20 @@ fn metric_source(kind: &str, source: &Value, at: &str, out: &mut Vec<Refusal>) {
         }
         _ => {}
     }
-    if matches!(kind, "Pods" | "Object" | "External")
-        && source
-            .pointer("/metric/name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-    {
+    if matches!(kind, "Pods" | "Object" | "External") && is_blank(source, "/metric/name") {
         out.push(required(
             &format!("{at}/metric/name"),
             "must specify a metric name",
         ));
     }
+}
+
+/// No text, or empty text, at `pointer`: what the API server calls a missing value.
+fn is_blank(value: &Value, pointer: &str) -> bool {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
 }
 
 /// A name in its format (`rule`), and not one `seen` before in the same list.

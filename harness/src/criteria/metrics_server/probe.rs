@@ -62,11 +62,9 @@ pub fn fresh_pod(submission: &Submission) -> Value {
             .iter()
             .find(|o| matches!(o.typed, Typed::Deployment(_)))
     });
-    // As kubectl would send the workload (see `Submission::as_kubectl_sends`).
+    // As kubectl would send the workload (see `Object::as_kubectl_sends`).
     let template = workload.and_then(|w| {
-        submission
-            .as_kubectl_sends(std::slice::from_ref(w.value()))
-            .pop()?
+        w.as_kubectl_sends(w.value())
             .pointer("/spec/template")
             .filter(|t| t.pointer("/spec/containers").is_some())
             .map(|t| (w.name.clone(), t.clone()))
@@ -82,12 +80,8 @@ pub fn fresh_pod(submission: &Submission) -> Value {
             "spec": template["spec"].clone(),
         });
     }
-    if let Some(pod) = submission.objects.iter().find(|o| o.kind == "Pod")
-        && let Some(sent) = submission
-            .as_kubectl_sends(std::slice::from_ref(pod.value()))
-            .pop()
-    {
-        return sent;
+    if let Some(pod) = submission.objects.iter().find(|o| o.kind == "Pod") {
+        return pod.as_kubectl_sends(pod.value());
     }
     json!({
         "apiVersion": "v1",

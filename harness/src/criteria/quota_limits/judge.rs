@@ -4,7 +4,7 @@
 //! LimitRange and ResourceQuota. Pure: no cluster.
 
 use super::ID;
-use crate::submission::quantity::{format_quantity, parse_quantity};
+use crate::submission::quantity::{format_quantity, parse_quantity, quantity_text};
 use crate::submission::{Submission, Typed};
 use crate::verdict::{Evidence, Outcome, Verdict};
 use serde_json::Value;
@@ -110,11 +110,7 @@ pub fn over_quota_sizing(quota_cpu: f64, max_cpu: Option<f64>) -> Result<OverQuo
 pub fn quantity(value: &Value, pointer: &str) -> Option<f64> {
     value
         .pointer(pointer)
-        .and_then(|q| {
-            q.as_str()
-                .map(str::to_string)
-                .or_else(|| q.as_f64().map(|f| f.to_string()))
-        })
+        .and_then(quantity_text)
         .and_then(|q| parse_quantity(&q).ok())
 }
 
