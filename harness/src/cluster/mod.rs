@@ -13,6 +13,8 @@
 //!   shared by every process that runs probes on it;
 //! - [`nodes`]: a test's own simulated nodes, for probes that disrupt a node;
 //! - [`load_generator`]: the in-cluster load generator Job;
+//! - [`script_job`]: a submission's own script, run as a Job in its namespace under a
+//!   ServiceAccount granted that namespace only (never on the host);
 //! - [`lock`]: cluster-wide Lease locks on the singletons probes reconfigure or fill (the
 //!   custom-metrics adapter, the GPU pool);
 //! - [`prometheus`]: the cluster's Prometheus (`monitoring/prometheus-server`), through
@@ -44,6 +46,7 @@ pub mod namespace;
 pub mod nodes;
 pub mod policy;
 pub mod prometheus;
+pub mod script_job;
 pub mod wait;
 
 pub use apply::{Applied, ApplyError, ApplyPlan, Rejection, plan_apply};
@@ -69,6 +72,8 @@ pub const RESERVED_NAME_PREFIX: &str = "autoscale-conformance-sandbox";
 /// The calibrated inference workload that replaces the seed's placeholder images.
 pub const INFERENCE_IMAGE: &str = "localhost/autoscale-conformance/inference-server:0.1.0";
 pub const LOADGEN_IMAGE: &str = "localhost/autoscale-conformance/loadgen:0.1.0";
+/// bash, busybox, kubectl and hey: what a submission's test script runs with.
+pub const SCRIPT_RUNNER_IMAGE: &str = "localhost/autoscale-conformance/script-runner:0.1.0";
 /// Label on the suite's pods that work for a probe from another namespace (its load
 /// generator): the probe's namespace, so that the CPU ledger counts them as its.
 pub const PROBE_NAMESPACE_LABEL: &str = "autoscale-conformance/probe-namespace";

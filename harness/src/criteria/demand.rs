@@ -198,6 +198,8 @@ mod reference {
         assert_eq!(demand("pdb"), 0);
         // The three VPA targets (1.2 cores) under a load generator each.
         assert_eq!(demand("vpa"), 1350);
+        // The test script's HPA (fraud-detector at maxReplicas 10), its runner and its load pods.
+        assert_eq!(demand("load-testing"), 2300);
         assert!(demand("monitoring") > CpuDemand::cores(1.35).as_millis());
     }
 }

@@ -294,7 +294,7 @@ pub const REGISTRY: &[&dyn Criterion] = &[
     &keda_cron::KedaCron,
     &pdb::Pdb,
     &gpu_pool::GpuPool,
-    &load_testing::LoadTesting,
+    &load_testing::LoadTesting::GRADING,
     &docs::Docs,
     &monitoring::Monitoring,
     &manifests_valid::ManifestsValid,

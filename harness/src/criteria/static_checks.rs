@@ -205,9 +205,12 @@ mod tests {
     #[test]
     fn environment_problems_make_an_error_verdict_not_a_fail() {
         let mut collector = Collector::default();
-        collector.environment(&load_testing::SHELLCHECK, "shellcheck is not installed");
+        collector.environment(
+            &load_testing::checks::SHELLCHECK,
+            "shellcheck is not installed",
+        );
         collector.fire(
-            &load_testing::SYNTAX,
+            &load_testing::checks::SYNTAX,
             Location::line("a.sh", 3),
             "syntax error",
         );

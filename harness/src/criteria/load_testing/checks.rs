@@ -1,8 +1,8 @@
-//! Criterion `load-testing`: static checks only, until its live probe arrives.
-//! A test script exercises the autoscalers, every shell script parses (`bash -n`)
-//! and passes shellcheck, and the submission generates load in bounded loops.
+//! Static checks of `load-testing`: a test script exercises the autoscalers, every
+//! shell script parses (`bash -n`) and passes shellcheck, and the submission generates
+//! load in bounded loops.
 
-use super::{CriterionId, CriterionInfo};
+use super::ID;
 use crate::checks::tools::{self, Tools};
 use crate::checks::{CheckInfo, Collector, Input, regex};
 use crate::submission::{Submission, TextFile};
@@ -11,16 +11,6 @@ use regex::Regex;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::LazyLock;
-
-pub const ID: CriterionId = CriterionId("load-testing");
-
-pub const ABOUT: &[CriterionInfo] = &[CriterionInfo {
-    id: ID,
-    title: "Load testing demonstrates automatic scale-up and scale-down",
-    rubric_line: "testing-load-generation",
-    cncf_ai_conformance: None,
-    has_live_part: true,
-}];
 
 pub const TEST_SUITE_MISSING: CheckInfo = CheckInfo::error(
     "scripts.test-suite-missing",
@@ -67,10 +57,6 @@ pub const CATALOGUE: &[CheckInfo] = &[
     UNBOUNDED_LOAD,
 ];
 
-pub struct LoadTesting;
-
-criterion_checks_only!(LoadTesting, not_probed_because: "running the submission's own load scripts in a sandbox");
-
 pub fn check(input: &Input<'_>, out: &mut Collector) {
     let submission = input.submission;
     if !submission.scripts.is_empty() {
@@ -84,7 +70,7 @@ static SYNTAX_LINE: LazyLock<Regex> = LazyLock::new(|| regex(r"line (\d+):"));
 
 /// The autoscalers a script runs kubectl against (HPA, VPA, ScaledObject), in
 /// that order; empty when it runs no kubectl.
-fn autoscalers_exercised(script: &TextFile) -> Vec<&'static str> {
+pub(super) fn autoscalers_exercised(script: &TextFile) -> Vec<&'static str> {
     let text = script.text.to_lowercase();
     if !text.contains("kubectl") {
         return Vec::new();
@@ -175,7 +161,7 @@ fn scales_by_hand(submission: &Submission, suite: &TextFile, out: &mut Collector
 }
 
 /// Whether a script generates load: a load tool, or a request tool in a loop.
-fn generates_load(text: &str) -> bool {
+pub(super) fn generates_load(text: &str) -> bool {
     LOAD_TOOL.is_match(text) || (REQUEST_TOOL.is_match(text) && DO_DONE.is_match(text))
 }
 
