@@ -84,7 +84,7 @@ case $step in
     # Steps ran as root through sudo: the runner's user saves the caches after the job.
     [ -n "${SUDO_UID:-}" ] || { log "not run through sudo: nothing to hand back"; exit 0; }
     # Only the newest build of each module is kept in the cache (build.sh keys them).
-    for module in k8s metrics-server coredns kwok; do
+    for module in k8s metrics-server coredns kwok kubectl hey debian-static; do
       find "$cache/bin" -maxdepth 1 -name "$module-*" ! -name '*.tmp' -printf '%T@ %p\n' 2>/dev/null \
         | sort -rn | tail -n +2 | cut -d' ' -f2- | xargs -r rm -rf
     done

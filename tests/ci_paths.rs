@@ -819,8 +819,8 @@ impl Fakes {
 }
 
 /// The archives kind loads: the cluster's own, the monitoring stack's, the VPA's, KEDA's,
-/// the workloads'.
-const KIND_ARCHIVES: [&str; 15] = [
+/// the workloads', the test scripts' (script-runner, busybox).
+const KIND_ARCHIVES: [&str; 18] = [
     "coredns",
     "metrics-server",
     "prometheus",
@@ -836,6 +836,9 @@ const KIND_ARCHIVES: [&str; 15] = [
     "keda-admission-webhooks",
     "inference-server",
     "loadgen",
+    "script-runner",
+    "busybox-latest",
+    "busybox-1.36",
 ];
 
 /// Fake `kind`, `docker` and `kubectl` for the kind path, a fake kwok and fake archives.
@@ -1262,8 +1265,11 @@ mkdir -p "$cache/images"
 image_archive registry.k8s.io/coredns/coredns:v1.14.6 "$cache/images/coredns.oci.tar" "{a}" --file x
 image_archive registry.k8s.io/coredns/coredns:v1.14.6 "$cache/images/coredns.oci.tar" "{a}" --file x
 image_archive registry.k8s.io/coredns/coredns:v1.14.6 "$cache/images/coredns.oci.tar" "{b}" --file x
-# `images kind` asks build.sh for metrics-server and CoreDNS only.
+# `images kind` asks build.sh for metrics-server and CoreDNS only (no Kubernetes build),
+# and for the test scripts' tools: busybox's applet list comes from debian-static's build.
 build() {{ echo "build $*" >>"{log}"; for m in "$@"; do echo "{cache}/bin/$m-cccc"; done; }}
+mkdir -p "{cache}/bin/debian-static-cccc"
+printf 'bin/busybox\nbin/sh\nlinuxrc\nsbin/ifconfig\nusr/bin/wget\n' >"{cache}/bin/debian-static-cccc/busybox.applets"
 images kind
 "#,
         cluster = repo().join("ci/localcluster/cluster.sh").display(),
@@ -1295,6 +1301,58 @@ images kind
         "{calls:#?}"
     );
     assert!(!calls.iter().any(|c| c.contains("build k8s")), "{calls:#?}");
+    // The test scripts' images: kubectl alone (not the k8s module), busybox's applets at
+    // their usual paths in the runner and all in /bin in the busybox image, no link over
+    // bash or busybox itself.
+    assert!(
+        calls.contains(&"build debian-static hey kubectl".to_string()),
+        "{calls:#?}"
+    );
+    let built = |name: &str| {
+        calls
+            .iter()
+            .find(|c| c.starts_with("fake-oci-image") && c.contains(&format!("--name {name} ")))
+            .unwrap_or_else(|| panic!("no archive named {name}: {calls:#?}"))
+            .clone()
+    };
+    let runner = built("localhost/autoscale-conformance/script-runner:0.1.0");
+    for needle in [
+        "--symlink /bin/sh:busybox ",
+        "--symlink /sbin/ifconfig:../bin/busybox ",
+        "--symlink /usr/bin/wget:../../bin/busybox ",
+        "/debian-static-cccc/bash:/bin/bash:0755",
+        "/kubectl-cccc/kubectl:/usr/local/bin/kubectl:0755",
+        "/hey-cccc/hey:/usr/local/bin/hey:0755",
+        "--user 65532:65532",
+        "--entrypoint /bin/bash",
+    ] {
+        assert!(
+            runner.contains(needle),
+            "script-runner lacks `{needle}`: {runner}"
+        );
+    }
+    for tag in ["latest", "1.36"] {
+        let busybox = built(&format!("docker.io/library/busybox:{tag}"));
+        for needle in [
+            "--symlink /bin/wget:busybox ",
+            "--symlink /bin/ifconfig:busybox ",
+            "--arg sh",
+        ] {
+            assert!(
+                busybox.contains(needle),
+                "busybox:{tag} lacks `{needle}`: {busybox}"
+            );
+        }
+        assert!(!busybox.contains("--entrypoint"), "{busybox}");
+    }
+    for image in [runner, built("docker.io/library/busybox:latest")] {
+        assert!(
+            !image.contains("--symlink /bin/busybox:")
+                && !image.contains("--symlink /bin/bash:")
+                && !image.contains("linuxrc"),
+            "{image}"
+        );
+    }
     assert!(
         !calls.iter().any(|c| c.contains("pause")),
         "kind does not use a pause archive: {calls:#?}"

@@ -15,7 +15,7 @@
 # (the VPA's build, for its deploy/, as `build.sh vpa` prints),
 # AUTOSCALE_KEDA_DIR (KEDA's build, for its crds/, as `build.sh keda` prints) and
 # AUTOSCALE_IMAGES (a directory of the *.oci.tar archives `ci/cluster images kind` lists,
-# the monitoring stack's and KEDA's among them). Without them all are built here.
+# the monitoring stack's, KEDA's and the test scripts' among them). Without them all are built here.
 #
 # kwok runs as a host process, as on the local cluster, with the same flags and stages
 # (keep them in step with kwok_up in ci/localcluster/cluster.sh): it manages only nodes

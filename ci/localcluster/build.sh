@@ -12,8 +12,19 @@
 # and go.sum, whose replace directive points there, and built in that directory. The
 # archive's digest (or the commit) is part of the key. Never into this repository.
 #
+# The images students' test scripts run in (script-runner, busybox; see cluster.sh's
+# images()) take three more: `kubectl` (only k8s.io/kubernetes/cmd/kubectl, from the k8s
+# module's go.mod with the same flags, so it shares Go's build cache; the k8s build's own
+# directory when that exists), `hey` (github.com/rakyll/hey) and `debian-static`: bash and
+# busybox from Debian's bash-static and busybox-static packages, pinned by version and
+# SHA256 (debian_package below), fetched into $CACHE/debs/ (apt-get download; where apt
+# does not serve that version, as on GitHub's Ubuntu runners or once Debian has replaced
+# it, straight from the Debian mirror's pool, $AUTOSCALE_DEBIAN_MIRROR, by default
+# https://deb.debian.org/debian), checked against the digest, extracted with dpkg-deb.
+#
 # Usage: ci/localcluster/build.sh [k8s|metrics-server|coredns|kwok|prometheus|
-#          prometheus-operator|kube-state-metrics|prometheus-adapter|vpa|keda ...]   (default: all)
+#          prometheus-operator|kube-state-metrics|prometheus-adapter|vpa|keda|
+#          kubectl|hey|debian-static ...]   (default: all but kubectl, which k8s holds)
 # Prints one line per module: the directory holding its binaries.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +45,8 @@ k8s_ldflags() {
 
 inputs_key() {
   local dir=$1 extra=${2:-}
+  # debian-static has no Go sources: its key is this script (which pins the packages).
+  if [ -z "$dir" ]; then { sha256sum <"$0"; echo "$extra"; } | sha256sum | cut -c1-16; return; fi
   { go version; sha256sum <"$0"; echo "$extra"; cd "$dir" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 \
       | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
 }
@@ -83,10 +96,54 @@ third_party_src() {
   fi
 }
 
+# Debian packages (amd64, bookworm): name -> version, SHA256 of the .deb, its path in the
+# archive's pool. `apt-get download --print-uris NAME` prints all three for the version apt
+# serves; change them together.
+debian_package() {
+  case $1 in
+    bash-static) echo "5.2.15-2+b13 f62e37fc6c2c14417f270323066b4c621db5dc151a26f7a1f58e3fc24111d1c8 pool/main/b/bash/bash-static_5.2.15-2+b13_amd64.deb" ;;
+    busybox-static) echo "1:1.35.0-4+deb12u1+b1 3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744 pool/main/b/busybox/busybox-static_1.35.0-4+deb12u1+b1_amd64.deb" ;;
+    *) return 1 ;;
+  esac
+}
+
+# Prints the path of the package's .deb in $cache/debs, fetched once and checked against
+# its pinned digest. apt-get download first (Debian bookworm: its configured mirror or
+# proxy); where apt has no such version (another distribution, e.g. GitHub's Ubuntu
+# runners, or Debian has since replaced it), the Debian mirror's pool by URL. Either way
+# nothing but a file with the pinned digest is used.
+fetch_deb() {
+  local name=$1 version sha pool file tmp got
+  read -r version sha pool <<<"$(debian_package "$name")"
+  file="$cache/debs/${pool##*/}"
+  if [ -f "$file" ] && [ "$(sha256sum <"$file" | cut -d' ' -f1)" = "$sha" ]; then echo "$file"; return; fi
+  mkdir -p "$cache/debs"
+  tmp=$(mktemp -d "$cache/debs/.fetch.XXXXXX")
+  if ! (cd "$tmp" && apt-get download -q "$name=$version" >/dev/null 2>"$tmp/apt.log"); then
+    local url="${AUTOSCALE_DEBIAN_MIRROR:-https://deb.debian.org/debian}/$pool"
+    echo "apt-get download $name=$version failed ($(tail -1 "$tmp/apt.log")): fetching $url" >&2
+    rm -f "$tmp"/*.deb
+    curl -fsSL --retry 3 -o "$tmp/${pool##*/}" "$url" || { rm -rf "$tmp"; echo "fetching $url failed" >&2; return 1; }
+  fi
+  got=$(find "$tmp" -maxdepth 1 -name '*.deb' | head -1)
+  if [ -z "$got" ] || [ "$(sha256sum <"$got" | cut -d' ' -f1)" != "$sha" ]; then
+    echo "$name $version: the .deb does not have the pinned SHA256 $sha" >&2
+    rm -rf "$tmp"; return 1
+  fi
+  mv "$got" "$file"; rm -rf "$tmp"
+  echo "$file"
+}
+
 build_module() {
   local name=$1 dir="$here/$1" key out started extra=""
+  case $name in
+    kubectl) dir="$here/k8s" ;;  # the k8s module's go.mod: the same key as k8s
+    debian-static) dir=""; extra="debian-static" ;;
+  esac
   if third_party "$name" >/dev/null; then extra=$(third_party_id "$name") || return 1; fi
   key=$(inputs_key "$dir" "$extra")
+  # kubectl: the k8s build of the same inputs holds it already.
+  if [ "$name" = kubectl ] && [ -f "$cache/bin/k8s-$key/.complete" ]; then echo "$cache/bin/k8s-$key"; return; fi
   out="$cache/bin/$name-$key"
   if [ -f "$out/.complete" ]; then echo "$out"; return; fi
   rm -rf "$out.tmp"; mkdir -p "$out.tmp"
@@ -98,6 +155,31 @@ build_module() {
         k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
         k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet \
         k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl ./cmd/etcd ./cmd/pause) ;;
+    kubectl)
+      # Only kubectl (the kind path, which has no k8s build), with k8s's flags.
+      (cd "$dir" && go build -ldflags "$(k8s_ldflags)" -o "$out.tmp/" k8s.io/kubernetes/cmd/kubectl) ;;
+    hey)
+      (cd "$dir" && go build -ldflags "-s -w" -o "$out.tmp/hey" github.com/rakyll/hey) ;;
+    debian-static)
+      # /bin/bash-static and /bin/busybox (both static), busybox's applet list with each
+      # applet's usual path (`busybox --list-full`: bin/sh, usr/bin/wget, ...), and the
+      # images' /etc/passwd and /etc/group (root, nobody and distroless' nonroot 65532).
+      local package deb x="$out.tmp/extract"
+      for package in bash-static busybox-static; do
+        deb=$(fetch_deb "$package") || return 1
+        dpkg-deb -x "$deb" "$x"
+      done
+      cp "$x/bin/bash-static" "$out.tmp/bash"; cp "$x/bin/busybox" "$out.tmp/busybox"
+      chmod 0755 "$out.tmp/bash" "$out.tmp/busybox"
+      rm -rf "$x"
+      "$out.tmp/busybox" --list-full | LC_ALL=C sort >"$out.tmp/busybox.applets"
+      if ! grep -qx bin/sh "$out.tmp/busybox.applets" || ! grep -qx usr/bin/wget "$out.tmp/busybox.applets"; then
+        echo "busybox --list-full names no bin/sh or usr/bin/wget" >&2; return 1
+      fi
+      printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/home:/bin/false' \
+        'nonroot:x:65532:65532:nonroot:/tmp:/bin/false' >"$out.tmp/passwd"
+      printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' 'nonroot:x:65532:' >"$out.tmp/group"
+      chmod 0644 "$out.tmp/busybox.applets" "$out.tmp/passwd" "$out.tmp/group" ;;
     metrics-server)
       (cd "$dir" && go build -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=v0.8.0" \
         -o "$out.tmp/" sigs.k8s.io/metrics-server/cmd/metrics-server) ;;
@@ -172,5 +254,5 @@ build_module() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(k8s metrics-server coredns kwok prometheus prometheus-operator kube-state-metrics prometheus-adapter vpa keda)
+[ ${#modules[@]} -gt 0 ] || modules=(k8s metrics-server coredns kwok prometheus prometheus-operator kube-state-metrics prometheus-adapter vpa keda hey debian-static)
 for m in "${modules[@]}"; do build_module "$m"; done

@@ -130,15 +130,60 @@ images() {
   image_archive ghcr.io/kedacore/keda-admission-webhooks:2.21.0 "$out/keda-admission-webhooks.oci.tar" "$keda_bin" \
     --file "$keda_bin/keda-admission-webhooks:/keda-admission-webhooks:0755" --entrypoint /keda-admission-webhooks \
     --user 65532 --expose 9443/tcp --expose 8080/tcp
+  script_images "$out"
+}
+
+# The images students' test scripts run in, on both paths (ci/README.md, "The test
+# scripts' images"). script-runner runs the script itself: bash (Debian's bash-static),
+# busybox (busybox-static) with a link for every applet at its usual path (`busybox
+# --list-full`: /bin/sleep, /usr/bin/wget, ...), kubectl and hey. /bin/sh is busybox's
+# ash, as in the busybox image the same scripts start pods from (and in Alpine), not
+# bash: a `#!/bin/sh` script then behaves in the runner as in those pods, and bash is
+# always /bin/bash. docker.io/library/busybox (latest and 1.36, which students write)
+# is upstream's layout: busybox and every applet in /bin, /usr/bin/env, no entrypoint,
+# `sh` as the command, root. Its own build call, so that this block is the whole of it.
+script_images() {
+  local out=$1 built static_bin hey_bin kubectl_bin_dir applet link
+  local -a dirs applets runner_links=() busybox_links=()
+  built=$(build debian-static hey kubectl) || die "building the test scripts' tools (bash, busybox, hey, kubectl) failed"
+  mapfile -t dirs <<<"$built"
+  [ ${#dirs[@]} -eq 3 ] || die "build.sh did not print the three module directories"
+  static_bin=${dirs[0]}; hey_bin=${dirs[1]}; kubectl_bin_dir=${dirs[2]}
+  [ -s "$static_bin/busybox.applets" ] || die "$static_bin has no busybox.applets"
+  mapfile -t applets <"$static_bin/busybox.applets"
+  for applet in "${applets[@]}"; do
+    case $applet in bin/busybox | bin/bash | linuxrc | "") continue ;; esac
+    # Relative links (/usr/bin/wget -> ../../bin/busybox), so an extracted rootfs works too.
+    link=bin/busybox
+    case $applet in bin/*) link=busybox ;; */*/*) link=../../$link ;; */*) link=../$link ;; esac
+    runner_links+=(--symlink "/$applet:$link")
+    busybox_links+=(--symlink "/bin/${applet##*/}:busybox")
+  done
+  local etc=(--file "$static_bin/passwd:/etc/passwd:0644" --file "$static_bin/group:/etc/group:0644")
+  image_archive localhost/autoscale-conformance/script-runner:0.1.0 "$out/script-runner.oci.tar" \
+    "$static_bin $hey_bin $kubectl_bin_dir" \
+    --file "$static_bin/bash:/bin/bash:0755" --file "$static_bin/busybox:/bin/busybox:0755" "${runner_links[@]}" \
+    --file "$kubectl_bin_dir/kubectl:/usr/local/bin/kubectl:0755" --file "$hey_bin/hey:/usr/local/bin/hey:0755" \
+    "${etc[@]}" --dir /tmp:1777 --dir /work:1777 --workdir /work --user 65532:65532 \
+    --env HOME=/tmp --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --entrypoint /bin/bash
+  local tag
+  for tag in latest 1.36; do
+    image_archive "docker.io/library/busybox:$tag" "$out/busybox-$tag.oci.tar" "$static_bin" \
+      --file "$static_bin/busybox:/bin/busybox:0755" "${busybox_links[@]}" --symlink /usr/bin/env:../../bin/env \
+      "${etc[@]}" --dir /tmp:1777 --dir /root:0700 --arg sh
+  done
 }
 
 # Builds an archive unless the one there was built from the same build directory (whose
-# name carries build.sh's key of its inputs) by the same oci-image. Timestamps would not
-# do: a build directory made earlier than the archive (another checkout's build, a
-# restored CI cache) would leave the archive of an older binary in place.
+# name carries build.sh's key of its inputs; or several, space-separated) by the same
+# oci-image with the same arguments. Timestamps would not do: a build directory made
+# earlier than the archive (another checkout's build, a restored CI cache) would leave
+# the archive of an older binary in place.
 image_archive() {
   local name=$1 archive=$2 input=$3 stamp; shift 3
-  stamp="$name $input $(sha256sum <"$oci_image" | cut -c1-16)"
+  # The arguments too: a changed path, user or link list is a changed image.
+  stamp="$name $input $(sha256sum <"$oci_image" | cut -c1-16) $(printf '%s\n' "$@" | sha256sum | cut -c1-16)"
   if [ -f "$archive" ] && [ "$(cat "$archive.inputs" 2>/dev/null)" = "$stamp" ]; then
     return
   fi

@@ -38,6 +38,10 @@ const CREATED: &str = "1970-01-01T00:00:00Z";
 pub enum OciError {
     #[error("invalid --file `{0}`: expected HOST_PATH:IMAGE_PATH[:OCTAL_MODE]")]
     FileSpec(String),
+    #[error("invalid --symlink `{0}`: expected IMAGE_PATH:TARGET")]
+    SymlinkSpec(String),
+    #[error("symlink `{0}` is a parent of `{1}`: a symlink cannot hold entries")]
+    SymlinkParent(String, String),
     #[error("invalid path in image `{0}`: must be absolute, without `.` or `..` parts")]
     ImagePath(String),
     #[error("`{0}` appears twice in the image")]
@@ -46,7 +50,7 @@ pub enum OciError {
     Reference(String),
     #[error("invalid --env `{0}`: expected KEY=VALUE")]
     Env(String),
-    #[error("the image needs an entrypoint")]
+    #[error("the image needs an entrypoint or a command (--entrypoint or --arg)")]
     NoEntrypoint,
     #[error("reading {path}: {source}")]
     Read {
@@ -110,14 +114,43 @@ impl FromStr for FileSpec {
     }
 }
 
+/// A symbolic link to put into the image: `IMAGE_PATH:TARGET`, e.g. `/bin/sh:busybox`.
+/// The target is stored as given (relative targets resolve from the link's directory, as
+/// on any filesystem; absolute ones from the container's root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymlinkSpec {
+    pub image_path: String,
+    pub target: String,
+}
+
+impl FromStr for SymlinkSpec {
+    type Err = OciError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || OciError::SymlinkSpec(text.to_owned());
+        let (image_path, target) = text.split_once(':').ok_or_else(invalid)?;
+        if image_path.is_empty() || target.is_empty() || target.contains('\0') {
+            return Err(invalid());
+        }
+        Ok(Self {
+            image_path: image_path.to_owned(),
+            target: target.to_owned(),
+        })
+    }
+}
+
 /// Everything that goes into one image.
 #[derive(Debug, Clone, Default)]
 pub struct ImageSpec {
     /// Full reference, e.g. `localhost/autoscale-conformance/inference-server:0.1.0`.
     pub reference: String,
     pub files: Vec<FileSpec>,
+    /// Symbolic links (owned by root, mode 0777, time 0, like every entry).
+    pub symlinks: Vec<SymlinkSpec>,
     /// Empty directories to create (e.g. `/tmp`), with their modes.
     pub directories: Vec<(String, u32)>,
+    /// The config's `Entrypoint`; may be empty when `args` is not (then the image has no
+    /// `Entrypoint` and `Cmd` is the command, as in upstream's busybox image).
     pub entrypoint: Vec<String>,
     /// Default arguments (the config's `Cmd`; a Pod's `args` replace them).
     pub args: Vec<String>,
@@ -212,6 +245,7 @@ fn check_reference(reference: &str) -> Result<(), OciError> {
 enum LayerEntry {
     Directory { mode: u32 },
     File { host: PathBuf, mode: u32 },
+    Symlink { target: String },
 }
 
 fn tar_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -272,6 +306,34 @@ fn layer_tar(spec: &ImageSpec) -> Result<Vec<u8>, OciError> {
             return Err(OciError::Duplicate(file.image_path.clone()));
         }
     }
+    for link in &spec.symlinks {
+        let path = normalize_image_path(&link.image_path)?;
+        add_parents(&mut entries, &path);
+        let previous = entries.insert(
+            path,
+            LayerEntry::Symlink {
+                target: link.target.clone(),
+            },
+        );
+        if previous.is_some() {
+            return Err(OciError::Duplicate(link.image_path.clone()));
+        }
+    }
+    // A link cannot be a directory other entries sit in (`/lib64` -> `lib` and then
+    // `/lib64/x`): the tar would hold a path through a symlink.
+    for (path, entry) in &entries {
+        if let LayerEntry::Symlink { .. } = entry {
+            let inside = format!("{path}/");
+            if let Some((child, _)) = entries.range(inside.clone()..).next()
+                && child.starts_with(&inside)
+            {
+                return Err(OciError::SymlinkParent(
+                    format!("/{path}"),
+                    format!("/{child}"),
+                ));
+            }
+        }
+    }
 
     let mut builder = tar::Builder::new(Vec::new());
     for (path, entry) in &entries {
@@ -287,6 +349,10 @@ fn layer_tar(spec: &ImageSpec) -> Result<Vec<u8>, OciError> {
                 })?;
                 let mut header = tar_header(tar::EntryType::Regular, *mode, bytes.len() as u64);
                 builder.append_data(&mut header, path, bytes.as_slice())
+            }
+            LayerEntry::Symlink { target } => {
+                let mut header = tar_header(tar::EntryType::Symlink, 0o777, 0);
+                builder.append_link(&mut header, path, target)
             }
         };
         written.map_err(OciError::Tar)?;
@@ -332,7 +398,9 @@ fn config_json(spec: &ImageSpec, diff_id: &str) -> Result<Vec<u8>, OciError> {
         config.insert("ExposedPorts".into(), json!(ports));
     }
     config.insert("Env".into(), json!(env));
-    config.insert("Entrypoint".into(), json!(spec.entrypoint));
+    if !spec.entrypoint.is_empty() {
+        config.insert("Entrypoint".into(), json!(spec.entrypoint));
+    }
     if !spec.args.is_empty() {
         config.insert("Cmd".into(), json!(spec.args));
     }
@@ -357,7 +425,7 @@ fn config_json(spec: &ImageSpec, diff_id: &str) -> Result<Vec<u8>, OciError> {
 /// Builds the archive for `spec` at `out` (written to a temporary file, then renamed).
 pub fn build(spec: &ImageSpec, out: &Path) -> Result<BuiltImage, OciError> {
     check_reference(&spec.reference)?;
-    if spec.entrypoint.is_empty() {
+    if spec.entrypoint.is_empty() && spec.args.is_empty() {
         return Err(OciError::NoEntrypoint);
     }
     let layer_plain = layer_tar(spec)?;
@@ -740,6 +808,21 @@ mod tests {
         assert!("a".parse::<FileSpec>().is_err());
         assert!("a:/b:999".parse::<FileSpec>().is_err());
         assert!("a:/b:0644:x".parse::<FileSpec>().is_err());
+    }
+
+    #[test]
+    fn symlink_specs_parse() {
+        let spec: SymlinkSpec = "/usr/bin/wget:../../bin/busybox".parse().unwrap();
+        assert_eq!(spec.image_path, "/usr/bin/wget");
+        assert_eq!(spec.target, "../../bin/busybox");
+        // Only the first colon separates: a target may hold more.
+        assert_eq!(
+            "/a:b:c".parse::<SymlinkSpec>().unwrap().target,
+            "b:c".to_owned()
+        );
+        assert!("/a".parse::<SymlinkSpec>().is_err());
+        assert!("/a:".parse::<SymlinkSpec>().is_err());
+        assert!(":b".parse::<SymlinkSpec>().is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use oci_image::{FileSpec, ImageSpec, build, verify};
+use oci_image::{FileSpec, ImageSpec, SymlinkSpec, build, verify};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,11 +47,15 @@ struct BuildArgs {
     /// HOST_PATH:IMAGE_PATH[:OCTAL_MODE]; repeat for more files.
     #[arg(long = "file", required = true)]
     files: Vec<FileSpec>,
+    /// Symbolic link IMAGE_PATH:TARGET (e.g. /bin/sh:busybox); repeatable.
+    #[arg(long = "symlink")]
+    symlinks: Vec<SymlinkSpec>,
     /// Empty directory IMAGE_PATH[:OCTAL_MODE] (e.g. /tmp:1777); repeatable.
     #[arg(long = "dir")]
     directories: Vec<String>,
-    /// Entrypoint; repeat for an entrypoint with fixed arguments.
-    #[arg(long = "entrypoint", required = true)]
+    /// Entrypoint; repeat for an entrypoint with fixed arguments. Without one, the image
+    /// has no Entrypoint and its first --arg is the command (upstream busybox's way).
+    #[arg(long = "entrypoint", required_unless_present = "args")]
     entrypoint: Vec<String>,
     /// Default argument (the config's Cmd); repeatable.
     #[arg(long = "arg", allow_hyphen_values = true)]
@@ -156,6 +160,7 @@ fn image_spec(args: BuildArgs) -> Result<ImageSpec> {
     Ok(ImageSpec {
         reference: args.name,
         files: args.files,
+        symlinks: args.symlinks,
         directories,
         entrypoint: args.entrypoint,
         args: args.args,

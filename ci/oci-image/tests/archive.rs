@@ -299,3 +299,182 @@ fn bad_build_inputs_are_refused_with_a_message() {
     }
     assert!(!out.exists());
 }
+
+/// The layer of `archive`, one line per entry: `path[ -> target] mode uid:gid mtime`.
+fn layer_listing(archive: &Path) -> Vec<String> {
+    let files = entries(archive);
+    let index = json(&files["index.json"]);
+    let manifest_path = format!(
+        "blobs/{}",
+        index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .replace(':', "/")
+    );
+    let manifest = json(&files[&manifest_path]);
+    let layer_path = format!(
+        "blobs/{}",
+        manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .replace(':', "/")
+    );
+    let layer = flate2::read::GzDecoder::new(files[&layer_path].as_slice());
+    let mut layer = tar::Archive::new(layer);
+    layer
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let header = entry.header();
+            let target = match entry.link_name().unwrap() {
+                Some(target) if header.entry_type() == tar::EntryType::Symlink => {
+                    format!(" -> {}", target.display())
+                }
+                _ => String::new(),
+            };
+            format!(
+                "{}{target} {:o} {}:{} {}",
+                entry.path().unwrap().display(),
+                header.mode().unwrap(),
+                header.uid().unwrap(),
+                header.gid().unwrap(),
+                header.mtime().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn config_of(archive: &Path) -> Value {
+    let files = entries(archive);
+    let index = json(&files["index.json"]);
+    let manifest = json(
+        &files[&format!(
+            "blobs/{}",
+            index["manifests"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .replace(':', "/")
+        )],
+    );
+    json(
+        &files[&format!(
+            "blobs/{}",
+            manifest["config"]["digest"]
+                .as_str()
+                .unwrap()
+                .replace(':', "/")
+        )],
+    )
+}
+
+/// A busybox-like image: one binary, links to it (relative, absolute, in a new directory),
+/// no entrypoint and `sh` as its command.
+fn build_linked(dir: &Path, out: &Path, links: &[&str]) -> Output {
+    let binary = dir.join("busybox");
+    std::fs::write(&binary, b"#!/bin/sh\necho multi-call\n").unwrap();
+    let mut args = vec![
+        "build".to_owned(),
+        "--name".to_owned(),
+        "docker.io/library/busybox:latest".to_owned(),
+        "--file".to_owned(),
+        format!("{}:/bin/busybox:0755", binary.display()),
+        "--arg".to_owned(),
+        "sh".to_owned(),
+        "--out".to_owned(),
+        out.to_str().unwrap().to_owned(),
+    ];
+    for link in links {
+        args.push("--symlink".to_owned());
+        args.push((*link).to_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    oci_image(&args)
+}
+
+const LINKS: [&str; 3] = [
+    "/usr/bin/wget:../../bin/busybox",
+    "/bin/sh:busybox",
+    "/sbin/ifconfig:/bin/busybox",
+];
+
+#[test]
+fn symlinks_are_sorted_root_owned_entries_and_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("busybox.oci.tar");
+    let output = build_linked(dir.path(), &archive, &LINKS);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    verify(&archive).expect("the archive verifies");
+    assert_eq!(
+        layer_listing(&archive),
+        [
+            "bin/ 755 0:0 0",
+            "bin/busybox 755 0:0 0",
+            "bin/sh -> busybox 777 0:0 0",
+            "sbin/ 755 0:0 0",
+            "sbin/ifconfig -> /bin/busybox 777 0:0 0",
+            "usr/ 755 0:0 0",
+            "usr/bin/ 755 0:0 0",
+            "usr/bin/wget -> ../../bin/busybox 777 0:0 0",
+        ]
+    );
+
+    // The order of --symlink flags does not matter: the same bytes.
+    let reordered = dir.path().join("reordered.oci.tar");
+    let mut links = LINKS;
+    links.reverse();
+    assert!(
+        build_linked(dir.path(), &reordered, &links)
+            .status
+            .success()
+    );
+    assert_eq!(
+        sha256_digest(&std::fs::read(&archive).unwrap()),
+        sha256_digest(&std::fs::read(&reordered).unwrap())
+    );
+
+    // No --entrypoint: no Entrypoint in the config, the command is Cmd (upstream busybox).
+    let config = config_of(&archive);
+    assert!(config["config"].get("Entrypoint").is_none(), "{config}");
+    assert_eq!(config["config"]["Cmd"], serde_json::json!(["sh"]));
+}
+
+#[test]
+fn bad_symlinks_and_an_image_with_nothing_to_run_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.tar");
+    let cases: [(&[&str], &str); 4] = [
+        // A link where the binary is.
+        (&["/bin/busybox:sh"], "appears twice"),
+        // A link that would have to be a directory.
+        (&["/usr:bin", "/usr/bin/wget:x"], "is a parent of"),
+        (&["relative:busybox"], "absolute"),
+        (&["/bin/sh"], "IMAGE_PATH:TARGET"),
+    ];
+    for (links, expected) in cases {
+        let output = build_linked(dir.path(), &out, links);
+        assert!(!output.status.success(), "{links:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{links:?}: {stderr}");
+    }
+    assert!(!out.exists());
+
+    let file = dir.path().join("busybox");
+    let output = oci_image(&[
+        "build",
+        "--name",
+        REFERENCE,
+        "--file",
+        &format!("{}:/f", file.display()),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--entrypoint"), "{stderr}");
+    assert!(!out.exists());
+}
