@@ -819,8 +819,8 @@ impl Fakes {
 }
 
 /// The archives kind loads: the cluster's own, the monitoring stack's, the VPA's, KEDA's,
-/// the workloads', the test scripts' (script-runner, busybox).
-const KIND_ARCHIVES: [&str; 18] = [
+/// the workloads', the test scripts' (script-runner, busybox, hey).
+const KIND_ARCHIVES: [&str; 19] = [
     "coredns",
     "metrics-server",
     "prometheus",
@@ -839,6 +839,7 @@ const KIND_ARCHIVES: [&str; 18] = [
     "script-runner",
     "busybox-latest",
     "busybox-1.36",
+    "hey",
 ];
 
 /// Fake `kind`, `docker` and `kubectl` for the kind path, a fake kwok and fake archives.

@@ -90,8 +90,9 @@ async fn live_load_testing_broken_script_that_hangs_is_stopped_at_its_bound(
 }
 
 /// What a student script can do with its ServiceAccount: everything in its namespace,
-/// nothing outside it (no other namespace, nothing cluster-scoped), as the API server
-/// itself enforces. The script checks each and exits 0 only if all hold.
+/// nothing outside it (no other namespace, not even the runner's own, nothing
+/// cluster-scoped), as the API server itself enforces. The script checks each and exits
+/// 0 only if all hold.
 #[rstest]
 #[tokio::test]
 async fn live_load_testing_script_runner_cannot_read_or_write_outside_its_namespace(
@@ -114,6 +115,7 @@ refused kubectl create namespace escaped
 refused kubectl create clusterrolebinding escaped --clusterrole=cluster-admin --serviceaccount="$NAMESPACE:autoscale-conformance-sandbox-script"
 refused kubectl create rolebinding escaped --clusterrole=admin --serviceaccount="$NAMESPACE:autoscale-conformance-sandbox-script"
 refused kubectl get --raw /apis/metrics.k8s.io/v1beta1/nodes
+refused kubectl get pods -n "$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)"
 echo "user: $(id -u), host root: $(test -w / && echo writable || echo read-only)"
 exit "$bad"
 "#;
@@ -123,7 +125,11 @@ exit "$bad"
         env: Vec::new(),
         bound: Duration::from_secs(120),
     };
-    let run = script_job::run(&namespace, &job, Duration::from_secs(120), || {})
+    let runner = namespace
+        .load_namespace()
+        .await
+        .expect("the runner's namespace");
+    let run = script_job::run(&namespace, &runner, &job, Duration::from_secs(120), || {})
         .await
         .expect("the script runs");
     eprintln!("{}", run.output);

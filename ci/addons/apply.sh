@@ -48,7 +48,7 @@ while :; do
 done
 echo "GPU pool ready: $expected" >&2
 
-addons=(coredns metrics-server)
+addons=(coredns metrics-server image-pull-policy)
 for addon in "${addons[@]}"; do apply "$here/$addon.yaml"; done
 k -n kube-system rollout status deployment/coredns --timeout=180s
 k -n kube-system rollout status deployment/metrics-server --timeout=180s

@@ -173,6 +173,10 @@ script_images() {
       --file "$static_bin/busybox:/bin/busybox:0755" "${busybox_links[@]}" --symlink /usr/bin/env:../../bin/env \
       "${etc[@]}" --dir /tmp:1777 --dir /root:0700 --arg sh
   done
+  # williamyeh/hey, the hey image load scripts start (`kubectl run --image=williamyeh/hey
+  # -- -z 2m http://...`): upstream's is the binary alone, entrypoint /hey, root.
+  image_archive docker.io/williamyeh/hey:latest "$out/hey.oci.tar" "$hey_bin" \
+    --file "$hey_bin/hey:/hey:0755" --entrypoint /hey
 }
 
 # Builds an archive unless the one there was built from the same build directory (whose

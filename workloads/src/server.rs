@@ -154,6 +154,9 @@ pub async fn serve(
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/predict", post(predict))
+        // The exercise's own load (`wget -q -O- http://fraud-detector-api`) asks the root:
+        // a model server's default endpoint, one inference per GET as per POST.
+        .route("/", get(predict).post(predict))
         .route("/enqueue", post(enqueue))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

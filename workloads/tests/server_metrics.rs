@@ -135,4 +135,16 @@ async fn enqueued_batch_jobs_show_in_the_queue_gauge_and_drain() {
     }
     assert_eq!(http("GET", &server.url("/readyz")).await.unwrap().0, 200);
     assert_eq!(http("GET", &server.url("/predict")).await.unwrap().0, 405);
+    // The exercise's `wget -q -O- http://service` is one inference, counted on `/`.
+    let (status, body) = http("GET", &server.url("/")).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("cpu_ms"), "{body}");
+    assert_eq!(
+        sample(
+            &scrape(&server).await,
+            "http_requests_total",
+            &[("route", "/"), ("code", "200")]
+        ),
+        Some(1.0)
+    );
 }

@@ -1,7 +1,9 @@
-//! A submission's own script, run inside the cluster and never on the host: a Job in
-//! the test namespace, under a ServiceAccount of that namespace whose Role grants that
-//! namespace only (the applier's kinds, and what test scripts read: pod logs, scale
-//! subresources, the metrics APIs). The submission's files are mounted read-only from a
+//! A submission's own script, run inside the cluster and never on the host: a Job in a
+//! namespace of the runner's own beside the test namespace (so that the submission's
+//! LimitRanges and quotas govern the pods the script starts, not the runner), under a
+//! ServiceAccount that a Role grants the test namespace only (the applier's kinds, and
+//! what test scripts read: pod logs, scale subresources, the metrics APIs); it has no
+//! right in its own namespace. The submission's files are mounted read-only from a
 //! ConfigMap and copied to a writable work directory; kubectl finds a kubeconfig of the
 //! ServiceAccount whose default namespace is the test namespace. The grader bounds the
 //! run itself: at the bound it keeps the output and deletes the Job (the Job's own
@@ -62,30 +64,35 @@ pub fn runner_rules() -> Vec<Value> {
     rules
 }
 
-/// The runner's ServiceAccount, Role and RoleBinding for `namespace`.
-pub fn runner_objects(namespace: &str) -> Vec<(ApiResource, Value)> {
+/// The runner's ServiceAccount (in `runner`, its own namespace), and the Role and
+/// RoleBinding that grant it `target`, each with the namespace it goes to.
+pub fn runner_objects(target: &str, runner: &str) -> Vec<(String, ApiResource, Value)> {
     let name = runner_name();
-    let metadata = json!({ "name": name, "namespace": namespace });
     let resource = |group: &str, version: &str, kind: &str| {
         ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind))
     };
     let rbac = "rbac.authorization.k8s.io";
+    let in_target = json!({ "name": name, "namespace": target });
     vec![
         (
+            runner.to_string(),
             resource("", "v1", "ServiceAccount"),
-            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": name, "namespace": runner}}),
         ),
         (
+            target.to_string(),
             resource(rbac, "v1", "Role"),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                   "metadata": metadata, "rules": runner_rules()}),
+                   "metadata": in_target, "rules": runner_rules()}),
         ),
         (
+            target.to_string(),
             resource(rbac, "v1", "RoleBinding"),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                   "metadata": metadata,
+                   "metadata": in_target,
                    "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
-                   "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}),
+                   "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": runner}]}),
         ),
     ]
 }
@@ -199,8 +206,8 @@ fn files_config_map(job: &ScriptJob) -> (Value, Vec<Value>) {
     (config_map, items)
 }
 
-/// The Job, as the suite creates it. `serves`: the probe namespace its pod counts for
-/// in the CPU ledger.
+/// The Job, as the suite creates it in the runner's namespace; `namespace` is the test
+/// namespace, the script's default, which its pod counts for in the CPU ledger.
 fn job_object(job: &ScriptJob, namespace: &str, items: Vec<Value>, backstop: Duration) -> Value {
     let mut env = vec![
         json!({"name": "NAMESPACE", "value": namespace}),
@@ -255,20 +262,22 @@ fn job_object(job: &ScriptJob, namespace: &str, items: Vec<Value>, backstop: Dur
     })
 }
 
-/// Runs `job` in `namespace` to its end or its bound. `started` is called once the
-/// script's container runs (the probe marks its timeline). The wait for the pod to
-/// start is `start_budget`; an image that is not in the cluster is the environment's
-/// error.
+/// Runs `job` against `target` (the script's namespace) from `runner` (a namespace of
+/// its own, see [`TestNamespace::load_namespace`]) to its end or its bound. `started` is
+/// called once the script's container runs (the probe marks its timeline). The wait for
+/// the pod to start is `start_budget`; an image that is not in the cluster is the
+/// environment's error.
 pub async fn run(
-    namespace: &TestNamespace,
+    target: &TestNamespace,
+    runner: &TestNamespace,
     job: &ScriptJob,
     start_budget: Duration,
     started: impl FnOnce(),
 ) -> Result<ScriptRun, EnvironmentError> {
-    let client = namespace.client();
-    let ns = namespace.name.as_str();
-    for (resource, object) in runner_objects(ns) {
-        Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource)
+    let client = runner.client();
+    let ns = target.name.as_str();
+    for (namespace, resource, object) in runner_objects(ns, &runner.name) {
+        Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &resource)
             .patch(
                 &runner_name(),
                 &PatchParams::apply(SANDBOX_FIELD_MANAGER).force(),
@@ -276,12 +285,12 @@ pub async fn run(
             )
             .await
             .map_err(EnvironmentError::api(format!(
-                "creating the script runner's {} in {ns}",
+                "creating the script runner's {} in {namespace}",
                 resource.kind
             )))?;
     }
     let (config_map, items) = files_config_map(job);
-    let config_maps: Api<ConfigMap> = namespace.api();
+    let config_maps: Api<ConfigMap> = runner.api();
     config_maps
         .patch(
             &runner_name(),
@@ -290,7 +299,8 @@ pub async fn run(
         )
         .await
         .map_err(EnvironmentError::api(format!(
-            "creating the ConfigMap of the submission's files in {ns}"
+            "creating the ConfigMap of the submission's files in {}",
+            runner.name
         )))?;
     let backstop = start_budget + job.bound + Duration::from_secs(60);
     let object: Job =
@@ -300,7 +310,7 @@ pub async fn run(
                 detail: e.to_string(),
             }
         })?;
-    let jobs: Api<Job> = namespace.api();
+    let jobs: Api<Job> = runner.api();
     jobs.create(
         &PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
@@ -310,10 +320,11 @@ pub async fn run(
     )
     .await
     .map_err(EnvironmentError::api(format!(
-        "creating the script Job in {ns}"
+        "creating the script Job in {}",
+        runner.name
     )))?;
 
-    let pods: Api<Pod> = namespace.api();
+    let pods: Api<Pod> = runner.api();
     let pod = script_pod(&pods, start_budget).await?;
     let running = wait_for(
         &pods,
@@ -460,8 +471,16 @@ mod tests {
                     .any(|v| v == "*" || v == "escalate" || v == "bind" || v == "impersonate")
             })
         }));
-        let binding = &runner_objects("ac-t-1")[2].1;
-        assert_eq!(binding["subjects"][0]["namespace"], "ac-t-1");
+        let objects = runner_objects("ac-t-1", "ac-t-1-load");
+        let (account_namespace, _, account) = &objects[0];
+        assert_eq!(
+            (account_namespace.as_str(), &account["kind"]),
+            ("ac-t-1-load", &json!("ServiceAccount"))
+        );
+        let (binding_namespace, _, binding) = &objects[2];
+        assert_eq!(binding_namespace, "ac-t-1");
+        assert_eq!(binding["metadata"]["namespace"], "ac-t-1");
+        assert_eq!(binding["subjects"][0]["namespace"], "ac-t-1-load");
         assert_eq!(binding["roleRef"]["kind"], "Role");
     }
 

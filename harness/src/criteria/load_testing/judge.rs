@@ -116,10 +116,10 @@ pub fn judge(observed: &Observed<'_>, timeline: &Timeline) -> Verdict {
         .filter(|(_, s)| !by_autoscaler(s))
         .map(|(what, s)| {
             format!(
-                "{what}: {} -> {} at {:.0}s by field manager `{}`",
+                "{what}: {} -> {} at {:.0}s into the script by field manager `{}`",
                 s.from,
                 s.to,
-                s.t,
+                s.t - start,
                 s.manager.as_deref().unwrap_or("?")
             )
         })
@@ -129,11 +129,13 @@ pub fn judge(observed: &Observed<'_>, timeline: &Timeline) -> Verdict {
             .iter()
             .rev()
             .find(|(w, s)| w == what && s.t > step.t && s.to < s.from && by_autoscaler(s))
-            .map(|(_, s)| format!(", and back down to {} at {:.0}s", s.to, s.t))
+            .map(|(_, s)| format!(", and back down to {} at {:.0}s", s.to, s.t - start))
             .unwrap_or_default();
         let mut message = format!(
-            "{script} exited 0 after {ran}s; while it ran, {what} scaled {} -> {} at {:.0}s (by the autoscaler){down}; {requests}",
-            step.from, step.to, step.t
+            "{script} exited 0 after {ran}s; while it ran, {what} scaled {} -> {} at {:.0}s into it (by the autoscaler){down}; {requests}",
+            step.from,
+            step.to,
+            step.t - start
         );
         if !by_hand.is_empty() {
             message.push_str(&format!("; it also scaled by hand: {}", by_hand.join("; ")));
@@ -247,7 +249,7 @@ mod tests {
         );
         assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
         assert!(
-            verdict.message.contains("1 -> 3 at 60s"),
+            verdict.message.contains("1 -> 3 at 59s into it"),
             "{}",
             verdict.message
         );

@@ -299,6 +299,8 @@ pub async fn run(
     let recorder = Recorder::start(namespace, &name, context.timelines);
     let mut notes = Vec::new();
     let targets = plan.targets();
+    // Deleting the runner's namespace waits for it: only after the recording.
+    let mut runner_namespace = None;
     let ran = drive(
         namespace,
         context.submission,
@@ -306,6 +308,7 @@ pub async fn run(
         bound,
         &recorder,
         &mut notes,
+        &mut runner_namespace,
     )
     .await;
     let mut timeline = recorder.finish();
@@ -323,6 +326,7 @@ pub async fn run(
         )
     });
     timeline.saved_to = saved;
+    drop(runner_namespace);
     vec![verdict_of_run(judged, &notes, &timeline, None, |stop| {
         let mut evidence: Vec<Evidence> = Evidence::notes(&notes).into_iter().collect();
         evidence.extend(timeline.stop_evidence());
@@ -339,6 +343,7 @@ async fn drive(
     bound: Duration,
     recorder: &Recorder,
     notes: &mut Vec<String>,
+    runner_namespace: &mut Option<TestNamespace>,
 ) -> Result<(script_job::ScriptRun, Option<u64>), Stop> {
     let applied = namespace
         .apply(&submission.as_kubectl_sends(&plan.objects()))
@@ -376,10 +381,17 @@ async fn drive(
         notes.push(format!("it calls {}", called.join(", ")));
     }
 
+    // The runner's own namespace: the submission's LimitRanges and quotas are for the
+    // pods its script starts, not for the runner.
+    let runner = namespace
+        .load_namespace()
+        .await
+        .map_err(|e| Stop::error(format!("no namespace for the script runner: {e}")))?;
+    let runner = runner_namespace.insert(runner);
     let counter = RequestCounter::new(namespace, plan);
     let sampling = counter.clone().sample_until_stopped(namespace.client());
     let start_budget = namespace.cluster.intervals.pod_ready * 4;
-    let run = script_job::run(namespace, &job, start_budget, || {
+    let run = script_job::run(namespace, runner, &job, start_budget, || {
         recorder.mark(SCRIPT_START);
     });
     let run = run.await;
