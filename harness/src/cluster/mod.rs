@@ -15,6 +15,8 @@
 //! - [`load_generator`]: the in-cluster load generator Job;
 //! - [`script_job`]: a submission's own script, run as a Job in its namespace under a
 //!   ServiceAccount granted that namespace only (never on the host);
+//! - [`autoscaler`]: the cluster's one Cluster Autoscaler (kwok provider, simulated node
+//!   groups): configured, turned on and off by the probe that holds its lock;
 //! - [`lock`]: cluster-wide Lease locks on the singletons probes reconfigure or fill (the
 //!   custom-metrics adapter, the GPU pool);
 //! - [`prometheus`]: the cluster's Prometheus (`monitoring/prometheus-server`), through
@@ -31,6 +33,7 @@
 //! wait_for, ...}`.
 
 pub mod apply;
+pub mod autoscaler;
 pub mod capacity;
 pub mod client;
 pub mod custom_metrics;

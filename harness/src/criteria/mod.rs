@@ -76,6 +76,7 @@ macro_rules! criterion_checks_only {
     };
 }
 
+pub mod cluster_autoscaler;
 pub mod demand;
 pub mod docs;
 pub mod gpu_pool;
@@ -294,6 +295,7 @@ pub const REGISTRY: &[&dyn Criterion] = &[
     &keda_cron::KedaCron,
     &pdb::Pdb,
     &gpu_pool::GpuPool,
+    &cluster_autoscaler::ClusterAutoscaler,
     &load_testing::LoadTesting::GRADING,
     &docs::Docs,
     &monitoring::Monitoring,
