@@ -819,8 +819,8 @@ impl Fakes {
 }
 
 /// The archives kind loads: the cluster's own, the monitoring stack's, the VPA's, KEDA's,
-/// the workloads', the test scripts' (script-runner, busybox, hey).
-const KIND_ARCHIVES: [&str; 19] = [
+/// the Cluster Autoscaler's, the workloads', the test scripts' (script-runner, busybox, hey).
+const KIND_ARCHIVES: [&str; 20] = [
     "coredns",
     "metrics-server",
     "prometheus",
@@ -834,6 +834,7 @@ const KIND_ARCHIVES: [&str; 19] = [
     "keda",
     "keda-metrics-apiserver",
     "keda-admission-webhooks",
+    "cluster-autoscaler",
     "inference-server",
     "loadgen",
     "script-runner",

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Applies what both clusters share, in order, to any cluster (the local one or kind) and
-# waits until each serves: the kwok GPU pool (kwok must be running), then the in-cluster
-# addons, then the monitoring stack (monitoring/: Prometheus Operator and its CRDs,
-# Prometheus, kube-state-metrics, prometheus-adapter). Usage: ci/addons/apply.sh [kubectl] [kubeconfig]
+# waits until each serves: the kwok GPU pool (kwok must be running), the Cluster
+# Autoscaler (cluster-autoscaler.yaml, at rest: 0 replicas, only checked), then the
+# in-cluster addons, then the monitoring stack (monitoring/: Prometheus Operator and its
+# CRDs, Prometheus, kube-state-metrics, prometheus-adapter). Usage: ci/addons/apply.sh [kubectl] [kubeconfig]
 # The operator's CRDs come from its build (build.sh prometheus-operator: crds/), never
 # from this repository: AUTOSCALE_OPERATOR_DIR names that build's directory (the callers
 # pass it); without it build.sh is asked for it. Then the VPA (vpa/), whose CRDs and RBAC
@@ -47,6 +48,15 @@ while :; do
   sleep 1
 done
 echo "GPU pool ready: $expected" >&2
+
+# The Cluster Autoscaler (kwok provider; cluster-autoscaler.yaml): applied at rest, with no
+# replica (a grader probe scales it to 1 under a cluster-wide lock), so nothing to wait
+# for but the Deployment itself: it exists and asks for 0 replicas (a re-apply resets a
+# left-over scale to 0).
+apply "$here/cluster-autoscaler.yaml"
+k -n kube-system wait --for=jsonpath='{.spec.replicas}'=0 deployment/cluster-autoscaler --timeout=30s >/dev/null \
+  || die "deployment kube-system/cluster-autoscaler is not there with 0 replicas: $(k -n kube-system get deployment cluster-autoscaler -o jsonpath='{.spec.replicas}' 2>&1)"
+echo "cluster autoscaler applied (0 replicas at rest)" >&2
 
 addons=(coredns metrics-server image-pull-policy)
 for addon in "${addons[@]}"; do apply "$here/$addon.yaml"; done

@@ -12,6 +12,12 @@
 # and go.sum, whose replace directive points there, and built in that directory. The
 # archive's digest (or the commit) is part of the key. Never into this repository.
 #
+# The Cluster Autoscaler (`cluster-autoscaler`, 1.36.1, also not served by the proxy) comes
+# the same way, but builds inside the extracted `cluster-autoscaler/` directory with
+# upstream's own go.mod and go.sum (k8s.io/* v0.36.2: its code does not compile against
+# the cluster's v0.37), with `-tags kwok`: the kwok cloud provider alone
+# (ci/localcluster/cluster-autoscaler/README.md).
+#
 # The images students' test scripts run in (script-runner, busybox; see cluster.sh's
 # images()) take three more: `kubectl` (only k8s.io/kubernetes/cmd/kubectl, from the k8s
 # module's go.mod with the same flags, so it shares Go's build cache; the k8s build's own
@@ -24,7 +30,7 @@
 #
 # Usage: ci/localcluster/build.sh [k8s|metrics-server|coredns|kwok|prometheus|
 #          prometheus-operator|kube-state-metrics|prometheus-adapter|vpa|keda|
-#          kubectl|hey|debian-static ...]   (default: all but kubectl, which k8s holds)
+#          cluster-autoscaler|kubectl|hey|debian-static ...]   (default: all but kubectl, which k8s holds)
 # Prints one line per module: the directory holding its binaries.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,6 +64,7 @@ third_party() {
   case $1 in
     kube-state-metrics) echo "kube-state-metrics-v2.20.0.tar.gz v2.20.0 4ffeda2ef866b0fef372849825a803296483b336 https://github.com/kubernetes/kube-state-metrics" ;;
     prometheus-adapter) echo "prometheus-adapter-v0.12.0.tar.gz v0.12.0 17cef511b1854441490bceeca7a710a04ce091ad https://github.com/kubernetes-sigs/prometheus-adapter" ;;
+    cluster-autoscaler) echo "cluster-autoscaler-1.36.1.tar.gz cluster-autoscaler-1.36.1 35e8a280425c76a4040f57ae0fa232a952c02024 https://github.com/kubernetes/autoscaler" ;;
     *) return 1 ;;
   esac
 }
@@ -78,12 +85,13 @@ third_party_id() {
   fi
 }
 
-# Prepares $1 (a directory in the cache): the wrapper's go.mod and go.sum, and upstream/.
+# Prepares $1 (a directory in the cache): the wrapper's go.mod and go.sum (where the
+# module has a wrapper; the Cluster Autoscaler builds with upstream's own), and upstream/.
 third_party_src() {
   local name=$1 src=$2 archive tag commit url
   read -r archive tag commit url <<<"$(third_party "$name")"
   rm -rf "$src"; mkdir -p "$src/upstream"
-  cp "$here/$name/go.mod" "$here/$name/go.sum" "$src/"
+  if [ -f "$here/$name/go.mod" ]; then cp "$here/$name/go.mod" "$here/$name/go.sum" "$src/"; fi
   if [ -f "$third_party_dir/$archive" ]; then
     tar -xzf "$third_party_dir/$archive" -C "$src/upstream" --strip-components=1
   else
@@ -221,6 +229,20 @@ build_module() {
       local src="$cache/src/$name-$key"
       third_party_src "$name" "$src"
       (cd "$src" && go build -ldflags "-s -w" -o "$out.tmp/" sigs.k8s.io/prometheus-adapter/cmd/adapter) ;;
+    cluster-autoscaler)
+      # Upstream's module as it is (its go.mod and go.sum), built in cluster-autoscaler/
+      # (the archive holds that folder, a clone the whole repository), with only the kwok
+      # cloud provider (cloudprovider/router/router_kwok.go, `-tags kwok`). The version
+      # variable already says 1.36.1 at this tag; -X states it all the same.
+      local src="$cache/src/$name-$key" ca
+      third_party_src "$name" "$src"
+      ca="$src/upstream/cluster-autoscaler"
+      [ -f "$ca/go.mod" ] || { echo "no cluster-autoscaler/go.mod in $src/upstream" >&2; return 1; }
+      (cd "$ca" && go build -tags kwok \
+        -ldflags "-s -w -X k8s.io/autoscaler/cluster-autoscaler/version.ClusterAutoscalerVersion=1.36.1" \
+        -o "$out.tmp/cluster-autoscaler" .)
+      # Only the binary is kept: the sources go (the key holds the archive's digest).
+      rm -rf "$src" ;;
     vpa)
       # Named as upstream's images name them (/recommender, /updater, /admission-controller).
       local p=k8s.io/autoscaler/vertical-pod-autoscaler/pkg mod
@@ -254,5 +276,5 @@ build_module() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(k8s metrics-server coredns kwok prometheus prometheus-operator kube-state-metrics prometheus-adapter vpa keda hey debian-static)
+[ ${#modules[@]} -gt 0 ] || modules=(k8s metrics-server coredns kwok prometheus prometheus-operator kube-state-metrics prometheus-adapter vpa keda cluster-autoscaler hey debian-static)
 for m in "${modules[@]}"; do build_module "$m"; done

@@ -130,6 +130,16 @@ images() {
   image_archive ghcr.io/kedacore/keda-admission-webhooks:2.21.0 "$out/keda-admission-webhooks.oci.tar" "$keda_bin" \
     --file "$keda_bin/keda-admission-webhooks:/keda-admission-webhooks:0755" --entrypoint /keda-admission-webhooks \
     --user 65532 --expose 9443/tcp --expose 8080/tcp
+  # The Cluster Autoscaler 1.36.1 with the kwok cloud provider only (build.sh
+  # cluster-autoscaler), under upstream's name and layout: distroless static:nonroot
+  # (65532), the binary at /cluster-autoscaler, workdir / (upstream's chart runs
+  # ./cluster-autoscaler). ci/addons/cluster-autoscaler.yaml gives it its command. Its own
+  # build call, so that this block is the whole of it.
+  local ca_bin
+  ca_bin=$(build cluster-autoscaler) || die "building the Cluster Autoscaler failed"
+  image_archive registry.k8s.io/autoscaling/cluster-autoscaler:v1.36.1 "$out/cluster-autoscaler.oci.tar" "$ca_bin" \
+    --file "$ca_bin/cluster-autoscaler:/cluster-autoscaler:0755" --entrypoint /cluster-autoscaler --workdir / \
+    --user 65532 --expose 8085/tcp
   script_images "$out"
 }
 
