@@ -96,9 +96,8 @@ pub fn judge(observed: &Observed) -> Verdict {
             .unwrap_or_default();
         return fail(
             format!(
-                "expected the Cluster Autoscaler to add a {} node for the {} pod(s) of {} that no node could take, within {}s; it added none{why}",
+                "expected the Cluster Autoscaler to add a {} node for the pods of {} that no existing node could take, within {}s; it added none{why}",
                 o.group,
-                o.beyond_existing,
                 o.workload,
                 o.scale_up_budget.as_secs()
             ),
@@ -165,15 +164,23 @@ pub fn judge(observed: &Observed) -> Verdict {
         ID.0,
         Outcome::Pass,
         format!(
-            "{} pod(s) of {} fit no existing node: the Cluster Autoscaler added {} to {} ({first_added:.0}s after the work was applied), every pod was bound by {bound:.0}s; after the work ended the nodes were removed in {after:.0}s (unneeded time {}s)",
-            o.beyond_existing,
+            "{} pods of {}, one more than the existing nodes take: the Cluster Autoscaler added {} to {} ({first_added:.0}s after the work was applied), every pod was bound by {bound:.0}s; after the work ended the nodes were removed in {after:.0}s (unneeded time {}s)",
+            o.pods,
             o.workload,
-            describe_added(&o.added),
+            names(&o.added),
             o.group,
             o.unneeded_time.as_secs()
         ),
         evidence,
     )
+}
+
+fn names(added: &[(String, f64)]) -> String {
+    added
+        .iter()
+        .map(|(node, _)| node.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn describe_added(added: &[(String, f64)]) -> String {
