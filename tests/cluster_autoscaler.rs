@@ -28,9 +28,19 @@ async fn passes(namespace: TestNamespace, fixture: &str, group: &str) {
     eprintln!("wall time {:.0}s", started.elapsed().as_secs_f64());
     print_run(&verdict);
     assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.message);
-    assert!(verdict.message.contains(&format!("to {group}")), "{}", verdict.message);
+    assert!(
+        verdict.message.contains(&format!("to {group}")),
+        "{}",
+        verdict.message
+    );
     let timeline = assert_timeline_saved(&verdict);
-    for marker in ["work-applied", "work-bound", "work-ended", "group-empty", "autoscaler-off"] {
+    for marker in [
+        "work-applied",
+        "work-bound",
+        "work-ended",
+        "group-empty",
+        "autoscaler-off",
+    ] {
         assert!(timeline.marker(marker).is_some(), "no {marker} marker");
     }
 }
