@@ -149,6 +149,16 @@ pub async fn stop(client: &Client) {
     }
 }
 
+/// The label selector of the GPU pool's own nodes (`ci/addons/gpu-pool.yaml`), without
+/// those the autoscaler adds to its `gpu-pool` group while a probe runs it.
+pub fn static_gpu_pool_selector() -> String {
+    format!(
+        "{}={},!{NODE_GROUP_LABEL}",
+        super::GPU_POOL_LABEL.0,
+        super::GPU_POOL_LABEL.1
+    )
+}
+
 /// The nodes of `group` (or of every group), as the autoscaler made them.
 pub async fn group_nodes(client: &Client, group: Option<&str>) -> Vec<Node> {
     let selector = match group {

@@ -209,7 +209,10 @@ impl Cluster {
             }
             let name = node.metadata.name.clone().unwrap_or_default();
             let labels = node.metadata.labels.clone().unwrap_or_default();
-            if labels.get(GPU_POOL_LABEL.0).map(String::as_str) == Some(GPU_POOL_LABEL.1) {
+            // The pool's own nodes, not those a Cluster Autoscaler probe adds meanwhile.
+            if labels.get(GPU_POOL_LABEL.0).map(String::as_str) == Some(GPU_POOL_LABEL.1)
+                && !labels.contains_key(super::autoscaler::NODE_GROUP_LABEL)
+            {
                 gpu_nodes.push(name.clone());
             }
             if labels.get(KWOK_LABEL.0).map(String::as_str) != Some(KWOK_LABEL.1) {

@@ -14,7 +14,7 @@ use crate::cluster::autoscaler::{
     SCAN_INTERVAL, Settings,
 };
 use crate::cluster::lock::ClusterLock;
-use crate::cluster::{GPU_POOL_LABEL, GPU_RESOURCE, TestNamespace, poll_until};
+use crate::cluster::{EnvironmentError, GPU_RESOURCE, TestNamespace, poll_until};
 use crate::criteria::demand::CpuDemand;
 use crate::criteria::gpu_pool::probe::GPU_POOL_LOCK;
 use crate::criteria::{ProbeContext, Stop};
@@ -207,6 +207,13 @@ pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> V
     vec![verdict]
 }
 
+/// An environment that cannot run the probe: its error, not the submission's fault.
+fn environment(e: EnvironmentError) -> Stop {
+    Stop::error(format!(
+        "environment error (not the submission's fault): {e}"
+    ))
+}
+
 /// Takes the locks, runs the autoscaler for the work, and always turns it off again.
 async fn observe(
     namespace: &mut TestNamespace,
@@ -215,11 +222,6 @@ async fn observe(
     recorder: &Recorder,
 ) -> Result<Observed, Stop> {
     let client = namespace.client();
-    let environment = |e: crate::cluster::EnvironmentError| {
-        Stop::error(format!(
-            "environment error (not the submission's fault): {e}"
-        ))
-    };
     // Always in this order (the GPU pool's probe takes only the second): no deadlock.
     let mut autoscaler_lock = ClusterLock::acquire(
         &client,
@@ -264,11 +266,7 @@ async fn observe_locked(
     };
     autoscaler::start(&client, settings, intervals.pod_ready * 4)
         .await
-        .map_err(|e| {
-            Stop::error(format!(
-                "environment error (not the submission's fault): {e}"
-            ))
-        })?;
+        .map_err(environment)?;
     recorder.mark(&format!(
         "autoscaler-on: unneeded time {}s",
         plan.unneeded_time.as_secs()
@@ -380,10 +378,7 @@ async fn observe_locked(
 /// The GPU pool's nodes that are not the autoscaler's (ci/addons/gpu-pool.yaml's).
 async fn static_gpu_nodes(client: &kube::Client) -> Vec<String> {
     Api::<Node>::all(client.clone())
-        .list(&ListParams::default().labels(&format!(
-            "{}={},!{NODE_GROUP_LABEL}",
-            GPU_POOL_LABEL.0, GPU_POOL_LABEL.1
-        )))
+        .list(&ListParams::default().labels(&autoscaler::static_gpu_pool_selector()))
         .await
         .map(|l| l.items)
         .unwrap_or_default()

@@ -189,7 +189,10 @@ async fn observe_locked(
 async fn find_pool(namespace: &TestNamespace) -> Result<(Vec<String>, i64), Verdict> {
     let nodes: Api<Node> = Api::all(namespace.client());
     let pool_nodes = nodes
-        .list(&ListParams::default().labels(&format!("{}={}", GPU_POOL_LABEL.0, GPU_POOL_LABEL.1)))
+        // Not the nodes a Cluster Autoscaler probe adds to its gpu-pool group meanwhile.
+        .list(
+            &ListParams::default().labels(&crate::cluster::autoscaler::static_gpu_pool_selector()),
+        )
         .await
         .map(|l| l.items)
         .unwrap_or_default();
