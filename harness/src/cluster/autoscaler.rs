@@ -149,6 +149,21 @@ pub async fn stop(client: &Client) {
     }
 }
 
+/// The autoscaler's own account of its node groups and last scale-ups and scale-downs
+/// (`kube-system/cluster-autoscaler-status`, written while it runs), or why there is none.
+pub async fn status(client: &Client) -> String {
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), NAMESPACE);
+    match config_maps.get_opt("cluster-autoscaler-status").await {
+        Ok(Some(map)) => map
+            .data
+            .and_then(|d| d.get("status").cloned())
+            .unwrap_or_else(|| "(its status ConfigMap holds no status)".into()),
+        Ok(None) => "(no status ConfigMap: the autoscaler has not written one)".into(),
+        Err(e) => format!("(its status ConfigMap could not be read: {e})"),
+    }
+}
+
 /// The label selector of the GPU pool's own nodes (`ci/addons/gpu-pool.yaml`), without
 /// those the autoscaler adds to its `gpu-pool` group while a probe runs it.
 pub fn static_gpu_pool_selector() -> String {

@@ -36,11 +36,6 @@ pub fn runner_name() -> String {
     format!("{RESERVED_NAME_PREFIX}-script")
 }
 
-/// The user name the API server knows the runner of `namespace` by.
-pub fn runner_user(namespace: &str) -> String {
-    format!("system:serviceaccount:{namespace}:{}", runner_name())
-}
-
 /// The runner's Role: the applier's (every allowlisted kind in this namespace), and
 /// what test scripts read or do besides: pods' logs, exec and port-forward (to pods
 /// of this namespace), the scale subresources (so that `kubectl scale` is judged by

@@ -40,6 +40,9 @@ pub struct Observed {
     pub scan_interval: Duration,
     /// What the apply said (substituted images, renamed PriorityClasses).
     pub notes: Vec<String>,
+    /// The autoscaler's status ConfigMap once the pods were bound (or the scale-up
+    /// budget ran out).
+    pub status: Option<String>,
 }
 
 pub fn judge(observed: &Observed) -> Verdict {
@@ -83,6 +86,11 @@ pub fn judge(observed: &Observed) -> Verdict {
         });
     }
     evidence.extend(Evidence::notes(&o.notes));
+    if let Some(status) = &o.status {
+        evidence.push(Evidence::Note {
+            text: format!("cluster-autoscaler-status:\n{status}"),
+        });
+    }
     let fail = |message: String, evidence: Vec<Evidence>| {
         Verdict::new(ID.0, Outcome::Fail, message, evidence)
     };
@@ -216,6 +224,7 @@ mod tests {
             scale_down_budget: Duration::from_secs(120),
             scan_interval: Duration::from_secs(10),
             notes: Vec::new(),
+            status: None,
         }
     }
 

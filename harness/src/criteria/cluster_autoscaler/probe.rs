@@ -333,6 +333,8 @@ async fn observe_locked(
         .into_iter()
         .collect();
     observed.added.sort_by(|a, b| a.1.total_cmp(&b.1));
+    // Read while it runs: turning it off deletes it.
+    observed.status = Some(autoscaler::status(&client).await);
     if let Some(bound) = bound {
         observed.all_bound_at = Some(recorder.mark("work-bound") - start);
         let group_nodes: Vec<String> = autoscaler::group_nodes(&client, Some(plan.group))
