@@ -10,6 +10,15 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 impl Object {
+    /// The label selector (`k=v,...`) of this workload's pods: its template's labels;
+    /// empty when it has none.
+    pub fn pod_selector(&self) -> String {
+        self.pod_template()
+            .and_then(|t| t.labels)
+            .map(|labels| selector::to_query(&selector::of_labels(labels)))
+            .unwrap_or_default()
+    }
+
     /// Where, in this object, a plain scalar is a boolean to YAML 1.1 (kubectl) but a
     /// string to this loader: the pointer relative to the object, and the boolean.
     pub(super) fn yaml11_booleans(&self) -> impl Iterator<Item = (&str, bool)> {
@@ -205,6 +214,18 @@ impl Object {
 }
 
 impl Submission {
+    /// The PriorityClass of this submission that `workload`'s pods name, if any.
+    pub fn priority_class_of(&self, workload: &Object) -> Option<&Object> {
+        let class = workload
+            .pod_template()?
+            .spec
+            .priority_class_name
+            .as_deref()?;
+        self.objects
+            .iter()
+            .find(|o| matches!(o.typed, Typed::PriorityClass(_)) && o.name == class)
+    }
+
     /// `objects` (values of this submission's objects, perhaps rewritten by a probe) as
     /// `kubectl apply` would send them ([`Object::as_kubectl_sends`]), each matched to its
     /// object by kind and name.

@@ -20,7 +20,7 @@ use crate::criteria::gpu_pool::probe::GPU_POOL_LOCK;
 use crate::criteria::{ProbeContext, Stop};
 use crate::observe::Recorder;
 use crate::submission::quantity::parse_quantity;
-use crate::submission::{Object, Submission, Typed, selector};
+use crate::submission::{Object, Submission, Typed};
 use crate::verdict::{Evidence, Outcome, Verdict};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
@@ -298,7 +298,7 @@ async fn observe_locked(
         notes: applied.notes,
         ..Observed::default()
     };
-    let selector = selector_of(plan.workload);
+    let selector = plan.workload.pod_selector();
     let pods_api: Api<Pod> = namespace.api();
     let added: std::sync::Mutex<BTreeMap<String, f64>> = std::sync::Mutex::default();
     let bound = poll_until(observed.scale_up_budget, Duration::from_secs(1), || async {
@@ -400,14 +400,7 @@ fn work_objects(
 ) -> (Vec<Value>, ApiResource) {
     let mut objects = Vec::new();
     let workload = plan.workload;
-    if let Some(class) = workload
-        .pod_template()
-        .and_then(|t| t.spec.priority_class_name.clone())
-        && let Some(priority) = submission
-            .objects
-            .iter()
-            .find(|o| matches!(o.typed, Typed::PriorityClass(_)) && o.name == class)
-    {
+    if let Some(priority) = submission.priority_class_of(workload) {
         objects.push(priority.value().clone());
     }
     let mut value = workload.value().clone();
@@ -435,15 +428,6 @@ fn work_objects(
         .unwrap_or(("", workload.api_version.as_str()));
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &workload.kind));
     (objects, resource)
-}
-
-/// The label selector of the workload's pods (its template's labels).
-fn selector_of(workload: &Object) -> String {
-    workload
-        .pod_template()
-        .and_then(|t| t.labels)
-        .map(|labels| selector::to_query(&selector::of_labels(labels)))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

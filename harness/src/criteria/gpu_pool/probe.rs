@@ -12,7 +12,7 @@ use crate::cluster::{GPU_POOL_LABEL, GPU_RESOURCE, TestNamespace};
 use crate::criteria::ProbeContext;
 use crate::criteria::demand::{self, CpuDemand};
 use crate::observe::{Placement, Recorder, placement, placement_in};
-use crate::submission::{Object, Submission, Typed, selector};
+use crate::submission::{Object, Submission, Typed};
 use crate::verdict::{Outcome, Verdict};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -138,10 +138,10 @@ async fn observe_locked(
     let pods: Api<Pod> = namespace.api();
     let budget = namespace.cluster.intervals.pod_ready * 2;
     let replicas = training.spec_replicas().unwrap_or(1).max(1) as usize;
-    let trained = settle(&pods, &selector_of(training), replicas, budget).await;
+    let trained = settle(&pods, &training.pod_selector(), replicas, budget).await;
     mark_settled(recorder, "gpu-pod", &trained);
     let served = match serving {
-        Some(s) => settle(&pods, &selector_of(s), 1, budget).await,
+        Some(s) => settle(&pods, &s.pod_selector(), 1, budget).await,
         None => Vec::new(),
     };
     mark_settled(recorder, "serving-pod", &served);
@@ -265,12 +265,7 @@ fn objects_to_apply(
 ) -> (Vec<Value>, bool, Vec<String>) {
     let mut objects: Vec<Value> = Vec::new();
     let template = training.pod_template();
-    if let Some(class) = template.and_then(|t| t.spec.priority_class_name.clone())
-        && let Some(priority) = submission
-            .objects
-            .iter()
-            .find(|o| matches!(o.typed, Typed::PriorityClass(_)) && o.name == class)
-    {
+    if let Some(priority) = submission.priority_class_of(training) {
         objects.push(priority.value().clone());
     }
     objects.push(training.value().clone());
@@ -378,15 +373,6 @@ async fn settle(
     })
     .await;
     snapshot(&reader)
-}
-
-/// The label query that lists `object`'s pods: its pod template's labels.
-fn selector_of(object: &Object) -> String {
-    object
-        .pod_template()
-        .and_then(|t| t.labels)
-        .map(|labels| selector::to_query(&selector::of_labels(labels)))
-        .unwrap_or_default()
 }
 
 /// The GPUs `pod` holds if it is outside `namespace` and not finished: (`ns/name`, GPUs).

@@ -180,16 +180,7 @@ impl<'s> Protected<'s> {
         } else {
             "no replica count given"
         };
-        let priority_class = target
-            .value()
-            .pointer("/spec/template/spec/priorityClassName")
-            .and_then(serde_json::Value::as_str)
-            .and_then(|class| {
-                submission
-                    .objects
-                    .iter()
-                    .find(|o| matches!(o.typed, Typed::PriorityClass(_)) && o.name == class)
-            });
+        let priority_class = submission.priority_class_of(target);
         Ok(Protected {
             submission,
             object,
