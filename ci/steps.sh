@@ -6,7 +6,8 @@
 #   ci/steps.sh tools      what the steps need (Debian packages, cargo-nextest; kind)
 #   ci/steps.sh test       the offline suite (make test)
 #   ci/steps.sh cluster    bring the cluster up ($CLUSTER: local, the default, or kind)
-#   ci/steps.sh e2e        the live suite against it, one retry (a pass on retry is FLAKY)
+#   ci/steps.sh e2e        the live suite against it, one retry (a pass on retry is FLAKY;
+#                          none for a live grade, which probes again what ended in "error")
 #   ci/steps.sh grade      grade $SUBMISSION live; the report in out/ ($GRADE_OUT) and the job summary
 #   ci/steps.sh down       tear the cluster down
 #   ci/steps.sh handback   (GitHub) give the caches root wrote back to the runner's user
@@ -54,13 +55,13 @@ case $step in
     log "the $cluster cluster is up; KUBECONFIG=$(kubeconfig)" ;;
   e2e)
     [ -s "$(kubeconfig)" ] || fail "no $cluster cluster (no kubeconfig at $(kubeconfig)): run ci/steps.sh cluster first"
-    # One retry: a live test that passes only on its retry is reported FLAKY, not hidden.
-    KUBECONFIG=$(kubeconfig) cargo nextest run --workspace --profile e2e --retries 1 \
+    # Retries are the profiles' (.config/nextest.toml): one, none for a live grade.
+    KUBECONFIG=$(kubeconfig) cargo nextest run --workspace --profile e2e \
       || fail "the live suite failed against the $cluster cluster"
     # Then the faults, alone: each breaks what every other test needs. They stop and
     # resume the local cluster's host processes, so they run on that cluster only.
     if [ "$cluster" = local ]; then
-      KUBECONFIG=$(kubeconfig) cargo nextest run --workspace --profile e2e-alone --retries 1 \
+      KUBECONFIG=$(kubeconfig) cargo nextest run --workspace --profile e2e-alone \
         || fail "the fault-injection tests failed against the $cluster cluster"
     fi ;;
   grade)

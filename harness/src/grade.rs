@@ -13,7 +13,7 @@ use crate::criteria::demand::CpuDemand;
 use crate::criteria::{self, Criterion, CriterionId, CriterionInfo, ProbeContext};
 use crate::report::{Report, Rubric, RubricError};
 use crate::submission::{self, LoadOptions, Submission};
-use crate::verdict::{Outcome, Verdict};
+use crate::verdict::{Evidence, Outcome, Verdict};
 use futures::future::{BoxFuture, join_all};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -333,13 +333,88 @@ pub async fn run_probes_selected(
     let environment = EnvironmentWatch::start(cluster).await;
     let environment = &environment;
     join_all(modules.into_iter().map(|(module, demand)| {
-        probe_in_namespace(cluster, module, demand, context, deadline, environment)
+        probe_with_second_attempt(cluster, module, demand, context, deadline, environment)
     }))
     .await
     .into_iter()
     .flatten()
     .map(|verdict| (verdict.id.clone(), verdict))
     .collect()
+}
+
+/// The least time left before the deadline for a second attempt at a probe that ended
+/// in "error": less, and the attempt would only be cut off (the first error stands).
+const SECOND_ATTEMPT_MIN_TIME: Duration = Duration::from_secs(5 * 60);
+
+/// [`probe_in_namespace`], run once more in a fresh namespace when one of its verdicts
+/// is an "error" (the environment failed it, not the submission) and the deadline leaves
+/// room: one grading then survives a passing hiccup of the cluster instead of being run
+/// again whole. Both attempts stay in the report (see [`merge_attempts`]).
+fn probe_with_second_attempt<'a>(
+    cluster: &'a Cluster,
+    module: &'static dyn Criterion,
+    demand: CpuDemand,
+    context: &'a ProbeContext<'a>,
+    deadline: Deadline,
+    environment: &'a EnvironmentWatch,
+) -> BoxFuture<'a, Vec<Verdict>> {
+    Box::pin(async move {
+        let first =
+            probe_in_namespace(cluster, module, demand, context, deadline, environment).await;
+        let room = deadline
+            .at
+            .saturating_duration_since(tokio::time::Instant::now());
+        if !first.iter().any(|v| v.outcome == Outcome::Error) || room < SECOND_ATTEMPT_MIN_TIME {
+            return first;
+        }
+        for verdict in first.iter().filter(|v| v.outcome == Outcome::Error) {
+            eprintln!(
+                "{}: error on the first attempt, probing again ({} s left): {}",
+                verdict.id,
+                room.as_secs(),
+                verdict.message
+            );
+        }
+        let second =
+            probe_in_namespace(cluster, module, demand, context, deadline, environment).await;
+        merge_attempts(first, second)
+    })
+}
+
+/// The verdicts of two attempts at one probe: the second's where it judged (pass or
+/// fail), noting the first attempt's error; the first's where the second erred too (its
+/// evidence is the fuller), noting the second's error. A verdict that was no error the
+/// first time keeps the second attempt's (the probe ran whole again).
+fn merge_attempts(first: Vec<Verdict>, second: Vec<Verdict>) -> Vec<Verdict> {
+    let mut first: BTreeMap<String, Verdict> =
+        first.into_iter().map(|v| (v.id.clone(), v)).collect();
+    second
+        .into_iter()
+        .map(|again| match first.remove(&again.id) {
+            Some(before) if before.outcome == Outcome::Error => {
+                if again.outcome == Outcome::Error {
+                    let mut kept = before;
+                    kept.evidence.push(Evidence::Note {
+                        text: format!("second attempt: error too: {}", again.message),
+                    });
+                    kept
+                } else {
+                    let mut kept = again;
+                    kept.evidence.insert(
+                        0,
+                        Evidence::Note {
+                            text: format!(
+                                "first attempt: error (the environment's, probed again): {}",
+                                before.message
+                            ),
+                        },
+                    );
+                    kept
+                }
+            }
+            _ => again,
+        })
+        .collect()
 }
 
 /// One module's probe in a namespace of its own, `grade-<its first criterion>`, once its
@@ -399,7 +474,10 @@ fn probe_in_namespace<'a>(
                 .map(|c| Verdict::not_run(c.id.as_str(), not_probed_reason(module, c.id)))
                 .collect(),
         };
-        if verdicts.iter().any(|v| v.outcome == Outcome::Fail) {
+        if verdicts
+            .iter()
+            .any(|v| matches!(v.outcome, Outcome::Fail | Outcome::Error))
+        {
             environment.confirm().await;
         }
         blame_the_environment(&mut verdicts, &environment.outages_since(started));
@@ -423,6 +501,12 @@ fn blame_the_environment(verdicts: &mut [Verdict], outages: &[Outage]) {
         .map(Outage::describe)
         .collect::<Vec<_>>()
         .join("; ");
+    // A probe's own error names what it saw; the outage may be why.
+    for verdict in verdicts.iter_mut().filter(|v| v.outcome == Outcome::Error) {
+        verdict.evidence.push(Evidence::Note {
+            text: format!("the environment meanwhile: {down}"),
+        });
+    }
     for verdict in verdicts.iter_mut().filter(|v| v.outcome == Outcome::Fail) {
         verdict.outcome = Outcome::Error;
         verdict.message = format!(
@@ -524,8 +608,15 @@ mod tests {
         let mut verdicts = vec![
             Verdict::new("hpa-cpu", Outcome::Fail, "no scale-up within 300 s", vec![]),
             Verdict::new("hpa-scale-down", Outcome::Pass, "back to 1", vec![]),
+            Verdict::new("vpa", Outcome::Error, "no replacement pod", vec![]),
         ];
         blame_the_environment(&mut verdicts, &[outage]);
+        assert!(
+            matches!(&verdicts[2].evidence[..], [Evidence::Note { text }] if text.contains("v1beta1.metrics.k8s.io")),
+            "{:?}",
+            verdicts[2].evidence
+        );
+        assert!(verdicts[0].evidence.is_empty());
         assert_eq!(verdicts[0].outcome, Outcome::Error);
         assert!(
             verdicts[0]
@@ -539,6 +630,39 @@ mod tests {
         let mut untouched = vec![Verdict::new("pdb", Outcome::Fail, "drained", vec![])];
         blame_the_environment(&mut untouched, &[]);
         assert_eq!(untouched[0].outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn a_second_attempt_judges_where_the_first_erred_and_both_are_told() {
+        let erred = |id: &str, why: &str| Verdict::new(id, Outcome::Error, why, vec![]);
+        let first = vec![
+            erred("vpa-recommendations", "no replacement pod"),
+            erred("vpa-modes", "API server timed out"),
+            Verdict::new("hpa-cpu", Outcome::Pass, "scaled", vec![]),
+        ];
+        let second = vec![
+            Verdict::new(
+                "vpa-recommendations",
+                Outcome::Fail,
+                "no recommendation",
+                vec![],
+            ),
+            erred("vpa-modes", "API server timed out again"),
+            Verdict::new("hpa-cpu", Outcome::Fail, "no scale-up", vec![]),
+        ];
+        let merged = merge_attempts(first, second);
+        assert_eq!(merged[0].outcome, Outcome::Fail);
+        assert_eq!(merged[0].message, "no recommendation");
+        assert!(
+            matches!(&merged[0].evidence[0], Evidence::Note { text } if text.contains("first attempt: error") && text.contains("no replacement pod"))
+        );
+        assert_eq!(merged[1].outcome, Outcome::Error);
+        assert_eq!(merged[1].message, "API server timed out");
+        assert!(
+            matches!(merged[1].evidence.last(), Some(Evidence::Note { text }) if text.contains("again"))
+        );
+        // The probe ran whole again: its other verdicts are the second attempt's.
+        assert_eq!(merged[2].message, "no scale-up");
     }
 
     #[test]

@@ -384,14 +384,7 @@ pub fn judge_vpa(
                 .map_or(first_t + budget.slack.as_secs_f64(), |(t, _)| *t);
             let new_pods = after(since);
             if new_pods.is_empty() {
-                return Judgement::new(
-                    Outcome::Error,
-                    format!(
-                        "no pod of {} was created after VPA {}'s recommendation (the probe deletes one to see what the admission controller sets)",
-                        spec.target, spec.name
-                    ),
-                    lines,
-                );
+                return no_replacement(spec, timeline, since, lines);
             }
             for (pod, created) in &new_pods {
                 if let Err(problem) = carries_recommendation(spec, &facts, pod, *created) {
@@ -411,6 +404,81 @@ pub fn judge_vpa(
         Mode::Recreate | Mode::Auto | Mode::InPlaceOrRecreate => {
             judge_updating(spec, &facts, budget, first_t, end, &took_text, lines)
         }
+    }
+}
+
+/// No pod of an `Initial` VPA's target came after the probe deleted one. Its controller's
+/// refusals say why: a quota or LimitRange of the submission's refusing the replacement
+/// is the submission's failure; anything else (or silence) the environment's.
+fn no_replacement(
+    spec: &VpaSpec,
+    timeline: &Timeline,
+    since: f64,
+    mut lines: Vec<String>,
+) -> Judgement {
+    let refusals: Vec<String> = timeline
+        .samples
+        .iter()
+        .filter(|s| s.t >= since)
+        .filter_map(|s| match &s.what {
+            Observation::Event {
+                object,
+                reason,
+                message,
+                type_,
+            } if type_ == "Warning" && owned_by_target(&spec.target, object) => {
+                Some(format!("{} {object} {reason}: {message}", seconds(s.t)))
+            }
+            _ => None,
+        })
+        .collect();
+    let quoted = if refusals.is_empty() {
+        "no Warning event from its controllers".to_string()
+    } else {
+        refusals.join("; ")
+    };
+    // Admission refusals in the probe's namespace come from the submission's own
+    // objects there (ResourceQuota: "exceeded quota"; LimitRange: "is forbidden: [minimum
+    // ...]").
+    let submission_refused = refusals
+        .iter()
+        .any(|r| r.contains("exceeded quota") || r.contains("is forbidden:"));
+    lines.extend(refusals.iter().cloned());
+    if submission_refused {
+        Judgement::new(
+            Outcome::Fail,
+            format!(
+                "the replacement of the pod of {} the probe deleted was refused, so VPA {} (Initial) could not set its requests: {quoted}",
+                spec.target, spec.name
+            ),
+            lines,
+        )
+    } else {
+        Judgement::new(
+            Outcome::Error,
+            format!(
+                "no pod of {} was created after VPA {}'s recommendation (the probe deletes one to see what the admission controller sets; {quoted})",
+                spec.target, spec.name
+            ),
+            lines,
+        )
+    }
+}
+
+/// Whether an event's object (`Kind/name`) is `target`, one of its ReplicaSets
+/// (`target-<hash>`) or one of its pods (`target-<hash>-<suffix>`).
+fn owned_by_target(target: &str, object: &str) -> bool {
+    let Some((kind, name)) = object.split_once('/') else {
+        return false;
+    };
+    match kind {
+        "Pod" => pod_of(target, name),
+        "ReplicaSet" => name
+            .strip_prefix(target)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|hash| !hash.is_empty() && !hash.contains('-')),
+        "Deployment" | "StatefulSet" => name == target,
+        _ => false,
     }
 }
 

@@ -317,7 +317,67 @@ fn a_pod_keeping_the_templates_requests_fails(
 
 #[test]
 fn initial_without_a_new_pod_is_the_probes_error() {
-    assert_judged(&judge(&spec(Mode::Initial), &base()), Outcome::Error, &[]);
+    assert_judged(
+        &judge(&spec(Mode::Initial), &base()),
+        Outcome::Error,
+        &["no Warning event from its controllers"],
+    );
+}
+
+fn warning(object: &str, reason: &str, message: &str) -> Observation {
+    Observation::Event {
+        object: object.into(),
+        reason: reason.into(),
+        message: message.into(),
+        type_: "Warning".into(),
+    }
+}
+
+#[test]
+fn initial_whose_replacement_the_submissions_quota_refuses_fails_quoting_it() {
+    let mut t = base();
+    t.push(
+        50.0,
+        warning(
+            "ReplicaSet/web-5d9f",
+            "FailedCreate",
+            "Error creating: pods \"web-5d9f-ccccc\" is forbidden: exceeded quota: ml-quota, requested: pods=1, used: pods=2, limited: pods=2",
+        ),
+    );
+    // Another workload's refusals are not this target's.
+    t.push(
+        51.0,
+        warning(
+            "ReplicaSet/web-v2-77aa",
+            "FailedCreate",
+            "is forbidden: exceeded quota",
+        ),
+    );
+    let j = judge(&spec(Mode::Initial), &t);
+    assert_judged(
+        &j,
+        Outcome::Fail,
+        &["was refused", "exceeded quota: ml-quota"],
+    );
+    assert!(!j.message.contains("web-v2"), "{}", j.message);
+}
+
+#[test]
+fn initial_whose_replacement_failed_otherwise_is_an_error_quoting_the_controller() {
+    let mut t = base();
+    t.push(
+        50.0,
+        warning(
+            "ReplicaSet/web-5d9f",
+            "FailedCreate",
+            "Internal error occurred: failed calling webhook: context deadline exceeded",
+        ),
+    );
+    assert_judged(
+        &judge(&spec(Mode::Initial), &t),
+        Outcome::Error,
+        &["failed calling webhook"],
+    );
 }
 
 #[test]
