@@ -1,7 +1,8 @@
 //! Criterion `cluster-autoscaler`, live: the cluster's Cluster Autoscaler (kwok
-//! provider, simulated node groups) adds nodes to the right group for work no node fits,
-//! the pods are bound to them, and once the work ends the nodes go after the unneeded
-//! time. The probes queue on the autoscaler's cluster-wide lock.
+//! provider, simulated node groups sized as the submission says) adds nodes to the right
+//! group for work no node fits, the pods are bound to them, a pod the submission protects
+//! keeps its node, and the nodes above the group's min go after the unneeded time. The
+//! probes queue on the autoscaler's cluster-wide lock.
 
 mod live;
 
@@ -33,12 +34,19 @@ async fn passes(namespace: TestNamespace, fixture: &str, group: &str) {
         "{}",
         verdict.message
     );
+    // Each passing fixture protects a pod, and the autoscaler said why it kept its node.
+    assert!(
+        verdict.message.contains("kept node") && verdict.message.contains("cannot be removed"),
+        "{}",
+        verdict.message
+    );
     let timeline = assert_timeline_saved(&verdict);
     for marker in [
         "work-applied",
         "work-bound",
         "work-ended",
-        "group-empty",
+        "protected-pod-deleted",
+        "group-at-min",
         "autoscaler-off",
     ] {
         assert!(timeline.marker(marker).is_some(), "no {marker} marker");
@@ -55,7 +63,7 @@ async fn live_cluster_autoscaler_reference_training_gets_a_gpu_node_that_goes_af
 
 #[rstest]
 #[tokio::test]
-async fn live_cluster_autoscaler_exercise_trigger_gets_a_cpu_node_that_goes_after_a_minute(
+async fn live_cluster_autoscaler_exercise_trigger_gets_cpu_nodes_down_to_its_min_and_its_budget_holds_one(
     #[future(awt)] namespace: TestNamespace,
 ) {
     passes(namespace, "cluster_autoscaler/cpu-trigger", "cpu-pool").await;
@@ -70,6 +78,20 @@ async fn live_cluster_autoscaler_broken_affinity_to_no_pool_adds_no_node_and_fai
         &ClusterAutoscaler,
         namespace,
         "cluster_autoscaler/broken-affinity-to-no-pool",
+        print_run,
+    )
+    .await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn live_cluster_autoscaler_broken_annotation_on_workload_metadata_lets_the_node_go_and_fails(
+    #[future(awt)] namespace: TestNamespace,
+) {
+    assert_broken_fixture_verdict(
+        &ClusterAutoscaler,
+        namespace,
+        "cluster_autoscaler/broken-annotation-on-workload-metadata",
         print_run,
     )
     .await;

@@ -35,11 +35,107 @@ pub const CLUSTER_AUTOSCALER_LOCK: Singleton = Singleton {
     what: "the Cluster Autoscaler",
 };
 
+/// The templates of the node groups (`ci/addons/cluster-autoscaler.yaml`): their
+/// `cluster-autoscaler.kwok.nodegroup/min-count` and `max-count` annotations size them.
+pub const TEMPLATES: &str = "kwok-provider-templates";
+const MIN_COUNT: &str = "cluster-autoscaler.kwok.nodegroup/min-count";
+const MAX_COUNT: &str = "cluster-autoscaler.kwok.nodegroup/max-count";
+/// A group's size when a probe says nothing of it (the addon's).
+pub const DEFAULT_SIZE: (u32, u32) = (0, 3);
+
 /// The settings a probe gives the autoscaler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// `--scale-down-unneeded-time`: how long a node stays unneeded before it goes.
     pub unneeded_time: Duration,
+    /// Node groups sized otherwise than [`DEFAULT_SIZE`].
+    pub sizes: Vec<GroupSize>,
+}
+
+/// A node group's min and max node count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupSize {
+    pub group: &'static str,
+    pub min: u32,
+    pub max: u32,
+}
+
+/// The templates' text (a v1 List of Nodes) with each group's min and max set: from
+/// `sizes`, else [`DEFAULT_SIZE`]. JSON, which the provider's YAML reader reads too.
+pub fn sized_templates(templates: &str, sizes: &[GroupSize]) -> Result<String, String> {
+    let loaded = crate::submission::yaml::load(templates, Default::default());
+    let mut list = loaded
+        .documents
+        .into_iter()
+        .next()
+        .map(|d| d.value)
+        .ok_or_else(|| format!("no template List in {TEMPLATES}"))?;
+    let items = list
+        .get_mut("items")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or_else(|| format!("{TEMPLATES} holds no items"))?;
+    for node in items {
+        let group = node
+            .pointer(&format!(
+                "/metadata/labels/{}",
+                crate::submission::yaml::escape_pointer(NODE_GROUP_LABEL)
+            ))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_default();
+        let (min, max) = sizes
+            .iter()
+            .find(|s| s.group == group)
+            .map_or(DEFAULT_SIZE, |s| (s.min, s.max));
+        let annotations = node
+            .get_mut("metadata")
+            .and_then(serde_json::Value::as_object_mut)
+            .map(|m| m.entry("annotations").or_insert_with(|| json!({})))
+            .and_then(serde_json::Value::as_object_mut)
+            .ok_or_else(|| format!("a template of group {group:?} has no metadata object"))?;
+        annotations.insert(MIN_COUNT.into(), json!(min.to_string()));
+        annotations.insert(MAX_COUNT.into(), json!(max.to_string()));
+    }
+    serde_json::to_string_pretty(&list).map_err(|e| e.to_string())
+}
+
+/// Writes the groups' sizes into the templates (read when the autoscaler starts).
+async fn size_groups(client: &Client, sizes: &[GroupSize]) -> Result<(), EnvironmentError> {
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), NAMESPACE);
+    let current = config_maps
+        .get(TEMPLATES)
+        .await
+        .map_err(EnvironmentError::api(format!(
+            "reading {NAMESPACE}/{TEMPLATES}"
+        )))?;
+    let text = current
+        .data
+        .as_ref()
+        .and_then(|d| d.get("templates"))
+        .cloned()
+        .unwrap_or_default();
+    let sized = sized_templates(&text, sizes).map_err(|detail| EnvironmentError::NotReady {
+        what: format!("{NAMESPACE}/{TEMPLATES}"),
+        detail,
+    })?;
+    if sized == text {
+        return Ok(());
+    }
+    config_maps
+        .patch(
+            TEMPLATES,
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(&json!({"data": {"templates": sized}})),
+        )
+        .await
+        .map_err(EnvironmentError::api(format!(
+            "sizing the node groups in {NAMESPACE}/{TEMPLATES}"
+        )))?;
+    Ok(())
 }
 
 /// `args` with `--flag=value` set (replaced where it was, else appended).
@@ -60,6 +156,7 @@ pub async fn start(
     settings: Settings,
     budget: Duration,
 ) -> Result<(), EnvironmentError> {
+    size_groups(client, &settings.sizes).await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     let current = deployments
         .get(DEPLOYMENT)
@@ -164,6 +261,48 @@ pub async fn status(client: &Client) -> String {
     }
 }
 
+/// The autoscaler's log of the last `since` (its pod's, at `--v=2`: each scale-down
+/// simulation says why a node can or cannot go), or why there is none.
+pub async fn log_since(client: &Client, since: Duration) -> Result<String, String> {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/name={DEPLOYMENT}")))
+        .await
+        .map_err(|e| format!("listing the autoscaler's pods: {e}"))?;
+    let pod = list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .find_map(|p| p.metadata.name.clone())
+        .ok_or_else(|| "the autoscaler has no pod".to_string())?;
+    let params = kube::api::LogParams {
+        since_seconds: Some(i64::try_from(since.as_secs().max(1)).unwrap_or(i64::MAX)),
+        ..Default::default()
+    };
+    pods.logs(&pod, &params)
+        .await
+        .map_err(|e| format!("reading the log of {NAMESPACE}/{pod}: {e}"))
+}
+
+/// What the autoscaler's log says of removing `node`: why it cannot (`Err`), or that it
+/// found it removable (`Ok`), the line's message without klog's header; the latest wins.
+pub fn removal_verdict(log: &str, node: &str) -> Option<Result<String, String>> {
+    let blocked = format!("Node {node} cannot be removed: ");
+    let removable = [
+        format!("Node {node} may be removed"),
+        format!("Node {node} is not suitable for removal"),
+    ];
+    log.lines().rev().find_map(|line| {
+        if let Some(at) = line.find(&blocked) {
+            return Some(Err(line[at..].trim().to_string()));
+        }
+        removable
+            .iter()
+            .find_map(|r| line.find(r.as_str()))
+            .map(|at| Ok(line[at..].trim().to_string()))
+    })
+}
+
 /// The label selector of the GPU pool's own nodes (`ci/addons/gpu-pool.yaml`), without
 /// those the autoscaler adds to its `gpu-pool` group while a probe runs it.
 pub fn static_gpu_pool_selector() -> String {
@@ -190,6 +329,70 @@ pub async fn group_nodes(client: &Client, group: Option<&str>) -> Vec<Node> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_addons_templates_are_sized_per_group_and_reset_to_the_default() {
+        let addon = include_str!("../../../ci/addons/cluster-autoscaler.yaml");
+        let loaded = crate::submission::yaml::load(addon, Default::default());
+        let templates = loaded
+            .documents
+            .iter()
+            .find(|d| d.value["metadata"]["name"] == TEMPLATES)
+            .and_then(|d| d.value["data"]["templates"].as_str())
+            .expect("the addon's templates")
+            .to_string();
+        let sized = sized_templates(
+            &templates,
+            &[GroupSize {
+                group: GPU_GROUP,
+                min: 1,
+                max: 2,
+            }],
+        )
+        .unwrap();
+        let list: serde_json::Value = serde_json::from_str(&sized).unwrap();
+        let count = |group: &str, key: &str| -> String {
+            list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["metadata"]["name"] == group)
+                .and_then(|n| n["metadata"]["annotations"][key].as_str())
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(count(GPU_GROUP, MIN_COUNT), "1");
+        assert_eq!(count(GPU_GROUP, MAX_COUNT), "2");
+        assert_eq!(count(CPU_GROUP, MIN_COUNT), "0");
+        assert_eq!(count(CPU_GROUP, MAX_COUNT), "3");
+        // Sized again with nothing said: the default again, whatever was there.
+        let reset: serde_json::Value =
+            serde_json::from_str(&sized_templates(&sized, &[]).unwrap()).unwrap();
+        assert!(
+            reset["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["metadata"]["annotations"][MIN_COUNT] == "0")
+        );
+        assert!(sized_templates("kind: List", &[]).is_err());
+    }
+
+    #[test]
+    fn the_autoscalers_log_says_why_a_node_stays_or_that_it_may_go() {
+        let log = "I1201 09:00:01.1 1 cluster.go:146] Simulating node gpu-pool-x removal\n\
+            I1201 09:00:01.2 1 cluster.go:151] Node gpu-pool-x cannot be removed: pod annotated as not safe to evict present: protected-1\n\
+            I1201 09:00:01.3 1 cluster.go:166] Node gpu-pool-y may be removed\n";
+        assert_eq!(
+            removal_verdict(log, "gpu-pool-x"),
+            Some(Err("Node gpu-pool-x cannot be removed: pod annotated as not safe to evict present: protected-1".into()))
+        );
+        assert_eq!(
+            removal_verdict(log, "gpu-pool-y"),
+            Some(Ok("Node gpu-pool-y may be removed".into()))
+        );
+        assert_eq!(removal_verdict(log, "gpu-pool-z"), None);
+    }
 
     #[test]
     fn a_flag_is_replaced_where_it_was_or_added() {

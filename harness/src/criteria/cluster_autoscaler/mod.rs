@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod judge;
+pub mod plan;
 pub mod probe;
 
 use super::{CriterionId, CriterionInfo};

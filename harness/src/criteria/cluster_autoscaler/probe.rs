@@ -1,167 +1,53 @@
 //! Live probe of `cluster-autoscaler` (Task 6): the submission's large workload (GPU
-//! training, or pods bigger than any node) is applied with one replica more than the
-//! existing nodes can take, the cluster's Cluster Autoscaler (its kwok provider's
-//! simulated node groups, [`crate::cluster::autoscaler`]) must add nodes to the right
-//! group and the pods must be bound to them; the probe then ends the work and the nodes
-//! must go, no earlier than the unneeded time. The autoscaler is one per cluster: the
-//! probe holds its lock (and the GPU pool's: the pool's static nodes are part of the
-//! picture) from configuring it to turning it off.
+//! training, or pods bigger than any node) is applied with more replicas than the
+//! existing nodes can take (one node beyond the group's minimum), and the cluster's
+//! Cluster Autoscaler (its kwok provider's simulated node groups, sized as the
+//! submission configures them, capped: [`crate::cluster::autoscaler`]) must add nodes to
+//! the right group, the pods must be bound to them, and a serving pod placed beside them
+//! must stay off the GPU nodes. Once the work ends, a pod the submission protects from
+//! scale-down, left alone on one of the new nodes, must keep it (the autoscaler's own log
+//! says why); with it gone, the nodes above the minimum must go, no earlier than the
+//! unneeded time. The autoscaler is one per cluster: the probe holds its lock (and the
+//! GPU pool's: the pool's static nodes are part of the picture) from configuring it to
+//! turning it off.
 
 use super::ID;
-use super::judge::{Observed, judge};
+use super::judge::{Observed, ProtectionSeen, judge};
+use super::plan::{Plan, Protection, SAFE_TO_EVICT};
 use crate::cluster::autoscaler::{
     self, CLUSTER_AUTOSCALER_LOCK, CPU_GROUP, GPU_GROUP, KWOK_PROVIDER_TAINT, NODE_GROUP_LABEL,
     SCAN_INTERVAL, Settings,
 };
 use crate::cluster::lock::ClusterLock;
 use crate::cluster::{EnvironmentError, GPU_RESOURCE, TestNamespace, poll_until};
-use crate::criteria::demand::CpuDemand;
+use crate::criteria::demand::{self, CpuDemand};
 use crate::criteria::gpu_pool::probe::GPU_POOL_LOCK;
 use crate::criteria::{ProbeContext, Stop};
 use crate::observe::Recorder;
-use crate::submission::quantity::parse_quantity;
-use crate::submission::{Object, Submission, Typed};
+use crate::submission::{Object, Submission};
 use crate::verdict::{Evidence, Outcome, Verdict};
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use regex::Regex;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 use std::time::Duration;
 
-/// The unneeded time when the submission configures none: one minute.
-const DEFAULT_UNNEEDED: Duration = Duration::from_secs(60);
-/// The longest unneeded time the probe waits out (a student's 10 or 30 minutes would
-/// hold the cluster's one autoscaler that long).
-const MAX_UNNEEDED: Duration = Duration::from_secs(120);
-/// Pods that need at least this much CPU go to the CPU pool's nodes (4 CPU): more than
-/// the real nodes give a probe.
-const LARGE_CPU_CORES: f64 = 2.0;
 /// Queued behind other probes of the autoscaler or of the GPU pool.
 const LOCK_BUDGET: Duration = Duration::from_secs(900);
 
-/// The work the probe gives the autoscaler.
-struct Plan<'a> {
-    workload: &'a Object,
-    group: &'static str,
-    unneeded_time: Duration,
-    notes: Vec<String>,
-}
-
-impl<'a> Plan<'a> {
-    fn pick(submission: &'a Submission) -> Result<Plan<'a>, String> {
-        let workloads = || {
-            submission.objects.iter().filter(|o| {
-                matches!(
-                    o.typed,
-                    Typed::Deployment(_) | Typed::StatefulSet(_) | Typed::Job(_)
-                )
-            })
-        };
-        let (workload, group) = workloads()
-            .find(|o| requests(o, GPU_RESOURCE) > 0.0)
-            .map(|o| (o, GPU_GROUP))
-            .or_else(|| {
-                workloads()
-                    .find(|o| requests(o, "cpu") >= LARGE_CPU_CORES)
-                    .map(|o| (o, CPU_GROUP))
-            })
-            .ok_or_else(|| {
-                format!(
-                    "expected a workload that needs a node the cluster does not have yet (Task 6.1: GPU training, or pods requesting {LARGE_CPU_CORES} CPU or more); found none, so nothing would make a Cluster Autoscaler add a node"
-                )
-            })?;
-        let mut notes = Vec::new();
-        let unneeded_time = match configured_unneeded_time(submission) {
-            Some((time, at)) if time > MAX_UNNEEDED => {
-                notes.push(format!(
-                    "the submission's scale-down unneeded time ({}s, {at}) is capped at {}s for the probe",
-                    time.as_secs(),
-                    MAX_UNNEEDED.as_secs()
-                ));
-                MAX_UNNEEDED
-            }
-            Some((time, at)) => {
-                notes.push(format!(
-                    "scale-down unneeded time {}s, from {at}",
-                    time.as_secs()
-                ));
-                time
-            }
-            None => {
-                notes.push(format!(
-                    "the submission sets no --scale-down-unneeded-time: the probe uses {}s",
-                    DEFAULT_UNNEEDED.as_secs()
-                ));
-                DEFAULT_UNNEEDED
-            }
-        };
-        Ok(Plan {
-            workload,
-            group,
-            unneeded_time,
-            notes,
-        })
-    }
-}
-
-/// What one pod of `workload` requests of `resource` (summed over its containers).
-fn requests(workload: &Object, resource: &str) -> f64 {
-    workload.pod_template().map_or(0.0, |t| {
-        t.spec
-            .containers
-            .iter()
-            .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(resource))
-            .filter_map(|q| parse_quantity(&q.0).ok())
-            .sum()
-    })
-}
-
-static UNNEEDED_FLAG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"scale-down-unneeded-time[\s=:]+\W?(\d+)\s*(h|m|s)?\b").expect("static regex")
-});
-
-/// `--scale-down-unneeded-time` as the submission sets it (a CA Deployment's args, Helm
-/// values, a script), and where.
-fn configured_unneeded_time(submission: &Submission) -> Option<(Duration, String)> {
-    let texts = submission
-        .scripts
-        .iter()
-        .chain(&submission.other_text)
-        .chain(&submission.docs)
-        .map(|f| (f.path.clone(), f.text.clone()))
-        .chain(submission.objects.iter().map(|o| {
-            (
-                o.location().file.clone(),
-                serde_json::to_string(o.value()).unwrap_or_default(),
-            )
-        }));
-    texts
-        .into_iter()
-        .find_map(|(path, text)| unneeded_in(&text).map(|time| (time, path)))
-}
-
-/// The first `scale-down-unneeded-time` with a value in `text`; a bare number is taken
-/// as minutes, as guides write it (the flag itself wants a unit).
-fn unneeded_in(text: &str) -> Option<Duration> {
-    let found = UNNEEDED_FLAG.captures(text)?;
-    let number: u64 = found[1].parse().ok()?;
-    let seconds = match found.get(2).map(|m| m.as_str()) {
-        Some("h") => number.saturating_mul(3600),
-        Some("s") => number,
-        _ => number.saturating_mul(60),
-    };
-    Some(Duration::from_secs(seconds))
-}
-
 /// The autoscaler runs one pod (50m) on a real node; the work goes to simulated nodes.
 pub fn cpu_demand(submission: &Submission) -> CpuDemand {
-    if Plan::pick(submission).is_ok() {
-        CpuDemand::millis(50)
-    } else {
-        CpuDemand::NONE
+    match Plan::pick(submission) {
+        // And one serving pod, which may go to a real node.
+        Ok(plan) => {
+            CpuDemand::millis(50)
+                + plan
+                    .serving
+                    .map_or(CpuDemand::NONE, |s| demand::pods_of(submission, s, 1))
+        }
+        Err(_) => CpuDemand::NONE,
     }
 }
 
@@ -263,13 +149,17 @@ async fn observe_locked(
     let intervals = namespace.cluster.intervals;
     let settings = Settings {
         unneeded_time: plan.unneeded_time,
+        sizes: vec![plan.size],
     };
     autoscaler::start(&client, settings, intervals.pod_ready * 4)
         .await
         .map_err(environment)?;
     recorder.mark(&format!(
-        "autoscaler-on: unneeded time {}s",
-        plan.unneeded_time.as_secs()
+        "autoscaler-on: unneeded time {}s, {} {}..{}",
+        plan.unneeded_time.as_secs(),
+        plan.group,
+        plan.size.min,
+        plan.size.max
     ));
 
     // The existing nodes the work may use: the GPU pool's static nodes (CPU work is kept
@@ -279,7 +169,8 @@ async fn observe_locked(
     } else {
         Vec::new()
     };
-    let pods = existing.len() + 1;
+    let beyond = plan.beyond_existing();
+    let pods = existing.len() + beyond;
     let (objects, resource) = work_objects(submission, plan, pods);
     let applied = namespace
         .apply(&submission.as_kubectl_sends(&objects))
@@ -290,7 +181,8 @@ async fn observe_locked(
         group: plan.group.to_string(),
         workload: plan.workload.describe(),
         pods,
-        beyond_existing: 1,
+        beyond_existing: beyond,
+        group_min: plan.size.min,
         unneeded_time: plan.unneeded_time,
         scale_up_budget: SCAN_INTERVAL * 3 + intervals.pod_ready * 3,
         scale_down_budget: plan.unneeded_time + SCAN_INTERVAL * 4 + intervals.pod_ready,
@@ -335,13 +227,13 @@ async fn observe_locked(
     observed.added.sort_by(|a, b| a.1.total_cmp(&b.1));
     // Read while it runs: turning it off deletes it.
     observed.status = Some(autoscaler::status(&client).await);
+    let group_nodes: Vec<String> = autoscaler::group_nodes(&client, Some(plan.group))
+        .await
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
     if let Some(bound) = bound {
         observed.all_bound_at = Some(recorder.mark("work-bound") - start);
-        let group_nodes: Vec<String> = autoscaler::group_nodes(&client, Some(plan.group))
-            .await
-            .into_iter()
-            .filter_map(|n| n.metadata.name)
-            .collect();
         observed.misplaced = bound
             .iter()
             .filter(|(_, node)| !group_nodes.contains(node) && !existing.contains(node))
@@ -349,6 +241,34 @@ async fn observe_locked(
             .collect();
         observed.bound_to = bound;
     }
+    // Beside the GPU nodes: a serving pod, free to go to any node whose taints it
+    // tolerates (the kwok provider's too).
+    if let (Some(serving), true) = (plan.serving, !observed.added.is_empty()) {
+        observed.serving = place_serving(namespace, submission, serving, recorder).await;
+    }
+    // A protected pod alone on a node the work leaves: on the node of the work's last pod.
+    let protected_node = observed
+        .bound_to
+        .iter()
+        .rev()
+        .map(|(_, node)| node)
+        .find(|node| observed.added.iter().any(|(n, _)| n == *node))
+        .cloned();
+    let protected = match (&plan.protection, protected_node) {
+        (Some(protection), Some(node)) => {
+            let placed =
+                place_protected(namespace, submission, plan, protection, &node, recorder).await;
+            if placed.is_none() {
+                observed.notes.push(format!(
+                    "the pod protected like {} did not run on {node} within {}s: its protection from scale-down was not tested",
+                    protection.source.describe(),
+                    namespace.cluster.intervals.pod_ready.as_secs()
+                ));
+            }
+            placed
+        }
+        _ => None,
+    };
 
     // The work ends: the nodes become unneeded.
     let workloads: Api<DynamicObject> =
@@ -360,21 +280,366 @@ async fn observe_locked(
     if observed.added.is_empty() {
         return Ok(observed);
     }
+    let removals = Removals::default();
+    if let Some((seen, deployment)) = protected {
+        let protection = plan.protection.as_ref().expect("placed for a protection");
+        let seen = watch_protection(
+            namespace, seen, protection, &observed, &removals, recorder, start,
+        )
+        .await;
+        let deployments: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &namespace.name,
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment")),
+        );
+        let _ = deployments
+            .delete(&deployment, &DeleteParams::foreground())
+            .await;
+        observed.protection_ended_at = Some(recorder.mark("protected-pod-deleted") - start);
+        observed.protection = Some(seen);
+    }
+    let min = plan.size.min as usize;
     let gone = poll_until(
         observed.scale_down_budget,
         Duration::from_secs(2),
         || async {
-            autoscaler::group_nodes(&client, Some(plan.group))
-                .await
-                .is_empty()
-                .then_some(())
+            let left = removals
+                .track(&client, plan.group, &observed.added, recorder, start)
+                .await;
+            (left <= min).then_some(())
         },
     )
     .await;
     if gone.is_some() {
-        observed.removed_at = Some(recorder.mark("group-empty") - start);
+        observed.removed_at = Some(recorder.mark("group-at-min") - start);
     }
+    observed.removed = removals.into_inner();
     Ok(observed)
+}
+
+/// One serving pod (the submission's template, the kwok provider's taint tolerated) and
+/// where it went within a pod's start-up time; it is deleted again.
+async fn place_serving(
+    namespace: &mut TestNamespace,
+    submission: &Submission,
+    serving: &Object,
+    recorder: &Recorder,
+) -> Option<(String, Option<String>, bool)> {
+    let mut value = serving.value().clone();
+    value["spec"]["replicas"] = json!(1);
+    tolerate(&mut value, &[KWOK_PROVIDER_TAINT.0]);
+    namespace
+        .apply(&submission.as_kubectl_sends(&[value]))
+        .await
+        .ok()?;
+    recorder.mark(&format!("serving-applied: {}", serving.name));
+    let pods: Api<Pod> = namespace.api();
+    let selector = serving.pod_selector();
+    let budget = namespace.cluster.intervals.pod_ready;
+    let bound = poll_until(budget, Duration::from_secs(1), || async {
+        let list = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .ok()?;
+        list.items
+            .into_iter()
+            .find_map(|p| Some((p.metadata.name?, p.spec?.node_name?)))
+    })
+    .await;
+    let pending_name = || async {
+        pods.list(&ListParams::default().labels(&selector))
+            .await
+            .ok()
+            .and_then(|l| l.items.into_iter().find_map(|p| p.metadata.name))
+            .unwrap_or_else(|| format!("{}-…", serving.name))
+    };
+    let seen = match bound {
+        Some((pod, node)) => {
+            let on_gpu = autoscaler::group_nodes(&namespace.client(), Some(GPU_GROUP))
+                .await
+                .iter()
+                .any(|n| n.metadata.name.as_deref() == Some(node.as_str()));
+            (pod, Some(node), on_gpu)
+        }
+        None => (pending_name().await, None, false),
+    };
+    let deployments: Api<DynamicObject> = Api::namespaced_with(
+        namespace.client(),
+        &namespace.name,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", &serving.kind)),
+    );
+    let _ = deployments
+        .delete(&serving.name, &DeleteParams::foreground())
+        .await;
+    recorder.mark("serving-removed");
+    Some(seen)
+}
+
+/// The name of the probe's protected Deployment.
+const PROTECTED: &str = "autoscale-conformance-protected";
+
+/// One pod with the protected workload's pod-template labels and annotations (and the
+/// submission's PodDisruptionBudgets over them), pinned to `node`, requesting next to
+/// nothing: once the work ends, the node is underused and only the protection can keep
+/// it. Its Deployment's name and what the pod is, once Running.
+async fn place_protected(
+    namespace: &mut TestNamespace,
+    submission: &Submission,
+    plan: &Plan<'_>,
+    protection: &Protection<'_>,
+    node: &str,
+    recorder: &Recorder,
+) -> Option<(ProtectionSeen, String)> {
+    let source = protection.source;
+    let template = source
+        .pod_template()
+        .and_then(|t| t.pointer.strip_suffix("/spec"))
+        .and_then(|m| source.value().pointer(&format!("{m}/metadata")))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let mut labels = template.get("labels").cloned().unwrap_or_else(|| json!({}));
+    labels["autoscale-conformance/probe"] = json!("protected");
+    let mut pod_metadata = json!({"labels": labels});
+    if let Some(annotations) = template.get("annotations") {
+        pod_metadata["annotations"] = annotations.clone();
+    }
+    let mut deployment = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": PROTECTED},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"autoscale-conformance/probe": "protected"}},
+            "template": {
+                "metadata": pod_metadata,
+                "spec": {
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchFields": [
+                            {"key": "metadata.name", "operator": "In", "values": [node]}
+                        ]}]
+                    }}},
+                    "containers": [{
+                        "name": "held",
+                        "image": crate::cluster::INFERENCE_IMAGE,
+                        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}
+                    }],
+                    "terminationGracePeriodSeconds": 0
+                }
+            }
+        }
+    });
+    let mut keys = vec![KWOK_PROVIDER_TAINT.0];
+    if plan.group == GPU_GROUP {
+        keys.push(GPU_RESOURCE); // the GPU pool's taint key
+    }
+    tolerate(&mut deployment, &keys);
+    let mut objects: Vec<Value> = protection
+        .budgets
+        .iter()
+        .map(|b| b.value().clone())
+        .collect();
+    objects.push(deployment);
+    if let Err(e) = namespace
+        .apply(&submission.as_kubectl_sends(&objects))
+        .await
+    {
+        recorder.mark(&format!("protected-refused: {e}"));
+        return None;
+    }
+    let pods: Api<Pod> = namespace.api();
+    let running = poll_until(
+        namespace.cluster.intervals.pod_ready,
+        Duration::from_secs(1),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("autoscale-conformance/probe=protected"))
+                .await
+                .ok()?;
+            list.items.into_iter().find_map(|p| {
+                let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
+                running.then_some(p.metadata.name?)
+            })
+        },
+    )
+    .await?;
+    recorder.mark(&format!("protected-running: {running} on {node}"));
+    // The budgets are read once the work's pods are gone (`watch_protection`).
+    let (means, expected_to_hold) = if protection.annotated {
+        (
+            format!("{SAFE_TO_EVICT}: \"false\" on its pod template"),
+            true,
+        )
+    } else if protection.misplaced_annotation.is_some() {
+        ("no protection on the pod itself".to_string(), false)
+    } else {
+        (String::new(), false)
+    };
+    Some((
+        ProtectionSeen {
+            pod: running,
+            node: node.to_string(),
+            source: source.describe(),
+            means,
+            expected_to_hold,
+            misplaced_annotation: protection.misplaced_annotation.clone(),
+            ..ProtectionSeen::default()
+        },
+        PROTECTED.to_string(),
+    ))
+}
+
+/// When each node the autoscaler added went (seconds since the work was applied).
+#[derive(Default)]
+struct Removals(std::sync::Mutex<Vec<(String, f64)>>);
+
+impl Removals {
+    /// Notes the added nodes gone since the last look; returns how many the group has.
+    async fn track(
+        &self,
+        client: &kube::Client,
+        group: &str,
+        added: &[(String, f64)],
+        recorder: &Recorder,
+        start: f64,
+    ) -> usize {
+        let present: Vec<String> = autoscaler::group_nodes(client, Some(group))
+            .await
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect();
+        let mut removed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for (node, _) in added {
+            if !present.contains(node) && !removed.iter().any(|(n, _)| n == node) {
+                removed.push((
+                    node.clone(),
+                    recorder.mark(&format!("node-removed: {node}")) - start,
+                ));
+            }
+        }
+        present.len()
+    }
+
+    fn removed_at(&self, node: &str) -> Option<f64> {
+        let removed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        removed.iter().find(|(n, _)| n == node).map(|(_, t)| *t)
+    }
+
+    fn into_inner(self) -> Vec<(String, f64)> {
+        self.0.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Once the work has ended (its pods gone): whether the submission's budgets allow the
+/// protected pod no disruption, then what the autoscaler says of its node, until it says
+/// the node cannot go (and why), finds it removable, removes it, or the unneeded time
+/// and a few scans have passed.
+async fn watch_protection(
+    namespace: &TestNamespace,
+    mut seen: ProtectionSeen,
+    protection: &Protection<'_>,
+    observed: &Observed,
+    removals: &Removals,
+    recorder: &Recorder,
+    start: f64,
+) -> ProtectionSeen {
+    let client = namespace.client();
+    let ended = recorder.now();
+    let pods: Api<Pod> = namespace.api();
+    let work = protection.source.pod_selector();
+    // The budgets count the work's pods too while they last.
+    let _ = poll_until(
+        namespace.cluster.intervals.pod_ready,
+        Duration::from_secs(1),
+        || async {
+            let list = pods.list(&ListParams::default().labels(&work)).await.ok()?;
+            list.items
+                .iter()
+                .all(|p| {
+                    p.metadata
+                        .labels
+                        .as_ref()
+                        .is_some_and(|l| l.contains_key("autoscale-conformance/probe"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let budgets: Api<PodDisruptionBudget> = namespace.api();
+    for budget in &protection.budgets {
+        let allowed = poll_until(Duration::from_secs(20), Duration::from_secs(1), || async {
+            let status = budgets.get(&budget.name).await.ok()?.status?;
+            (status.expected_pods.unwrap_or(0) == 1)
+                .then_some(status.disruptions_allowed.unwrap_or(0))
+        })
+        .await;
+        if allowed == Some(0) {
+            let held = format!(
+                "PodDisruptionBudget {} (0 disruptions allowed)",
+                budget.name
+            );
+            seen.means = if seen.expected_to_hold {
+                format!("{} and {held}", seen.means)
+            } else {
+                held
+            };
+            seen.expected_to_hold = true;
+        }
+    }
+    if !seen.expected_to_hold && seen.misplaced_annotation.is_none() {
+        seen.means = format!(
+            "{} allowing its one pod a disruption",
+            protection
+                .budgets
+                .iter()
+                .map(|b| format!("PodDisruptionBudget {}", b.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    recorder.mark(&format!("protection: {}", seen.means));
+    let budget = observed.unneeded_time + SCAN_INTERVAL * 3;
+    let node = seen.node.clone();
+    let verdict = poll_until(budget, Duration::from_secs(3), || async {
+        removals
+            .track(&client, &observed.group, &observed.added, recorder, start)
+            .await;
+        if removals.removed_at(&node).is_some() {
+            return Some(None);
+        }
+        let since = Duration::from_secs_f64(recorder.now() - ended) + SCAN_INTERVAL;
+        let log = autoscaler::log_since(&client, since).await.ok()?;
+        autoscaler::removal_verdict(&log, &node).map(Some)
+    })
+    .await;
+    match verdict {
+        Some(None) => seen.node_removed_at = removals.removed_at(&node),
+        Some(Some(Ok(line))) => seen.drainable_line = Some(line),
+        Some(Some(Err(line))) => seen.blocked_line = Some(line),
+        None => {}
+    }
+    seen.held_for = recorder.now() - ended;
+    recorder.mark(&format!(
+        "protection-watched: {}",
+        seen.blocked_line
+            .as_deref()
+            .or(seen.drainable_line.as_deref())
+            .unwrap_or("the autoscaler said nothing of the node")
+    ));
+    seen
+}
+
+/// Adds tolerations of `keys` (any value, NoSchedule) to a workload's pod template.
+fn tolerate(workload: &mut Value, keys: &[&str]) {
+    if let Some(spec) = workload.pointer_mut("/spec/template/spec") {
+        let list = spec
+            .as_object_mut()
+            .map(|s| s.entry("tolerations").or_insert_with(|| json!([])));
+        if let Some(Value::Array(list)) = list {
+            for key in keys {
+                list.push(json!({"key": key, "operator": "Exists", "effect": "NoSchedule"}));
+            }
+        }
+    }
 }
 
 /// The GPU pool's nodes that are not the autoscaler's (ci/addons/gpu-pool.yaml's).
@@ -440,7 +705,7 @@ mod tests {
         let plan = Plan::pick(&submission).expect("a plan");
         assert_eq!(plan.workload.name, "large-training-job");
         assert_eq!(plan.group, GPU_GROUP);
-        assert_eq!(plan.unneeded_time, DEFAULT_UNNEEDED);
+        assert_eq!(plan.unneeded_time, super::super::plan::DEFAULT_UNNEEDED);
         let (objects, resource) = work_objects(&submission, &plan, 3);
         assert_eq!(resource.kind, "Deployment");
         let work = objects.last().unwrap();
@@ -451,22 +716,5 @@ mod tests {
         assert!(tolerations.iter().any(|t| t["key"] == "kwok-provider"));
         assert!(tolerations.iter().any(|t| t["key"] == "nvidia.com/gpu"));
         assert_eq!(objects[0]["kind"], "PriorityClass");
-    }
-
-    #[test]
-    fn the_unneeded_time_is_read_where_the_submission_sets_it() {
-        for (text, seconds) in [
-            ("--scale-down-unneeded-time=5m", 300),
-            ("- --scale-down-unneeded-time=90s", 90),
-            ("scale-down-unneeded-time: \"2m\"", 120),
-            ("scale-down-unneeded-time: 1h", 3600),
-        ] {
-            let got = unneeded_in(text).expect(text).as_secs();
-            assert_eq!(got, seconds, "{text}");
-        }
-        assert_eq!(
-            unneeded_in("`--scale-down-unneeded-time` per node group"),
-            None
-        );
     }
 }
