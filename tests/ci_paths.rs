@@ -1172,8 +1172,18 @@ exit "${FAKE_CARGO_EXIT:-0}""##,
     assert!(ok, "{stderr}");
     let calls = fakes.calls();
     assert!(
-        calls.contains(&"cargo nextest run --workspace --profile e2e --retries 1".to_string()),
+        calls.contains(&"cargo nextest run --workspace --profile e2e".to_string()),
         "{calls:#?}"
+    );
+    // The retry policy is the profile's, so a local `make e2e` has it too: one retry,
+    // none for a live grade (it probes again, itself, what ended in "error").
+    let nextest = read(".config/nextest.toml");
+    let e2e = &nextest[nextest.find("[profile.e2e]").unwrap()..];
+    assert!(e2e.contains("\nretries = 1\n"), "the e2e profile retries once");
+    let grade = &nextest[nextest.find("filter = \"test(/^live_grade_/)\"").unwrap()..];
+    assert!(
+        grade[..grade.find("\n\n").unwrap_or(grade.len())].contains("retries = 0"),
+        "a live grade is not retried whole"
     );
     // .ci/run and `make e2e` run that very step.
     assert!(read(".ci/run").contains("ci/steps.sh e2e"));
