@@ -1179,7 +1179,10 @@ exit "${FAKE_CARGO_EXIT:-0}""##,
     // none for a live grade (it probes again, itself, what ended in "error").
     let nextest = read(".config/nextest.toml");
     let e2e = &nextest[nextest.find("[profile.e2e]").unwrap()..];
-    assert!(e2e.contains("\nretries = 1\n"), "the e2e profile retries once");
+    assert!(
+        e2e.contains("\nretries = 1\n"),
+        "the e2e profile retries once"
+    );
     let grade = &nextest[nextest.find("filter = \"test(/^live_grade_/)\"").unwrap()..];
     assert!(
         grade[..grade.find("\n\n").unwrap_or(grade.len())].contains("retries = 0"),

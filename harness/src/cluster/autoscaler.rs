@@ -40,6 +40,10 @@ pub const CLUSTER_AUTOSCALER_LOCK: Singleton = Singleton {
 pub const TEMPLATES: &str = "kwok-provider-templates";
 const MIN_COUNT: &str = "cluster-autoscaler.kwok.nodegroup/min-count";
 const MAX_COUNT: &str = "cluster-autoscaler.kwok.nodegroup/max-count";
+/// The provider checks its desired count against min and max at start (absent, it is 0:
+/// a min above 0 would stop it); it then counts the group's nodes every loop, so this
+/// creates no node.
+const DESIRED_COUNT: &str = "cluster-autoscaler.kwok.nodegroup/desired-count";
 /// A group's size when a probe says nothing of it (the addon's).
 pub const DEFAULT_SIZE: (u32, u32) = (0, 3);
 
@@ -95,6 +99,7 @@ pub fn sized_templates(templates: &str, sizes: &[GroupSize]) -> Result<String, S
             .ok_or_else(|| format!("a template of group {group:?} has no metadata object"))?;
         annotations.insert(MIN_COUNT.into(), json!(min.to_string()));
         annotations.insert(MAX_COUNT.into(), json!(max.to_string()));
+        annotations.insert(DESIRED_COUNT.into(), json!(min.to_string()));
     }
     serde_json::to_string_pretty(&list).map_err(|e| e.to_string())
 }
@@ -198,7 +203,7 @@ pub async fn start(
         .map_err(EnvironmentError::api(format!(
             "configuring and starting {NAMESPACE}/{DEPLOYMENT}"
         )))?;
-    wait_for(
+    let waited = wait_for(
         &deployments,
         DEPLOYMENT,
         "the Cluster Autoscaler to run with the probe's settings",
@@ -216,8 +221,28 @@ pub async fn start(
         },
         |d| format!("{:?}", d.and_then(|d| d.status.as_ref())),
     )
-    .await?;
-    Ok(())
+    .await;
+    match waited {
+        Ok(_) => Ok(()),
+        // Its own last words say why (a provider that refuses its templates exits).
+        Err(EnvironmentError::Timeout {
+            what, last_seen, ..
+        }) => {
+            let last = match log_since(client, budget).await {
+                Ok(log) => {
+                    let lines: Vec<&str> = log.lines().collect();
+                    lines[lines.len().saturating_sub(3)..].join(" | ")
+                }
+                Err(why) => why,
+            };
+            Err(EnvironmentError::Timeout {
+                what,
+                budget,
+                last_seen: format!("{last_seen}; its log ends: {last}"),
+            })
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// Turns the autoscaler off and deletes the nodes its groups still have (best effort:
@@ -363,6 +388,7 @@ mod tests {
         };
         assert_eq!(count(GPU_GROUP, MIN_COUNT), "1");
         assert_eq!(count(GPU_GROUP, MAX_COUNT), "2");
+        assert_eq!(count(GPU_GROUP, DESIRED_COUNT), "1");
         assert_eq!(count(CPU_GROUP, MIN_COUNT), "0");
         assert_eq!(count(CPU_GROUP, MAX_COUNT), "3");
         // Sized again with nothing said: the default again, whatever was there.
