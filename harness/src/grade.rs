@@ -331,15 +331,32 @@ pub async fn run_probes_selected(
         .collect();
     modules.sort_by_key(|(_, demand)| *demand);
     let environment = EnvironmentWatch::start(cluster).await;
-    let environment = &environment;
-    join_all(modules.into_iter().map(|(module, demand)| {
-        probe_with_second_attempt(cluster, module, demand, context, deadline, environment)
-    }))
+    let run = Run {
+        cluster,
+        context,
+        deadline,
+        environment: &environment,
+    };
+    let run = &run;
+    join_all(
+        modules
+            .into_iter()
+            .map(|(module, demand)| probe_with_second_attempt(run, module, demand)),
+    )
     .await
     .into_iter()
     .flatten()
     .map(|verdict| (verdict.id.clone(), verdict))
     .collect()
+}
+
+/// What every probe of one grading shares.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    cluster: &'a Cluster,
+    context: &'a ProbeContext<'a>,
+    deadline: Deadline,
+    environment: &'a EnvironmentWatch,
 }
 
 /// The least time left before the deadline for a second attempt at a probe that ended
@@ -351,17 +368,14 @@ const SECOND_ATTEMPT_MIN_TIME: Duration = Duration::from_secs(5 * 60);
 /// room: one grading then survives a passing hiccup of the cluster instead of being run
 /// again whole. Both attempts stay in the report (see [`merge_attempts`]).
 fn probe_with_second_attempt<'a>(
-    cluster: &'a Cluster,
+    run: &'a Run<'a>,
     module: &'static dyn Criterion,
     demand: CpuDemand,
-    context: &'a ProbeContext<'a>,
-    deadline: Deadline,
-    environment: &'a EnvironmentWatch,
 ) -> BoxFuture<'a, Vec<Verdict>> {
     Box::pin(async move {
-        let first =
-            probe_in_namespace(cluster, module, demand, context, deadline, environment).await;
-        let room = deadline
+        let first = probe_in_namespace(run, module, demand).await;
+        let room = run
+            .deadline
             .at
             .saturating_duration_since(tokio::time::Instant::now());
         if !first.iter().any(|v| v.outcome == Outcome::Error) || room < SECOND_ATTEMPT_MIN_TIME {
@@ -375,8 +389,7 @@ fn probe_with_second_attempt<'a>(
                 verdict.message
             );
         }
-        let second =
-            probe_in_namespace(cluster, module, demand, context, deadline, environment).await;
+        let second = probe_in_namespace(run, module, demand).await;
         merge_attempts(first, second)
     })
 }
@@ -422,13 +435,16 @@ fn merge_attempts(first: Vec<Verdict>, second: Vec<Verdict>) -> Vec<Verdict> {
 /// stopped at `deadline`. A namespace that cannot be made is an environment error for
 /// its criteria.
 fn probe_in_namespace<'a>(
-    cluster: &'a Cluster,
+    run: &'a Run<'a>,
     module: &'static dyn Criterion,
     demand: CpuDemand,
-    context: &'a ProbeContext<'a>,
-    deadline: Deadline,
-    environment: &'a EnvironmentWatch,
 ) -> BoxFuture<'a, Vec<Verdict>> {
+    let Run {
+        cluster,
+        context,
+        deadline,
+        environment,
+    } = *run;
     Box::pin(async move {
         let ids = || live_criteria(module).map(|c| c.id);
         let first = module

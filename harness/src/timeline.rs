@@ -494,18 +494,47 @@ impl Timeline {
 
     /// Events of the namespace with their reason, in order, for evidence.
     pub fn event_lines(&self) -> Vec<String> {
-        self.samples
-            .iter()
-            .filter_map(|s| match &s.what {
-                Observation::Event {
-                    object,
-                    reason,
-                    message,
-                    type_,
-                } => Some(format!("{:.1}s {type_} {object} {reason}: {message}", s.t)),
-                _ => None,
-            })
-            .collect()
+        self.events().map(|e| e.line()).collect()
+    }
+
+    /// The namespace's events, in order.
+    pub fn events(&self) -> impl Iterator<Item = RecordedEvent<'_>> {
+        self.samples.iter().filter_map(|s| match &s.what {
+            Observation::Event {
+                object,
+                reason,
+                message,
+                type_,
+            } => Some(RecordedEvent {
+                t: s.t,
+                type_,
+                object,
+                reason,
+                message,
+            }),
+            _ => None,
+        })
+    }
+}
+
+/// One Kubernetes event as the timeline recorded it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordedEvent<'t> {
+    pub t: f64,
+    pub type_: &'t str,
+    /// `Kind/name`.
+    pub object: &'t str,
+    pub reason: &'t str,
+    pub message: &'t str,
+}
+
+impl RecordedEvent<'_> {
+    /// `12.3s Warning ReplicaSet/web-5d9f FailedCreate: …`
+    pub fn line(&self) -> String {
+        format!(
+            "{:.1}s {} {} {}: {}",
+            self.t, self.type_, self.object, self.reason, self.message
+        )
     }
 }
 

@@ -417,20 +417,9 @@ fn no_replacement(
     mut lines: Vec<String>,
 ) -> Judgement {
     let refusals: Vec<String> = timeline
-        .samples
-        .iter()
-        .filter(|s| s.t >= since)
-        .filter_map(|s| match &s.what {
-            Observation::Event {
-                object,
-                reason,
-                message,
-                type_,
-            } if type_ == "Warning" && owned_by_target(&spec.target, object) => {
-                Some(format!("{} {object} {reason}: {message}", seconds(s.t)))
-            }
-            _ => None,
-        })
+        .events()
+        .filter(|e| e.t >= since && e.type_ == "Warning" && owned_by_target(&spec.target, e.object))
+        .map(|e| e.line())
         .collect();
     let quoted = if refusals.is_empty() {
         "no Warning event from its controllers".to_string()
