@@ -143,3 +143,14 @@ fn the_cpu_trigger_fixture_sizes_its_pool_and_protects_by_its_budget() {
     assert_eq!(protection.budgets[0].name, "large-training-pdb");
     assert!(plan.serving.is_none());
 }
+
+#[test]
+fn the_exercises_own_guide_sizes_the_cpu_pool_two_to_three_once_capped() {
+    // A submission that copies Task 6.1 verbatim: 4-CPU pods, "Min: 2 nodes, Max: 20".
+    let submission = crate::submission::load_fixture("submissions/blind/nina-verbatim");
+    let plan = Plan::pick(&submission).expect("a plan");
+    assert_eq!(plan.group, CPU_GROUP);
+    assert_eq!((plan.size.min, plan.size.max), (2, MAX_GROUP_NODES));
+    // Three nodes, so that one can go while the min keeps two.
+    assert_eq!(plan.beyond_existing(), 3);
+}
