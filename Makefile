@@ -65,7 +65,7 @@ kind-down: ## stop the kind path's kwok and delete the kind cluster
 e2e: tools cluster-up ## the live suite against the local cluster (one retry, as in CI)
 	@ci/steps.sh e2e
 
-e2e-scaling: tools cluster-up ## the KEDA and VPA fixture tests (nextest profile e2e-scaling; not in CI yet: see .config/nextest.toml)
+e2e-scaling: tools cluster-up ## the KEDA and VPA fixture tests, and the reference's single-criterion probes its live grade repeats (nextest profile e2e-scaling; not in CI: see .config/nextest.toml)
 	@KUBECONFIG=$$(ci/cluster kubeconfig) cargo nextest run --workspace --profile e2e-scaling
 
 N ?= 5
