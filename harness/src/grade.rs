@@ -32,8 +32,9 @@ pub struct GradeOptions {
     pub deadline: Duration,
 }
 
-/// The grading deadline when none is given. Live grading of the reference takes about
-/// 10 minutes; each probe caps what a submission's own windows may ask (the HPA's
+/// The grading deadline when none is given. Live grading of the reference took 30 to 40
+/// minutes beside the rest of the live suite on a 2-CPU machine (2013 s and 2409 s,
+/// 2026-12-01: its probes queue in the CPU ledger behind the other tests'); each probe caps what a submission's own windows may ask (the HPA's
 /// [`budget::MAX_PROBE`], the drain's [`pdb::judge::MAX_DRAIN`]) well inside this.
 ///
 /// [`budget::MAX_PROBE`]: crate::criteria::hpa_cpu::budget::MAX_PROBE
