@@ -84,43 +84,38 @@ pub struct ProtectionSeen {
 
 pub fn judge(observed: &Observed) -> Verdict {
     let o = observed;
-    let mut evidence = vec![Evidence::Values {
-        values: vec![
-            ("node group".into(), o.group.clone()),
-            (
-                "work".into(),
-                format!(
-                    "{} ({} pods, {} beyond the existing nodes)",
-                    o.workload, o.pods, o.beyond_existing
-                ),
+    let mut values: Vec<(String, String)> = vec![
+        ("node group".into(), o.group.clone()),
+        (
+            "work".into(),
+            format!(
+                "{} ({} pods, {} beyond the existing nodes)",
+                o.workload, o.pods, o.beyond_existing
             ),
-            ("nodes added".into(), describe_added(&o.added)),
-            (
-                "all pods bound".into(),
-                o.all_bound_at.map_or("no".into(), |t| format!("{t:.0}s")),
-            ),
-            (
-                "scale-up budget".into(),
-                format!("{}s", o.scale_up_budget.as_secs()),
-            ),
-            (
-                "unneeded time".into(),
-                format!("{}s", o.unneeded_time.as_secs()),
-            ),
-            (
-                format!("group back at its min ({})", o.group_min),
-                match (o.work_ended_at, o.removed_at) {
-                    (Some(end), Some(gone)) => format!("{:.0}s after the work ended", gone - end),
-                    (Some(_), None) => "no".into(),
-                    _ => "-".into(),
-                },
-            ),
-        ],
-    }];
+        ),
+        ("nodes added".into(), describe_added(&o.added)),
+        (
+            "all pods bound".into(),
+            o.all_bound_at.map_or("no".into(), |t| format!("{t:.0}s")),
+        ),
+        (
+            "scale-up budget".into(),
+            format!("{}s", o.scale_up_budget.as_secs()),
+        ),
+        (
+            "unneeded time".into(),
+            format!("{}s", o.unneeded_time.as_secs()),
+        ),
+        (
+            format!("group back at its min ({})", o.group_min),
+            match (o.work_ended_at, o.removed_at) {
+                (Some(end), Some(gone)) => format!("{:.0}s after the work ended", gone - end),
+                (Some(_), None) => "no".into(),
+                _ => "-".into(),
+            },
+        ),
+    ];
     if let Some(p) = &o.protection {
-        let Evidence::Values { values } = &mut evidence[0] else {
-            unreachable!("the first evidence is the values")
-        };
         values.push((
             "protected pod".into(),
             format!("{} ({}, {}) on {}", p.pod, p.source, p.means, p.node),
@@ -141,9 +136,6 @@ pub fn judge(observed: &Observed) -> Verdict {
         ));
     }
     if let Some((pod, node, _)) = &o.serving {
-        let Evidence::Values { values } = &mut evidence[0] else {
-            unreachable!("the first evidence is the values")
-        };
         values.push((
             "serving pod".into(),
             format!(
@@ -152,6 +144,7 @@ pub fn judge(observed: &Observed) -> Verdict {
             ),
         ));
     }
+    let mut evidence = vec![Evidence::Values { values }];
     if !o.events.is_empty() {
         evidence.push(Evidence::Events {
             lines: o.events.clone(),

@@ -26,6 +26,7 @@ use crate::criteria::{ProbeContext, Stop};
 use crate::observe::Recorder;
 use crate::submission::{Object, Submission};
 use crate::verdict::{Evidence, Outcome, Verdict};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
@@ -281,19 +282,15 @@ async fn observe_locked(
         return Ok(observed);
     }
     let removals = Removals::default();
-    if let Some((seen, deployment)) = protected {
+    if let Some(seen) = protected {
         let protection = plan.protection.as_ref().expect("placed for a protection");
         let seen = watch_protection(
             namespace, seen, protection, &observed, &removals, recorder, start,
         )
         .await;
-        let deployments: Api<DynamicObject> = Api::namespaced_with(
-            client.clone(),
-            &namespace.name,
-            &ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment")),
-        );
+        let deployments: Api<Deployment> = namespace.api();
         let _ = deployments
-            .delete(&deployment, &DeleteParams::foreground())
+            .delete(PROTECTED, &DeleteParams::foreground())
             .await;
         observed.protection_ended_at = Some(recorder.mark("protected-pod-deleted") - start);
         observed.protection = Some(seen);
@@ -363,11 +360,7 @@ async fn place_serving(
         }
         None => (pending_name().await, None, false),
     };
-    let deployments: Api<DynamicObject> = Api::namespaced_with(
-        namespace.client(),
-        &namespace.name,
-        &ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", &serving.kind)),
-    );
+    let deployments: Api<Deployment> = namespace.api();
     let _ = deployments
         .delete(&serving.name, &DeleteParams::foreground())
         .await;
@@ -381,7 +374,7 @@ const PROTECTED: &str = "autoscale-conformance-protected";
 /// One pod with the protected workload's pod-template labels and annotations (and the
 /// submission's PodDisruptionBudgets over them), pinned to `node`, requesting next to
 /// nothing: once the work ends, the node is underused and only the protection can keep
-/// it. Its Deployment's name and what the pod is, once Running.
+/// it. What the pod is, once Running (its Deployment is [`PROTECTED`]).
 async fn place_protected(
     namespace: &mut TestNamespace,
     submission: &Submission,
@@ -389,7 +382,7 @@ async fn place_protected(
     protection: &Protection<'_>,
     node: &str,
     recorder: &Recorder,
-) -> Option<(ProtectionSeen, String)> {
+) -> Option<ProtectionSeen> {
     let source = protection.source;
     let template = source
         .pod_template()
@@ -474,18 +467,15 @@ async fn place_protected(
     } else {
         (String::new(), false)
     };
-    Some((
-        ProtectionSeen {
-            pod: running,
-            node: node.to_string(),
-            source: source.describe(),
-            means,
-            expected_to_hold,
-            misplaced_annotation: protection.misplaced_annotation.clone(),
-            ..ProtectionSeen::default()
-        },
-        PROTECTED.to_string(),
-    ))
+    Some(ProtectionSeen {
+        pod: running,
+        node: node.to_string(),
+        source: source.describe(),
+        means,
+        expected_to_hold,
+        misplaced_annotation: protection.misplaced_annotation.clone(),
+        ..ProtectionSeen::default()
+    })
 }
 
 /// When each node the autoscaler added went (seconds since the work was applied).
@@ -630,15 +620,28 @@ async fn watch_protection(
 
 /// Adds tolerations of `keys` (any value, NoSchedule) to a workload's pod template.
 fn tolerate(workload: &mut Value, keys: &[&str]) {
-    if let Some(spec) = workload.pointer_mut("/spec/template/spec") {
-        let list = spec
-            .as_object_mut()
-            .map(|s| s.entry("tolerations").or_insert_with(|| json!([])));
-        if let Some(Value::Array(list)) = list {
-            for key in keys {
-                list.push(json!({"key": key, "operator": "Exists", "effect": "NoSchedule"}));
-            }
-        }
+    add_tolerations(
+        workload,
+        keys.iter()
+            .map(|key| json!({"key": key, "operator": "Exists", "effect": "NoSchedule"})),
+    );
+}
+
+/// Appends `tolerations` to a workload's pod template (its list made if it has none).
+fn add_tolerations(workload: &mut Value, tolerations: impl IntoIterator<Item = Value>) {
+    let Some(spec) = workload
+        .pointer_mut("/spec/template/spec")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let list = spec.entry("tolerations").or_insert_with(|| json!([]));
+    // `tolerations:` left empty in YAML is null.
+    if !list.is_array() {
+        *list = json!([]);
+    }
+    if let Value::Array(list) = list {
+        list.extend(tolerations);
     }
 }
 
@@ -675,16 +678,15 @@ fn work_objects(
     } else {
         value["spec"]["replicas"] = json!(pods);
     }
-    if let Some(spec) = value.pointer_mut("/spec/template/spec") {
-        let toleration = json!({"key": KWOK_PROVIDER_TAINT.0, "operator": "Equal",
-                                "value": KWOK_PROVIDER_TAINT.1, "effect": "NoSchedule"});
-        match spec.get_mut("tolerations").and_then(Value::as_array_mut) {
-            Some(list) => list.push(toleration),
-            None => spec["tolerations"] = json!([toleration]),
-        }
-        if plan.group == CPU_GROUP {
-            spec["nodeSelector"][NODE_GROUP_LABEL] = json!(CPU_GROUP);
-        }
+    add_tolerations(
+        &mut value,
+        [json!({"key": KWOK_PROVIDER_TAINT.0, "operator": "Equal",
+                "value": KWOK_PROVIDER_TAINT.1, "effect": "NoSchedule"})],
+    );
+    if plan.group == CPU_GROUP
+        && let Some(spec) = value.pointer_mut("/spec/template/spec")
+    {
+        spec["nodeSelector"][NODE_GROUP_LABEL] = json!(CPU_GROUP);
     }
     objects.push(value);
     let (group, version) = workload
