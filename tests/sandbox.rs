@@ -1,7 +1,8 @@
 //! The grader's sandbox, live: a hostile submission (`fixtures/sandbox/hostile`) tries
 //! each escape the apply path closes and is refused with its reasons, leaving nothing
 //! behind; the identity a submission is applied as cannot leave its namespace; a
-//! PriorityClass is the suite's, never the cluster's default, and removed at cleanup.
+//! PriorityClass is the suite's, never the cluster's default, and removed at cleanup;
+//! a namespace in use is never swept as a killed run's, however long its probe queues.
 //! What the sandbox lets through still meets the API server's own validation first, as a
 //! dry run of every object (`fixtures/sandbox/refused`).
 //! Offline too: the fixture's own `.shellcheckrc` cannot switch shellcheck off.
@@ -317,4 +318,72 @@ async fn live_sandbox_priority_class_is_mapped_never_the_default_and_removed_at_
         classes.get_opt(&renamed).await.unwrap().is_none(),
         "the mapped PriorityClass outlived its test"
     );
+}
+
+/// A probe may wait in the CPU ledger for longer than a namespace's lease: its owner
+/// renews it, so another test's sweep leaves it (and the applier's grant in it) alone,
+/// while a namespace whose owner stopped renewing it is swept.
+#[rstest]
+#[tokio::test]
+async fn live_sandbox_a_renewed_namespace_outlives_its_lease_and_a_lapsed_one_is_swept(
+    #[future(awt)] namespace: TestNamespace,
+) {
+    use harness::cluster::{EXPIRES_ANNOTATION, SUITE_LABEL};
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Patch, PatchParams};
+    let namespaces = Api::<Namespace>::all(namespace.client());
+    let lapsed_at = json!({"metadata": {"annotations": {
+        EXPIRES_ANNOTATION: "2026-01-01T00:00:00+00:00",
+    }}});
+    // An earlier run's namespace, killed before it could delete it: its lease lapsed.
+    let orphan = harness::cluster::unique_namespace_name("sandbox-orphan");
+    let orphan_namespace: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": orphan, "labels": {SUITE_LABEL: "true"}}
+    }))
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &orphan_namespace)
+        .await
+        .expect("creating the orphan namespace");
+    namespaces
+        .patch(&orphan, &PatchParams::default(), &Patch::Merge(&lapsed_at))
+        .await
+        .expect("lapsing the orphan's lease");
+    // This test's own namespace, its lease lapsed too, then renewed by its owner.
+    namespaces
+        .patch(
+            &namespace.name,
+            &PatchParams::default(),
+            &Patch::Merge(&lapsed_at),
+        )
+        .await
+        .expect("lapsing the test namespace's lease");
+    namespace.renew_lease().await.expect("renewing the lease");
+    // Another test starts: its namespace sweeps the lapsed ones.
+    let other = namespace
+        .cluster
+        .namespace("sandbox-sweeper")
+        .await
+        .expect("another test's namespace");
+    let orphan_now = namespaces
+        .get_opt(&orphan)
+        .await
+        .expect("reading the orphan");
+    assert!(
+        orphan_now.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "the orphan namespace {orphan}, its lease lapsed, was not swept"
+    );
+    let own = namespaces.get(&namespace.name).await.expect("reading it");
+    assert!(
+        own.metadata.deletion_timestamp.is_none(),
+        "the renewed namespace {} was swept",
+        namespace.name
+    );
+    let config_map: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "after-the-sweep"}})).unwrap();
+    Api::<ConfigMap>::namespaced(namespace.applier_client(), &namespace.name)
+        .create(&PostParams::default(), &config_map)
+        .await
+        .expect("the applier keeps its grant in the renewed namespace");
+    drop(other);
 }

@@ -221,6 +221,18 @@ impl ApplyError {
         }
     }
 
+    /// Whether the API server's authorizer refused the sandbox's own applier: its grant
+    /// covers every kind the sandbox lets through, in its namespace, so this is the
+    /// environment's fault (the namespace swept while in use, RBAC lost), never the
+    /// submission's. A submission's own 403s (quota, Pod Security, webhooks) name no user.
+    pub fn is_sandbox_failure(&self) -> bool {
+        let applier = format!(":{}\" cannot ", super::identity::applier_name());
+        matches!(self, ApplyError::Rejected { rejections } if rejections.iter().any(|r| {
+            matches!(&r.source, kube::Error::Api(status)
+                if status.code == 403 && status.message.contains(&applier))
+        }))
+    }
+
     /// The API server's own message (admission, validation, quota), for verdicts.
     pub fn api_message(&self) -> String {
         match self {

@@ -12,7 +12,7 @@
 //!   records each change (`status.observedGeneration`), unless it has stopped. (Its leader
 //!   Lease cannot tell: a single controller-manager may run without leader election.)
 
-use super::{Cluster, EXPIRES_ANNOTATION, TestNamespace};
+use super::{Cluster, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -160,11 +160,11 @@ struct Checks {
     outages: Mutex<Outages>,
 }
 
-/// A round of checks: a periodic one (renewing the canary's namespace now and then), or
-/// one that confirms the environment before a failure is blamed on the submission.
+/// A round of checks: a periodic one, or one that confirms the environment before a
+/// failure is blamed on the submission.
 #[derive(Clone, Copy, PartialEq)]
 enum Round {
-    Periodic { renew: bool },
+    Periodic,
     Confirm,
 }
 
@@ -199,24 +199,17 @@ impl Checks {
         if let Some(canary) = canary.as_mut() {
             let result = match round {
                 Round::Confirm => canary.reconciles_within(RECONCILE_WITHIN).await,
-                Round::Periodic { .. } => canary.check().await,
+                Round::Periodic => canary.check().await,
             };
             self.record("kube-controller-manager", result);
-            if round == (Round::Periodic { renew: true }) {
-                canary.renew().await;
-            }
         }
     }
 }
 
 async fn watch(checks: Arc<Checks>) {
-    for tick in 1u64.. {
+    loop {
         tokio::time::sleep(EVERY).await;
-        checks
-            .round(Round::Periodic {
-                renew: tick.is_multiple_of(20),
-            })
-            .await;
+        checks.round(Round::Periodic).await;
     }
 }
 
@@ -356,22 +349,6 @@ impl Canary {
             "did not reconcile a Deployment's spec change within {} s",
             within.as_secs()
         ))
-    }
-
-    /// Keeps the canary's namespace from being swept as expired while the run lasts.
-    async fn renew(&self) {
-        let expires = chrono::Utc::now() + chrono::Duration::minutes(30);
-        let patch =
-            json!({"metadata": {"annotations": {EXPIRES_ANNOTATION: expires.to_rfc3339()}}});
-        let api: Api<k8s_openapi::api::core::v1::Namespace> =
-            Api::all(self.namespace.cluster.client.clone());
-        let _ = api
-            .patch(
-                &self.namespace.name,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await;
     }
 }
 

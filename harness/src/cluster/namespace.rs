@@ -1,6 +1,8 @@
 //! A namespace per test, always cleaned up: a unique name, the sandbox quota that
-//! caps what a submission may create in it, and deletion with a bounded wait that
-//! reports what finalizers still hold; on drop too, also while unwinding from a panic.
+//! caps what a submission may create in it, an expiry its owner renews while it lives
+//! (so that a killed run's namespaces are swept, and a live one's never), and deletion
+//! with a bounded wait that reports what finalizers still hold; on drop too, also while
+//! unwinding from a panic.
 
 use super::apply::{self, Applied, ApplyError};
 use super::client::Cluster;
@@ -11,18 +13,23 @@ use super::{
 };
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// How long a namespace outlives its owner's last renewal before any run may sweep it.
+pub const NAMESPACE_LEASE: Duration = Duration::from_secs(15 * 60);
+/// How often the owner renews it: a probe may wait far longer than the lease in the
+/// CPU ledger (a grade's last probes start some 30 minutes in).
+const LEASE_RENEWAL: Duration = Duration::from_secs(4 * 60);
 
 impl Cluster {
     /// A fresh namespace for one test, named after it and unique; removed on drop.
     pub async fn namespace(&self, test: &str) -> Result<TestNamespace, EnvironmentError> {
         self.sweep_expired().await;
         let name = unique_namespace_name(test);
-        let expires = chrono::Utc::now() + chrono::Duration::minutes(30);
         let namespace: Namespace = serde_json::from_value(json!({
             "metadata": {
                 "name": name,
@@ -34,7 +41,7 @@ impl Cluster {
                     "pod-security.kubernetes.io/enforce": "baseline",
                     "pod-security.kubernetes.io/warn": "baseline",
                 },
-                "annotations": { EXPIRES_ANNOTATION: expires.to_rfc3339() },
+                "annotations": { EXPIRES_ANNOTATION: lease_expiry() },
             }
         }))
         .expect("static namespace object");
@@ -56,7 +63,12 @@ impl Cluster {
             cluster_scoped: Vec::new(),
             after_namespace: Vec::new(),
             cleanup_budget: Duration::from_secs(45),
+            lease: None,
         };
+        namespace.lease = Some(tokio::spawn(renew_lease_forever(
+            self.client.clone(),
+            namespace.name.clone(),
+        )));
         // From here on, a failure drops `namespace`, which deletes it.
         namespace.applier = identity::grant_applier(
             &self.client,
@@ -75,8 +87,8 @@ impl Cluster {
         Ok(namespace)
     }
 
-    /// Deletes test namespaces that outlived their expiry (a run killed by a timeout
-    /// cannot clean up after itself). Best effort: failures only log.
+    /// Deletes test namespaces whose owner stopped renewing them (a run killed by a
+    /// timeout cannot clean up after itself). Best effort: failures only log.
     async fn sweep_expired(&self) {
         let api = Api::<Namespace>::all(self.client.clone());
         let Ok(list) = api
@@ -182,9 +194,53 @@ pub struct TestNamespace {
     /// their pods must go first, or they would be left on a node that no longer exists).
     after_namespace: Vec<(ApiResource, String)>,
     pub cleanup_budget: Duration,
+    /// Renews the namespace's expiry until the namespace is deleted.
+    lease: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The expiry annotation's value for a lease renewed now.
+fn lease_expiry() -> String {
+    let lease = chrono::Duration::from_std(NAMESPACE_LEASE).unwrap_or(chrono::Duration::MAX);
+    (chrono::Utc::now() + lease).to_rfc3339()
+}
+
+/// Pushes `name`'s expiry forward every [`LEASE_RENEWAL`], until aborted. A missed
+/// renewal is retried at the next one: the lease is several renewals long.
+async fn renew_lease_forever(client: Client, name: String) {
+    loop {
+        tokio::time::sleep(LEASE_RENEWAL).await;
+        if let Err(error) = renew_lease(&client, &name).await {
+            tracing::debug!(namespace = %name, %error, "renewing the namespace's expiry");
+        }
+    }
+}
+
+async fn renew_lease(client: &Client, name: &str) -> Result<(), kube::Error> {
+    let patch = json!({"metadata": {"annotations": {EXPIRES_ANNOTATION: lease_expiry()}}});
+    Api::<Namespace>::all(client.clone())
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(drop)
 }
 
 impl TestNamespace {
+    /// Renews the namespace's expiry now (its owner does every few minutes).
+    pub async fn renew_lease(&self) -> Result<(), EnvironmentError> {
+        renew_lease(&self.cluster.client, &self.name)
+            .await
+            .map_err(EnvironmentError::api(format!(
+                "renewing the expiry of namespace {}",
+                self.name
+            )))
+    }
+
+    /// Stops renewing the expiry: the namespace is being deleted.
+    fn end_lease(&self) {
+        if let Some(lease) = &self.lease {
+            lease.abort();
+        }
+    }
+
     /// A namespace of its own for the suite's load generator beside this one: the
     /// submission's LimitRange and ResourceQuota govern the student's pods, not the
     /// suite's instrument.
@@ -243,6 +299,7 @@ impl TestNamespace {
     /// still there when the budget ran out: objects held by finalizers, as the
     /// namespace controller reports them.
     pub async fn cleanup(&self) -> Vec<String> {
+        self.end_lease();
         let mut stuck = cleanup(
             &self.cluster.client,
             &self.name,
@@ -362,6 +419,7 @@ async fn delete_and_wait(
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
+        self.end_lease();
         if std::env::var_os("AUTOSCALE_CONFORMANCE_KEEP_NAMESPACES").is_some() {
             eprintln!(
                 "keeping namespace {} (AUTOSCALE_CONFORMANCE_KEEP_NAMESPACES is set)",

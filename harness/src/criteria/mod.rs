@@ -189,6 +189,15 @@ impl Stop {
         }
     }
 
+    /// The cluster did not take the submission's objects: its failure with the API
+    /// server's reasons, unless the sandbox itself failed (the environment's error).
+    pub fn refused(submission: &Submission, error: &crate::cluster::ApplyError) -> Stop {
+        Stop {
+            outcome: refusal_outcome(error),
+            message: refusal(submission, error),
+        }
+    }
+
     /// The environment's, not the submission's.
     pub fn error(message: String) -> Stop {
         Stop {
@@ -198,11 +207,24 @@ impl Stop {
     }
 }
 
+/// A refusal's outcome: the submission's failure, or the environment's error when the
+/// sandbox itself failed.
+pub(crate) fn refusal_outcome(error: &crate::cluster::ApplyError) -> crate::verdict::Outcome {
+    if error.is_sandbox_failure() {
+        crate::verdict::Outcome::Error
+    } else {
+        crate::verdict::Outcome::Fail
+    }
+}
+
 /// Why the cluster did not take a probe's objects, in one sentence for its verdict: the
 /// API server's own message (validation, an admission webhook, quota) or the sandbox's
 /// reason, naming each object with the file and line the submission wrote it at, so that
 /// the student fixes the object the cluster refused.
 pub(crate) fn refusal(submission: &Submission, error: &crate::cluster::ApplyError) -> String {
+    if error.is_sandbox_failure() {
+        return format!("the grader's sandbox lost its grant: {error}");
+    }
     use crate::cluster::ApplyError;
     // "Kind name" as the apply names it; the submission's object of that kind and name.
     let located = |object: &str| {
@@ -351,6 +373,49 @@ mod tests {
             refusal(&submission, &refused),
             "the grader's sandbox refused Service other (manifests/api.yaml:1:1): type LoadBalancer is not allowed"
         );
+    }
+
+    #[test]
+    fn the_sandbox_losing_its_grant_is_an_error_and_the_submissions_own_403s_fail() {
+        use crate::cluster::{ApplyError, Rejection};
+        use crate::verdict::Outcome;
+        let submission = crate::checks::test_support::submission_of(
+            "manifests/quota.yaml",
+            "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: q\n",
+        );
+        let forbidden = |message: &str| ApplyError::Rejected {
+            rejections: vec![Rejection {
+                object: "ResourceQuota q".into(),
+                source: kube::Error::Api(Box::new(
+                    serde_json::from_value(serde_json::json!({
+                        "code": 403, "reason": "Forbidden", "message": message,
+                    }))
+                    .unwrap(),
+                )),
+            }],
+        };
+        // The namespace was swept while its probe waited: RBAC went with it.
+        let revoked = forbidden(
+            "resourcequotas \"q\" is forbidden: User \"system:serviceaccount:ac-t-1:autoscale-conformance-sandbox-applier\" cannot patch resource \"resourcequotas\" in API group \"\" in the namespace \"ac-t-1\"",
+        );
+        assert_eq!(refusal_outcome(&revoked), Outcome::Error);
+        let stop = Stop::refused(&submission, &revoked);
+        assert_eq!(stop.outcome, Outcome::Error);
+        assert!(
+            stop.message
+                .starts_with("the grader's sandbox lost its grant: ")
+        );
+        for own in [
+            "pods \"p\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1",
+            "pods \"p\" is forbidden: violates PodSecurity \"baseline:latest\": privileged",
+            "admission webhook \"vpod.kb.io\" denied the request: no",
+        ] {
+            let error = forbidden(own);
+            assert_eq!(refusal_outcome(&error), Outcome::Fail, "{own}");
+            assert!(refusal(&submission, &error).starts_with(
+                "the API server refused ResourceQuota q (manifests/quota.yaml:1:1): "
+            ));
+        }
     }
 
     #[test]

@@ -176,7 +176,7 @@ async fn observe_locked(
     let applied = namespace
         .apply(&submission.as_kubectl_sends(&objects))
         .await
-        .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
+        .map_err(|e| Stop::refused(submission, &e))?;
     let start = recorder.mark("work-applied");
     let mut observed = Observed {
         group: plan.group.to_string(),

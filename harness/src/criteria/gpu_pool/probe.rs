@@ -126,7 +126,7 @@ async fn observe_locked(
             recorder.mark(&format!("refused: {e}"));
             return Err(Verdict::new(
                 ID,
-                Outcome::Fail,
+                crate::criteria::refusal_outcome(&e),
                 crate::criteria::refusal(submission, &e),
                 Vec::new(),
             ));

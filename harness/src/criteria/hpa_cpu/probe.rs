@@ -149,7 +149,7 @@ async fn drive(
     let applied = namespace
         .apply(&submission.as_kubectl_sends(&hpa.objects))
         .await
-        .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
+        .map_err(|e| Stop::refused(submission, &e))?;
     notes.extend(applied.notes.iter().cloned());
     settle_baseline(namespace, hpa, recorder).await?;
     recorder.mark("baseline");

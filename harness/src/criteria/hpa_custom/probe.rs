@@ -455,7 +455,7 @@ async fn drive(
     let applied = namespace
         .apply(&submission.as_kubectl_sends(&subject.objects))
         .await
-        .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
+        .map_err(|e| Stop::refused(submission, &e))?;
     notes.extend(applied.notes.iter().cloned());
     let adapter = Adapter::new(client.clone());
     *original_config = Some(

@@ -354,7 +354,7 @@ async fn drive(
     let applied = namespace
         .apply(&submission.as_kubectl_sends(&objects))
         .await
-        .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
+        .map_err(|e| Stop::refused(submission, &e))?;
     notes.extend(applied.notes.iter().cloned());
     recorder.mark("applied");
     let deployments: Api<Deployment> = namespace.api();

@@ -348,7 +348,7 @@ async fn drive(
     let applied = namespace
         .apply(&submission.as_kubectl_sends(&plan.objects()))
         .await
-        .map_err(|e| Stop::fail(crate::criteria::refusal(submission, &e)))?;
+        .map_err(|e| Stop::refused(submission, &e))?;
     notes.extend(applied.notes.iter().cloned());
     settle(namespace, plan, notes).await?;
     recorder.mark("settled");

@@ -108,7 +108,7 @@ async fn probe(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Ver
         Err(e) => {
             return Verdict::new(
                 ID,
-                Outcome::Fail,
+                crate::criteria::refusal_outcome(&e),
                 crate::criteria::refusal(submission, &e),
                 vec![Evidence::Note {
                     text: notes.join("\n"),

@@ -417,6 +417,12 @@ async fn apply_pinned(
         .await
     {
         Ok(applied) => notes.extend(applied.notes),
+        Err(e) if e.is_sandbox_failure() => {
+            return Err(Stop::Environment(crate::criteria::refusal(
+                protected.submission,
+                &e,
+            )));
+        }
         Err(e) => {
             return Err(Stop::Refused(crate::criteria::refusal(
                 protected.submission,

@@ -124,7 +124,7 @@ async fn admission(
         recorder.mark(&format!("refused: LimitRange/ResourceQuota: {e}"));
         return Verdict::new(
             ID,
-            Outcome::Fail,
+            crate::criteria::refusal_outcome(&e),
             crate::criteria::refusal(submission, &e),
             Vec::new(),
         );
