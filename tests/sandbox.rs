@@ -385,5 +385,14 @@ async fn live_sandbox_a_renewed_namespace_outlives_its_lease_and_a_lapsed_one_is
         .create(&PostParams::default(), &config_map)
         .await
         .expect("the applier keeps its grant in the renewed namespace");
-    drop(other);
+    assert_eq!(namespace.deleted_under_its_owner().await, None);
+    // Deleted by someone else, its probe's verdict is the environment's error.
+    namespaces
+        .delete(&other.name, &Default::default())
+        .await
+        .expect("deleting the other test's namespace under it");
+    assert!(
+        other.deleted_under_its_owner().await.is_some(),
+        "a namespace deleted under its owner went unnoticed"
+    );
 }

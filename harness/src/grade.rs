@@ -497,7 +497,16 @@ fn probe_in_namespace<'a>(
         {
             environment.confirm().await;
         }
-        blame_the_environment(&mut verdicts, &environment.outages_since(started));
+        let mut outages = environment.outages_since(started);
+        if let Some(deleted) = namespace.deleted_under_its_owner().await {
+            outages.push(Outage {
+                what: format!("the probe's namespace {}", namespace.name),
+                detail: format!("deleted while the probe ran: {deleted}"),
+                from: tokio::time::Instant::now(),
+                to: None,
+            });
+        }
+        blame_the_environment(&mut verdicts, &outages);
         let verdicts = finish(namespace, verdicts).await;
         if let Some(reservation) = reservation {
             reservation.release().await;

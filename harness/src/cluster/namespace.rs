@@ -234,6 +234,23 @@ impl TestNamespace {
             )))
     }
 
+    /// When the namespace began to be deleted, if it did before its owner deleted it (a
+    /// sweep that took it for a killed run's, a person): everything in it went, so a
+    /// probe's verdict in it judged nothing of the submission.
+    pub async fn deleted_under_its_owner(&self) -> Option<String> {
+        let namespace = Api::<Namespace>::all(self.cluster.client.clone())
+            .get_opt(&self.name)
+            .await
+            .ok()?;
+        match namespace {
+            None => Some("already gone".into()),
+            Some(namespace) => namespace
+                .metadata
+                .deletion_timestamp
+                .map(|at| format!("deletion started at {}", at.0)),
+        }
+    }
+
     /// Stops renewing the expiry: the namespace is being deleted.
     fn end_lease(&self) {
         if let Some(lease) = &self.lease {
