@@ -210,7 +210,7 @@ impl Drop for MetricsServerReplicas {
 
 /// metrics-server scaled to zero while the metrics-server probe waits for a fresh pod's
 /// metrics: the metrics API's APIService goes unavailable, and the probe's failure to
-/// see metrics is the environment's.
+/// see metrics is the environment's; not probed again while it lasts.
 #[tokio::test]
 async fn live_fault_metrics_api_gone_mid_probe_is_an_error_not_a_fail() {
     let cluster = cluster().await;
@@ -231,6 +231,15 @@ async fn live_fault_metrics_api_gone_mid_probe_is_an_error_not_a_fail() {
     })
     .await;
     assert_not_blamed_on_the_submission(&item, &["metrics.k8s.io", "metrics-server"]);
+    // The metrics API stays gone until the test ends: the grade does not probe again
+    // into an outage that lasts, it says so.
+    if item.outcome == Outcome::Error {
+        let notes = harness::report::evidence_lines(&item.evidence).join("\n");
+        assert!(
+            notes.contains("not probed again: the environment was still down"),
+            "probed again into a lasting outage, or did not say why not:\n{notes}"
+        );
+    }
 }
 
 /// kube-controller-manager stopped (SIGSTOP) before the GPU pool's probe applies its

@@ -33,8 +33,9 @@ pub struct GradeOptions {
 }
 
 /// The grading deadline when none is given. Live grading of the reference took 30 to 40
-/// minutes beside the rest of the live suite on a 2-CPU machine (2013 s and 2409 s,
-/// 2026-12-01: its probes queue in the CPU ledger behind the other tests'); each probe caps what a submission's own windows may ask (the HPA's
+/// minutes beside the rest of the live suite on a 2-CPU machine (2013 s, 2239 s and
+/// 2409 s, 2026-12-01: its probes queue in the CPU ledger behind the other tests', and
+/// the largest run alone); each probe caps what a submission's own windows may ask (the HPA's
 /// [`budget::MAX_PROBE`], the drain's [`pdb::judge::MAX_DRAIN`]) well inside this.
 ///
 /// [`budget::MAX_PROBE`]: crate::criteria::hpa_cpu::budget::MAX_PROBE
@@ -364,6 +365,10 @@ struct Run<'a> {
 /// in "error": less, and the attempt would only be cut off (the first error stands).
 const SECOND_ATTEMPT_MIN_TIME: Duration = Duration::from_secs(5 * 60);
 
+/// How long a second attempt waits for an outage that outlasted the first to end: one
+/// that lasts longer is not passing, and the first error stands, naming it.
+const WHOLE_AGAIN_WITHIN: Duration = Duration::from_secs(120);
+
 /// [`probe_in_namespace`], run once more in a fresh namespace when one of its verdicts
 /// is an "error" (the environment failed it, not the submission) and the deadline leaves
 /// room: one grading then survives a passing hiccup of the cluster instead of being run
@@ -374,14 +379,33 @@ fn probe_with_second_attempt<'a>(
     demand: CpuDemand,
 ) -> BoxFuture<'a, Vec<Verdict>> {
     Box::pin(async move {
-        let first = probe_in_namespace(run, module, demand).await;
-        let room = run
-            .deadline
-            .at
-            .saturating_duration_since(tokio::time::Instant::now());
-        if !first.iter().any(|v| v.outcome == Outcome::Error) || room < SECOND_ATTEMPT_MIN_TIME {
+        let mut first = probe_in_namespace(run, module, demand).await;
+        let room = || {
+            run.deadline
+                .at
+                .saturating_duration_since(tokio::time::Instant::now())
+        };
+        if !first.iter().any(|v| v.outcome == Outcome::Error) || room() < SECOND_ATTEMPT_MIN_TIME {
             return first;
         }
+        let wait = WHOLE_AGAIN_WITHIN.min(room().saturating_sub(SECOND_ATTEMPT_MIN_TIME));
+        if let Err(down) = run.environment.whole_again(wait).await {
+            let down = down
+                .iter()
+                .map(Outage::describe)
+                .collect::<Vec<_>>()
+                .join("; ");
+            for verdict in first.iter_mut().filter(|v| v.outcome == Outcome::Error) {
+                verdict.evidence.push(Evidence::Note {
+                    text: format!(
+                        "not probed again: the environment was still down {} s later: {down}",
+                        wait.as_secs()
+                    ),
+                });
+            }
+            return first;
+        }
+        let room = room();
         for verdict in first.iter().filter(|v| v.outcome == Outcome::Error) {
             eprintln!(
                 "{}: error on the first attempt, probing again ({} s left): {}",

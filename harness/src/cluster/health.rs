@@ -96,6 +96,11 @@ impl Outages {
         }
     }
 
+    /// The outages that have not ended.
+    fn open(&self) -> Vec<Outage> {
+        self.open.values().cloned().collect()
+    }
+
     fn since(&self, since: Instant) -> Vec<Outage> {
         self.closed
             .iter()
@@ -133,6 +138,28 @@ impl EnvironmentWatch {
             .lock()
             .map(|o| o.since(since))
             .unwrap_or_default()
+    }
+
+    /// Waits (at most `within`) until nothing watched is down, as the watch sees it every
+    /// few seconds: a probe tried again while its outage lasts would only err again.
+    /// What is still down when `within` runs out is the error.
+    pub async fn whole_again(&self, within: Duration) -> Result<(), Vec<Outage>> {
+        let until = Instant::now() + within;
+        loop {
+            let down = self
+                .checks
+                .outages
+                .lock()
+                .map(|o| o.open())
+                .unwrap_or_default();
+            if down.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(down);
+            }
+            tokio::time::sleep(EVERY).await;
+        }
     }
 
     /// Checks everything once more, now, giving kube-controller-manager up to
@@ -396,8 +423,10 @@ mod tests {
                 .describe()
                 .ends_with(", still down")
         );
+        assert_eq!(outages.open().len(), 1, "still down");
         tokio::time::advance(Duration::from_secs(4)).await;
         outages.up("APIService v1beta1.metrics.k8s.io");
+        assert!(outages.open().is_empty(), "ended");
         let closed = outages.since(before);
         assert_eq!(closed.len(), 1);
         assert!(
