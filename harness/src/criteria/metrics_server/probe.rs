@@ -25,6 +25,9 @@ use std::time::Duration;
 
 /// How often the metrics API is asked (it cannot be watched).
 const ASK_EVERY: Duration = Duration::from_secs(2);
+/// How long one question may take: with metrics-server gone, the aggregator's proxy can
+/// hold a request for minutes (one took some 330 s), far past the probe's own bound.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// Runs the probe with a fresh pod of the submission's workload ([`fresh_pod`]).
 pub async fn run(namespace: &mut TestNamespace, context: &ProbeContext<'_>) -> Vec<Verdict> {
@@ -138,7 +141,11 @@ async fn observe(
     let api: Api<DynamicObject> =
         Api::namespaced_with(namespace.client(), &namespace.name, &pod_metrics);
     let found = poll_until(POD_METRICS_WITHIN, ASK_EVERY, || async {
-        api.get_opt(&name).await.ok().flatten()
+        tokio::time::timeout(ANSWER_WITHIN, api.get_opt(&name))
+            .await
+            .ok()?
+            .ok()
+            .flatten()
     })
     .await;
     match found {
