@@ -390,11 +390,7 @@ fn probe_with_second_attempt<'a>(
         }
         let wait = WHOLE_AGAIN_WITHIN.min(room().saturating_sub(SECOND_ATTEMPT_MIN_TIME));
         if let Err(down) = run.environment.whole_again(wait).await {
-            let down = down
-                .iter()
-                .map(Outage::describe)
-                .collect::<Vec<_>>()
-                .join("; ");
+            let down = describe_outages(&down);
             for verdict in first.iter_mut().filter(|v| v.outcome == Outcome::Error) {
                 verdict.evidence.push(Evidence::Note {
                     text: format!(
@@ -539,6 +535,15 @@ fn probe_in_namespace<'a>(
     })
 }
 
+/// "the API server (did not answer within 5 s) for 12 s; …", for verdicts.
+fn describe_outages(outages: &[Outage]) -> String {
+    outages
+        .iter()
+        .map(Outage::describe)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A probe that failed while the environment was down (an outage that overlapped its run)
 /// has not judged the submission: its "fail" becomes an "error" naming the outage. A pass
 /// stands: what it needed worked.
@@ -546,11 +551,7 @@ fn blame_the_environment(verdicts: &mut [Verdict], outages: &[Outage]) {
     if outages.is_empty() {
         return;
     }
-    let down = outages
-        .iter()
-        .map(Outage::describe)
-        .collect::<Vec<_>>()
-        .join("; ");
+    let down = describe_outages(outages);
     // A probe's own error names what it saw; the outage may be why.
     for verdict in verdicts.iter_mut().filter(|v| v.outcome == Outcome::Error) {
         verdict.evidence.push(Evidence::Note {
