@@ -224,8 +224,7 @@ async fn live_sandbox_applier_cannot_create_cluster_scoped_objects_or_leave_its_
     #[future(awt)] namespace: TestNamespace,
 ) {
     let applier = namespace.applier_client();
-    let config_map: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "sandbox-probe"}})).unwrap();
+    let config_map = config_map("sandbox-probe");
     // Granted: its own namespace.
     Api::<ConfigMap>::namespaced(applier.clone(), &namespace.name)
         .create(&PostParams::default(), &config_map)
@@ -255,6 +254,10 @@ async fn live_sandbox_applier_cannot_create_cluster_scoped_objects_or_leave_its_
         .create(&PostParams::default(), &binding)
         .await;
     assert_forbidden(escalation.map(|_| ()), "a ClusterRoleBinding");
+}
+
+fn config_map(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
 }
 
 fn assert_forbidden(result: Result<(), kube::Error>, what: &str) {
@@ -332,23 +335,20 @@ async fn live_sandbox_a_renewed_namespace_outlives_its_lease_and_a_lapsed_one_is
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Patch, PatchParams};
     let namespaces = Api::<Namespace>::all(namespace.client());
-    let lapsed_at = json!({"metadata": {"annotations": {
-        EXPIRES_ANNOTATION: "2026-01-01T00:00:00+00:00",
-    }}});
+    let lapsed = "2026-01-01T00:00:00+00:00";
+    let lapsed_at = json!({"metadata": {"annotations": {EXPIRES_ANNOTATION: lapsed}}});
     // An earlier run's namespace, killed before it could delete it: its lease lapsed.
     let orphan = harness::cluster::unique_namespace_name("sandbox-orphan");
-    let orphan_namespace: Namespace = serde_json::from_value(json!({
-        "metadata": {"name": orphan, "labels": {SUITE_LABEL: "true"}}
-    }))
+    let orphan_namespace: Namespace = serde_json::from_value(json!({"metadata": {
+        "name": orphan,
+        "labels": {SUITE_LABEL: "true"},
+        "annotations": {EXPIRES_ANNOTATION: lapsed},
+    }}))
     .unwrap();
     namespaces
         .create(&PostParams::default(), &orphan_namespace)
         .await
         .expect("creating the orphan namespace");
-    namespaces
-        .patch(&orphan, &PatchParams::default(), &Patch::Merge(&lapsed_at))
-        .await
-        .expect("lapsing the orphan's lease");
     // This test's own namespace, its lease lapsed too, then renewed by its owner.
     namespaces
         .patch(
@@ -379,10 +379,8 @@ async fn live_sandbox_a_renewed_namespace_outlives_its_lease_and_a_lapsed_one_is
         "the renewed namespace {} was swept",
         namespace.name
     );
-    let config_map: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "after-the-sweep"}})).unwrap();
     Api::<ConfigMap>::namespaced(namespace.applier_client(), &namespace.name)
-        .create(&PostParams::default(), &config_map)
+        .create(&PostParams::default(), &config_map("after-the-sweep"))
         .await
         .expect("the applier keeps its grant in the renewed namespace");
     assert_eq!(namespace.deleted_under_its_owner().await, None);

@@ -126,6 +126,7 @@ impl EnvironmentWatch {
             canary: tokio::sync::Mutex::new(Canary::create(cluster).await),
             cluster: cluster.clone(),
             outages: Mutex::new(Outages::default()),
+            open: tokio::sync::watch::Sender::new(0),
         });
         let task = tokio::spawn(watch(checks.clone()));
         EnvironmentWatch { checks, task }
@@ -140,26 +141,20 @@ impl EnvironmentWatch {
             .unwrap_or_default()
     }
 
-    /// Waits (at most `within`) until nothing watched is down, as the watch sees it every
-    /// few seconds: a probe tried again while its outage lasts would only err again.
-    /// What is still down when `within` runs out is the error.
+    /// Waits (at most `within`) until the watch sees nothing down: a probe tried again
+    /// while its outage lasts would only err again. What is still down when `within`
+    /// runs out is the error.
     pub async fn whole_again(&self, within: Duration) -> Result<(), Vec<Outage>> {
-        let until = Instant::now() + within;
-        loop {
-            let down = self
-                .checks
-                .outages
-                .lock()
-                .map(|o| o.open())
-                .unwrap_or_default();
-            if down.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= until {
-                return Err(down);
-            }
-            tokio::time::sleep(EVERY).await;
+        let mut open = self.checks.open.subscribe();
+        if let Ok(Ok(_)) = tokio::time::timeout(within, open.wait_for(|n| *n == 0)).await {
+            return Ok(());
         }
+        Err(self
+            .checks
+            .outages
+            .lock()
+            .map(|o| o.open())
+            .unwrap_or_default())
     }
 
     /// Checks everything once more, now, giving kube-controller-manager up to
@@ -185,11 +180,13 @@ struct Checks {
     apis: Vec<String>,
     canary: tokio::sync::Mutex<Option<Canary>>,
     outages: Mutex<Outages>,
+    /// How many outages are open, sent on every check: what [`EnvironmentWatch::whole_again`] waits on.
+    open: tokio::sync::watch::Sender<usize>,
 }
 
 /// A round of checks: a periodic one, or one that confirms the environment before a
 /// failure is blamed on the submission.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Round {
     Periodic,
     Confirm,
@@ -202,6 +199,7 @@ impl Checks {
                 Ok(()) => outages.up(what),
                 Err(detail) => outages.down(what, detail),
             }
+            self.open.send_replace(outages.open.len());
         }
     }
 

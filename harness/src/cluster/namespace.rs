@@ -58,17 +58,16 @@ impl Cluster {
         let mut namespace = TestNamespace {
             cluster: self.clone(),
             applier: self.client.clone(),
-            name,
             serves: None,
             cluster_scoped: Vec::new(),
             after_namespace: Vec::new(),
             cleanup_budget: Duration::from_secs(45),
-            lease: None,
+            lease: Some(tokio::spawn(renew_lease_forever(
+                self.client.clone(),
+                name.clone(),
+            ))),
+            name,
         };
-        namespace.lease = Some(tokio::spawn(renew_lease_forever(
-            self.client.clone(),
-            namespace.name.clone(),
-        )));
         // From here on, a failure drops `namespace`, which deletes it.
         namespace.applier = identity::grant_applier(
             &self.client,

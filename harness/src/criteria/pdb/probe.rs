@@ -417,17 +417,12 @@ async fn apply_pinned(
         .await
     {
         Ok(applied) => notes.extend(applied.notes),
-        Err(e) if e.is_sandbox_failure() => {
-            return Err(Stop::Environment(crate::criteria::refusal(
-                protected.submission,
-                &e,
-            )));
-        }
         Err(e) => {
-            return Err(Stop::Refused(crate::criteria::refusal(
-                protected.submission,
-                &e,
-            )));
+            let refusal = crate::criteria::refusal(protected.submission, &e);
+            return Err(match crate::criteria::refusal_outcome(&e) {
+                Outcome::Error => Stop::Environment(refusal),
+                _ => Stop::Refused(refusal),
+            });
         }
     }
     Ok(termination_grace)
